@@ -1,0 +1,55 @@
+// Command raftlite is a replicated SQLite database: SQL statements become Raft
+// log entries that every node applies to its own SQLite file, served through
+// an HTTP API compatible with rqlite's.
+//
+// Usage:
+//
+//	raftlite serve [flags] [data-dir]   run a node
+//	raftlite version                    print the version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "v0.1.0"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a subcommand and returns the process exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "raftlite %s\n", version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "raftlite: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `raftlite: replicated SQLite over Raft, with an rqlite-compatible HTTP API.
+
+Usage:
+  raftlite serve [flags] [data-dir]   run a node (default data-dir ./raftlite-data)
+  raftlite version                    print the version
+
+Run "raftlite serve -h" for the node's flags.
+`)
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/raftlite/raftlite/cluster"
+	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/sqlapi"
+)
+
+// serveFlags are the node's command-line settings. Names follow rqlited's
+// where the concept is the same, so operators feel at home.
+type serveFlags struct {
+	nodeID          string
+	httpAddr        string
+	httpAdvAddr     string
+	raftAddr        string
+	raftAdvAddr     string
+	join            string
+	bootstrapExpect int
+	authFile        string
+	logLevel        string
+	dataDir         string
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
+	f := &serveFlags{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.nodeID, "node-id", "", "unique node ID (default: the Raft advertised address)")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:4001", "HTTP API bind address")
+	fs.StringVar(&f.httpAdvAddr, "http-adv-addr", "", "HTTP API address other nodes and clients use (default: -http-addr)")
+	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:4002", "Raft bind address")
+	fs.StringVar(&f.raftAdvAddr, "raft-adv-addr", "", "Raft address other nodes use (default: -raft-addr)")
+	fs.StringVar(&f.join, "join", "", "comma-separated Raft addresses of cluster members to join or bootstrap with")
+	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "number of nodes to wait for before bootstrapping a new cluster (with -join)")
+	fs.StringVar(&f.authFile, "auth", "", "path to an rqlite-format JSON credentials file (enables HTTP basic auth)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch fs.NArg() {
+	case 0:
+		f.dataDir = "raftlite-data"
+	case 1:
+		f.dataDir = fs.Arg(0)
+	default:
+		return nil, fmt.Errorf("expected at most one data directory, got %q", fs.Args())
+	}
+	if f.httpAdvAddr == "" {
+		f.httpAdvAddr = f.httpAddr
+	}
+	if f.raftAdvAddr == "" {
+		f.raftAdvAddr = f.raftAddr
+	}
+	if f.nodeID == "" {
+		f.nodeID = f.raftAdvAddr
+	}
+	if f.bootstrapExpect < 0 {
+		return nil, fmt.Errorf("-bootstrap-expect must not be negative")
+	}
+	if f.bootstrapExpect > 0 && f.join == "" {
+		return nil, fmt.Errorf("-bootstrap-expect needs -join with the addresses of the other nodes")
+	}
+	return f, nil
+}
+
+func (f *serveFlags) joinAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(f.join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// apiURL turns a host:port into the URL other nodes use to reach this node's
+// HTTP API.
+func apiURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	return "http://" + addr
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid -log-level %q", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// serve runs one node until SIGINT or SIGTERM.
+func serve(args []string, stderr io.Writer) int {
+	f, err := parseServeFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "raftlite serve: %v\n", err)
+		return 2
+	}
+	logger, err := newLogger(f.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "raftlite serve: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runNode(ctx, f, logger); err != nil {
+		logger.Error("node failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
+	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	// Bind the HTTP listener before anything else so a port clash fails fast,
+	// before Raft state is created.
+	httpLn, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP address: %w", err)
+	}
+	defer httpLn.Close()
+
+	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeID = f.nodeID
+	ccfg.RaftAddr = f.raftAddr
+	ccfg.RaftAdvAddr = f.raftAdvAddr
+	ccfg.APIAdvAddr = apiURL(f.httpAdvAddr)
+	ccfg.Dir = f.dataDir
+	ccfg.Join = f.joinAddrs()
+	ccfg.BootstrapExpect = f.bootstrapExpect
+	node, err := cluster.Open(ccfg, db, logger)
+	if err != nil {
+		return fmt.Errorf("start cluster node: %w", err)
+	}
+	defer node.Close()
+
+	acfg := sqlapi.Config{
+		Addr:    httpLn.Addr().String(),
+		AdvAddr: apiURL(f.httpAdvAddr),
+		Version: version,
+		Logger:  logger,
+	}
+	if f.authFile != "" {
+		auth, err := sqlapi.LoadAuthFile(f.authFile)
+		if err != nil {
+			return err
+		}
+		acfg.Auth = auth
+	}
+	api := sqlapi.New(acfg, storeAdapter{node})
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(httpLn) }()
+	logger.Info("raftlite node started", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-serveErr:
+		return fmt.Errorf("HTTP server: %w", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("HTTP shutdown", "err", err)
+	}
+	return nil
+}
