@@ -1,0 +1,297 @@
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/raft"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// entry is the log entry being applied, as the apply path sees it. The
+// proposing leader chose Timestamp and Seed, so that behaviour that depends
+// on time or randomness can be made identical on every replica.
+type entry struct {
+	Index     uint64
+	Timestamp int64 // Unix nanoseconds
+	Seed      uint64
+}
+
+// nodeOp is a change to the in-memory copy of _raftlite_nodes, made once the
+// batch that wrote it has committed.
+type nodeOp struct {
+	remove bool
+	meta   NodeMeta
+}
+
+// batch is the state of one ApplyBatch call.
+type batch struct {
+	logs  []*raft.Log
+	from  uint64 // entries at or below this index were applied before
+	last  uint64 // the index the batch brings the database to
+	resps []any
+	// settled holds the responses of entries whose own statements ended
+	// the batch transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)). Such
+	// an entry has no effect; the batch is rerun without it.
+	settled map[int]*Response
+	nodeOps []nodeOp
+}
+
+// Apply applies one log entry; see ApplyBatch.
+func (f *FSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one SQLite transaction, so a batch
+// costs one commit however many entries it holds. Each entry runs inside a
+// savepoint, and each statement of a multi-statement request without
+// Transaction inside its own, so that a failing statement undoes exactly its
+// own changes.
+//
+// The response for an entry is:
+//   - *Response for an execute command (Index is the entry's index), and
+//     for a node command;
+//   - nil for a configuration entry;
+//   - an error for an entry that does not decode (every replica fails it
+//     the same way, so the batch goes on), or for every entry when the
+//     batch could not be committed.
+//
+// The applied index is stored in the same transaction, and entries at or
+// below it are skipped (answered with a Response without results), so a
+// restart or a replay never applies an entry twice.
+//
+// If the batch cannot be committed (disk full, I/O error), the transaction
+// is rolled back, leaving the database at the previous batch, and the FSM
+// halts (see Err): Raft considers these entries applied, so carrying on
+// with later entries would lose them.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	resps := make([]any, len(logs))
+	if len(logs) == 0 {
+		return resps
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fail := func(err error) []any {
+		for i := range resps {
+			resps[i] = err
+		}
+		return resps
+	}
+	if f.closed {
+		return fail(ErrClosed)
+	}
+	if err := f.Err(); err != nil {
+		return fail(fmt.Errorf("fsm halted: %w", err))
+	}
+
+	b := &batch{logs: logs, from: f.applied.Load(), resps: resps, settled: map[int]*Response{}}
+	b.last = b.from
+	for i, l := range logs {
+		if l.Index > b.from {
+			b.last = max(b.last, l.Index)
+		} else if l.Type == raft.LogCommand {
+			resps[i] = &Response{Index: l.Index}
+		}
+	}
+	if b.last == b.from {
+		return resps
+	}
+
+	for {
+		lost, err := f.runBatch(b)
+		if err != nil {
+			err = fmt.Errorf("apply entries %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+			f.halt(err)
+			return fail(err)
+		}
+		if lost < 0 {
+			break
+		}
+	}
+	f.setApplied(b.last)
+	f.applyNodeOps(b.nodeOps)
+	return resps
+}
+
+// runBatch runs the batch in one transaction. It returns the position of an
+// entry that ended the transaction itself, after settling its response, or
+// -1 once the batch has committed. An error means the transaction was rolled
+// back and nothing of the batch is applied.
+func (f *FSM) runBatch(b *batch) (lost int, err error) {
+	ctx := context.Background()
+	w := f.w
+	b.nodeOps = b.nodeOps[:0]
+	if _, err := w.begin.ExecContext(ctx); err != nil {
+		return -1, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil || lost >= 0 {
+			f.rollbackQuietly(ctx)
+		}
+	}()
+
+	for i, l := range b.logs {
+		if l.Index <= b.from {
+			continue
+		}
+		if r, ok := b.settled[i]; ok {
+			b.resps[i] = r
+			continue
+		}
+		if l.Type != raft.LogCommand {
+			b.resps[i] = nil
+			continue
+		}
+		cmd, err := DecodeCommand(l.Data)
+		if err != nil {
+			f.logger.Warn("skipping undecodable log entry", "index", l.Index, "error", err)
+			b.resps[i] = fmt.Errorf("apply entry %d: %w", l.Index, err)
+			continue
+		}
+		switch cmd.Type {
+		case CmdExecute:
+			resp, ended, err := f.execute(ctx, entry{Index: l.Index, Timestamp: cmd.Timestamp, Seed: cmd.Seed}, cmd.Request)
+			if err != nil {
+				return -1, fmt.Errorf("entry %d: %w", l.Index, err)
+			}
+			if ended {
+				b.settled[i] = resp
+				return i, nil
+			}
+			b.resps[i] = resp
+		case CmdSetNode:
+			if _, err := w.setNode.ExecContext(ctx, cmd.Node.ID, cmd.Node.APIAddr); err != nil {
+				return -1, fmt.Errorf("entry %d: set node %q: %w", l.Index, cmd.Node.ID, err)
+			}
+			b.nodeOps = append(b.nodeOps, nodeOp{meta: *cmd.Node})
+			b.resps[i] = &Response{Index: l.Index}
+		case CmdRemoveNode:
+			if _, err := w.removeNode.ExecContext(ctx, cmd.Node.ID); err != nil {
+				return -1, fmt.Errorf("entry %d: remove node %q: %w", l.Index, cmd.Node.ID, err)
+			}
+			b.nodeOps = append(b.nodeOps, nodeOp{remove: true, meta: *cmd.Node})
+			b.resps[i] = &Response{Index: l.Index}
+		}
+	}
+	if _, err := w.setApplied.ExecContext(ctx, int64(b.last)); err != nil {
+		return -1, fmt.Errorf("store applied index: %w", err)
+	}
+	if _, err := w.commit.ExecContext(ctx); err != nil {
+		return -1, fmt.Errorf("commit: %w", err)
+	}
+	return -1, nil
+}
+
+// execute runs an execute command's statements inside the batch
+// transaction. ended reports that a statement ended the whole transaction
+// (its conflict resolution was ROLLBACK): resp then lists the results up to
+// that statement, and the caller reruns the batch without the entry, which
+// so has no effect, on every replica alike, however the batches were cut.
+// An error is an environmental failure that must halt the batch.
+func (f *FSM) execute(ctx context.Context, e entry, req *Request) (resp *Response, ended bool, err error) {
+	w := f.w
+	resp = &Response{Index: e.Index}
+	// Client sessions (exactly-once writes keyed by req.ClientID and
+	// req.Seq) belong here: look the client up in _raftlite_sessions
+	// inside this transaction and answer a retry from the stored response;
+	// after the statements, store the new response before the entry's
+	// savepoint is released. The entry's Timestamp drives session expiry.
+	if _, err := w.saveEntry.ExecContext(ctx); err != nil {
+		return nil, false, fmt.Errorf("savepoint: %w", err)
+	}
+	// last_insert_rowid() is connection state; zero it so that results
+	// depend only on this entry (see dbConn.exec).
+	if _, err := w.resetRowid.ExecContext(ctx); err != nil {
+		return nil, false, fmt.Errorf("reset last_insert_rowid: %w", err)
+	}
+	mode := modeUser
+	if req.ReadOnly {
+		mode = modeReadOnly
+	}
+	// With Transaction, or a single statement, a failure undoes the whole
+	// entry; only the statements of a multi-statement request without
+	// Transaction need a savepoint each.
+	perStmt := !req.Transaction && len(req.Statements) > 1
+	resp.Results = make([]Result, 0, len(req.Statements))
+	for j := range req.Statements {
+		if perStmt {
+			if _, err := w.saveStmt.ExecContext(ctx); err != nil {
+				return nil, false, fmt.Errorf("savepoint: %w", err)
+			}
+		}
+		w.guard.mode = mode
+		res, serr := f.runStatement(ctx, w.dbConn, &req.Statements[j])
+		if serr != nil {
+			res = Result{Error: w.guard.errorText(serr)}
+		}
+		w.guard.mode = modeInternal
+		if serr != nil && environmental(serr) {
+			return nil, false, fmt.Errorf("statement %d: %w", j, serr)
+		}
+		resp.Results = append(resp.Results, res)
+		if serr == nil {
+			if perStmt {
+				if _, err := w.releaseStmt.ExecContext(ctx); err != nil {
+					return nil, false, fmt.Errorf("release savepoint: %w", err)
+				}
+			}
+			continue
+		}
+
+		undo, release := w.rollbackEntry, w.releaseEntry
+		if perStmt {
+			undo, release = w.rollbackStmt, w.releaseStmt
+		}
+		if _, err := undo.ExecContext(ctx); err != nil {
+			if transactionEnded(err) {
+				return resp, true, nil
+			}
+			return nil, false, fmt.Errorf("undo statement %d: %w", j, err)
+		}
+		if req.Transaction {
+			break
+		}
+		if perStmt {
+			if _, err := release.ExecContext(ctx); err != nil {
+				return nil, false, fmt.Errorf("release savepoint: %w", err)
+			}
+		}
+	}
+	if _, err := w.releaseEntry.ExecContext(ctx); err != nil {
+		return nil, false, fmt.Errorf("release savepoint: %w", err)
+	}
+	return resp, false, nil
+}
+
+// rollbackQuietly ends a failed batch transaction. The transaction may
+// already be gone (SQLite rolls back by itself on some errors, and a
+// statement may have ended it), so the rollback's own error is only logged.
+func (f *FSM) rollbackQuietly(ctx context.Context) {
+	if _, err := f.w.rollback.ExecContext(ctx); err != nil && !transactionGone(err) {
+		f.logger.Error("rollback of failed batch", "error", err)
+	}
+}
+
+// transactionEnded reports whether err, from rolling back to a savepoint,
+// means there is no transaction any more.
+func transactionEnded(err error) bool {
+	return sqliteCode(err) == sqlite3.SQLITE_ERROR && strings.Contains(err.Error(), "no such savepoint")
+}
+
+// applyNodeOps brings the in-memory member metadata in line with a
+// committed batch.
+func (f *FSM) applyNodeOps(ops []nodeOp) {
+	if len(ops) == 0 {
+		return
+	}
+	f.nodesMu.Lock()
+	defer f.nodesMu.Unlock()
+	for _, op := range ops {
+		if op.remove {
+			delete(f.nodes, op.meta.ID)
+		} else {
+			f.nodes[op.meta.ID] = op.meta
+		}
+	}
+}

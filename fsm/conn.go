@@ -1,0 +1,136 @@
+package fsm
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+
+	"modernc.org/sqlite"
+)
+
+// busyTimeoutMS bounds how long a connection waits for a lock. In WAL mode
+// only the write connection writes, so waits are rare and short (a reader
+// during WAL recovery, Restore's checkpoint).
+const busyTimeoutMS = 5000
+
+// writerPragmas configure the write connection.
+//
+// synchronous=NORMAL in WAL mode syncs the WAL only at checkpoints, so a
+// power loss (not a process crash) can lose the most recent commits. That is
+// safe because the Raft log, which is fsynced before an entry commits, is the
+// durable record: the applied index is stored in the same transactions as
+// the data, so a database that lost commits also reports the older index,
+// and Raft replays the lost entries (see the package doc for the one rule
+// this puts on snapshot restores at start-up). FULL would fsync on every
+// batch for no gain in durability.
+var writerPragmas = []string{
+	"PRAGMA journal_mode=WAL",
+	"PRAGMA synchronous=NORMAL",
+	"PRAGMA foreign_keys=ON",
+	fmt.Sprintf("PRAGMA busy_timeout=%d", busyTimeoutMS),
+	"PRAGMA temp_store=MEMORY",
+}
+
+// readerPragmas configure read connections. query_only makes SQLite itself
+// refuse any write, as a second line behind the read-only guard.
+var readerPragmas = []string{
+	"PRAGMA query_only=ON",
+	"PRAGMA foreign_keys=ON",
+	fmt.Sprintf("PRAGMA busy_timeout=%d", busyTimeoutMS),
+	"PRAGMA temp_store=MEMORY",
+}
+
+var ofdOnce sync.Once
+
+// enableOFDLocking switches SQLite to open-file-description locks, once per
+// process and before any database is opened. With POSIX locks, closing any
+// descriptor of the database file anywhere in the process (a backup handler
+// hashing the file, say) silently drops SQLite's locks.
+func enableOFDLocking(logger *slog.Logger) {
+	ofdOnce.Do(func() {
+		_, err := sqlite.OFDLocking(true)
+		switch {
+		case err == nil, errors.Is(err, sqlite.ErrOFDLockingUnavailable):
+		case errors.Is(err, sqlite.ErrOFDLockingTooLate):
+			if !sqlite.OFDLockingEnabled() {
+				logger.Warn("SQLite OFD locking could not be enabled: a database was opened earlier in this process with POSIX locks")
+			}
+		default:
+			logger.Warn("enabling SQLite OFD locking failed", "error", err)
+		}
+	})
+}
+
+// dsn returns the driver's name for the database at path. A file: URI with
+// an escaped path works whatever characters the path contains; the plain
+// form would cut the path at a '?'.
+func dsn(path string) string {
+	return (&url.URL{Scheme: "file", Path: path}).String()
+}
+
+// dbConn is one pinned SQLite connection and the guard that authorizes what
+// it prepares.
+type dbConn struct {
+	conn  *sql.Conn
+	guard *guard
+}
+
+// newDBConn takes a connection from db for good, applies pragmas and
+// installs a guard in mode.
+func newDBConn(ctx context.Context, db *sql.DB, pragmas []string, mode guardMode) (*dbConn, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pragmas {
+		if _, err := conn.ExecContext(ctx, p); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	g := &guard{mode: mode}
+	err = conn.Raw(func(dc any) error {
+		r, ok := dc.(sqlite.AuthorizerRegisterer)
+		if !ok {
+			return fmt.Errorf("driver connection %T has no authorizer", dc)
+		}
+		return r.RegisterAuthorizer(g.authorize)
+	})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &dbConn{conn: conn, guard: g}, nil
+}
+
+// columnCount prepares the first statement of query on c without running it
+// and returns its number of result columns.
+func (c *dbConn) columnCount(query string) (int, error) {
+	var n int
+	err := c.conn.Raw(func(dc any) error {
+		ci, ok := dc.(interface {
+			ColumnInfo(string) ([]sqlite.ColumnInfo, error)
+		})
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot describe columns", dc)
+		}
+		info, err := ci.ColumnInfo(query)
+		n = len(info)
+		return err
+	})
+	return n, err
+}
+
+// internal runs one of raftlite's own statements on c, whatever the guard's
+// mode is.
+func (c *dbConn) internal(ctx context.Context, query string, args ...any) error {
+	mode := c.guard.mode
+	c.guard.mode = modeInternal
+	defer func() { c.guard.mode = mode }()
+	_, err := c.conn.ExecContext(ctx, query, args...)
+	return err
+}

@@ -1,0 +1,43 @@
+// Package fsm is raftlite's replicated state machine: it owns the SQLite
+// database file (Config.Dir/db.sqlite and its -wal and -shm files) and
+// everything that is applied to it or read from it.
+//
+// It applies committed Raft entries (raft.BatchingFSM), serves local reads
+// (Query), classifies requests (AllReadOnly), keeps the replicated member
+// metadata (Nodes), and takes and restores snapshots through package
+// snapshot. It defines the types shared by the other packages (types.go) and
+// the log encoding of commands (EncodeCommand, DecodeCommand).
+//
+// It does not touch Raft itself (transport, log store, configuration,
+// leadership: package cluster) nor HTTP (package sqlapi). Nothing outside
+// this package may open the database file.
+//
+// # Connections
+//
+// One write connection is used only by the apply path, from Raft's FSM
+// goroutine. A small pool of read connections with query_only serves
+// Query and AllReadOnly. Every connection has an SQLite authorizer (guard)
+// that classifies and, where needed, refuses what a statement would do.
+//
+// # Internal state
+//
+// Tables prefixed _raftlite_ hold raftlite's own replicated state:
+// _raftlite_meta (the applied index, written in the same transaction as the
+// data it describes) and _raftlite_nodes (member metadata). Clients can read
+// them but not change them.
+//
+// # Durability and start-up
+//
+// The database runs in WAL mode with synchronous=NORMAL: the Raft log is the
+// durable record, and after a power loss the database may be some commits
+// behind it, with a correspondingly older applied index. Raft replays the
+// log from its own last applied index, which at start-up is the index of
+// its newest snapshot; ApplyBatch skips entries the database already holds.
+// Hence the one rule for the cluster package: Raft may skip restoring its
+// newest snapshot at start-up (Config.NoSnapshotRestoreOnStart) only if the
+// database is not behind that snapshot, that is if AppliedIndex() is at
+// least the snapshot's index; otherwise the entries between would never be
+// applied. The snapshot's Raft index is an upper bound of the applied index
+// it holds (Raft counts no-ops the FSM never sees); snapshot.ReadHeader
+// gives the exact one.
+package fsm

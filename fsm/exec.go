@@ -1,0 +1,203 @@
+package fsm
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// stmtInfo is what preparing a SQL text tells about it that depends only on
+// the kind of statement, never on the data or (for a text that prepares at
+// all) the schema, and so can be cached by SQL text.
+type stmtInfo struct {
+	// rows: the (first) statement returns rows.
+	rows bool
+	// silent: the statement presents no action to the authorizer (VACUUM
+	// is one), so the guard cannot vouch that it only reads.
+	silent bool
+}
+
+// runStatement runs one client statement on c under the guard mode the
+// caller has set, and returns its result. An error is the statement's
+// failure, for the caller to classify; the guard still holds the reason of a
+// refusal.
+//
+// The result's shape follows rqlite: a statement that returns rows (column
+// count > 0: SELECT, PRAGMA, ... RETURNING) gets the query shape, anything
+// else the execute shape.
+func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *Statement) (Result, error) {
+	start := time.Now()
+	c.guard.reset()
+	info, ok := f.stmtCache.get(st.SQL)
+	if !ok {
+		n, err := c.columnCount(st.SQL)
+		if err != nil {
+			return Result{}, err
+		}
+		info = stmtInfo{rows: n > 0, silent: c.guard.actions == 0}
+		f.stmtCache.put(st.SQL, info)
+	}
+	if info.silent && c.guard.mode == modeReadOnly {
+		c.guard.denied = errReadOnly
+		return Result{}, errors.New(errReadOnly)
+	}
+	// Forget what preparing for the column count told the guard; running
+	// the statement prepares it again.
+	c.guard.reset()
+
+	args := bindArgs(st.Params)
+	var (
+		res Result
+		err error
+	)
+	if info.rows {
+		res, err = queryRows(ctx, c.conn, st.SQL, args)
+	} else {
+		res, err = c.exec(ctx, st.SQL, args)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// bindArgs converts parameters to database/sql arguments: positional ones
+// bind to ? and ?NNN, named ones (sql.Named) to :name, @name and $name.
+func bindArgs(params []Param) []any {
+	if len(params) == 0 {
+		return nil
+	}
+	args := make([]any, len(params))
+	for i, p := range params {
+		if p.Name != "" {
+			args[i] = sql.Named(p.Name, p.Value)
+		} else {
+			args[i] = p.Value
+		}
+	}
+	return args
+}
+
+// exec runs a statement that returns no rows and fills the execute shape.
+//
+// SQLite's changes() and last_insert_rowid() are connection state that only
+// some statements update: after DDL they still describe an earlier INSERT,
+// possibly from another entry, or from before a restart. Reporting them
+// as-is would make the result depend on this connection's history, which
+// differs between replicas. So rows_affected is reported only for
+// INSERT/UPDATE/DELETE (as the guard saw them prepared), and last_insert_id
+// only when such a statement changed rows; the apply path resets
+// last_insert_rowid at the start of every entry, so the value never leaks
+// across entries.
+func (c *dbConn) exec(ctx context.Context, query string, args []any) (Result, error) {
+	r, err := c.conn.ExecContext(ctx, query, args...)
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	if c.guard.dml && !c.guard.ddl {
+		if res.RowsAffected, err = r.RowsAffected(); err != nil {
+			return Result{}, err
+		}
+		if res.RowsAffected > 0 {
+			if res.LastInsertID, err = r.LastInsertId(); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	return res, nil
+}
+
+// queryRows runs a statement that returns rows and fills the query shape.
+// Types are the declared column types in lower case; a column without one
+// (an expression) takes the type of its value in the first row, as rqlite
+// does, or "" when there is no row or the value is NULL.
+func queryRows(ctx context.Context, conn *sql.Conn, query string, args []any) (Result, error) {
+	rows, err := conn.QueryContext(ctx, query, args...)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return Result{}, err
+	}
+	cts, err := rows.ColumnTypes()
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Columns: cols, Types: make([]string, len(cols))}
+	if res.Columns == nil {
+		res.Columns = []string{}
+	}
+	for i, ct := range cts {
+		res.Types[i] = strings.ToLower(ct.DatabaseTypeName())
+	}
+	dest := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range dest {
+		ptrs[i] = &dest[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return Result{}, err
+		}
+		row := make([]Value, len(dest))
+		for i, v := range dest {
+			if row[i], err = resultValue(v); err != nil {
+				return Result{}, fmt.Errorf("column %q: %w", cols[i], err)
+			}
+		}
+		if res.Rows == nil {
+			for i, t := range res.Types {
+				if t == "" {
+					res.Types[i] = valueType(row[i])
+				}
+			}
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	if err := rows.Err(); err != nil {
+		return Result{}, err
+	}
+	return res, rows.Close()
+}
+
+// resultValue converts a scanned value to a Value. The driver turns TEXT
+// and INTEGER values of DATE, DATETIME and TIMESTAMP columns into
+// time.Time; like rqlite, raftlite reports those as RFC 3339 text.
+func resultValue(v any) (Value, error) {
+	switch v := v.(type) {
+	case nil, int64, float64, string, []byte:
+		return v, nil
+	case time.Time:
+		return v.Format(time.RFC3339Nano), nil
+	case bool:
+		if v {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	default:
+		return nil, fmt.Errorf("unexpected value type %T", v)
+	}
+}
+
+// valueType names the SQLite storage class of v, for a column without a
+// declared type.
+func valueType(v Value) string {
+	switch v.(type) {
+	case int64:
+		return "integer"
+	case float64:
+		return "real"
+	case string:
+		return "text"
+	case []byte:
+		return "blob"
+	}
+	return ""
+}

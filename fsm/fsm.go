@@ -1,0 +1,305 @@
+package fsm
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// DBFile is the name of the database file inside Config.Dir.
+const DBFile = "db.sqlite"
+
+// stmtCacheSize bounds each per-SQL-text cache.
+const stmtCacheSize = 1024
+
+// Config configures Open.
+type Config struct {
+	// Dir holds the database file DBFile (and its -wal and -shm files). It
+	// is created if missing.
+	Dir    string
+	Logger *slog.Logger
+}
+
+// FSM is the replicated state machine: a SQLite database to which committed
+// Raft entries are applied. It implements raft.BatchingFSM. Its methods are
+// safe for concurrent use, except that Raft's own calls (Apply, ApplyBatch,
+// Snapshot, Restore) come from Raft's FSM goroutine one at a time, as Raft
+// guarantees.
+type FSM struct {
+	path   string
+	logger *slog.Logger
+
+	// mu guards the database handles. Everything that runs SQL holds it for
+	// reading; Restore and Close hold it for writing, so that no statement
+	// runs while they close and swap the database. A snapshot holds it for
+	// reading from Snapshot until its pages are copied.
+	mu      sync.RWMutex
+	closed  bool
+	db      *sql.DB
+	w       *writer      // the apply path's connection, used only by Raft's FSM goroutine
+	readers chan *dbConn // the read pool
+	nReader int
+	fkOn    bool
+	version string // SQLite's
+
+	// stmtCache remembers what preparing a SQL text told, and roCache
+	// AllReadOnly's verdict per SQL text.
+	stmtCache *lru[stmtInfo]
+	roCache   *lru[bool]
+
+	applied atomic.Uint64
+	waitMu  sync.Mutex
+	waitCh  chan struct{} // closed and replaced whenever applied changes
+	done    chan struct{} // closed by Close
+
+	nodesMu sync.RWMutex
+	nodes   map[string]NodeMeta
+
+	// failure is set when a batch could not be committed. From then on the
+	// FSM refuses to apply or snapshot anything (see ApplyBatch).
+	failure atomic.Pointer[error]
+}
+
+// Open opens (creating if needed) the database in cfg.Dir and loads the
+// applied index and member metadata stored in it, so that Raft replays only
+// the entries after that index.
+func Open(cfg Config) (*FSM, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("open fsm: no directory")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("open fsm: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open fsm: %w", err)
+	}
+	enableOFDLocking(logger)
+
+	f := &FSM{
+		path:      filepath.Join(dir, DBFile),
+		logger:    logger.With("component", "fsm"),
+		nReader:   min(max(runtime.GOMAXPROCS(0), 2), 8),
+		stmtCache: newLRU[stmtInfo](stmtCacheSize),
+		roCache:   newLRU[bool](stmtCacheSize),
+		waitCh:    make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if err := f.openDB(); err != nil {
+		return nil, fmt.Errorf("open fsm %s: %w", f.path, err)
+	}
+	f.logger.Info("database opened", "path", f.path, "applied_index", f.applied.Load())
+	return f, nil
+}
+
+// openDB opens the database file and its connections, makes sure the
+// internal tables exist, and loads the applied index and the nodes.
+func (f *FSM) openDB() (err error) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", dsn(f.path))
+	if err != nil {
+		return err
+	}
+	// Connections are pinned for the FSM's lifetime; only snapshot
+	// connections come and go, and keeping one idle saves reopening it.
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	f.db = db
+	defer func() {
+		if err != nil {
+			f.closeDB()
+		}
+	}()
+
+	// The writer comes first: it switches the file to WAL mode, which the
+	// readers rely on.
+	wc, err := newDBConn(ctx, db, writerPragmas, modeInternal)
+	if err != nil {
+		return fmt.Errorf("write connection: %w", err)
+	}
+	if f.w, err = newWriter(ctx, wc); err != nil {
+		wc.conn.Close()
+		return fmt.Errorf("write connection: %w", err)
+	}
+	if err := wc.conn.QueryRowContext(ctx, "SELECT sqlite_version(), foreign_keys FROM pragma_foreign_keys").Scan(&f.version, &f.fkOn); err != nil {
+		return fmt.Errorf("read settings: %w", err)
+	}
+
+	f.readers = make(chan *dbConn, f.nReader)
+	for range f.nReader {
+		rc, err := newDBConn(ctx, db, readerPragmas, modeReadOnly)
+		if err != nil {
+			return fmt.Errorf("read connection: %w", err)
+		}
+		f.readers <- rc
+	}
+
+	idx, err := f.w.appliedIndex(ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := f.w.loadNodes(ctx)
+	if err != nil {
+		return err
+	}
+	f.setApplied(idx)
+	f.nodesMu.Lock()
+	f.nodes = nodes
+	f.nodesMu.Unlock()
+	return nil
+}
+
+// closeDB closes every connection and the pool. The caller holds mu for
+// writing (or owns f exclusively), so every reader is back in the pool.
+func (f *FSM) closeDB() error {
+	var errs []error
+	if f.w != nil {
+		errs = append(errs, f.w.close())
+		f.w = nil
+	}
+	if f.readers != nil {
+		for len(f.readers) > 0 {
+			errs = append(errs, (<-f.readers).conn.Close())
+		}
+		f.readers = nil
+	}
+	if f.db != nil {
+		errs = append(errs, f.db.Close())
+		f.db = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes the database. It waits for running queries and for a
+// snapshot that is still copying pages. Waiters in WaitApplied return
+// ErrClosed.
+func (f *FSM) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	close(f.done)
+	if err := f.closeDB(); err != nil {
+		return fmt.Errorf("close fsm: %w", err)
+	}
+	return nil
+}
+
+// Err returns the error that halted the FSM, or nil. Once a batch of
+// committed entries could not be written (disk full, I/O error), applying
+// later entries on top would silently drop the failed ones, so the FSM
+// refuses all further entries and snapshots; the node must be restarted,
+// after which Raft replays the entries after the stored applied index.
+func (f *FSM) Err() error {
+	if p := f.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// halt records err as the reason the FSM stopped applying.
+func (f *FSM) halt(err error) {
+	if f.failure.CompareAndSwap(nil, &err) {
+		f.logger.Error("state machine halted: committed entries could not be applied; restart the node once the cause is fixed",
+			"error", err, "applied_index", f.applied.Load())
+	}
+}
+
+// AppliedIndex returns the index of the last log entry applied to the
+// database. It counts the entries Raft hands to the FSM (commands and
+// configuration changes), not no-ops or barriers, so it can trail Raft's own
+// applied index.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// setApplied publishes idx as the applied index and wakes WaitApplied.
+func (f *FSM) setApplied(idx uint64) {
+	f.waitMu.Lock()
+	defer f.waitMu.Unlock()
+	f.applied.Store(idx)
+	close(f.waitCh)
+	f.waitCh = make(chan struct{})
+}
+
+// WaitApplied blocks until the applied index reaches index, ctx ends or the
+// FSM closes. The index must be one the FSM will see: a command or
+// configuration entry (see AppliedIndex).
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.waitMu.Lock()
+		ch := f.waitCh
+		f.waitMu.Unlock()
+		if f.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for applied index %d (at %d): %w", index, f.applied.Load(), ctx.Err())
+		case <-f.done:
+			return ErrClosed
+		}
+	}
+}
+
+// Nodes returns a copy of the replicated member metadata, by node ID.
+func (f *FSM) Nodes() map[string]NodeMeta {
+	f.nodesMu.RLock()
+	defer f.nodesMu.RUnlock()
+	m := make(map[string]NodeMeta, len(f.nodes))
+	for id, n := range f.nodes {
+		m[id] = n
+	}
+	return m
+}
+
+// Stats returns diagnostics for /status ("store.sqlite3"). It does no I/O
+// beyond stat calls, so it is cheap enough for every status request.
+func (f *FSM) Stats() map[string]any {
+	f.mu.RLock()
+	fk, version := f.fkOn, f.version
+	f.mu.RUnlock()
+	fkText := "disabled"
+	if fk {
+		fkText = "enabled"
+	}
+	st := map[string]any{
+		"path":           f.path,
+		"version":        version,
+		"fk_constraints": fkText,
+		"applied_index":  f.applied.Load(),
+		"journal_mode":   "wal",
+		"synchronous":    "normal",
+		"read_conns":     f.nReader,
+		"db_size":        fileSize(f.path),
+		"wal_size":       fileSize(f.path + "-wal"),
+	}
+	f.nodesMu.RLock()
+	st["nodes"] = len(f.nodes)
+	f.nodesMu.RUnlock()
+	if err := f.Err(); err != nil {
+		st["error"] = err.Error()
+	}
+	return st
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}

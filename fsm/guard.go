@@ -1,0 +1,175 @@
+package fsm
+
+import (
+	"strings"
+
+	"modernc.org/sqlite"
+)
+
+// guardMode says which statements a connection may prepare.
+type guardMode uint8
+
+const (
+	// modeInternal is for raftlite's own statements: everything is allowed.
+	modeInternal guardMode = iota
+	// modeUser is for client statements applied through the log. They may
+	// change the replicated database, but nothing that would make replicas
+	// differ or break the apply machinery: transaction control (the FSM owns
+	// the transaction), ATTACH, temporary objects and connection settings
+	// (they live on this node's connection, not in the replicated file, and
+	// vanish on restart), and writes to raftlite's internal tables.
+	modeUser
+	// modeReadOnly is for client statements that must not write: reads
+	// through the log with Request.ReadOnly, and everything on the read pool.
+	modeReadOnly
+)
+
+// errReadOnly is rqlite's message for a write attempted as a read.
+const errReadOnly = "attempt to change database via query operation"
+
+// internalPrefix names raftlite's own tables. Clients may read them but not
+// change them.
+const internalPrefix = "_raftlite_"
+
+// guard is the SQLite authorizer of one connection. SQLite consults it for
+// every action while it compiles a statement, which makes it a precise and
+// cheap classifier: it sees the tail statements of a multi-statement string,
+// trigger bodies and the real targets of every write, without parsing SQL.
+// A guard is used by one goroutine at a time, like its connection.
+type guard struct {
+	mode guardMode
+
+	// Filled while statements are prepared; reset clears them.
+	actions int    // actions presented
+	dml     bool   // a top-level INSERT, UPDATE or DELETE on a table
+	ddl     bool   // schema change
+	denied  string // why the first refused action was refused
+}
+
+func (g *guard) reset() {
+	g.actions, g.dml, g.ddl, g.denied = 0, false, false, ""
+}
+
+// authorize is the sqlite.AuthorizerFn of the guard's connection.
+func (g *guard) authorize(action sqlite.AuthorizerActionCode, arg1, arg2, dbName, trigger string) sqlite.AuthorizerReturnCode {
+	if g.mode == modeInternal {
+		return sqlite.AuthorizerOK
+	}
+	g.actions++
+	switch action {
+	case sqlite.AuthInsert, sqlite.AuthUpdate, sqlite.AuthDelete:
+		// Writes to the schema table accompany DDL; writes inside a
+		// trigger do not set changes() or last_insert_rowid().
+		if trigger == "" && !isSchemaTable(arg1) {
+			g.dml = true
+		}
+	case sqlite.AuthCreateIndex, sqlite.AuthCreateTable, sqlite.AuthCreateTempIndex,
+		sqlite.AuthCreateTempTable, sqlite.AuthCreateTempTrigger, sqlite.AuthCreateTempView,
+		sqlite.AuthCreateTrigger, sqlite.AuthCreateView, sqlite.AuthDropIndex, sqlite.AuthDropTable,
+		sqlite.AuthDropTempIndex, sqlite.AuthDropTempTable, sqlite.AuthDropTempTrigger,
+		sqlite.AuthDropTempView, sqlite.AuthDropTrigger, sqlite.AuthDropView, sqlite.AuthAlterTable,
+		sqlite.AuthCreateVTable, sqlite.AuthDropVTable:
+		g.ddl = true
+	}
+	if msg := g.refusal(action, arg1, arg2, dbName); msg != "" {
+		if g.denied == "" {
+			g.denied = msg
+		}
+		return sqlite.AuthorizerDeny
+	}
+	return sqlite.AuthorizerOK
+}
+
+// refusal returns why action may not run in the guard's mode, or "".
+func (g *guard) refusal(action sqlite.AuthorizerActionCode, arg1, arg2, dbName string) string {
+	if readAction(action, arg1, arg2) {
+		return ""
+	}
+	if g.mode == modeReadOnly {
+		return errReadOnly
+	}
+	switch action {
+	case sqlite.AuthTransaction, sqlite.AuthSavepoint:
+		return "transaction control statements are not supported: use the transaction flag"
+	case sqlite.AuthAttach, sqlite.AuthDetach:
+		return "ATTACH and DETACH are not supported"
+	case sqlite.AuthPragma:
+		if !replicatedPragma(arg1) {
+			return "PRAGMA " + strings.ToLower(arg1) + " cannot be set: it is a connection setting, not replicated state"
+		}
+	}
+	if dbName == "temp" {
+		return "temporary tables, views and triggers are not supported"
+	}
+	name := strings.ToLower(writeTarget(action, arg1, arg2))
+	switch {
+	case strings.HasPrefix(name, internalPrefix):
+		return "table " + name + " is reserved for raftlite"
+	case name == "sqlite_dbpage":
+		return "writing database pages directly is not supported"
+	}
+	return ""
+}
+
+// readAction reports whether action only reads the database. It is the
+// authorizer's counterpart of sqlite3_stmt_readonly, which the driver does
+// not expose; unlike that function it also treats setting a PRAGMA as a
+// write, because on a pooled connection that changes the connection.
+func readAction(action sqlite.AuthorizerActionCode, arg1, arg2 string) bool {
+	switch action {
+	case sqlite.AuthSelect, sqlite.AuthRead, sqlite.AuthFunction, sqlite.AuthRecursive:
+		return true
+	case sqlite.AuthPragma:
+		return readPragma(arg1, arg2)
+	}
+	return false
+}
+
+// readPragma reports whether "PRAGMA name" or "PRAGMA name(arg)" only
+// reports something. A pragma given an argument sets something, except for
+// the ones whose argument names the object to describe.
+func readPragma(name, arg string) bool {
+	switch strings.ToLower(name) {
+	case "table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list",
+		"foreign_key_list", "foreign_key_check", "integrity_check", "quick_check":
+		return true
+	case "optimize", "wal_checkpoint", "incremental_vacuum", "shrink_memory":
+		return false // act even without an argument
+	}
+	return arg == ""
+}
+
+// replicatedPragma reports whether setting pragma name changes the database
+// file itself, identically on every replica, rather than this connection.
+// foreign_keys is accepted because SQLite ignores it inside a transaction,
+// which is where applied statements run, so setting it is harmless.
+func replicatedPragma(name string) bool {
+	switch strings.ToLower(name) {
+	case "user_version", "application_id", "foreign_keys", "optimize", "incremental_vacuum":
+		return true
+	}
+	return false
+}
+
+// writeTarget returns the table or view an action creates, drops or
+// writes, or "" for other actions.
+func writeTarget(action sqlite.AuthorizerActionCode, arg1, arg2 string) string {
+	switch action {
+	case sqlite.AuthInsert, sqlite.AuthUpdate, sqlite.AuthDelete,
+		sqlite.AuthCreateTable, sqlite.AuthDropTable, sqlite.AuthCreateView, sqlite.AuthDropView,
+		sqlite.AuthCreateVTable, sqlite.AuthDropVTable:
+		return arg1
+	case sqlite.AuthCreateIndex, sqlite.AuthDropIndex, sqlite.AuthCreateTrigger,
+		sqlite.AuthDropTrigger, sqlite.AuthAlterTable:
+		return arg2
+	}
+	return ""
+}
+
+func isSchemaTable(name string) bool {
+	switch strings.ToLower(name) {
+	case "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema":
+		return true
+	}
+	return false
+}

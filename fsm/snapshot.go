@@ -1,0 +1,303 @@
+package fsm
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"modernc.org/sqlite"
+
+	"github.com/raftlite/raftlite/snapshot"
+)
+
+// Snapshot captures the database at the current applied index. Raft calls
+// it on the FSM goroutine, so no batch is being applied; it returns at once,
+// without copying anything: it opens a read transaction on a connection of
+// its own, and the pages are copied later by Persist, concurrently with new
+// applies.
+//
+// Why the copy is consistent: in WAL mode a read transaction sees the
+// database exactly as of the commit that preceded its first read, for as
+// long as it stays open. Writers append new page versions to the WAL, and
+// checkpoints never overwrite a page in the main file that an open reader
+// might still need from it (they stop at the oldest reader's end mark, and
+// the WAL is not restarted while any reader uses it). Persist copies the
+// pages through that same transaction with SQLite's backup API, which reads
+// through the pager of its source connection, WAL included, and uses the
+// read transaction already open on it instead of starting its own. The copy
+// is therefore the database as of this applied index, whatever is committed
+// meanwhile.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			f.mu.RUnlock()
+		}
+	}()
+	if f.closed {
+		return nil, ErrClosed
+	}
+	if err := f.Err(); err != nil {
+		return nil, fmt.Errorf("snapshot: fsm halted: %w", err)
+	}
+	ctx := context.Background()
+	conn, err := f.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	idx, err := beginSnapshotRead(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	if want := f.applied.Load(); idx != want {
+		conn.ExecContext(ctx, "ROLLBACK")
+		conn.Close()
+		return nil, fmt.Errorf("snapshot: database at index %d, expected %d", idx, want)
+	}
+	handedOff = true
+	return &fsmSnapshot{f: f, conn: conn, index: idx}, nil
+}
+
+// beginSnapshotRead opens the read transaction that pins the snapshot and
+// returns the applied index it sees. The first read is what fixes the
+// transaction's view; BEGIN alone does not.
+func beginSnapshotRead(ctx context.Context, conn *sql.Conn) (uint64, error) {
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", busyTimeoutMS)); err != nil {
+		return 0, err
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return 0, err
+	}
+	idx, err := queryAppliedIndex(ctx, conn)
+	if err != nil {
+		conn.ExecContext(ctx, "ROLLBACK")
+		return 0, err
+	}
+	return idx, nil
+}
+
+// fsmSnapshot is a database snapshot pinned by a read transaction. It holds
+// the FSM's mu for reading until the pages are copied, so that Restore and
+// Close wait for the copy rather than pulling the file from under it.
+type fsmSnapshot struct {
+	f     *FSM
+	conn  *sql.Conn
+	index uint64
+	once  sync.Once
+}
+
+// Persist copies the pinned database into a temporary file beside the live
+// one and streams it to sink in the snapshot package's format.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.persist(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot %d: %w", s.index, err)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("persist snapshot %d: %w", s.index, err)
+	}
+	return nil
+}
+
+func (s *fsmSnapshot) persist(w io.Writer) error {
+	defer s.release()
+	tmp, err := os.CreateTemp(filepath.Dir(s.f.path), DBFile+".snapshot-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	defer removeDBFiles(name)
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := s.copyTo(name); err != nil {
+		return fmt.Errorf("copy database: %w", err)
+	}
+	// The copy is complete: let applies, Restore and Close proceed while
+	// it is compressed and sent.
+	s.release()
+	return snapshot.WriteFile(w, name, s.index)
+}
+
+// copyTo copies every page of the pinned database into the file dest.
+func (s *fsmSnapshot) copyTo(dest string) error {
+	return s.conn.Raw(func(dc any) error {
+		bk, ok := dc.(interface {
+			NewBackup(string) (*sqlite.Backup, error)
+		})
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot back up", dc)
+		}
+		// The copy is scratch: no journal, no fsync.
+		u := url.URL{Scheme: "file", Path: dest, RawQuery: "_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)"}
+		b, err := bk.NewBackup(u.String())
+		if err != nil {
+			return err
+		}
+		if _, err := b.Step(-1); err != nil {
+			return errors.Join(err, b.Finish())
+		}
+		return b.Finish()
+	})
+}
+
+// Release ends the snapshot's read transaction if Persist has not.
+func (s *fsmSnapshot) Release() { s.release() }
+
+func (s *fsmSnapshot) release() {
+	s.once.Do(func() {
+		ctx := context.Background()
+		if _, err := s.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			s.f.logger.Error("end snapshot read transaction", "index", s.index, "error", err)
+		}
+		if err := s.conn.Close(); err != nil {
+			s.f.logger.Error("close snapshot connection", "index", s.index, "error", err)
+		}
+		s.f.mu.RUnlock()
+	})
+}
+
+// Restore replaces the database with the snapshot read from rc. The stream
+// is written to DBFile+".restore" beside the live file and verified
+// (checksum, and that it is a raftlite database at the index its header
+// names) before anything else happens; then the live database is
+// checkpointed into a single file, its connections are closed, the new file
+// is renamed over it and the directory synced, and the database is reopened,
+// reloading the applied index and the nodes. Until the rename, any failure
+// leaves the old database as it was and open.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	tmp := f.path + ".restore"
+	h, err := snapshot.Read(rc, tmp)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			removeDBFiles(tmp)
+		}
+	}()
+	if err := checkRestoredDB(tmp, h.Index); err != nil {
+		return fmt.Errorf("restore snapshot %d: %w", h.Index, err)
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	if f.w == nil {
+		return fmt.Errorf("restore snapshot %d: fsm halted: %w", h.Index, f.Err())
+	}
+	// After a TRUNCATE checkpoint the main file holds everything and the
+	// WAL is empty, so the live database can be closed and replaced as a
+	// single file, and reopened intact should the swap fail.
+	if err := f.checkpoint(); err != nil {
+		return fmt.Errorf("restore snapshot %d: %w", h.Index, err)
+	}
+	if err := f.closeDB(); err != nil {
+		f.logger.Warn("closing database before restore", "error", err)
+	}
+	// Stale -wal/-shm files must not survive next to the new file: SQLite
+	// would apply them to it. They hold nothing after the checkpoint.
+	if err := removeSidecars(f.path); err != nil {
+		return f.reopenAfterFailedRestore(fmt.Errorf("restore snapshot %d: %w", h.Index, err))
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		return f.reopenAfterFailedRestore(fmt.Errorf("restore snapshot %d: %w", h.Index, err))
+	}
+	renamed = true
+	if err := syncDir(filepath.Dir(f.path)); err != nil {
+		f.logger.Warn("sync directory after restore", "error", err)
+	}
+	f.stmtCache.clear()
+	f.roCache.clear()
+	if err := f.openDB(); err != nil {
+		err = fmt.Errorf("restore snapshot %d: reopen: %w", h.Index, err)
+		f.halt(err)
+		return err
+	}
+	f.logger.Info("restored snapshot", "index", h.Index, "size", h.Length)
+	return nil
+}
+
+// reopenAfterFailedRestore reopens the old database after a restore failed
+// before the rename, and returns err.
+func (f *FSM) reopenAfterFailedRestore(err error) error {
+	if rerr := f.openDB(); rerr != nil {
+		rerr = fmt.Errorf("%w; reopening the old database: %w", err, rerr)
+		f.halt(rerr)
+		return rerr
+	}
+	return err
+}
+
+// checkpoint copies the whole WAL into the main file and empties it. The
+// caller holds mu for writing, so no transaction is open anywhere.
+func (f *FSM) checkpoint() error {
+	var busy, logFrames, done int
+	err := f.w.conn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return errors.New("checkpoint: database busy")
+	}
+	return nil
+}
+
+// checkRestoredDB checks that path is a raftlite database at index.
+func checkRestoredDB(path string, index uint64) (err error) {
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		err = errors.Join(err, db.Close(), removeSidecars(path))
+	}()
+	got, err := queryAppliedIndex(context.Background(), db)
+	if err != nil {
+		return fmt.Errorf("not a raftlite database: %w", err)
+	}
+	if got != index {
+		return fmt.Errorf("database is at index %d, header says %d", got, index)
+	}
+	return nil
+}
+
+// removeSidecars removes the -wal and -shm files of the database at path.
+func removeSidecars(path string) error {
+	var errs []error
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeDBFiles removes a scratch database and whatever SQLite left beside
+// it; errors are irrelevant, the files are scratch.
+func removeDBFiles(path string) {
+	for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
