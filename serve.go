@@ -151,14 +151,15 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	}
 	defer db.Close()
 
-	ccfg := cluster.DefaultConfig()
-	ccfg.NodeID = f.nodeID
-	ccfg.RaftAddr = f.raftAddr
-	ccfg.RaftAdvAddr = f.raftAdvAddr
-	ccfg.APIAdvAddr = apiURL(f.httpAdvAddr)
-	ccfg.Dir = f.dataDir
-	ccfg.Join = f.joinAddrs()
-	ccfg.BootstrapExpect = f.bootstrapExpect
+	ccfg := cluster.Config{
+		NodeID:          f.nodeID,
+		RaftAddr:        f.raftAddr,
+		RaftAdvAddr:     f.raftAdvAddr,
+		APIAdvAddr:      apiURL(f.httpAdvAddr),
+		Dir:             f.dataDir,
+		Join:            f.joinAddrs(),
+		BootstrapExpect: f.bootstrapExpect,
+	}
 	node, err := cluster.Open(ccfg, db, logger)
 	if err != nil {
 		return fmt.Errorf("start cluster node: %w", err)
@@ -170,6 +171,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		AdvAddr: apiURL(f.httpAdvAddr),
 		Version: version,
 		Logger:  logger,
+		Errors:  clusterErrors,
 	}
 	if f.authFile != "" {
 		auth, err := sqlapi.LoadAuthFile(f.authFile)
@@ -195,5 +197,39 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("HTTP shutdown", "err", err)
 	}
+	// Apply what the write queue still holds before Raft stops.
+	if err := api.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("API shutdown", "err", err)
+	}
 	return nil
+}
+
+// clusterErrors tells the HTTP layer what the cluster package's errors mean,
+// so sqlapi need not import cluster. The first match wins.
+var clusterErrors = []sqlapi.ErrorMapping{
+	{From: cluster.ErrNotLeader, To: sqlapi.ErrNotLeader},
+	{From: cluster.ErrNoLeader, To: sqlapi.ErrNoLeader},
+	{From: cluster.ErrLeadershipLost, To: sqlapi.ErrLeadershipLost},
+	{From: cluster.ErrCommitTimeout, To: sqlapi.ErrCommitTimeout},
+	{From: cluster.ErrTimeout, To: sqlapi.ErrNotApplied},
+	{From: cluster.ErrLeadershipTransfer, To: sqlapi.ErrNotApplied},
+	{From: cluster.ErrClosed, To: sqlapi.ErrNotApplied},
+	{From: cluster.ErrBadRequest, To: sqlapi.ErrBadRequest},
+	{From: cluster.ErrUnknownNode, To: sqlapi.ErrBadRequest},
+}
+
+// storeAdapter presents a cluster node as the HTTP layer's Store; only the
+// member list needs converting.
+type storeAdapter struct{ *cluster.Node }
+
+func (a storeAdapter) Members() ([]sqlapi.Member, error) {
+	ms, err := a.Node.Members()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sqlapi.Member, len(ms))
+	for i, m := range ms {
+		out[i] = sqlapi.Member{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Voter: m.Voter, Leader: m.Leader}
+	}
+	return out, nil
 }

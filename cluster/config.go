@@ -1,0 +1,266 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults for the zero fields of a Config (see WithDefaults).
+//
+// The timings aim at about one second of write unavailability when a leader
+// dies, on a LAN or loopback. A follower notices a silent leader after a
+// randomized HeartbeatTimeout..2*HeartbeatTimeout (hashicorp/raft checks last
+// contact on a random timer in that range) and an election over a fast network
+// takes milliseconds, so failover takes ~0.5-1 s with 500 ms. The leader sends
+// heartbeats every HeartbeatTimeout/10 (50 ms), so a few lost or delayed
+// heartbeats, a GC pause or an fsync stall do not cause a spurious election;
+// going much lower trades stability on loaded machines (and under the race
+// detector) for little gain. ElectionTimeout equals HeartbeatTimeout (raft
+// requires >=); candidates randomize it, which breaks split votes.
+// LeaderLeaseTimeout is how long a leader keeps leading without hearing
+// from a quorum: half the heartbeat timeout makes a partitioned old leader
+// step down (failing its pending writes as ErrLeadershipLost) before a
+// follower can time out and elect a new one, so two leaders rarely accept
+// writes at the same time. CommitTimeout is how long an idle leader waits
+// before sending an (empty) AppendEntries that carries the new commit index:
+// 20 ms keeps followers within a few tens of milliseconds of the leader
+// (follower reads, min_index, read-index waits) at ~50 tiny RPCs/s per
+// follower.
+const (
+	DefaultHeartbeatTimeout   = 500 * time.Millisecond
+	DefaultElectionTimeout    = 500 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+	DefaultCommitTimeout      = 20 * time.Millisecond
+	// DefaultSnapshotThreshold is the number of log entries since the last
+	// snapshot that makes raft take a new one (and then truncate the log).
+	DefaultSnapshotThreshold = 8192
+	// DefaultSnapshotInterval is how often raft checks the threshold.
+	DefaultSnapshotInterval = 10 * time.Second
+	// DefaultTrailingLogs is how many entries stay in the log after a
+	// snapshot, so a briefly lagging follower catches up from the log
+	// rather than by a full snapshot install.
+	DefaultTrailingLogs = 10240
+	// DefaultMaxAppendEntries is the most entries per AppendEntries RPC and
+	// per FSM batch (one SQLite transaction), and the depth of the apply
+	// queue that lets concurrent writes pipeline. Raft caps it at 1024.
+	DefaultMaxAppendEntries = 512
+	// DefaultApplyTimeout bounds a write whose context has no deadline.
+	DefaultApplyTimeout = 10 * time.Second
+	// DefaultJoinAttempts and DefaultJoinInterval: a joining node asks each
+	// join address in turn, up to JoinAttempts rounds, sleeping
+	// JoinInterval, then doubling up to maxJoinInterval (2+4+8+10 s: about
+	// half a minute in all).
+	DefaultJoinAttempts = 5
+	DefaultJoinInterval = 2 * time.Second
+	// DefaultBootstrapExpectTimeout bounds the wait for BootstrapExpect
+	// nodes to find each other.
+	DefaultBootstrapExpectTimeout = 2 * time.Minute
+	// DefaultCloseTimeout bounds Raft's shutdown in Close.
+	DefaultCloseTimeout = 10 * time.Second
+	// DefaultRaftLogLevel: raft's own default is DEBUG, far too chatty.
+	DefaultRaftLogLevel = "warn"
+
+	maxJoinInterval = 10 * time.Second
+	// logCacheSize is how many recent log entries are kept in memory in
+	// front of the BoltDB log store (replication to followers reads them).
+	logCacheSize = 512
+	// snapshotRetain is how many snapshots the file snapshot store keeps.
+	snapshotRetain = 2
+	// transportMaxPool is how many idle connections NetworkTransport keeps
+	// per peer.
+	transportMaxPool = 3
+	// transportTimeout is NetworkTransport's I/O deadline (scaled up for
+	// snapshot installs by raft).
+	transportTimeout = 10 * time.Second
+)
+
+// Config is what a Node needs to run. Zero fields take the documented
+// defaults (Default* constants); see WithDefaults and Validate.
+type Config struct {
+	// NodeID is this node's unique, stable Raft server ID. Required.
+	NodeID string
+	// RaftAddr is the TCP address to bind for Raft and the cluster service,
+	// e.g. "127.0.0.1:4002". Required unless Listener is set.
+	RaftAddr string
+	// RaftAdvAddr is the Raft address other nodes use to reach this one.
+	// Default: RaftAddr as actually bound (so port 0 resolves to the chosen
+	// port). Required when RaftAddr binds all interfaces (0.0.0.0, ::).
+	RaftAdvAddr string
+	// APIAdvAddr is the URL of this node's HTTP API as other nodes and
+	// clients reach it, e.g. "http://127.0.0.1:4001". Required: it is
+	// replicated so that any node can forward requests to the leader.
+	APIAdvAddr string
+	// Dir is the node's data directory; Raft state lives in Dir/raft
+	// (raft.db, snapshots/). Required.
+	Dir string
+	// Listener, when set, is used instead of binding RaftAddr (the node
+	// takes ownership and closes it). Useful for tests and socket
+	// activation; RaftAddr is then ignored.
+	Listener net.Listener
+
+	// Join lists Raft addresses of (prospective) cluster members. Without
+	// BootstrapExpect, a new node asks them to add it. It may include this
+	// node's own address, which is skipped. Ignored when Raft state exists.
+	Join []string
+	// BootstrapExpect, when > 1, makes new nodes exchange notifications with
+	// the Join addresses until BootstrapExpect distinct nodes (this one
+	// included) have found each other, and then bootstrap a cluster of
+	// exactly those nodes.
+	BootstrapExpect int
+	// BootstrapExpectTimeout bounds that wait. Default 2m.
+	BootstrapExpectTimeout time.Duration
+	// JoinAttempts and JoinInterval control the join retry loop. Defaults 5
+	// and 2s (doubling, capped at 10s).
+	JoinAttempts int
+	JoinInterval time.Duration
+	// NonVoter joins this node as a read-only member (it replicates but does
+	// not vote). Only used when joining.
+	NonVoter bool
+
+	// Raft timings; see the Default* constants for the reasoning.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+
+	// SnapshotThreshold, SnapshotInterval, TrailingLogs: log compaction.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	// MaxAppendEntries: 1..1024.
+	MaxAppendEntries int
+
+	// ApplyTimeout bounds Execute (and other proposals) when the context
+	// has no deadline. Default 10s.
+	ApplyTimeout time.Duration
+	// CloseTimeout bounds Raft's shutdown in Close. Default 10s.
+	CloseTimeout time.Duration
+	// StepDownOnClose makes a leader hand leadership to another voter
+	// before shutting down, which shortens the unavailability of a planned
+	// restart from an election timeout to a round trip.
+	StepDownOnClose bool
+
+	// RaftLogLevel is the minimum level of hashicorp/raft's own log lines
+	// passed on to the node's slog logger: "trace", "debug", "info",
+	// "warn" (default) or "error".
+	RaftLogLevel string
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	setDur(&c.ElectionTimeout, DefaultElectionTimeout)
+	setDur(&c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
+	setDur(&c.CommitTimeout, DefaultCommitTimeout)
+	setDur(&c.SnapshotInterval, DefaultSnapshotInterval)
+	setDur(&c.ApplyTimeout, DefaultApplyTimeout)
+	setDur(&c.CloseTimeout, DefaultCloseTimeout)
+	setDur(&c.JoinInterval, DefaultJoinInterval)
+	setDur(&c.BootstrapExpectTimeout, DefaultBootstrapExpectTimeout)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = DefaultTrailingLogs
+	}
+	if c.MaxAppendEntries == 0 {
+		c.MaxAppendEntries = DefaultMaxAppendEntries
+	}
+	if c.JoinAttempts == 0 {
+		c.JoinAttempts = DefaultJoinAttempts
+	}
+	if c.RaftLogLevel == "" {
+		c.RaftLogLevel = DefaultRaftLogLevel
+	}
+	if c.Listener != nil {
+		c.RaftAddr = c.Listener.Addr().String()
+	}
+	if c.RaftAdvAddr == "" {
+		c.RaftAdvAddr = c.RaftAddr
+	}
+	return c
+}
+
+// Validate reports the first problem with c (after defaults are applied).
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if strings.TrimSpace(c.NodeID) == "" {
+		bad("node ID is required")
+	} else if strings.ContainsAny(c.NodeID, " \t\r\n") || len(c.NodeID) > 256 {
+		bad("node ID %q must be at most 256 characters without whitespace", c.NodeID)
+	}
+	if c.Dir == "" {
+		bad("data directory is required")
+	}
+	if c.Listener == nil {
+		if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+			bad("raft address %q: %w", c.RaftAddr, err)
+		}
+	}
+	// The advertised address is resolved against the bound port in Open when
+	// it is left empty; here only an explicit one can be checked.
+	if host, port, err := net.SplitHostPort(c.RaftAdvAddr); err != nil {
+		bad("raft advertise address %q: %w", c.RaftAdvAddr, err)
+	} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		bad("raft advertise address %q is not reachable by other nodes: set an explicit advertise address", c.RaftAdvAddr)
+	} else if port == "0" && c.Listener == nil && c.RaftAdvAddr != c.RaftAddr {
+		bad("raft advertise address %q needs a port", c.RaftAdvAddr)
+	}
+	if c.APIAdvAddr == "" {
+		bad("API advertise address is required")
+	} else if u, err := url.Parse(c.APIAdvAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("API advertise address %q must be an http(s) URL such as http://127.0.0.1:4001", c.APIAdvAddr)
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			bad("join address %q: %w", j, err)
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		bad("bootstrap-expect must not be negative")
+	}
+	if c.BootstrapExpect > 1 && len(c.Join) == 0 {
+		bad("bootstrap-expect %d needs join addresses of the other nodes", c.BootstrapExpect)
+	}
+	if c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond ||
+		c.LeaderLeaseTimeout < 5*time.Millisecond || c.CommitTimeout < time.Millisecond {
+		bad("raft timeouts are too low (heartbeat, election, lease >= 5ms; commit >= 1ms)")
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		bad("leader lease timeout %s must not exceed heartbeat timeout %s", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		bad("election timeout %s must be at least the heartbeat timeout %s", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if c.SnapshotInterval < 5*time.Millisecond {
+		bad("snapshot interval %s is too low", c.SnapshotInterval)
+	}
+	if c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024 {
+		bad("max append entries %d must be within 1..1024", c.MaxAppendEntries)
+	}
+	if c.ApplyTimeout < 0 || c.CloseTimeout < 0 || c.JoinInterval < 0 || c.BootstrapExpectTimeout < 0 {
+		bad("timeouts must not be negative")
+	}
+	if c.JoinAttempts < 0 {
+		bad("join attempts must not be negative")
+	}
+	if _, ok := parseRaftLogLevel(c.RaftLogLevel); !ok {
+		bad("raft log level %q must be trace, debug, info, warn or error", c.RaftLogLevel)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("cluster config: %w", errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+// Package cluster owns Raft for raftlite: the TCP transport (one port,
+// multiplexed by a one-byte header between Raft's own RPCs and a small
+// internal cluster service), the Raft log and stable stores, snapshots
+// storage, bootstrap and join, membership changes, leadership, and the
+// replicated member metadata (each node's HTTP API address).
+//
+// A Node proposes log entries built from fsm.Command values and reads the
+// local database through the FSM. The FSM (package fsm) owns the SQLite file
+// and everything applied to it; this package never touches the database
+// directly, never interprets SQL, and never serves the public HTTP API
+// (package sqlapi does, forwarding to the leader's API address it learns from
+// LeaderAPIAddr). The FSM handed to Open is owned by the caller: Close stops
+// Raft so that nothing applies to the FSM any more, but does not close it.
+//
+// Index trap: hashicorp/raft's AppliedIndex is the index raft has handed to
+// the FSM goroutine, not what the database holds. Every read and wait in this
+// package uses the FSM's own applied index (fsm.FSM.AppliedIndex).
+package cluster

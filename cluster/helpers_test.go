@@ -1,0 +1,422 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftlite/raftlite/fsm"
+)
+
+// syncBuffer collects a test's log lines; they are printed only if the test
+// fails (and lines logged after the test ended go nowhere).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	buf := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("CLUSTER_TEST_LOGS") != "" {
+			t.Logf("logs:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// testNode is one node of an in-process cluster.
+type testNode struct {
+	t      *testing.T
+	cfg    Config
+	logger *slog.Logger
+	fsm    *fsm.FSM // nil once stopped
+	g      *group
+	*Node
+}
+
+// group is the set of nodes of one test cluster, so that helpers can find
+// the current leader again after an election.
+type group struct {
+	mu    sync.Mutex
+	nodes []*testNode
+}
+
+func (g *group) add(ns ...*testNode) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, n := range ns {
+		n.g = g
+		g.nodes = append(g.nodes, n)
+	}
+}
+
+// live returns the nodes that are not stopped.
+func (g *group) live() []*testNode {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []*testNode
+	for _, n := range g.nodes {
+		if n.fsm != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	return ln
+}
+
+// testConfig returns a config with timings fast enough for tests yet safe
+// under the race detector, listening on ln.
+func testConfig(t *testing.T, id string, ln net.Listener) Config {
+	t.Helper()
+	return Config{
+		NodeID:     id,
+		Listener:   ln,
+		APIAdvAddr: "http://api-" + id + ".test:4001",
+		Dir:        t.TempDir(),
+		// The production timings: under the race detector on a small
+		// machine, shorter leases cause spurious elections.
+		JoinInterval: 200 * time.Millisecond,
+		RaftLogLevel: "info",
+		CloseTimeout: 5 * time.Second,
+	}
+}
+
+// start opens the FSM and the node for cfg.
+func start(t *testing.T, cfg Config, logger *slog.Logger) *testNode {
+	t.Helper()
+	tn, err := tryStart(t, cfg, logger)
+	if err != nil {
+		t.Fatalf("open node %s: %v", cfg.NodeID, err)
+	}
+	return tn
+}
+
+func tryStart(t *testing.T, cfg Config, logger *slog.Logger) (*testNode, error) {
+	t.Helper()
+	l := logger.With("test_node", cfg.NodeID)
+	f, err := fsm.Open(fsm.Config{Dir: filepath.Join(cfg.Dir, "db"), Logger: l})
+	if err != nil {
+		return nil, fmt.Errorf("open fsm: %w", err)
+	}
+	n, err := Open(cfg, f, l)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	tn := &testNode{t: t, cfg: cfg, logger: logger, fsm: f, Node: n}
+	(&group{}).add(tn)
+	t.Cleanup(tn.stop)
+	return tn, nil
+}
+
+// stop closes the node and its FSM (idempotent).
+func (tn *testNode) stop() {
+	if err := tn.Node.Close(); err != nil {
+		tn.t.Errorf("close node %s: %v", tn.id, err)
+	}
+	tn.g.mu.Lock()
+	f := tn.fsm
+	tn.fsm = nil
+	tn.g.mu.Unlock()
+	if f != nil {
+		if err := f.Close(); err != nil {
+			tn.t.Errorf("close fsm %s: %v", tn.id, err)
+		}
+	}
+}
+
+// restart stops the node and opens it again with the same directory and
+// Raft address.
+func (tn *testNode) restart() *testNode {
+	t := tn.t
+	t.Helper()
+	addr := tn.RaftAddr()
+	tn.stop()
+	cfg := tn.cfg
+	var ln net.Listener
+	waitFor(t, 10*time.Second, "rebind "+addr, func() bool {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	cfg.Listener = ln
+	n := start(t, cfg, tn.logger)
+	tn.g.add(n)
+	return n
+}
+
+// startCluster starts n nodes with bootstrap-expect n and waits for a leader.
+func startCluster(t *testing.T, n int, tweak func(*Config)) []*testNode {
+	t.Helper()
+	logger := testLogger(t)
+	lns := make([]net.Listener, n)
+	var addrs []string
+	for i := range lns {
+		lns[i] = listen(t)
+		addrs = append(addrs, lns[i].Addr().String())
+	}
+	nodes := make([]*testNode, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		cfg := testConfig(t, fmt.Sprintf("node%d", i+1), lns[i])
+		cfg.BootstrapExpect = n
+		cfg.Join = addrs
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nodes[i], errs[i] = tryStart(t, cfg, logger)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start node%d: %v", i+1, err)
+		}
+	}
+	(&group{}).add(nodes...)
+	waitLeader(t, nodes...)
+	return nodes
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitLeader waits until exactly one of nodes leads and all of them agree
+// on it and know its API address, and returns it.
+func waitLeader(t *testing.T, nodes ...*testNode) *testNode {
+	t.Helper()
+	leader, err := findLeader(nodes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leader
+}
+
+// findLeader is waitLeader for any goroutine.
+func findLeader(nodes ...*testNode) (*testNode, error) {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var leader *testNode
+		agreed := true
+		for _, n := range nodes {
+			if n.IsLeader() {
+				if leader != nil {
+					agreed = false
+				}
+				leader = n
+			}
+		}
+		if leader != nil && agreed {
+			for _, n := range nodes {
+				if n.LeaderID() != leader.id || n.LeaderAPIAddr() != leader.cfg.APIAdvAddr {
+					agreed = false
+				}
+			}
+			if agreed {
+				return leader, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("timed out waiting for a leader known to all nodes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitMeta waits until every node knows every node's API address.
+func waitMeta(t *testing.T, nodes ...*testNode) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "every member's API address on every node", func() bool {
+		for _, n := range nodes {
+			meta := n.fsm.Nodes()
+			for _, o := range nodes {
+				if meta[o.id].APIAddr != o.cfg.APIAdvAddr {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+func followers(leader *testNode, nodes ...*testNode) []*testNode {
+	var out []*testNode
+	for _, n := range nodes {
+		if n != leader {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func stmt(sql string, args ...any) fsm.Statement {
+	s := fsm.Statement{SQL: sql}
+	for _, a := range args {
+		s.Params = append(s.Params, fsm.Param{Value: a})
+	}
+	return s
+}
+
+// exec runs idempotent statements on n, or on the current leader of n's
+// group if leadership moved (a spurious election on a loaded machine is
+// legitimate), and fails the test on any other error.
+func exec(t *testing.T, n *testNode, stmts ...fsm.Statement) *fsm.Response {
+	t.Helper()
+	resp, err := tryExec(n, stmts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// tryExec is exec for any goroutine.
+func tryExec(n *testNode, stmts ...fsm.Statement) (*fsm.Response, error) {
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := n.Execute(ctx, &fsm.Request{Statements: stmts})
+		cancel()
+		retryable := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipTransfer) || IsAmbiguous(err)
+		if err != nil && retryable && attempt < 10 {
+			n.logger.Warn("test: retrying write on the current leader", "node", n.id, "error", err)
+			if n, err = findLeader(n.g.live()...); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("execute on %s: %w", n.id, err)
+		}
+		if resp.Err != nil {
+			return nil, fmt.Errorf("execute on %s: %w", n.id, resp.Err)
+		}
+		for i, r := range resp.Results {
+			if r.Error != "" {
+				return nil, fmt.Errorf("execute on %s: statement %d: %s", n.id, i, r.Error)
+			}
+		}
+		return resp, nil
+	}
+}
+
+func createTable(t *testing.T, leader *testNode) {
+	t.Helper()
+	exec(t, leader, stmt("CREATE TABLE IF NOT EXISTS foo (id INTEGER PRIMARY KEY, v INTEGER)"))
+}
+
+// insertRow writes row id (idempotently) and returns the entry's index.
+func insertRow(t *testing.T, leader *testNode, id int) uint64 {
+	t.Helper()
+	return exec(t, leader, insertStmt(id)).Index
+}
+
+func insertStmt(id int) fsm.Statement {
+	return stmt("INSERT OR REPLACE INTO foo(id, v) VALUES(?, ?)", int64(id), int64(id*10))
+}
+
+// insertRows writes rows from+1..from+count, one entry each, and returns
+// the last entry's index.
+func insertRows(t *testing.T, leader *testNode, from, count int) uint64 {
+	t.Helper()
+	var idx uint64
+	for i := from; i < from+count; i++ {
+		idx = insertRow(t, leader, i+1)
+	}
+	return idx
+}
+
+// rows reads all of table foo from n's local copy.
+func rows(t *testing.T, n *testNode) [][]fsm.Value {
+	t.Helper()
+	res, err := n.Query(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("SELECT id, v FROM foo ORDER BY id")}})
+	if err != nil {
+		t.Fatalf("query on %s: %v", n.id, err)
+	}
+	if len(res) != 1 || res[0].Error != "" {
+		t.Fatalf("query on %s: %+v", n.id, res)
+	}
+	return res[0].Rows
+}
+
+// waitSame waits until every node has applied index and holds the same
+// rows as the first, and returns the number of rows.
+func waitSame(t *testing.T, index uint64, nodes ...*testNode) int {
+	t.Helper()
+	for _, n := range nodes {
+		if err := n.WaitApplied(ctxT(t), index); err != nil {
+			t.Fatalf("wait for index %d on %s (at %d): %v", index, n.id, n.AppliedIndex(), err)
+		}
+	}
+	want := rows(t, nodes[0])
+	for _, n := range nodes[1:] {
+		if got := rows(t, n); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s holds %d rows, %s holds %d rows (or different values)", n.id, len(got), nodes[0].id, len(want))
+		}
+	}
+	return len(want)
+}
+
+func memberIDs(t *testing.T, n *testNode) map[string]Member {
+	t.Helper()
+	ms, err := n.Members()
+	if err != nil {
+		t.Fatalf("members on %s: %v", n.id, err)
+	}
+	out := make(map[string]Member, len(ms))
+	for _, m := range ms {
+		out[m.ID] = m
+	}
+	return out
+}
+
+func isErr(err, target error) bool { return errors.Is(err, target) }
+
+func netListen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }

@@ -1,0 +1,144 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Member is one server of the Raft configuration with its replicated
+// metadata.
+type Member struct {
+	ID       string
+	RaftAddr string
+	APIAddr  string // "" until the member's metadata is recorded
+	Voter    bool
+	Leader   bool
+}
+
+// Members returns the cluster's servers, sorted by ID.
+func (n *Node) Members() ([]Member, error) {
+	servers, err := n.servers()
+	if err != nil {
+		return nil, err
+	}
+	nodes := n.fsm.Nodes()
+	leader := n.LeaderID()
+	out := make([]Member, 0, len(servers))
+	for _, s := range servers {
+		id := string(s.ID)
+		out = append(out, Member{
+			ID:       id,
+			RaftAddr: string(s.Address),
+			APIAddr:  nodes[id].APIAddr,
+			Voter:    s.Suffrage == raft.Voter,
+			Leader:   id == leader,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Remove removes node id from the cluster and forgets its metadata. On a
+// follower the request is passed to the leader. Removing a node that is not
+// a member succeeds (and forgets any metadata left of it). A removed node
+// shuts its Raft down.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	if id == "" {
+		return fmt.Errorf("cluster: remove: %w: missing node id", ErrBadRequest)
+	}
+	if err := n.remove(ctx, id, 0); err != nil {
+		return fmt.Errorf("cluster: remove %s: %w", id, err)
+	}
+	return nil
+}
+
+func (n *Node) remove(ctx context.Context, id string, hops int) error {
+	if id == "" {
+		return fmt.Errorf("%w: missing node id", ErrBadRequest)
+	}
+	if !n.IsLeader() {
+		return n.forward(ctx, pathRemove, hops, removeRequest{ID: id}, nil)
+	}
+	n.memberMu.Lock()
+	defer n.memberMu.Unlock()
+	ctx, cancel := n.withApplyTimeout(ctx)
+	defer cancel()
+	servers, err := n.servers()
+	if err != nil {
+		return err
+	}
+	if id == n.id {
+		// The leader removes itself: forget its metadata while it still
+		// can. (Should the removal fail, reconcile records it again.)
+		if err := n.removeMetaLocked(ctx, id); err != nil {
+			return fmt.Errorf("forget own metadata: %w", err)
+		}
+	}
+	for _, s := range servers {
+		if string(s.ID) != id {
+			continue
+		}
+		if err := n.configChange(ctx, func(t time.Duration) raft.IndexFuture {
+			return n.raft.RemoveServer(s.ID, 0, t)
+		}); err != nil {
+			return err
+		}
+		n.metrics.removesHandled.Add(1)
+		n.logger.Info("removed member", "id", id, "addr", s.Address)
+		break
+	}
+	if err := n.removeMetaLocked(ctx, id); err != nil {
+		// The leader prunes metadata of non-members, so this heals (e.g.
+		// when the leader removed itself and stepped down).
+		n.logger.Info("forget metadata of removed member (will be pruned later)", "id", id, "error", err)
+	}
+	return nil
+}
+
+// StepDown transfers leadership to targetID, or to the most up-to-date other
+// voter when targetID is "". Only the leader can (ErrNotLeader elsewhere).
+// It returns once the transfer succeeded or failed.
+func (n *Node) StepDown(ctx context.Context, targetID string) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	var f raft.Future
+	if targetID == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		if targetID == n.id {
+			return nil
+		}
+		servers, err := n.servers()
+		if err != nil {
+			return err
+		}
+		var target *raft.Server
+		for i := range servers {
+			if string(servers[i].ID) == targetID {
+				target = &servers[i]
+			}
+		}
+		if target == nil {
+			return fmt.Errorf("cluster: step down: %w: %s", ErrUnknownNode, targetID)
+		}
+		if target.Suffrage != raft.Voter {
+			return fmt.Errorf("cluster: step down: %w: %s is not a voter", ErrBadRequest, targetID)
+		}
+		f = n.raft.LeadershipTransferToServer(target.ID, target.Address)
+	}
+	if err := n.wait(ctx, f); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("cluster: step down: %w", err)
+		}
+		return fmt.Errorf("cluster: step down: %w", mapError(err))
+	}
+	return nil
+}

@@ -1,0 +1,561 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/raftlite/raftlite/fsm"
+)
+
+// Node is one member of a raftlite cluster: a running Raft instance whose
+// state machine is the FSM handed to Open. All methods are safe for
+// concurrent use.
+type Node struct {
+	cfg     Config
+	id      string
+	advAddr string       // Raft address other nodes use
+	logger  *slog.Logger // component=cluster
+	base    *slog.Logger // without the component attribute
+	fsm     *fsm.FSM
+
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	layer     *raftLayer
+	store     *raftboltdb.BoltStore
+	mux       *mux
+	server    *http.Server
+	client    *serviceClient
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines
+
+	closed       atomic.Bool
+	raftDown     chan struct{} // closed once raft has shut down
+	raftDownOnce sync.Once
+	closeOnce    sync.Once
+	closeErr     error
+
+	// memberMu serialises the leader's membership and metadata changes, so
+	// that a check of the configuration and the change that follows it are
+	// not interleaved with another.
+	memberMu sync.Mutex
+	boot     bootState
+	// readyTerm is the term in which this node, as leader, has applied a
+	// barrier: every entry committed before its term is then applied
+	// locally (see readIndex).
+	readyTerm atomic.Uint64
+
+	metrics metrics
+}
+
+// Open starts a cluster node: it binds the Raft port, opens the Raft stores
+// in cfg.Dir/raft and starts Raft with f as the state machine. A node without
+// Raft state then bootstraps or joins as configured (blocking until that has
+// succeeded or failed); a node with state rejoins by itself. Open does not
+// wait for a leader; see Ready. The caller keeps ownership of f and must close
+// it after Node.Close.
+func Open(cfg Config, f *fsm.FSM, logger *slog.Logger) (*Node, error) {
+	return OpenContext(context.Background(), cfg, f, logger)
+}
+
+// OpenContext is Open with a context bounding the bootstrap or join.
+func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
+	if given := cfg.Listener; given != nil {
+		// The node owns a given listener, also when Open fails. (A second
+		// Close after the mux closed it is harmless.)
+		defer func() {
+			if err != nil {
+				given.Close()
+			}
+		}()
+	}
+	if f == nil {
+		return nil, errors.New("cluster: open: nil FSM")
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	explicitAdv := cfg.RaftAdvAddr != ""
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	base := logger.With("node_id", cfg.NodeID)
+	logger = base.With("component", "cluster")
+	raftDir := filepath.Join(cfg.Dir, "raft")
+	if err := os.MkdirAll(raftDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cluster: create raft directory: %w", err)
+	}
+
+	n = &Node{cfg: cfg, id: cfg.NodeID, logger: logger, base: base, fsm: f, client: newServiceClient()}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.raftDown = make(chan struct{})
+	n.boot.peers = make(map[string]peerInfo)
+	n.boot.wake = make(chan struct{}, 1)
+	defer func() {
+		if err != nil {
+			if cerr := n.Close(); cerr != nil {
+				logger.Warn("cleanup after failed open", "error", cerr)
+			}
+			n = nil
+		}
+	}()
+
+	// The port: Raft and the cluster service share it.
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.RaftAddr); err != nil {
+			return n, fmt.Errorf("cluster: listen on %s: %w", cfg.RaftAddr, err)
+		}
+	}
+	n.advAddr = cfg.RaftAdvAddr
+	if !explicitAdv {
+		n.advAddr = ln.Addr().String()
+	}
+	n.mux = newMux(ln, logger)
+	n.layer = newRaftLayer(n.mux.listen(headerRaft, tcpAddr(n.advAddr)))
+	svcLn := n.mux.listen(headerCluster, tcpAddr(n.advAddr))
+	n.mux.serve()
+
+	hlog := n.raftLogger()
+
+	// Stores: BoltDB for the log and stable state, an in-memory cache of
+	// recent entries in front of it, and files for snapshots.
+	n.store, err = raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(raftDir, "raft.db"),
+		// Fail fast rather than hang when another process holds the lock.
+		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
+	})
+	if err != nil {
+		return n, fmt.Errorf("cluster: open raft log store %s: %w", filepath.Join(raftDir, "raft.db"), err)
+	}
+	logStore, err := raft.NewLogCache(logCacheSize, n.store)
+	if err != nil {
+		return n, fmt.Errorf("cluster: raft log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, snapshotRetain, hlog.Named("snapshots"))
+	if err != nil {
+		return n, fmt.Errorf("cluster: raft snapshot store: %w", err)
+	}
+
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.layer,
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+		Logger:  hlog.Named("transport"),
+	})
+
+	hasState, err := raft.HasExistingState(logStore, n.store, snaps)
+	if err != nil {
+		return n, fmt.Errorf("cluster: check existing raft state: %w", err)
+	}
+
+	if !hasState && f.AppliedIndex() > 0 {
+		// Entries of the new log would be skipped as already applied.
+		return n, fmt.Errorf("cluster: the database has applied log index %d but %s holds no Raft state: "+
+			"it belongs to another cluster's history; remove the database or restore the Raft directory", f.AppliedIndex(), raftDir)
+	}
+	rc, err := n.raftConfig(hlog, snaps)
+	if err != nil {
+		return n, err
+	}
+	n.raft, err = raft.NewRaft(rc, f, logStore, n.store, snaps, n.transport)
+	if err != nil {
+		return n, fmt.Errorf("cluster: start raft: %w", err)
+	}
+
+	n.server = newServiceServer(n, logger)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.server.Serve(svcLn); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			logger.Error("cluster service stopped", "error", err)
+		}
+	}()
+	n.wg.Add(1)
+	go n.watch()
+
+	logger.Info("raft started", "raft_addr", n.advAddr, "api_addr", cfg.APIAdvAddr, "dir", raftDir, "existing_state", hasState)
+	if hasState {
+		if len(cfg.Join) > 0 || cfg.BootstrapExpect > 0 {
+			logger.Info("existing raft state: ignoring join and bootstrap-expect settings")
+		}
+		return n, nil
+	}
+	if err := n.form(ctx); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// raftLogger is the hclog.Logger handed to hashicorp/raft.
+func (n *Node) raftLogger() *slogHCLog {
+	level, _ := parseRaftLogLevel(n.cfg.RaftLogLevel)
+	return newSlogHCLog(n.base.With("component", "raft"), "raft", level)
+}
+
+// raftConfig builds hashicorp/raft's configuration.
+func (n *Node) raftConfig(hlog *slogHCLog, snaps *raft.FileSnapshotStore) (*raft.Config, error) {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.id)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = n.cfg.CommitTimeout
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.SnapshotInterval = n.cfg.SnapshotInterval
+	rc.TrailingLogs = n.cfg.TrailingLogs
+	rc.MaxAppendEntries = n.cfg.MaxAppendEntries
+	// Let concurrent Apply calls queue up to MaxAppendEntries deep so that
+	// raft batches them into one disk write and one FSM batch.
+	rc.BatchApplyCh = true
+	// A removed node stops taking part; it would otherwise keep calling
+	// elections it can only lose.
+	rc.ShutdownOnRemove = true
+	rc.Logger = hlog
+
+	// Restoring the latest snapshot at start is unnecessary when the
+	// database file is at least as new as that snapshot: the FSM keeps its
+	// applied index inside the database (committed in the same SQLite
+	// transaction as the entries), every snapshot is a copy of that file
+	// taken at the index it records, and the file never goes back, so
+	// raft's replay from the snapshot index onwards only re-delivers entries
+	// the FSM skips by index. The one case where the file can be older is a
+	// crash after raft stored a snapshot received from the leader
+	// (InstallSnapshot) but before the FSM restored it; then the snapshot
+	// must be restored, and the log may no longer hold the entries between.
+	// So skip the restore exactly when the FSM is not behind. (Either way
+	// raft re-delivers committed entries after the snapshot index; the FSM
+	// ignores those at or below its applied index.)
+	rc.NoSnapshotRestoreOnStart = true
+	metas, err := snaps.List()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: list raft snapshots: %w", err)
+	}
+	if len(metas) > 0 && metas[0].Index > n.fsm.AppliedIndex() {
+		n.logger.Warn("database is older than the latest raft snapshot: restoring the snapshot",
+			"fsm_index", n.fsm.AppliedIndex(), "snapshot_index", metas[0].Index)
+		rc.NoSnapshotRestoreOnStart = false
+		n.metrics.snapshotsRestored.Add(1)
+	}
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("cluster: raft config: %w", err)
+	}
+	return rc, nil
+}
+
+// Close stops the node: Raft (bounded by CloseTimeout), the cluster service,
+// the transport, the port and the stores. It does not close the FSM. Calling
+// Close again returns the first result.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
+	n.closed.Store(true)
+	n.cancel()
+	var errs []error
+
+	raftStopped := true
+	if n.raft != nil {
+		if n.cfg.StepDownOnClose && n.raft.State() == raft.Leader {
+			n.stepDownForClose()
+		}
+		done := make(chan error, 1)
+		go func() { done <- n.raft.Shutdown().Error() }()
+		n.markRaftDown()
+		select {
+		case err := <-done:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("shut down raft: %w", err))
+			}
+		case <-time.After(n.cfg.CloseTimeout):
+			raftStopped = false
+			errs = append(errs, fmt.Errorf("shut down raft: timed out after %s", n.cfg.CloseTimeout))
+		}
+	}
+	if n.server != nil {
+		if err := n.server.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close cluster service: %w", err))
+		}
+	}
+	n.client.close()
+	if n.transport != nil {
+		if err := n.transport.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft transport: %w", err))
+		}
+		n.transport.CloseStreams() // pooled outgoing connections
+		n.layer.closeConns()       // incoming connections
+	}
+	if n.mux != nil {
+		if err := n.mux.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft listener: %w", err))
+		}
+	}
+	n.wg.Wait()
+	if n.store != nil {
+		if raftStopped {
+			if err := n.store.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close raft log store: %w", err))
+			}
+		} else {
+			n.logger.Error("raft did not stop: leaving its log store open")
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cluster: close: %w", err)
+	}
+	n.logger.Info("closed")
+	return nil
+}
+
+// stepDownForClose hands leadership to another voter, if there is one, so a
+// planned shutdown costs a round trip rather than an election timeout.
+func (n *Node) stepDownForClose() {
+	servers, err := n.servers()
+	if err != nil {
+		return
+	}
+	others := 0
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter && string(s.ID) != n.id {
+			others++
+		}
+	}
+	if others == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.ElectionTimeout+time.Second)
+	defer cancel()
+	if err := n.wait(ctx, n.raft.LeadershipTransfer()); err != nil {
+		n.logger.Warn("leadership transfer before close failed", "error", err)
+		return
+	}
+	n.logger.Info("handed over leadership before close")
+}
+
+// ID returns this node's ID.
+func (n *Node) ID() string { return n.id }
+
+// RaftAddr returns the Raft address other nodes use to reach this one.
+func (n *Node) RaftAddr() string { return n.advAddr }
+
+// APIAddr returns this node's advertised HTTP API address.
+func (n *Node) APIAddr() string { return n.cfg.APIAdvAddr }
+
+// Execute proposes req as one log entry and returns the FSM's response once
+// it is committed and applied here. Only the leader proposes: elsewhere it
+// returns ErrNotLeader without proposing. A request-level failure decided by
+// the FSM (e.g. a superseded sequence number) is in the response's Err field,
+// not in the returned error. Errors for which IsAmbiguous is true
+// (ErrLeadershipLost, ErrCommitTimeout) mean the write may or may not have
+// been applied. Concurrent calls pipeline: raft batches them.
+func (n *Node) Execute(ctx context.Context, req *fsm.Request) (resp *fsm.Response, err error) {
+	start := time.Now()
+	defer func() { n.metrics.observeExecute(start, err) }()
+	if req == nil {
+		return nil, errors.New("cluster: execute: nil request")
+	}
+	res, err := n.propose(ctx, &fsm.Command{Type: fsm.CmdExecute, Request: req})
+	if err != nil {
+		return nil, err
+	}
+	switch v := res.(type) {
+	case *fsm.Response:
+		if v == nil {
+			return nil, errors.New("cluster: execute: FSM returned a nil response")
+		}
+		return v, nil
+	case error:
+		return nil, fmt.Errorf("cluster: execute: FSM: %w", v)
+	default:
+		return nil, fmt.Errorf("cluster: execute: unexpected FSM response type %T", res)
+	}
+}
+
+// propose stamps cmd with the leader's time and a random seed, proposes it
+// and waits for it to be applied locally, returning the FSM's response.
+func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
+	if n.closed.Load() {
+		return nil, ErrClosed
+	}
+	if n.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	cmd.Timestamp = time.Now().UnixNano()
+	cmd.Seed = rand.Uint64()
+	data, err := fsm.EncodeCommand(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: encode command: %w", err)
+	}
+	ctx, cancel := n.withApplyTimeout(ctx)
+	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	deadline, _ := ctx.Deadline()
+	f := n.raft.Apply(data, time.Until(deadline))
+	if err := n.wait(ctx, f); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return nil, fmt.Errorf("%w: %w", ErrCommitTimeout, ctxErr)
+		}
+		return nil, mapApplyError(err)
+	}
+	return f.Response(), nil
+}
+
+// withApplyTimeout bounds ctx by ApplyTimeout unless it has a deadline.
+func (n *Node) withApplyTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+}
+
+// wait waits for a raft future, for ctx to end, or for raft to shut down.
+// The last is needed because raft's request channels are buffered: a request
+// queued just as raft shuts down (e.g. after removing this node) is never
+// answered, and its waiter would otherwise hang until its deadline.
+func (n *Node) wait(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.raftDown:
+		// Let an answer racing with the shutdown win.
+		t := time.NewTimer(shutdownGrace)
+		defer t.Stop()
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+			return raft.ErrRaftShutdown
+		}
+	}
+}
+
+// shutdownGrace is how long a waiter gives a future after raft shut down.
+const shutdownGrace = 100 * time.Millisecond
+
+// markRaftDown records that raft has shut down (by Close, or by itself after
+// this node was removed).
+func (n *Node) markRaftDown() {
+	n.raftDownOnce.Do(func() { close(n.raftDown) })
+}
+
+// Query reads the local copy of the database (no consistency check; callers
+// check leadership, a read index or freshness first as their level needs).
+func (n *Node) Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, error) {
+	return n.fsm.Query(ctx, req)
+}
+
+// AllReadOnly reports whether every statement of req is read-only.
+func (n *Node) AllReadOnly(ctx context.Context, req *fsm.Request) (bool, error) {
+	return n.fsm.AllReadOnly(ctx, req)
+}
+
+// WaitApplied waits until the local FSM has applied the log entry at index
+// (the FSM's applied index, not raft's).
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	return n.fsm.WaitApplied(ctx, index)
+}
+
+// AppliedIndex returns the FSM's applied index.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+
+// IsLeader reports whether this node currently believes it is the leader.
+func (n *Node) IsLeader() bool {
+	return !n.closed.Load() && n.raft.State() == raft.Leader
+}
+
+// VerifyLeader confirms with a quorum round that this node is still the
+// leader; it returns ErrNotLeader otherwise.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	if err := n.wait(ctx, n.raft.VerifyLeader()); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("cluster: verify leader: %w", err)
+		}
+		return mapError(err)
+	}
+	return nil
+}
+
+// LeaderID returns the ID of the leader this node knows of, or "".
+func (n *Node) LeaderID() string {
+	if n.closed.Load() {
+		return ""
+	}
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// LeaderAddr returns the Raft address of the known leader, or "".
+func (n *Node) LeaderAddr() string {
+	if n.closed.Load() {
+		return ""
+	}
+	addr, _ := n.raft.LeaderWithID()
+	return string(addr)
+}
+
+// LeaderAPIAddr returns the HTTP API address of the known leader from the
+// replicated metadata, or "" when no leader or no metadata is known.
+func (n *Node) LeaderAPIAddr() string {
+	id := n.LeaderID()
+	if id == "" {
+		return ""
+	}
+	return n.fsm.Nodes()[id].APIAddr
+}
+
+// Ready returns nil when the node is open, its state machine is healthy
+// (not halted by a failed write) and it knows a leader.
+func (n *Node) Ready() error {
+	if n.closed.Load() || n.raft.State() == raft.Shutdown {
+		return ErrClosed
+	}
+	if err := n.fsm.Err(); err != nil {
+		return fmt.Errorf("cluster: state machine halted: %w", err)
+	}
+	if n.LeaderID() == "" {
+		return ErrNoLeader
+	}
+	return nil
+}
+
+// servers returns the latest Raft configuration's servers.
+func (n *Node) servers() ([]raft.Server, error) {
+	if n.closed.Load() {
+		return nil, ErrClosed
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("cluster: get raft configuration: %w", mapError(err))
+	}
+	return f.Configuration().Servers, nil
+}

@@ -1,0 +1,464 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftlite/raftlite/fsm"
+)
+
+func TestSingleNodeBootstrapExecuteQuery(t *testing.T) {
+	logger := testLogger(t)
+	n := start(t, testConfig(t, "solo", listen(t)), logger)
+	waitLeader(t, n)
+
+	if err := n.Ready(); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	createTable(t, n)
+	idx := insertRows(t, n, 0, 10)
+	if idx == 0 {
+		t.Fatal("execute response has no raft index")
+	}
+	if got := waitSame(t, idx, n); got != 10 {
+		t.Fatalf("rows = %d, want 10", got)
+	}
+	if err := n.VerifyLeader(ctxT(t)); err != nil {
+		t.Fatalf("VerifyLeader: %v", err)
+	}
+	ri, err := n.ReadIndex(ctxT(t))
+	if err != nil || ri < idx {
+		t.Fatalf("ReadIndex = %d, %v; want >= %d", ri, err, idx)
+	}
+
+	ms, err := n.Members()
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("Members = %+v, %v", ms, err)
+	}
+	if m := ms[0]; m.ID != "solo" || m.RaftAddr != n.RaftAddr() || m.APIAddr != n.cfg.APIAdvAddr || !m.Voter || !m.Leader {
+		t.Fatalf("member = %+v", m)
+	}
+
+	// Stats: the keys /status clients read, numbers as numbers.
+	s := n.Stats()
+	if s["node_id"] != "solo" || s["dir"] != n.cfg.Dir {
+		t.Fatalf("stats identity: %v %v", s["node_id"], s["dir"])
+	}
+	if fi, ok := s["fsm_index"].(uint64); !ok || fi < idx {
+		t.Fatalf("stats fsm_index = %#v", s["fsm_index"])
+	}
+	leader := s["leader"].(map[string]any)
+	if leader["node_id"] != "solo" || leader["addr"] != n.RaftAddr() {
+		t.Fatalf("stats leader = %v", leader)
+	}
+	rs := s["raft"].(map[string]any)
+	if rs["state"] != "Leader" || rs["voter"] != true {
+		t.Fatalf("stats raft state/voter = %v/%v", rs["state"], rs["voter"])
+	}
+	for _, k := range []string{"term", "commit_index", "applied_index", "last_log_index", "last_snapshot_index"} {
+		if _, ok := rs[k].(uint64); !ok {
+			t.Fatalf("stats raft.%s = %#v, want uint64", k, rs[k])
+		}
+	}
+	if _, ok := s["sqlite3"].(map[string]any); !ok {
+		t.Fatalf("stats sqlite3 = %#v", s["sqlite3"])
+	}
+
+	// A restart finds its state: no bootstrap, same data, leader again,
+	// writes continue.
+	n = n.restart()
+	waitLeader(t, n)
+	if got := waitSame(t, idx, n); got != 10 {
+		t.Fatalf("rows after restart = %d, want 10", got)
+	}
+	idx = insertRows(t, n, 10, 1)
+	if got := waitSame(t, idx, n); got != 11 {
+		t.Fatalf("rows = %d, want 11", got)
+	}
+}
+
+func TestThreeNodeBootstrapExpect(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	leader := waitLeader(t, nodes...)
+	waitMeta(t, nodes...)
+	for _, n := range nodes {
+		ms := memberIDs(t, n)
+		if len(ms) != 3 {
+			t.Fatalf("%s sees %d members: %v", n.id, len(ms), ms)
+		}
+		for _, o := range nodes {
+			m := ms[o.id]
+			if m.RaftAddr != o.RaftAddr() || m.APIAddr != o.cfg.APIAdvAddr || !m.Voter || m.Leader != (o == leader) {
+				t.Fatalf("%s's view of %s: %+v", n.id, o.id, m)
+			}
+		}
+	}
+
+	createTable(t, leader)
+	idx := insertRows(t, leader, 0, 5)
+	waitSame(t, idx, nodes...)
+
+	// Followers refuse writes without proposing them.
+	leader = waitLeader(t, nodes...)
+	for _, f := range followers(leader, nodes...) {
+		_, err := f.Execute(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("INSERT INTO foo(v) VALUES(1)")}})
+		if !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("Execute on follower %s: %v, want ErrNotLeader", f.id, err)
+		}
+		if IsAmbiguous(err) {
+			t.Fatal("ErrNotLeader must not be ambiguous")
+		}
+		if err := f.VerifyLeader(ctxT(t)); !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("VerifyLeader on follower: %v", err)
+		}
+		if err := f.StepDown(ctxT(t), ""); !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("StepDown on follower: %v", err)
+		}
+	}
+
+	// Concurrent writes pipeline and all succeed with distinct indexes.
+	const writers = 40
+	var wg sync.WaitGroup
+	indexes := make([]uint64, writers)
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := tryExec(leader, insertStmt(1000+i))
+			if err == nil {
+				indexes[i] = resp.Index
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	seen := make(map[uint64]bool)
+	var maxIdx uint64
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent write %d: %v", i, err)
+		}
+		if seen[indexes[i]] {
+			t.Fatalf("index %d returned twice", indexes[i])
+		}
+		seen[indexes[i]] = true
+		maxIdx = max(maxIdx, indexes[i])
+	}
+	if got := waitSame(t, maxIdx, nodes...); got != 5+writers {
+		t.Fatalf("rows = %d, want %d", got, 5+writers)
+	}
+
+	// Linearizable follower read: the read index covers the last write.
+	f := followers(leader, nodes...)[0]
+	last := insertRow(t, leader, 2000)
+	ri, err := f.ReadIndex(ctxT(t))
+	if err != nil || ri < last {
+		t.Fatalf("follower ReadIndex = %d, %v; want >= %d", ri, err, last)
+	}
+	if err := f.WaitApplied(ctxT(t), ri); err != nil {
+		t.Fatalf("WaitApplied(%d): %v", ri, err)
+	}
+	if got := len(rows(t, f)); got != 6+writers {
+		t.Fatalf("follower rows after read index = %d, want %d", got, 6+writers)
+	}
+}
+
+func TestJoinRejoinReplaceRemove(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	leader := waitLeader(t, nodes...)
+	createTable(t, leader)
+	idx := insertRows(t, leader, 0, 20)
+
+	// A 4th node joins through a follower, which passes it to the leader.
+	f := followers(leader, nodes...)[0]
+	cfg4 := testConfig(t, "node4", listen(t))
+	cfg4.Join = []string{"127.0.0.1:1", f.RaftAddr()} // the first is dead: tried, then skipped
+	n4 := start(t, cfg4, nodes[0].logger)
+	nodes[0].g.add(n4)
+	all := append(nodes[:3:3], n4)
+	waitLeader(t, all...)
+	waitSame(t, idx, all...)
+	for _, n := range all {
+		if m, ok := memberIDs(t, n)["node4"]; !ok || m.APIAddr != cfg4.APIAdvAddr || !m.Voter {
+			waitFor(t, 5*time.Second, n.id+" to see node4", func() bool {
+				m, ok := memberIDs(t, n)["node4"]
+				return ok && m.APIAddr == cfg4.APIAdvAddr && m.Voter
+			})
+		}
+	}
+
+	// Re-joining with the same ID and address changes nothing.
+	before := leader.raft.GetConfiguration()
+	if err := before.Error(); err != nil {
+		t.Fatal(err)
+	}
+	req := joinRequest{ID: "node4", RaftAddr: n4.RaftAddr(), APIAddr: cfg4.APIAdvAddr, Voter: true}
+	if err := n4.join(ctxT(t), req, 0); err != nil {
+		t.Fatalf("re-join: %v", err)
+	}
+	after := leader.raft.GetConfiguration()
+	if err := after.Error(); err != nil {
+		t.Fatal(err)
+	}
+	if after.Index() != before.Index() {
+		t.Fatalf("idempotent re-join changed the configuration (index %d -> %d)", before.Index(), after.Index())
+	}
+
+	// node4 loses its disk and comes back on another port: same ID, new
+	// address. The leader replaces the old entry.
+	oldAddr := n4.RaftAddr()
+	n4.stop()
+	cfg4b := testConfig(t, "node4", listen(t))
+	cfg4b.Join = []string{leader.RaftAddr()}
+	cfg4b.APIAdvAddr = "http://api-node4-new.test:4001"
+	n4 = start(t, cfg4b, nodes[0].logger)
+	nodes[0].g.add(n4)
+	all = append(nodes[:3:3], n4)
+	waitFor(t, 10*time.Second, "node4 at its new address everywhere", func() bool {
+		for _, n := range all {
+			m, ok := memberIDs(t, n)["node4"]
+			if !ok || m.RaftAddr != n4.RaftAddr() || m.APIAddr != cfg4b.APIAdvAddr || len(memberIDs(t, n)) != 4 {
+				return false
+			}
+		}
+		return true
+	})
+	waitSame(t, idx, all...)
+	if n4.RaftAddr() == oldAddr {
+		t.Fatal("test bug: same address")
+	}
+
+	// Another node takes over node4's address with a new ID: node4 is
+	// removed first.
+	addr4 := n4.RaftAddr()
+	n4.stop()
+	var cfg5 Config
+	waitFor(t, 10*time.Second, "rebind "+addr4, func() bool {
+		l, err := netListen(addr4)
+		if err != nil {
+			return false
+		}
+		cfg5 = testConfig(t, "node5", l)
+		return true
+	})
+	cfg5.Join = []string{f.RaftAddr()}
+	n5 := start(t, cfg5, nodes[0].logger)
+	nodes[0].g.add(n5)
+	all = append(nodes[:3:3], n5)
+	waitFor(t, 10*time.Second, "node5 replacing node4", func() bool {
+		for _, n := range all {
+			ms := memberIDs(t, n)
+			if _, ok := ms["node4"]; ok || len(ms) != 4 || ms["node5"].RaftAddr != addr4 {
+				return false
+			}
+			if _, ok := n.fsm.Nodes()["node4"]; ok {
+				return false
+			}
+		}
+		return true
+	})
+	waitSame(t, idx, all...)
+
+	// Remove node5 through a follower; its metadata goes too.
+	if err := f.Remove(ctxT(t), "node5"); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	waitFor(t, 10*time.Second, "node5 removed everywhere", func() bool {
+		for _, n := range nodes {
+			if _, ok := memberIDs(t, n)["node5"]; ok {
+				return false
+			}
+			if _, ok := n.fsm.Nodes()["node5"]; ok {
+				return false
+			}
+		}
+		return true
+	})
+	// Removing a non-member is a no-op.
+	if err := leader.Remove(ctxT(t), "nobody"); err != nil {
+		t.Fatalf("Remove(nobody): %v", err)
+	}
+	leader = waitLeader(t, nodes...)
+	idx = insertRows(t, leader, 100, 1)
+	waitSame(t, idx, nodes...)
+}
+
+func TestLeaderFailoverAndCatchUp(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	leader := waitLeader(t, nodes...)
+	createTable(t, leader)
+	idx := insertRows(t, leader, 0, 10)
+	waitSame(t, idx, nodes...)
+
+	// The leader dies (no hand-over): the others elect a new one.
+	old := leader
+	old.stop()
+	rest := followers(old, nodes...)
+	start := time.Now()
+	leader = waitLeader(t, rest...)
+	t.Logf("new leader %s after %s", leader.id, time.Since(start))
+	idx = insertRows(t, leader, 10, 10)
+	waitSame(t, idx, rest...)
+
+	// The old leader comes back with the same command line, except for a
+	// new HTTP address, catches up, and its new address reaches everyone.
+	old.cfg.APIAdvAddr = "http://api-moved.test:4001"
+	back := old.restart()
+	all := append(rest, back)
+	waitLeader(t, all...)
+	if got := waitSame(t, idx, all...); got != 20 {
+		t.Fatalf("rows = %d, want 20", got)
+	}
+	waitFor(t, 10*time.Second, "the new API address everywhere", func() bool {
+		for _, n := range all {
+			if memberIDs(t, n)[back.id].APIAddr != "http://api-moved.test:4001" {
+				return false
+			}
+		}
+		return true
+	})
+	if back.IsLeader() && back != leader {
+		t.Log("restarted node took leadership back")
+	}
+}
+
+func TestSnapshotCatchUp(t *testing.T) {
+	nodes := startCluster(t, 3, func(c *Config) {
+		c.SnapshotThreshold = 16
+		c.TrailingLogs = 4
+		c.SnapshotInterval = 50 * time.Millisecond
+	})
+	leader := waitLeader(t, nodes...)
+	createTable(t, leader)
+	idx := insertRows(t, leader, 0, 100)
+	waitSame(t, idx, nodes...)
+	waitFor(t, 10*time.Second, "the leader to compact its log", func() bool {
+		rs := leader.Stats()["raft"].(map[string]any)
+		snap, _ := rs["last_snapshot_index"].(uint64)
+		return snap >= idx-20
+	})
+
+	// A new node (that never snapshots itself) must be sent a snapshot:
+	// the log no longer starts at 1.
+	cfg := testConfig(t, "late", listen(t))
+	cfg.Join = []string{leader.RaftAddr()}
+	late := start(t, cfg, nodes[0].logger)
+	nodes[0].g.add(late)
+	all := append(nodes[:3:3], late)
+	if got := waitSame(t, idx, all...); got != 100 {
+		t.Fatalf("rows = %d, want 100", got)
+	}
+	// Raft records the installed snapshot just after the FSM restored it.
+	waitFor(t, 5*time.Second, "the late node to record an installed snapshot", func() bool {
+		rs := late.Stats()["raft"].(map[string]any)
+		snap, _ := rs["last_snapshot_index"].(uint64)
+		return snap > 0
+	})
+	idx = insertRows(t, leader, 100, 5)
+	waitSame(t, idx, all...)
+
+	// Restart the late node: it starts from its database without
+	// restoring the snapshot, and keeps up.
+	late = late.restart()
+	all = append(nodes[:3:3], late)
+	waitLeader(t, all...)
+	idx = insertRows(t, leader, 105, 5)
+	if got := waitSame(t, idx, all...); got != 110 {
+		t.Fatalf("rows = %d, want 110", got)
+	}
+}
+
+func TestStepDownAndRemoveLeader(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	leader := waitLeader(t, nodes...)
+
+	// Hand leadership to a named follower.
+	target := followers(leader, nodes...)[0]
+	if err := leader.StepDown(ctxT(t), target.id); err != nil {
+		t.Fatalf("StepDown(%s): %v", target.id, err)
+	}
+	if got := waitLeader(t, nodes...); got != target {
+		t.Fatalf("leader after transfer = %s, want %s", got.id, target.id)
+	}
+	if err := target.StepDown(ctxT(t), "nobody"); !errors.Is(err, ErrUnknownNode) {
+		t.Fatalf("StepDown(nobody) = %v", err)
+	}
+
+	// Any other voter.
+	leader = target
+	if err := leader.StepDown(ctxT(t), ""); err != nil {
+		t.Fatalf("StepDown: %v", err)
+	}
+	leader = waitLeader(t, nodes...)
+	if leader == target {
+		t.Fatal("leadership did not move")
+	}
+
+	// The leader removes itself (forgetting its metadata first): the two
+	// others carry on.
+	gone := leader
+	if err := gone.Remove(ctxT(t), gone.id); err != nil {
+		t.Fatalf("leader removing itself: %v", err)
+	}
+	rest := followers(gone, nodes...)
+	leader = waitLeader(t, rest...)
+	waitFor(t, 10*time.Second, "the removed leader to be forgotten", func() bool {
+		for _, n := range rest {
+			if _, ok := n.fsm.Nodes()[gone.id]; ok || len(memberIDs(t, n)) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	createTable(t, leader)
+	idx := insertRows(t, leader, 0, 3)
+	waitSame(t, idx, rest...)
+	if err := gone.Ready(); err == nil {
+		waitFor(t, 5*time.Second, "the removed node to stop", func() bool { return gone.Ready() != nil })
+	}
+}
+
+func TestExecuteErrors(t *testing.T) {
+	n := start(t, testConfig(t, "solo", listen(t)), testLogger(t))
+	waitLeader(t, n)
+	createTable(t, n)
+
+	// An expired context: nothing is proposed.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := n.Execute(ctx, &fsm.Request{Statements: []fsm.Statement{stmt("INSERT INTO foo(v) VALUES(1)")}})
+	if !errors.Is(err, ErrTimeout) || IsAmbiguous(err) {
+		t.Fatalf("Execute with cancelled context = %v", err)
+	}
+	if _, err := n.Execute(ctxT(t), nil); err == nil {
+		t.Fatal("Execute(nil) succeeded")
+	}
+	// Statement errors are results, not errors.
+	resp, err := n.Execute(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("INSERT INTO nosuch VALUES(1)")}})
+	if err != nil || len(resp.Results) != 1 || resp.Results[0].Error == "" {
+		t.Fatalf("statement error: %+v, %v", resp, err)
+	}
+
+	if err := n.Node.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := n.Node.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := n.Execute(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("SELECT 1")}}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Execute after close = %v", err)
+	}
+	if err := n.Ready(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Ready after close = %v", err)
+	}
+	if s := n.Stats(); s["raft"].(map[string]any)["state"] != "Shutdown" {
+		t.Fatalf("stats after close: %v", s["raft"])
+	}
+	if n.LeaderAPIAddr() != "" || n.IsLeader() {
+		t.Fatal("closed node claims a leader")
+	}
+}

@@ -1,0 +1,298 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// The cluster service is a small JSON-over-HTTP RPC served on the Raft port
+// (connections with header byte headerCluster). Nodes use it to join, to
+// exchange bootstrap notifications, to remove members, to update their
+// replicated metadata and to obtain read indexes. Requests that need the
+// leader are forwarded to it by whichever member receives them.
+const (
+	pathJoin      = "/cluster/v1/join"
+	pathNotify    = "/cluster/v1/notify"
+	pathRemove    = "/cluster/v1/remove"
+	pathMeta      = "/cluster/v1/meta"
+	pathReadIndex = "/cluster/v1/readindex"
+
+	// hopsHeader counts how many times a request was forwarded, so that a
+	// confused pair of nodes that each think the other leads cannot bounce
+	// a request forever.
+	hopsHeader = "X-Raftlite-Hops"
+	maxHops    = 3
+
+	maxServiceRequestBody  = 64 << 10
+	maxServiceResponseBody = 1 << 20
+	// serviceCallTimeout bounds one service call whose context has no
+	// earlier deadline (a join waits for a configuration change to commit).
+	serviceCallTimeout = 30 * time.Second
+	serviceDialTimeout = 5 * time.Second
+)
+
+// Error codes carried in service error responses so that typed errors
+// survive the hop.
+const (
+	codeNotLeader   = "not_leader"
+	codeNoLeader    = "no_leader"
+	codeUnknownNode = "unknown_node"
+	codeClosed      = "closed"
+	codeTransfer    = "leadership_transfer"
+	codeBadRequest  = "bad_request"
+	codeTooManyHops = "too_many_hops"
+	codeInternal    = "internal"
+)
+
+type joinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+	Voter    bool   `json:"voter"`
+}
+
+type peerInfo struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+}
+
+type notifyResponse struct {
+	peerInfo
+	// Bootstrapped is set when the responder already has a Raft
+	// configuration; Members are then its server IDs.
+	Bootstrapped bool     `json:"bootstrapped"`
+	Members      []string `json:"members,omitempty"`
+	LeaderID     string   `json:"leader_id,omitempty"`
+}
+
+type removeRequest struct {
+	ID string `json:"id"`
+}
+
+type metaRequest struct {
+	ID      string `json:"id"`
+	APIAddr string `json:"api_addr"`
+}
+
+type readIndexResponse struct {
+	Index uint64 `json:"index"`
+}
+
+type okResponse struct {
+	OK bool `json:"ok"`
+}
+
+type errorResponse struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+func errorCode(err error) (int, string) {
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return http.StatusServiceUnavailable, codeNotLeader
+	case errors.Is(err, ErrNoLeader):
+		return http.StatusServiceUnavailable, codeNoLeader
+	case errors.Is(err, ErrLeadershipTransfer):
+		return http.StatusServiceUnavailable, codeTransfer
+	case errors.Is(err, ErrClosed):
+		return http.StatusServiceUnavailable, codeClosed
+	case errors.Is(err, ErrUnknownNode):
+		return http.StatusNotFound, codeUnknownNode
+	case errors.Is(err, ErrBadRequest):
+		return http.StatusBadRequest, codeBadRequest
+	case errors.Is(err, errTooManyHops):
+		return http.StatusLoopDetected, codeTooManyHops
+	default:
+		return http.StatusInternalServerError, codeInternal
+	}
+}
+
+var errTooManyHops = errors.New("request forwarded too many times")
+
+// remoteError is an error reported by another node's cluster service.
+type remoteError struct {
+	addr, msg string
+	base      error // the sentinel matching its code, or nil
+}
+
+func (e *remoteError) Error() string { return fmt.Sprintf("node %s: %s", e.addr, e.msg) }
+func (e *remoteError) Unwrap() error { return e.base }
+
+func codeError(code string) error {
+	switch code {
+	case codeNotLeader:
+		return ErrNotLeader
+	case codeNoLeader:
+		return ErrNoLeader
+	case codeTransfer:
+		return ErrLeadershipTransfer
+	case codeClosed:
+		return ErrClosed
+	case codeUnknownNode:
+		return ErrUnknownNode
+	case codeBadRequest:
+		return ErrBadRequest
+	case codeTooManyHops:
+		return errTooManyHops
+	}
+	return nil
+}
+
+// serviceHandler is what the cluster service calls into (the Node).
+type serviceHandler interface {
+	join(ctx context.Context, req joinRequest, hops int) error
+	notify(req peerInfo) notifyResponse
+	remove(ctx context.Context, id string, hops int) error
+	setMeta(ctx context.Context, req metaRequest, hops int) error
+	readIndex(ctx context.Context, hops int) (uint64, error)
+}
+
+func newServiceServer(h serviceHandler, logger *slog.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+pathJoin, func(w http.ResponseWriter, r *http.Request) {
+		var req joinRequest
+		if !decodeServiceRequest(w, r, &req) {
+			return
+		}
+		writeServiceResult(w, okResponse{OK: true}, h.join(r.Context(), req, hops(r)))
+	})
+	mux.HandleFunc("POST "+pathNotify, func(w http.ResponseWriter, r *http.Request) {
+		var req peerInfo
+		if !decodeServiceRequest(w, r, &req) {
+			return
+		}
+		writeServiceResult(w, h.notify(req), nil)
+	})
+	mux.HandleFunc("POST "+pathRemove, func(w http.ResponseWriter, r *http.Request) {
+		var req removeRequest
+		if !decodeServiceRequest(w, r, &req) {
+			return
+		}
+		writeServiceResult(w, okResponse{OK: true}, h.remove(r.Context(), req.ID, hops(r)))
+	})
+	mux.HandleFunc("POST "+pathMeta, func(w http.ResponseWriter, r *http.Request) {
+		var req metaRequest
+		if !decodeServiceRequest(w, r, &req) {
+			return
+		}
+		writeServiceResult(w, okResponse{OK: true}, h.setMeta(r.Context(), req, hops(r)))
+	})
+	mux.HandleFunc("POST "+pathReadIndex, func(w http.ResponseWriter, r *http.Request) {
+		idx, err := h.readIndex(r.Context(), hops(r))
+		writeServiceResult(w, readIndexResponse{Index: idx}, err)
+	})
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      serviceCallTimeout + 5*time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+func hops(r *http.Request) int {
+	n, _ := strconv.Atoi(r.Header.Get(hopsHeader))
+	return max(n, 0)
+}
+
+func decodeServiceRequest(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxServiceRequestBody))
+	if err := dec.Decode(v); err != nil {
+		writeServiceResult(w, nil, fmt.Errorf("%w: %w", ErrBadRequest, err))
+		return false
+	}
+	return true
+}
+
+func writeServiceResult(w http.ResponseWriter, v any, err error) {
+	status := http.StatusOK
+	if err != nil {
+		var code string
+		status, code = errorCode(err)
+		v = errorResponse{Error: err.Error(), Code: code}
+	}
+	body, merr := json.Marshal(v)
+	if merr != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"encoding response","code":"internal"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// serviceClient calls other nodes' cluster services through the mux.
+type serviceClient struct {
+	transport *http.Transport
+	client    *http.Client
+}
+
+func newServiceClient() *serviceClient {
+	t := &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialWithHeader(ctx, addr, headerCluster, serviceDialTimeout)
+		},
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       30 * time.Second,
+		ResponseHeaderTimeout: serviceCallTimeout,
+		DisableCompression:    true,
+	}
+	return &serviceClient{transport: t, client: &http.Client{Transport: t}}
+}
+
+func (c *serviceClient) close() { c.transport.CloseIdleConnections() }
+
+// call POSTs in (JSON) to path on the node at raftAddr and decodes its answer
+// into out.
+func (c *serviceClient) call(ctx context.Context, raftAddr, path string, hops int, in, out any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, serviceCallTimeout)
+		defer cancel()
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode %s request: %w", path, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+raftAddr+path, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%s request to %s: %w", path, raftAddr, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(hopsHeader, strconv.Itoa(hops))
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s request to %s: %w", path, raftAddr, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxServiceResponseBody))
+	if err != nil {
+		return fmt.Errorf("%s response from %s: %w", path, raftAddr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e errorResponse
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("%s: HTTP %d", path, resp.StatusCode)
+		}
+		return &remoteError{addr: raftAddr, msg: e.Error, base: codeError(e.Code)}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode %s response from %s: %w", path, raftAddr, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package cluster
+
+import (
+	"strconv"
+
+	"github.com/hashicorp/raft"
+)
+
+// Stats returns the "store" object of /status: node identity, the leader,
+// raft's state and counters (numbers as uint64), the FSM's applied index
+// (fsm_index, the index reads wait on; raft.applied_index is raft's own,
+// which may run ahead of the database), the configuration in force, and the
+// FSM's statistics under "sqlite3".
+func (n *Node) Stats() map[string]any {
+	leaderAddr, leaderID := "", ""
+	if !n.closed.Load() {
+		a, id := n.raft.LeaderWithID()
+		leaderAddr, leaderID = string(a), string(id)
+	}
+	s := map[string]any{
+		"node_id":  n.id,
+		"addr":     n.advAddr,
+		"api_addr": n.cfg.APIAdvAddr,
+		"dir":      n.cfg.Dir,
+		"leader": map[string]any{
+			"node_id": leaderID,
+			"addr":    leaderAddr,
+		},
+		"fsm_index":          n.fsm.AppliedIndex(),
+		"ready":              n.Ready() == nil,
+		"apply_timeout":      n.cfg.ApplyTimeout.String(),
+		"heartbeat_timeout":  n.cfg.HeartbeatTimeout.String(),
+		"election_timeout":   n.cfg.ElectionTimeout.String(),
+		"lease_timeout":      n.cfg.LeaderLeaseTimeout.String(),
+		"commit_timeout":     n.cfg.CommitTimeout.String(),
+		"snapshot_threshold": n.cfg.SnapshotThreshold,
+		"snapshot_interval":  n.cfg.SnapshotInterval.String(),
+		"trailing_logs":      n.cfg.TrailingLogs,
+		"max_append_entries": uint64(n.cfg.MaxAppendEntries),
+		"counters":           n.Counters(),
+		"sqlite3":            n.fsm.Stats(),
+	}
+	if n.closed.Load() || n.raft.State() == raft.Shutdown {
+		s["raft"] = map[string]any{"state": raft.Shutdown.String(), "voter": false}
+		return s
+	}
+
+	rs := make(map[string]any)
+	for k, v := range n.raft.Stats() {
+		if u, err := strconv.ParseUint(v, 10, 64); err == nil {
+			rs[k] = u
+		} else {
+			rs[k] = v
+		}
+	}
+	rs["state"] = n.raft.State().String()
+	voter := false
+	if members, err := n.Members(); err == nil {
+		nodes := make([]map[string]any, 0, len(members))
+		for _, m := range members {
+			if m.ID == n.id {
+				voter = m.Voter
+			}
+			nodes = append(nodes, map[string]any{
+				"id": m.ID, "addr": m.RaftAddr, "api_addr": m.APIAddr, "voter": m.Voter, "leader": m.Leader,
+			})
+		}
+		s["nodes"] = nodes
+	}
+	rs["voter"] = voter
+	s["raft"] = rs
+	return s
+}

@@ -1,0 +1,92 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestJoinAfterCompaction writes enough single-statement entries for the
+// cluster to snapshot and compact its log, then starts a brand-new node with
+// -join: it can only catch up from a snapshot, and must end up with the same
+// 20,000 rows.
+func TestJoinAfterCompaction(t *testing.T) {
+	const (
+		rows    = 20000
+		clients = 16
+		// trailingLogs is cluster.DefaultTrailingLogs: how many entries a
+		// snapshot leaves in the log.
+		trailingLogs = 10240
+		// compactionTimeout covers two randomized snapshot checks (10-20 s
+		// each, cluster.DefaultSnapshotInterval) plus writing the snapshot.
+		compactionTimeout = 50 * time.Second
+	)
+	c := startProcfileCluster(t)
+	leader := c.waitLeader()
+	waitReady(t, c.nodes...)
+	createTable(t, leader)
+
+	began := time.Now()
+	var (
+		lastID atomic.Int64
+		wg     sync.WaitGroup
+		errs   = make(chan error, clients)
+	)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				id := int(lastID.Add(1))
+				if id > rows {
+					return
+				}
+				if err := insertRow([]*node{leader}, id, waitTimeout); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("%d single-statement writes by %d clients in %v", rows, clients, time.Since(began).Round(time.Millisecond))
+
+	// The leader must have snapshotted past its trailing logs, so that the
+	// start of its log is gone. Raft checks every 10-20 s.
+	leader = c.waitLeader()
+	waitFor(t, compactionTimeout, leader.name+" to compact its log", func() error {
+		return above(leader, "store.raft.last_snapshot_index", trailingLogs)
+	})
+
+	joiner := c.addJoiner("node4", "4", c.nodes[0])
+	joiner.start(t)
+	waitReady(t, joiner)
+	waitIdentical(t, rows, c.nodes...)
+	// The joiner's log starts at the snapshot it was sent.
+	if err := above(joiner, "store.raft.last_snapshot_index", 0); err != nil {
+		t.Errorf("the new node did not catch up from a snapshot: %v", err)
+	}
+	if got := len(c.alive()); got != len(c.nodes) {
+		t.Errorf("%d of %d nodes still running", got, len(c.nodes))
+	}
+}
+
+// above is nil when the integer at path of n's /status exceeds floor.
+func above(n *node, path string, floor uint64) error {
+	v, err := n.statusUint(path)
+	if err != nil {
+		return err
+	}
+	if v <= floor {
+		return fmt.Errorf("%s: %s is %d, want more than %d", n.name, path, v, floor)
+	}
+	return nil
+}

@@ -1,0 +1,768 @@
+//go:build linux
+
+// Package e2e runs real raftlite processes, started from the repository's own
+// Procfile, and checks them from the outside through the HTTP API.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the raftlite executable that TestMain builds once for the package.
+var binary string
+
+const (
+	pollInterval = 50 * time.Millisecond
+	// waitTimeout bounds every "wait until the cluster reaches a state" loop.
+	waitTimeout = 30 * time.Second
+	// logTailLines is how much of each node's output a failed test prints.
+	logTailLines = 40
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: skipping the end-to-end tests in -short mode (they build bin/raftlite and run real multi-process clusters)")
+		os.Exit(0)
+	}
+	os.Exit(buildAndRun(m))
+}
+
+// buildAndRun builds the binary from the repository root into a temporary
+// directory, runs the tests and removes the directory again.
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "raftlite-e2e-bin-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "raftlite")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building raftlite failed: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// ---------------------------------------------------------------------------
+// Procfile
+
+// procEntry is one "name: command" line of the Procfile, split into words.
+type procEntry struct {
+	name string
+	args []string
+}
+
+// loopbackAddr matches every loopback host:port in a Procfile command line.
+var loopbackAddr = regexp.MustCompile(`127\.0\.0\.1:(\d+)`)
+
+// readProcfile parses ../Procfile. Commands are split on white space: the
+// Procfile is meant to stay that simple, and quoting would show up here as a
+// parse failure rather than as a silently wrong command line.
+func readProcfile(t testing.TB) []procEntry {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "Procfile"))
+	if err != nil {
+		t.Fatalf("read Procfile: %v", err)
+	}
+	var entries []procEntry
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, command, ok := strings.Cut(line, ":")
+		if !ok {
+			t.Fatalf("Procfile line without 'name:': %q", line)
+		}
+		if strings.ContainsAny(command, `"'$\|&;<>`+"`") {
+			t.Fatalf("Procfile command of %s uses shell syntax the harness does not interpret: %q", name, command)
+		}
+		entries = append(entries, procEntry{name: strings.TrimSpace(name), args: strings.Fields(command)})
+	}
+	if len(entries) == 0 {
+		t.Fatal("Procfile has no processes")
+	}
+	return entries
+}
+
+// freePorts reserves n distinct free loopback ports. All listeners stay open
+// until every port is chosen, so the n ports differ from each other.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("reserve a port: %v", err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// rewriteEntries turns the Procfile's command lines into runnable ones: the
+// built binary replaces bin/raftlite, every loopback port maps to a fresh
+// free port (the same old port to the same new port on every line, so the
+// -join lists stay consistent), and the trailing data directory moves under
+// dataRoot.
+func rewriteEntries(t testing.TB, entries []procEntry, dataRoot string) []procEntry {
+	t.Helper()
+	var old []string
+	seen := map[string]bool{}
+	for _, e := range entries {
+		for _, m := range loopbackAddr.FindAllStringSubmatch(strings.Join(e.args, " "), -1) {
+			if !seen[m[1]] {
+				seen[m[1]] = true
+				old = append(old, m[1])
+			}
+		}
+	}
+	fresh := freePorts(t, len(old))
+	mapping := map[string]string{}
+	for i, p := range old {
+		mapping[p] = strconv.Itoa(fresh[i])
+	}
+	out := make([]procEntry, 0, len(entries))
+	for _, e := range entries {
+		if len(e.args) < 3 || e.args[0] != "bin/raftlite" || e.args[1] != "serve" {
+			t.Fatalf("Procfile entry %s does not run 'bin/raftlite serve': %q", e.name, e.args)
+		}
+		args := make([]string, 0, len(e.args)-1)
+		for _, a := range e.args[1:] {
+			args = append(args, loopbackAddr.ReplaceAllStringFunc(a, func(s string) string {
+				return "127.0.0.1:" + mapping[loopbackAddr.FindStringSubmatch(s)[1]]
+			}))
+		}
+		last := args[len(args)-1]
+		if strings.HasPrefix(last, "-") {
+			t.Fatalf("Procfile entry %s does not end with a data directory: %q", e.name, e.args)
+		}
+		args[len(args)-1] = filepath.Join(dataRoot, filepath.Base(last))
+		out = append(out, procEntry{name: e.name, args: args})
+	}
+	return out
+}
+
+// flagIndex finds flag name ("-name value" or "-name=value", one or two
+// dashes) in args; it returns the index of the flag word, or -1.
+func flagIndex(args []string, name string) int {
+	for i, a := range args {
+		trimmed := strings.TrimLeft(a, "-")
+		if len(trimmed) == len(a) {
+			continue
+		}
+		if trimmed == name || strings.HasPrefix(trimmed, name+"=") {
+			return i
+		}
+	}
+	return -1
+}
+
+// flagValue returns the value of flag name in args, or "".
+func flagValue(args []string, name string) string {
+	i := flagIndex(args, name)
+	switch {
+	case i < 0:
+		return ""
+	case strings.Contains(args[i], "="):
+		return args[i][strings.Index(args[i], "=")+1:]
+	case i+1 < len(args):
+		return args[i+1]
+	}
+	return ""
+}
+
+// withFlag returns a copy of args with flag name set to value (value ""
+// removes the flag). A new flag goes before the trailing data directory.
+func withFlag(args []string, name, value string) []string {
+	out := append([]string(nil), args...)
+	if i := flagIndex(out, name); i >= 0 {
+		width := 2
+		if strings.Contains(out[i], "=") {
+			width = 1
+		}
+		out = append(out[:i], out[i+width:]...)
+	}
+	if value == "" {
+		return out
+	}
+	dir := out[len(out)-1]
+	return append(append(out[:len(out)-1], "-"+name, value), dir)
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+// node is one raftlite process, restartable with the same command line.
+type node struct {
+	name     string
+	args     []string
+	id       string
+	httpAddr string
+	raftAddr string
+	logPath  string
+	hc       *http.Client
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the current process has exited
+	runs int
+}
+
+func newNode(name string, args []string, logDir string, hc *http.Client) *node {
+	return &node{
+		name:     name,
+		args:     args,
+		id:       flagValue(args, "node-id"),
+		httpAddr: flagValue(args, "http-addr"),
+		raftAddr: flagValue(args, "raft-addr"),
+		logPath:  filepath.Join(logDir, name+".log"),
+		hc:       hc,
+	}
+}
+
+// start runs the node's command line, appending its output to its log file.
+func (n *node) start(t testing.TB) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.done != nil {
+		select {
+		case <-n.done:
+		default:
+			t.Fatalf("%s: start while the previous process is still running", n.name)
+		}
+	}
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatalf("%s: open log: %v", n.name, err)
+	}
+	n.runs++
+	fmt.Fprintf(logf, "=== e2e: start #%d: %s %s\n", n.runs, binary, strings.Join(n.args, " "))
+	cmd := exec.Command(binary, n.args...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	// Never outlive the test binary, even when it dies on a timeout panic.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("%s: start: %v", n.name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(logf, "=== e2e: process exited: %v\n", err)
+		logf.Close()
+		close(done)
+	}()
+	n.cmd, n.done = cmd, done
+}
+
+// signal sends sig to the running process.
+func (n *node) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	n.mu.Lock()
+	cmd := n.cmd
+	n.mu.Unlock()
+	if cmd == nil || !n.alive() {
+		t.Fatalf("%s: signal %v: process is not running", n.name, sig)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%s: signal %v: %v", n.name, sig, err)
+	}
+}
+
+// kill SIGKILLs the process and waits until it is gone.
+func (n *node) kill(t testing.TB) {
+	t.Helper()
+	n.signal(t, syscall.SIGKILL)
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(waitTimeout):
+		t.Fatalf("%s: still running %v after SIGKILL", n.name, waitTimeout)
+	}
+}
+
+// alive reports whether the node's process is running (stopped counts as
+// running).
+func (n *node) alive() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.done == nil {
+		return false
+	}
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// shutdown SIGKILLs the process if it is running; for cleanup.
+func (n *node) shutdown() {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// logTail returns the last lines of the node's log.
+func (n *node) logTail(lines int) string {
+	raw, err := os.ReadFile(n.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	all := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// cluster is a set of nodes sharing a data root and an HTTP client.
+type cluster struct {
+	t     *testing.T
+	dir   string
+	nodes []*node
+	hc    *http.Client
+}
+
+// newCluster makes an empty cluster whose processes are killed when the test
+// ends, with every node's log tail printed if the test failed.
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{
+		t:   t,
+		dir: t.TempDir(),
+		hc: &http.Client{
+			Timeout:   20 * time.Second,
+			Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxIdleConns: 256},
+		},
+	}
+	// Registered after TempDir, so it runs before the directory is removed.
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			n.shutdown()
+		}
+		c.hc.CloseIdleConnections()
+		if t.Failed() {
+			for _, n := range c.nodes {
+				t.Logf("---- tail of %s (%s) ----\n%s", n.name, n.logPath, n.logTail(logTailLines))
+			}
+		}
+	})
+	return c
+}
+
+// startProcfileCluster starts every process of the repository's Procfile.
+func startProcfileCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := newCluster(t)
+	for _, e := range rewriteEntries(t, readProcfile(t), filepath.Join(c.dir, "data")) {
+		c.add(e.name, e.args).start(t)
+	}
+	return c
+}
+
+// add registers a node (not started) with the cluster.
+func (c *cluster) add(name string, args []string) *node {
+	n := newNode(name, args, c.dir, c.hc)
+	c.nodes = append(c.nodes, n)
+	return n
+}
+
+// addJoiner registers (not started) a new node made from template's command
+// line: its own id, fresh ports, its own data directory, no
+// -bootstrap-expect, and -join listing the Raft addresses of the current
+// nodes.
+func (c *cluster) addJoiner(name, id string, template *node) *node {
+	ports := freePorts(c.t, 2)
+	var join []string
+	for _, n := range c.nodes {
+		join = append(join, n.raftAddr)
+	}
+	args := withFlag(template.args, "node-id", id)
+	args = withFlag(args, "http-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	args = withFlag(args, "raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]))
+	args = withFlag(args, "http-adv-addr", "")
+	args = withFlag(args, "raft-adv-addr", "")
+	args = withFlag(args, "bootstrap-expect", "")
+	args = withFlag(args, "join", strings.Join(join, ","))
+	args[len(args)-1] = filepath.Join(c.dir, "data", name)
+	return c.add(name, args)
+}
+
+// alive returns the nodes whose processes are running.
+func (c *cluster) alive() []*node {
+	var out []*node
+	for _, n := range c.nodes {
+		if n.alive() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// Waiting
+
+// waitFor polls cond every pollInterval until it returns nil, failing the
+// test with cond's last error after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// waitLeader waits until every running node reports the same leader, that
+// leader is running and says it is the leader, and returns it.
+func (c *cluster) waitLeader() *node {
+	c.t.Helper()
+	var leader *node
+	waitFor(c.t, waitTimeout, "an agreed leader", func() error {
+		l, err := c.leader()
+		leader = l
+		return err
+	})
+	return leader
+}
+
+// leader returns the leader all running nodes agree on.
+func (c *cluster) leader() (*node, error) {
+	running := c.alive()
+	if len(running) == 0 {
+		return nil, errors.New("no node is running")
+	}
+	agreed := ""
+	for _, n := range running {
+		st, err := n.status()
+		if err != nil {
+			return nil, err
+		}
+		id := statusString(st, "store.leader.node_id")
+		if id == "" {
+			return nil, fmt.Errorf("%s knows no leader", n.name)
+		}
+		if agreed != "" && id != agreed {
+			return nil, fmt.Errorf("nodes disagree on the leader: %s and %s", agreed, id)
+		}
+		agreed = id
+	}
+	for _, n := range running {
+		if n.id != agreed {
+			continue
+		}
+		st, err := n.status()
+		if err != nil {
+			return nil, err
+		}
+		if s := statusString(st, "store.raft.state"); s != "Leader" {
+			return nil, fmt.Errorf("%s is named leader but its raft state is %q", n.name, s)
+		}
+		return n, nil
+	}
+	return nil, fmt.Errorf("leader %q is not a running node", agreed)
+}
+
+// waitReady waits until every given node answers /readyz with 200.
+func waitReady(t testing.TB, nodes ...*node) {
+	t.Helper()
+	for _, n := range nodes {
+		waitFor(t, waitTimeout, n.name+" /readyz 200", func() error {
+			code, body, err := n.call("GET", "/readyz", nil, "")
+			if err != nil {
+				return err
+			}
+			if code != http.StatusOK {
+				return fmt.Errorf("status %d: %s", code, bytes.TrimSpace(body))
+			}
+			return nil
+		})
+	}
+}
+
+// waitIdentical waits until every given node, read locally (level none),
+// holds exactly the rows of table t with ids 1..want, all nodes alike, and
+// returns the rows.
+func waitIdentical(t testing.TB, want int, nodes ...*node) [][]any {
+	t.Helper()
+	var rows [][]any
+	waitFor(t, waitTimeout, fmt.Sprintf("%d identical rows on %d nodes", want, len(nodes)), func() error {
+		var first *node
+		for _, n := range nodes {
+			got, err := n.rows("none", "SELECT * FROM t ORDER BY id")
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.name, err)
+			}
+			if len(got) != want {
+				return fmt.Errorf("%s holds %d rows, want %d", n.name, len(got), want)
+			}
+			if first == nil {
+				first, rows = n, got
+				continue
+			}
+			if !reflect.DeepEqual(got, rows) {
+				return fmt.Errorf("%s and %s hold different rows", first.name, n.name)
+			}
+		}
+		for i, r := range rows {
+			if len(r) == 0 || fmt.Sprint(r[0]) != strconv.Itoa(i+1) {
+				return fmt.Errorf("row %d is %v, want id %d (an acknowledged write is missing)", i, r, i+1)
+			}
+		}
+		return nil
+	})
+	return rows
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+// result is one statement's result in an API response.
+type result struct {
+	Columns      []string `json:"columns"`
+	Types        []string `json:"types"`
+	Values       [][]any  `json:"values"`
+	LastInsertID int64    `json:"last_insert_id"`
+	RowsAffected int64    `json:"rows_affected"`
+	Error        string   `json:"error"`
+}
+
+// response is the body of /db/execute, /db/query and /db/request.
+type response struct {
+	Results   []result `json:"results"`
+	Error     string   `json:"error"`
+	RaftIndex uint64   `json:"raft_index"`
+}
+
+// httpError is a request that did not come back as 200.
+type httpError struct {
+	Code int
+	Body string
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Code, e.Body) }
+
+// url is the node's API URL for path (which may carry a query string).
+func (n *node) url(path string) string { return "http://" + n.httpAddr + path }
+
+// call does one HTTP request and returns the status code and body.
+func (n *node) call(method, path string, body io.Reader, contentType string) (int, []byte, error) {
+	req, err := http.NewRequest(method, n.url(path), body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := n.hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
+}
+
+// sql posts statements (each a string or a []any of SQL and parameters) as
+// JSON to path and decodes the answer. A status other than 200 is an
+// *httpError; a top-level "error" in a 200 answer is an error too.
+func (n *node) sql(path string, stmts ...any) (*response, error) {
+	body, err := json.Marshal(stmts)
+	if err != nil {
+		return nil, err
+	}
+	code, raw, err := n.call("POST", path, bytes.NewReader(body), "application/json")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, &httpError{Code: code, Body: string(bytes.TrimSpace(raw))}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var r response
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("decode %q: %w", raw, err)
+	}
+	if r.Error != "" {
+		return &r, fmt.Errorf("request error: %s", r.Error)
+	}
+	if len(r.Results) != len(stmts) {
+		return &r, fmt.Errorf("%d results for %d statements: %s", len(r.Results), len(stmts), raw)
+	}
+	return &r, nil
+}
+
+// mustExecute runs statements through /db/execute and fails the test on any
+// request or statement error.
+func (n *node) mustExecute(t testing.TB, stmts ...any) *response {
+	t.Helper()
+	r, err := n.sql("/db/execute", stmts...)
+	if err != nil {
+		t.Fatalf("%s: execute %v: %v", n.name, stmts, err)
+	}
+	for i, res := range r.Results {
+		if res.Error != "" {
+			t.Fatalf("%s: execute %v: statement %d: %s", n.name, stmts, i, res.Error)
+		}
+	}
+	return r
+}
+
+// rows runs one query at the given consistency level and returns its rows.
+func (n *node) rows(level, query string) ([][]any, error) {
+	r, err := n.sql("/db/query?level="+level, query)
+	if err != nil {
+		return nil, err
+	}
+	if e := r.Results[0].Error; e != "" {
+		return nil, errors.New(e)
+	}
+	return r.Results[0].Values, nil
+}
+
+// count returns SELECT COUNT(*) of table t at the given level.
+func (n *node) count(level string) (int, error) {
+	rows, err := n.rows(level, "SELECT COUNT(*) FROM t")
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 1 {
+		return 0, fmt.Errorf("unexpected COUNT(*) rows %v", rows)
+	}
+	return strconv.Atoi(fmt.Sprint(rows[0][0]))
+}
+
+// status fetches and decodes /status.
+func (n *node) status() (map[string]any, error) {
+	code, raw, err := n.call("GET", "/status", nil, "")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, &httpError{Code: code, Body: string(bytes.TrimSpace(raw))}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var st map[string]any
+	if err := dec.Decode(&st); err != nil {
+		return nil, fmt.Errorf("decode /status: %w", err)
+	}
+	return st, nil
+}
+
+// statusString returns the value at a dotted key path of a /status object as
+// a string ("" when absent).
+func statusString(st map[string]any, path string) string {
+	var v any = st
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		v = m[k]
+	}
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// statusUint returns the unsigned integer at a dotted key path of a node's
+// /status.
+func (n *node) statusUint(path string) (uint64, error) {
+	st, err := n.status()
+	if err != nil {
+		return 0, err
+	}
+	s := statusString(st, path)
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: /status %s = %q: %w", n.name, path, s, err)
+	}
+	return v, nil
+}
+
+// ---------------------------------------------------------------------------
+// The test table
+
+// createTable creates table t, which every test writes through insertRow.
+func createTable(t testing.TB, n *node) {
+	t.Helper()
+	n.mustExecute(t, "CREATE TABLE t (id INTEGER PRIMARY KEY, via TEXT NOT NULL)")
+}
+
+// insertRow makes sure that row id of table t is committed, trying the given
+// nodes in turn until timeout. An attempt with an unknown outcome (transport
+// error, non-200, request error) is retried with the same id; a "UNIQUE
+// constraint" error then proves that an earlier attempt was committed. So
+// when insertRow returns nil the row is acknowledged, exactly once.
+func insertRow(nodes []*node, id int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for attempt := 0; ; attempt++ {
+		n := nodes[(id+attempt)%len(nodes)]
+		r, err := n.sql("/db/execute?timeout=5s", []any{"INSERT INTO t(id, via) VALUES(?, ?)", id, n.name})
+		switch {
+		case err != nil:
+			last = fmt.Errorf("%s: %w", n.name, err)
+		case r.Results[0].Error == "" && r.Results[0].RowsAffected == 1:
+			return nil
+		case attempt > 0 && strings.Contains(r.Results[0].Error, "UNIQUE constraint failed"):
+			return nil
+		default:
+			return fmt.Errorf("%s: insert row %d: %+v", n.name, id, r.Results[0])
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("row %d not acknowledged within %v: %w", id, timeout, last)
+		}
+		time.Sleep(pollInterval)
+	}
+}

@@ -1,0 +1,87 @@
+package sqlapi
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxBodyBytes   = 64 << 20
+	DefaultTimeout        = 30 * time.Second
+	DefaultProbeTimeout   = 2 * time.Second
+	DefaultQueueCapacity  = 1024
+	DefaultQueueBatchSize = 128
+	DefaultQueueTimeout   = 50 * time.Millisecond
+)
+
+// Config configures the HTTP API.
+type Config struct {
+	// Addr is the address the API is bound to, reported as http.bind_addr
+	// in /status.
+	Addr string
+	// AdvAddr is this node's API URL as other nodes and clients reach it
+	// (e.g. "http://127.0.0.1:4001"). It is used to recognise this node in
+	// the member list and to refuse forwarding to itself.
+	AdvAddr string
+	// Version is sent in every response's X-RQLITE-VERSION header and shown
+	// in /status build.version and /nodes.
+	Version string
+	// Logger receives the API's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes bounds a request body; larger bodies get 413.
+	MaxBodyBytes int64
+	// DefaultTimeout bounds a request when it has no ?timeout.
+	DefaultTimeout time.Duration
+	// ProbeTimeout bounds each member probe of /nodes and /leader when the
+	// request has no ?timeout.
+	ProbeTimeout time.Duration
+	// Auth enables HTTP basic auth; nil disables it.
+	Auth *Auth
+	// QueueCapacity is how many queued write requests may wait (?queue).
+	QueueCapacity int
+	// QueueBatchSize is how many statements make a full batch.
+	QueueBatchSize int
+	// QueueTimeout is how long a batch may wait to fill before it is sent.
+	QueueTimeout time.Duration
+	// Errors maps the Store's own error values to this package's (ErrNotLeader,
+	// ErrNoLeader, ErrLeadershipLost, ErrCommitTimeout, ErrNotApplied,
+	// ErrBadRequest): a Store error matching From (errors.Is) is treated as
+	// To. The first matching entry wins. Errors that already match one of
+	// this package's errors need no entry.
+	Errors []ErrorMapping
+}
+
+// ErrorMapping says that a Store error matching From means To.
+type ErrorMapping struct {
+	From, To error
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.DefaultTimeout <= 0 {
+		c.DefaultTimeout = DefaultTimeout
+	}
+	if c.ProbeTimeout <= 0 {
+		c.ProbeTimeout = DefaultProbeTimeout
+	}
+	if c.QueueCapacity <= 0 {
+		c.QueueCapacity = DefaultQueueCapacity
+	}
+	if c.QueueBatchSize <= 0 {
+		c.QueueBatchSize = DefaultQueueBatchSize
+	}
+	if c.QueueTimeout <= 0 {
+		c.QueueTimeout = DefaultQueueTimeout
+	}
+	if c.Version == "" {
+		c.Version = "unknown"
+	}
+	c.AdvAddr = normalizeURL(c.AdvAddr)
+	return c
+}

@@ -1,0 +1,298 @@
+package sqlapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/raftlite/raftlite/fsm"
+)
+
+func (p *params) encodeOpts(ep endpoint) encodeOpts {
+	return encodeOpts{
+		pretty:      p.pretty,
+		timings:     p.timings,
+		associative: p.associative,
+		blobArray:   p.blobArray,
+		execRows:    ep == epRequest,
+	}
+}
+
+// handleExecute serves POST /db/execute: writes through the log.
+func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
+	if err != nil && !(p.queue && p.wait && errors.Is(err, errNoStatements)) {
+		// (An empty queued write with ?wait is a flush marker, as in rqlite.)
+		writeText(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.metrics.statements[epExecute].Add(uint64(len(stmts)))
+	if p.queue {
+		s.queuedExecute(w, r, p, body, stmts)
+		return
+	}
+	req := &fsm.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
+	s.write(w, r, p, epExecute, body, req)
+}
+
+// handleQuery serves GET /db/query?q=SQL and POST /db/query: reads at the
+// requested consistency level.
+func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) {
+	var body []byte
+	var stmts []fsm.Statement
+	if r.Method == http.MethodGet {
+		if strings.TrimSpace(p.q) == "" {
+			if p.hasQ {
+				writeText(w, http.StatusBadRequest, "query parameter not set")
+			} else {
+				writeText(w, http.StatusBadRequest, errNoStatements.Error())
+			}
+			return
+		}
+		stmts = []fsm.Statement{{SQL: p.q}}
+	} else {
+		var ok bool
+		if body, ok = s.readBody(w, r); !ok {
+			return
+		}
+		var err error
+		if stmts, err = parseBody(body, isTextPlain(r.Header.Get("Content-Type"))); err != nil {
+			writeText(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	s.metrics.statements[epQuery].Add(uint64(len(stmts)))
+	s.read(w, r, p, epQuery, body, &fsm.Request{Statements: stmts, Transaction: p.tx})
+}
+
+// handleRequest serves POST /db/request: a read-only request is a read at
+// the requested level, anything else one write through the log whose
+// results have the execute or the query shape per statement.
+func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
+	if err != nil {
+		writeText(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.metrics.statements[epRequest].Add(uint64(len(stmts)))
+	req := &fsm.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
+	ctx, cancel := requestContext(r, p)
+	ro, err := s.store.AllReadOnly(ctx, req)
+	cancel()
+	if err == nil && ro {
+		req.ClientID, req.Seq = "", 0
+		s.read(w, r, p, epRequest, body, req)
+		return
+	}
+	// A statement that cannot be classified (a syntax error, a missing
+	// table) goes through the log: the state machine reports its error.
+	s.write(w, r, p, epRequest, body, req)
+}
+
+// write runs req through the Raft log on the leader, or sends the request
+// to the leader.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, req *fsm.Request) {
+	if !s.store.IsLeader() {
+		s.toLeader(w, r, p, ep, body)
+		return
+	}
+	ctx, cancel := requestContext(r, p)
+	defer cancel()
+	resp, err := s.store.Execute(ctx, req)
+	if err != nil {
+		s.storeFailed(w, r, p, ep, body, err)
+		return
+	}
+	s.writeExecuted(w, p, ep, resp)
+}
+
+// storeFailed answers a failed Store call: "not leader" (nothing was
+// proposed) goes to the leader, "no leader" is a 503, anything else a
+// request-level failure.
+func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, err error) {
+	err = s.mapErr(err)
+	switch {
+	case isNotLeader(err):
+		s.toLeader(w, r, p, ep, body)
+	case isNoLeader(err):
+		s.metrics.noLeader.Add(1)
+		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
+	default:
+		re := classifyStoreError(err)
+		if re.code == codeStoreError {
+			s.log.Warn("store request failed", "path", r.URL.Path, "err", err)
+		}
+		writeRequestError(w, re, p.encodeOpts(ep))
+	}
+}
+
+// writeExecuted answers with what applying a log entry produced.
+func (s *Server) writeExecuted(w http.ResponseWriter, p *params, ep endpoint, resp *fsm.Response) {
+	o := p.encodeOpts(ep)
+	if resp == nil {
+		writeRequestError(w, &requestError{http.StatusInternalServerError, codeStoreError, "store returned no response"}, o)
+		return
+	}
+	if resp.Err != nil {
+		writeRequestError(w, classifyStoreError(resp.Err), o)
+		return
+	}
+	out := &apiResponse{results: resp.Results, dedup: resp.Deduplicated}
+	if p.raftIndex {
+		out.raftIndex = resp.Index
+	}
+	if p.timings {
+		out.time = time.Since(p.start).Seconds()
+	}
+	writeResponse(w, http.StatusOK, out, o)
+}
+
+// read serves a read at the requested consistency level.
+func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, req *fsm.Request) {
+	lvl := p.level
+	if lvl == levelAuto {
+		lvl = levelWeak
+		if !s.isVoter() {
+			lvl = levelNone
+		}
+	}
+	ri, hasReadIndex := s.store.(ReadIndexer)
+	leaderOnly := lvl == levelWeak || lvl == levelStrong || (lvl == levelLinearizable && !hasReadIndex)
+	if leaderOnly && !s.store.IsLeader() {
+		s.toLeader(w, r, p, ep, body)
+		return
+	}
+	ctx, cancel := requestContext(r, p)
+	defer cancel()
+	minIndex := p.minIndex
+	switch lvl {
+	case levelNone:
+		if p.freshness > 0 && !s.store.IsLeader() {
+			if re := s.checkFresh(p); re != nil {
+				s.metrics.staleReads.Add(1)
+				writeRequestError(w, re, p.encodeOpts(ep))
+				return
+			}
+		}
+	case levelLinearizable:
+		if hasReadIndex {
+			// Any node: the leader proves its leadership and names an
+			// index; the read waits for the local copy to reach it.
+			idx, err := ri.ReadIndex(ctx)
+			if err != nil {
+				s.storeFailed(w, r, p, ep, body, err)
+				return
+			}
+			minIndex = max(minIndex, idx)
+		} else if err := s.store.VerifyLeader(ctx); err != nil {
+			s.storeFailed(w, r, p, ep, body, err)
+			return
+		}
+	case levelStrong:
+		// Through the log: every earlier entry is applied before this one,
+		// so min_index needs no wait.
+		strong := *req
+		strong.ReadOnly = true
+		strong.ClientID, strong.Seq = "", 0
+		resp, err := s.store.Execute(ctx, &strong)
+		if err != nil {
+			s.storeFailed(w, r, p, ep, body, err)
+			return
+		}
+		s.writeExecuted(w, p, ep, resp)
+		return
+	}
+	if minIndex > 0 {
+		if err := s.store.WaitApplied(ctx, minIndex); err != nil {
+			re := classifyStoreError(s.mapErr(err))
+			if re.code == codeTimeout {
+				re.msg = fmt.Sprintf("timeout waiting for log index %d to be applied", minIndex)
+			}
+			writeRequestError(w, re, p.encodeOpts(ep))
+			return
+		}
+	}
+	results, err := s.store.Query(ctx, req)
+	if err != nil {
+		s.storeFailed(w, r, p, ep, body, err)
+		return
+	}
+	out := &apiResponse{results: results}
+	if p.timings {
+		out.time = time.Since(p.start).Seconds()
+	}
+	writeResponse(w, http.StatusOK, out, p.encodeOpts(ep))
+}
+
+// checkFresh refuses a level=none read on a follower that has not heard
+// from the leader within freshness (and, with freshness_strict, whose last
+// applied entry is older than freshness).
+func (s *Server) checkFresh(p *params) *requestError {
+	stale := &requestError{http.StatusServiceUnavailable, codeStaleRead, "stale read"}
+	lc := s.lastContact()
+	if lc.IsZero() || time.Since(lc) > p.freshness {
+		return stale
+	}
+	if p.freshnessStrict {
+		ar, ok := s.store.(AppliedAtReporter)
+		if !ok {
+			return stale
+		}
+		if at := ar.AppliedAt(); at.IsZero() || time.Since(at) > p.freshness {
+			return stale
+		}
+	}
+	return nil
+}
+
+// lastContact is when this node last heard from the leader: from
+// LastContacter, else from store.raft.last_contact of Stats.
+func (s *Server) lastContact() time.Time {
+	if lc, ok := s.store.(LastContacter); ok {
+		return lc.LastContact()
+	}
+	raft, ok := s.store.Stats()["raft"].(map[string]any)
+	if !ok {
+		return time.Time{}
+	}
+	switch v := raft["last_contact"].(type) {
+	case string:
+		if v == "0" {
+			return time.Now()
+		}
+		if d, err := time.ParseDuration(v); err == nil {
+			return time.Now().Add(-d)
+		}
+	default:
+		if f, ok := toFloat(v); ok && f == 0 {
+			return time.Now() // hashicorp/raft reports 0 on the leader
+		}
+	}
+	return time.Time{} // "never" or unknown
+}
+
+// isVoter reports whether this node is a voter (level=auto).
+func (s *Server) isVoter() bool {
+	if vr, ok := s.store.(VoterReporter); ok {
+		return vr.IsVoter()
+	}
+	if raft, ok := s.store.Stats()["raft"].(map[string]any); ok {
+		switch v := raft["voter"].(type) {
+		case bool:
+			return v
+		case string:
+			return v != "false"
+		}
+	}
+	return true
+}

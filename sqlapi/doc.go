@@ -1,0 +1,85 @@
+// Package sqlapi is raftlite's HTTP API: the rqlite-compatible wire contract
+// of shared/API.md (/db/execute, /db/query, /db/request, /status, /nodes,
+// /leader, /readyz, /remove, /debug/vars, /metrics).
+//
+// It owns: request parsing (query parameters and JSON bodies), response
+// encoding (the exact rqlite JSON shapes), routing of every request to the
+// node that must serve it (local read, leader read, write through the log,
+// forwarding to the leader or a 301 redirect), the batching write queue
+// (?queue), HTTP basic auth in rqlite's credentials-file format, and the
+// HTTP-level metrics.
+//
+// It must not touch: the SQLite database (package fsm owns it), Raft
+// (package cluster owns it) or the process (package main owns flags,
+// listeners and signals). Everything it needs from the node goes through the
+// Store interface, so that this package can be tested with a fake store and
+// does not import package cluster.
+//
+// # Wiring
+//
+// *cluster.Node has every Store method except that its Members returns
+// []cluster.Member, so package main wraps it in a tiny adapter (optional
+// interfaces such as ReadIndexer are promoted through the embedding):
+//
+//	type storeAdapter struct{ *cluster.Node }
+//
+//	func (a storeAdapter) Members() ([]sqlapi.Member, error) {
+//		ms, err := a.Node.Members()
+//		if err != nil {
+//			return nil, err
+//		}
+//		out := make([]sqlapi.Member, len(ms))
+//		for i, m := range ms {
+//			out[i] = sqlapi.Member{ID: m.ID, RaftAddr: m.RaftAddr,
+//				APIAddr: m.APIAddr, Voter: m.Voter, Leader: m.Leader}
+//		}
+//		return out, nil
+//	}
+//
+// *cluster.Node also implements the optional ReadIndexer (linearizable
+// reads served by followers). Config.Errors tells this package what the
+// cluster's errors mean, without importing it:
+//
+//	Errors: []sqlapi.ErrorMapping{
+//		{From: cluster.ErrNotLeader, To: sqlapi.ErrNotLeader},
+//		{From: cluster.ErrNoLeader, To: sqlapi.ErrNoLeader},
+//		{From: cluster.ErrLeadershipLost, To: sqlapi.ErrLeadershipLost},
+//		{From: cluster.ErrCommitTimeout, To: sqlapi.ErrCommitTimeout},
+//		{From: cluster.ErrTimeout, To: sqlapi.ErrNotApplied},
+//		{From: cluster.ErrLeadershipTransfer, To: sqlapi.ErrNotApplied},
+//		{From: cluster.ErrClosed, To: sqlapi.ErrNotApplied},
+//		{From: cluster.ErrBadRequest, To: sqlapi.ErrBadRequest},
+//		{From: cluster.ErrUnknownNode, To: sqlapi.ErrBadRequest},
+//	}
+//
+// (hashicorp/raft's own errors are recognised as they are.) Only a write
+// refused with ErrNotLeader, for which nothing was proposed, is forwarded
+// to the leader; any other Execute error is reported to the client and
+// never retried here, because the entry may have been committed: only a
+// client session (client_id/seq) makes a retry safe.
+//
+// main then builds the handler with New, serves it with its own http.Server
+// (or Server.Serve) and calls Server.Shutdown (or Close) on the way out so
+// that the write queue is flushed.
+//
+// # Status codes
+//
+// 200 with a body (statement errors included), 301 with ?redirect, 400 bad
+// input (one-line text/plain reason), 401 unauthorized, 404 unknown path,
+// 405 wrong method, 413 body larger than Config.MaxBodyBytes, 503 "leader
+// not found" / "not leader" / not ready (text/plain). Request-level failures
+// keep the JSON body shape {"results":[],"error":"...","code":"..."} with:
+//
+//	code                status  meaning
+//	stale_read          503     level=none read on a follower that has not heard from the leader within freshness
+//	timeout             504     the request's timeout expired (waiting for min_index, a write, a forwarded request, a queued write)
+//	forward_failed      502     the leader could not be reached or did not answer
+//	seq_superseded      400     client session: seq lower than the last applied one
+//	session_expired     400     client session: unknown or expired client_id with seq > 1
+//	queue_full          503     the write queue stayed full for the whole timeout
+//	queue_failed        500     a queued batch could not be applied (with ?wait)
+//	leadership_lost     503     the leader lost leadership while committing: the write may or may not have been applied
+//	unavailable         503     refused for a passing reason before anything was proposed: retrying is safe
+//	bad_request         400     the store refused the arguments
+//	store_error         500     any other store failure
+package sqlapi

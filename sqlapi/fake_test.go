@@ -1,0 +1,242 @@
+package sqlapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftlite/raftlite/fsm"
+)
+
+// fakeStore is a Store for unit tests of routing, parsing and encoding.
+// Its zero value is a follower with no known leader.
+type fakeStore struct {
+	mu        sync.Mutex
+	leader    bool
+	leaderID  string
+	leaderAPI string
+	members   []Member
+	ready     error
+	stats     map[string]any
+	verifyErr error
+
+	execFn  func(ctx context.Context, req *fsm.Request) (*fsm.Response, error)
+	queryFn func(ctx context.Context, req *fsm.Request) ([]fsm.Result, error)
+	roFn    func(req *fsm.Request) (bool, error)
+	waitFn  func(ctx context.Context, idx uint64) error
+
+	executed []*fsm.Request
+	queried  []*fsm.Request
+	waited   []uint64
+	verified int
+	removed  []string
+	stepped  []string
+}
+
+func (f *fakeStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Response, error) {
+	f.mu.Lock()
+	f.executed = append(f.executed, req)
+	fn, leader := f.execFn, f.leader
+	f.mu.Unlock()
+	if !leader {
+		return nil, ErrNotLeader
+	}
+	if fn != nil {
+		return fn(ctx, req)
+	}
+	res := make([]fsm.Result, len(req.Statements))
+	for i := range res {
+		if req.ReadOnly {
+			res[i] = fsm.Result{Columns: []string{"n"}, Types: []string{"integer"}, Rows: [][]fsm.Value{{int64(1)}}}
+		} else {
+			res[i] = fsm.Result{LastInsertID: int64(i + 1), RowsAffected: 1}
+		}
+	}
+	return &fsm.Response{Results: res, Index: 42}, nil
+}
+
+func (f *fakeStore) Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, error) {
+	f.mu.Lock()
+	f.queried = append(f.queried, req)
+	fn := f.queryFn
+	f.mu.Unlock()
+	if fn != nil {
+		return fn(ctx, req)
+	}
+	res := make([]fsm.Result, len(req.Statements))
+	for i := range res {
+		res[i] = fsm.Result{Columns: []string{"n"}, Types: []string{"integer"}, Rows: [][]fsm.Value{{int64(1)}}}
+	}
+	return res, nil
+}
+
+func (f *fakeStore) AllReadOnly(ctx context.Context, req *fsm.Request) (bool, error) {
+	f.mu.Lock()
+	fn := f.roFn
+	f.mu.Unlock()
+	if fn != nil {
+		return fn(req)
+	}
+	for _, s := range req.Statements {
+		if !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(s.SQL)), "SELECT") {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (f *fakeStore) IsLeader() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.leader }
+
+func (f *fakeStore) VerifyLeader(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.verified++
+	if !f.leader {
+		return ErrNotLeader
+	}
+	return f.verifyErr
+}
+
+func (f *fakeStore) LeaderID() string      { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderID }
+func (f *fakeStore) LeaderAPIAddr() string { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderAPI }
+
+func (f *fakeStore) Members() ([]Member, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Member(nil), f.members...), nil
+}
+
+func (f *fakeStore) Remove(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.leader {
+		return ErrNotLeader
+	}
+	if id == "unknown" {
+		return errors.Join(ErrBadRequest, errors.New("unknown node"))
+	}
+	f.removed = append(f.removed, id)
+	return nil
+}
+
+func (f *fakeStore) StepDown(ctx context.Context, target string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.leader {
+		return ErrNotLeader
+	}
+	f.stepped = append(f.stepped, target)
+	return nil
+}
+
+func (f *fakeStore) WaitApplied(ctx context.Context, idx uint64) error {
+	f.mu.Lock()
+	f.waited = append(f.waited, idx)
+	fn := f.waitFn
+	f.mu.Unlock()
+	if fn != nil {
+		return fn(ctx, idx)
+	}
+	return nil
+}
+
+func (f *fakeStore) Ready() error { f.mu.Lock(); defer f.mu.Unlock(); return f.ready }
+
+func (f *fakeStore) Stats() map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stats != nil {
+		return f.stats
+	}
+	state := "Follower"
+	if f.leader {
+		state = "Leader"
+	}
+	return map[string]any{
+		"node_id":   "1",
+		"fsm_index": uint64(7),
+		"leader":    map[string]any{"node_id": f.leaderID, "addr": "127.0.0.1:4002"},
+		"raft": map[string]any{
+			"state": state, "term": uint64(2), "commit_index": uint64(7), "applied_index": uint64(7),
+			"last_log_index": uint64(7), "last_snapshot_index": uint64(0), "voter": true,
+		},
+		"sqlite3": map[string]any{"fk_constraints": "disabled"},
+	}
+}
+
+func (f *fakeStore) set(fn func(f *fakeStore)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakeStore) executedCount() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.executed) }
+func (f *fakeStore) queriedCount() int  { f.mu.Lock(); defer f.mu.Unlock(); return len(f.queried) }
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newTestServer starts an API over store on an httptest server.
+func newTestServer(t *testing.T, store Store, mod func(*Config)) (*Server, *httptest.Server) {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(nil)
+	cfg := Config{
+		Addr:           ts.Listener.Addr().String(),
+		AdvAddr:        "http://" + ts.Listener.Addr().String(),
+		Version:        "v-test",
+		Logger:         quietLogger(),
+		DefaultTimeout: 5 * time.Second,
+		QueueTimeout:   20 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	api := New(cfg, store)
+	ts.Config.Handler = api
+	ts.Start()
+	t.Cleanup(func() {
+		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = api.Shutdown(ctx)
+	})
+	return api, ts
+}
+
+// do sends one request and returns status, headers and body.
+func do(t *testing.T, method, url, contentType, body string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}

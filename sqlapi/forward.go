@@ -1,0 +1,202 @@
+package sqlapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	// forwardedHeader marks a request forwarded by a follower. A node that
+	// receives one and is not the leader answers 503 instead of forwarding
+	// it again, so that forwarding can never loop.
+	forwardedHeader = "X-Raftlite-Forwarded"
+	// servedByHeader names the node that actually served a forwarded
+	// request (rqlite's header).
+	servedByHeader = "X-Rqlite-Served-By"
+	// versionHeader is sent on every response.
+	versionHeader = "X-Rqlite-Version"
+)
+
+// hopHeaders are connection-level headers that must not be passed on by a
+// proxy (RFC 9110 section 7.6.1).
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// newHTTPClient returns the pooled keep-alive client used to forward
+// requests to the leader and to probe members. Redirects are not followed:
+// a 301 from the leader goes back to the client unchanged.
+func newHTTPClient() *http.Client {
+	tr := &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// Pass compressed bodies through untouched.
+		DisableCompression: true,
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// normalizeURL turns "host:port" into "http://host:port" and drops a
+// trailing slash.
+func normalizeURL(addr string) string {
+	addr = strings.TrimSpace(addr)
+	if addr == "" {
+		return ""
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return strings.TrimRight(addr, "/")
+}
+
+// leaderURL returns the leader's API URL, or "" when no leader is known.
+func (s *Server) leaderURL() string {
+	return normalizeURL(s.store.LeaderAPIAddr())
+}
+
+// toLeader answers a request that only the leader can serve, on a node
+// that is not the leader: a 301 with ?redirect, else the leader's own answer
+// to the forwarded request. body is the request body already read.
+func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte) {
+	leader := s.leaderURL()
+	if leader == "" {
+		s.metrics.noLeader.Add(1)
+		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
+		return
+	}
+	if p.redirect {
+		s.metrics.redirected.Add(1)
+		loc := leader + r.URL.Path
+		if r.URL.RawQuery != "" {
+			loc += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Location", loc)
+		writeText(w, http.StatusMovedPermanently, "Moved Permanently: "+loc)
+		return
+	}
+	if r.Header.Get(forwardedHeader) != "" || (s.cfg.AdvAddr != "" && leader == s.cfg.AdvAddr) {
+		// Already forwarded once (the sender thought we were the leader),
+		// or our idea of the leader is ourselves: do not forward again.
+		writeText(w, http.StatusServiceUnavailable, ErrNotLeader.Error())
+		return
+	}
+	s.metrics.forwarded[ep].Add(1)
+	s.forward(w, r, p, body, leader)
+}
+
+// forward sends the request (method, path, query, headers including
+// Authorization, body) to the leader and copies the leader's answer back
+// unchanged.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, p *params, body []byte, leader string) {
+	ctx, cancel := requestContext(r, p)
+	defer cancel()
+	target := leader + r.URL.Path
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	var rd io.Reader
+	if len(body) > 0 {
+		rd = bytes.NewReader(body)
+	}
+	out, err := http.NewRequestWithContext(ctx, r.Method, target, rd)
+	if err != nil {
+		s.forwardFailed(w, p, leader, err)
+		return
+	}
+	copyHeaders(out.Header, r.Header)
+	out.Header.Set(forwardedHeader, "1")
+	if s.cfg.AdvAddr != "" {
+		out.Header.Set("X-Raftlite-Forwarded-By", s.cfg.AdvAddr)
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := r.Header.Get("X-Forwarded-For"); prior != "" {
+			host = prior + ", " + host
+		}
+		out.Header.Set("X-Forwarded-For", host)
+	}
+	resp, err := s.client.Do(out)
+	if err != nil {
+		s.forwardFailed(w, p, leader, err)
+		return
+	}
+	defer resp.Body.Close()
+	h := w.Header()
+	for k := range h {
+		if k != versionHeader {
+			h.Del(k)
+		}
+	}
+	copyHeaders(h, resp.Header)
+	if resp.ContentLength >= 0 {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	h.Set(servedByHeader, leader)
+	w.WriteHeader(resp.StatusCode)
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		s.log.Warn("copying the leader's answer failed", "leader", leader, "path", r.URL.Path, "err", err)
+	}
+}
+
+func (s *Server) forwardFailed(w http.ResponseWriter, p *params, leader string, err error) {
+	s.metrics.forwardErrs.Add(1)
+	s.log.Warn("forwarding to the leader failed", "leader", leader, "err", err)
+	o := encodeOpts{pretty: p.pretty}
+	if errors.Is(err, context.DeadlineExceeded) {
+		writeRequestError(w, &requestError{http.StatusGatewayTimeout, codeTimeout,
+			fmt.Sprintf("timeout forwarding to the leader at %s", leader)}, o)
+		return
+	}
+	writeRequestError(w, &requestError{http.StatusBadGateway, codeForwardFailed,
+		fmt.Sprintf("forwarding to the leader at %s failed: %v", leader, err)}, o)
+}
+
+// copyHeaders copies src into dst, replacing what dst had under the same
+// names and skipping hop-by-hop headers (and those named in Connection).
+func copyHeaders(dst, src http.Header) {
+	var connNamed []string
+	for _, v := range src.Values("Connection") {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				connNamed = append(connNamed, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
+outer:
+	for k, vv := range src {
+		for _, h := range hopHeaders {
+			if k == h {
+				continue outer
+			}
+		}
+		for _, h := range connNamed {
+			if k == h {
+				continue outer
+			}
+		}
+		if k == "Content-Length" || k == "Host" {
+			continue
+		}
+		dst[k] = append([]string(nil), vv...)
+	}
+}

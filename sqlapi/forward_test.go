@@ -1,0 +1,244 @@
+package sqlapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftlite/raftlite/fsm"
+)
+
+// recorder remembers the requests a server received.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+}
+
+func (r *recorder) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.reqs = append(r.reqs, req.Clone(context.Background()))
+		r.mu.Unlock()
+		h.ServeHTTP(w, req)
+	})
+}
+
+func (r *recorder) last() *http.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.reqs) == 0 {
+		return nil
+	}
+	return r.reqs[len(r.reqs)-1]
+}
+
+func (r *recorder) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.reqs) }
+
+// pair is a leader and a follower that knows the leader's URL.
+type pair struct {
+	leader, follower       *fakeStore
+	leaderTS, followerTS   *httptest.Server
+	leaderRec, followerRec *recorder
+}
+
+func newPair(t *testing.T, mod func(*Config)) *pair {
+	t.Helper()
+	p := &pair{leader: leaderStore(), leaderRec: &recorder{}, followerRec: &recorder{}}
+	api, ts := newTestServer(t, p.leader, mod)
+	ts.Config.Handler = p.leaderRec.wrap(api)
+	p.leaderTS = ts
+	p.follower = &fakeStore{leaderID: "1", leaderAPI: strings.TrimPrefix(ts.URL, "http://")}
+	fapi, fts := newTestServer(t, p.follower, mod)
+	fts.Config.Handler = p.followerRec.wrap(fapi)
+	p.followerTS = fts
+	return p
+}
+
+func TestFollowerForwardsWrites(t *testing.T) {
+	p := newPair(t, nil)
+	code, hdr, body := do(t, "POST", p.followerTS.URL+"/db/execute?raft_index&timings", "application/json",
+		`[["INSERT INTO t VALUES(?)", 7]]`, "Authorization", "Basic Zm9vOmJhcg==", "X-Custom", "yes")
+	if code != 200 || !strings.HasPrefix(body, `{"results":[{"last_insert_id":1,"rows_affected":1}],"time":`) ||
+		!strings.HasSuffix(body, `,"raft_index":42}`) {
+		t.Fatalf("forwarded write: %d %s", code, body)
+	}
+	if p.follower.executedCount() != 0 || p.leader.executedCount() != 1 {
+		t.Fatalf("executed on follower %d, leader %d", p.follower.executedCount(), p.leader.executedCount())
+	}
+	if got := p.leader.executed[0].Statements[0].Params[0].Value; got != int64(7) {
+		t.Fatalf("leader got param %#v", got)
+	}
+	in := p.leaderRec.last()
+	if in.Header.Get(forwardedHeader) != "1" || in.Header.Get("Authorization") != "Basic Zm9vOmJhcg==" ||
+		in.Header.Get("X-Custom") != "yes" || in.URL.RawQuery != "raft_index&timings" || in.Method != "POST" {
+		t.Fatalf("leader saw %s %s headers %v", in.Method, in.URL, in.Header)
+	}
+	if hdr.Get(servedByHeader) != p.leaderTS.URL || hdr.Get("Content-Type") != contentTypeJSON || hdr.Get(versionHeader) != "v-test" {
+		t.Fatalf("answer headers %v", hdr)
+	}
+}
+
+func TestFollowerForwardsLeaderReads(t *testing.T) {
+	p := newPair(t, nil)
+	for _, q := range []string{"level=weak", "level=strong", "level=linearizable", "level=bogus", ""} {
+		code, _, body := do(t, "GET", p.followerTS.URL+"/db/query?q=SELECT+1&"+q, "", "")
+		if code != 200 || body != `{"results":[{"columns":["n"],"types":["integer"],"values":[[1]]}]}` {
+			t.Fatalf("%s: %d %s", q, code, body)
+		}
+	}
+	if p.follower.queriedCount() != 0 {
+		t.Fatalf("follower read locally %d times", p.follower.queriedCount())
+	}
+	// level=none is served locally.
+	if code, _, _ := do(t, "GET", p.followerTS.URL+"/db/query?q=SELECT+1&level=none", "", ""); code != 200 || p.follower.queriedCount() != 1 {
+		t.Fatalf("none: %d", code)
+	}
+	// A read-only /db/request on a follower goes to the leader too.
+	if code, _, _ := do(t, "POST", p.followerTS.URL+"/db/request", "", `["SELECT 1"]`); code != 200 || p.follower.queriedCount() != 1 {
+		t.Fatalf("request: %d", code)
+	}
+}
+
+func TestForwardedStatusAndBodyUnchanged(t *testing.T) {
+	p := newPair(t, nil)
+	// A 400 from the leader (it validates again) comes back as is.
+	p.follower.set(func(f *fakeStore) {}) // follower parses first, so send something only the leader rejects
+	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute?queue&wait&timeout=2s", "", `[]`)
+	if code != 200 || !strings.Contains(body, `"sequence_number":`) {
+		t.Fatalf("queued flush marker via leader: %d %s", code, body)
+	}
+	if p.leaderRec.count() != 1 {
+		t.Fatalf("leader saw %d requests", p.leaderRec.count())
+	}
+}
+
+func TestRedirect(t *testing.T) {
+	p := newPair(t, nil)
+	code, hdr, _ := do(t, "POST", p.followerTS.URL+"/db/execute?redirect&transaction", "", `["X"]`)
+	if code != http.StatusMovedPermanently || hdr.Get("Location") != p.leaderTS.URL+"/db/execute?redirect&transaction" {
+		t.Fatalf("redirect: %d %q", code, hdr.Get("Location"))
+	}
+	if p.leaderRec.count() != 0 {
+		t.Fatal("redirect forwarded the request")
+	}
+	code, hdr, _ = do(t, "GET", p.followerTS.URL+"/db/query?q=SELECT+1&redirect", "", "")
+	if code != http.StatusMovedPermanently || hdr.Get("Location") != p.leaderTS.URL+"/db/query?q=SELECT+1&redirect" {
+		t.Fatalf("read redirect: %d %q", code, hdr.Get("Location"))
+	}
+}
+
+func TestForwardLoopPrevented(t *testing.T) {
+	p := newPair(t, nil)
+	// The "leader" lost leadership and believes the follower leads: a
+	// forwarded request must not bounce back.
+	p.leader.set(func(f *fakeStore) { f.leader = false; f.leaderAPI = p.followerTS.URL })
+	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute", "", `["X"]`)
+	if code != 503 || body != "not leader\n" {
+		t.Fatalf("loop: %d %q", code, body)
+	}
+	if p.leaderRec.count() != 1 || p.followerRec.count() != 1 {
+		t.Fatalf("requests: leader %d follower %d", p.leaderRec.count(), p.followerRec.count())
+	}
+}
+
+func TestNoLeaderAnd503(t *testing.T) {
+	store := &fakeStore{}
+	_, ts := newTestServer(t, store, nil)
+	for _, path := range []string{"/db/execute", "/db/query", "/db/request"} {
+		code, hdr, body := do(t, "POST", ts.URL+path, "", `["INSERT INTO t VALUES(1)"]`)
+		if code != 503 || body != "leader not found\n" || hdr.Get(versionHeader) == "" {
+			t.Errorf("%s: %d %q", path, code, body)
+		}
+	}
+	// The leader's URL is ours (stale metadata): refuse rather than loop.
+	api, ts2 := newTestServer(t, store, nil)
+	store.set(func(f *fakeStore) { f.leaderAPI = api.cfg.AdvAddr })
+	if code, _, body := do(t, "POST", ts2.URL+"/db/execute", "", `["X"]`); code != 503 || body != "not leader\n" {
+		t.Errorf("self as leader: %d %q", code, body)
+	}
+}
+
+func TestForwardFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	store := &fakeStore{leaderID: "9", leaderAPI: dead}
+	_, ts := newTestServer(t, store, nil)
+	code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`)
+	if code != 502 || !strings.Contains(body, `"code":"forward_failed"`) || !strings.HasPrefix(body, `{"results":[],"error":"forwarding to the leader at http://`+dead) {
+		t.Fatalf("%d %s", code, body)
+	}
+
+	// A leader that never answers: 504 within the request's timeout.
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // lets the server notice the client going away
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	defer hang.Close()
+	store.set(func(f *fakeStore) { f.leaderAPI = hang.URL })
+	start := time.Now()
+	code, _, body = do(t, "POST", ts.URL+"/db/execute?timeout=200ms", "", `["X"]`)
+	if code != 504 || !strings.Contains(body, `"code":"timeout"`) {
+		t.Fatalf("hang: %d %s", code, body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("forward timeout took %v", d)
+	}
+}
+
+func TestForwardNotLeaderFromExecute(t *testing.T) {
+	// The store believed it led but Execute refused (nothing proposed):
+	// the request is forwarded.
+	p := newPair(t, nil)
+	p.follower.set(func(f *fakeStore) { f.leader = true })
+	p.follower.set(func(f *fakeStore) {
+		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return nil, ErrNotLeader }
+	})
+	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute", "", `["X"]`)
+	if code != 200 || p.leader.executedCount() != 1 {
+		t.Fatalf("%d %s", code, body)
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	errClusterNotLeader := errors.New("cluster: not leader")
+	errClusterBusy := errors.New("cluster: busy")
+	p := newPair(t, func(c *Config) {
+		c.Errors = []ErrorMapping{
+			{From: errClusterNotLeader, To: ErrNotLeader},
+			{From: errClusterBusy, To: ErrNotApplied},
+		}
+	})
+	// The follower believes it leads, but its Execute says (in the
+	// cluster's words) that it does not: the write goes to the leader.
+	p.follower.set(func(f *fakeStore) {
+		f.leader = true
+		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) {
+			return nil, fmt.Errorf("execute: %w", errClusterNotLeader)
+		}
+	})
+	if code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute", "", `["X"]`); code != 200 || p.leader.executedCount() != 1 {
+		t.Fatalf("mapped not-leader: %d %s", code, body)
+	}
+	p.follower.set(func(f *fakeStore) {
+		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return nil, errClusterBusy }
+	})
+	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute", "", `["X"]`)
+	if code != 503 || body != `{"results":[],"error":"cluster: busy","code":"unavailable"}` {
+		t.Fatalf("mapped busy: %d %s", code, body)
+	}
+}

@@ -1,0 +1,408 @@
+package sqlapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftlite/raftlite/fsm"
+)
+
+// The write queue (?queue on /db/execute) accepts writes at once and applies
+// them in batches: a batch closes when it holds QueueBatchSize statements or
+// when QueueTimeout has passed since its first request, and is applied as
+// one log entry (no transaction: each statement stands alone, as in
+// rqlite). ?wait makes the request wait until its batch is applied.
+//
+// The queue runs on the leader: a follower forwards queued requests to the
+// leader like any other write. If leadership moves while a batch is
+// pending, the batch is forwarded to the new leader. Batches are retried
+// on transient failures (no leader, leadership lost, timeouts) under the
+// queue's own client session (client_id/seq), so a retry after an
+// ambiguous failure is not applied twice.
+
+var (
+	errQueueClosed    = errors.New("write queue is shut down")
+	errSessionExpired = errors.New(msgSessionExpired)
+)
+
+// queuedWrite is one accepted queued request.
+type queuedWrite struct {
+	stmts []fsm.Statement
+	seq   int64
+	auth  string     // Authorization header, used if the batch is forwarded
+	done  chan error // nil unless the client waits; buffered
+}
+
+type writeQueue struct {
+	s         *Server
+	ch        chan *queuedWrite
+	batchSize int
+	timeout   time.Duration
+
+	nextSeq atomic.Int64 // last sequence number handed out
+	lastSeq atomic.Int64 // highest sequence number applied
+
+	ctx      context.Context // canceled when Shutdown's deadline passes
+	cancel   context.CancelFunc
+	stop     chan struct{}
+	stopOnce sync.Once
+	stopped  atomic.Bool
+	done     chan struct{}
+
+	// Owned by the runner goroutine.
+	clientID   string
+	sessionSeq uint64 // last sequence number applied in the session
+}
+
+func newWriteQueue(s *Server, capacity, batchSize int, timeout time.Duration) *writeQueue {
+	ctx, cancel := context.WithCancel(context.Background())
+	q := &writeQueue{
+		s:         s,
+		ch:        make(chan *queuedWrite, capacity),
+		batchSize: batchSize,
+		timeout:   timeout,
+		ctx:       ctx,
+		cancel:    cancel,
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	// Sequence numbers grow across restarts, as rqlite's do.
+	q.nextSeq.Store(time.Now().UnixNano())
+	q.newSession()
+	go q.run()
+	return q
+}
+
+// newSession starts a fresh client session for the queue's batches.
+func (q *writeQueue) newSession() {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	q.clientID = "queue-" + hex.EncodeToString(b[:])
+	q.sessionSeq = 0
+}
+
+// enqueue accepts stmts and returns their sequence number and, when wait,
+// a channel that receives the outcome of their batch. It fails when the
+// queue stays full until ctx ends, or is shut down.
+func (q *writeQueue) enqueue(ctx context.Context, stmts []fsm.Statement, wait bool, auth string) (int64, <-chan error, error) {
+	if q.stopped.Load() {
+		return 0, nil, errQueueClosed
+	}
+	it := &queuedWrite{stmts: stmts, auth: auth, seq: q.nextSeq.Add(1)}
+	if wait {
+		it.done = make(chan error, 1)
+	}
+	select {
+	case q.ch <- it:
+		q.s.metrics.queued.Add(1)
+		return it.seq, it.done, nil
+	case <-q.stop:
+		return 0, nil, errQueueClosed
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+}
+
+func (q *writeQueue) pending() int { return len(q.ch) }
+
+// close stops accepting writes and applies what the queue holds, within
+// ctx.
+func (q *writeQueue) close(ctx context.Context) error {
+	q.stopOnce.Do(func() {
+		q.stopped.Store(true)
+		close(q.stop)
+	})
+	select {
+	case <-q.done:
+		q.cancel()
+		return nil
+	case <-ctx.Done():
+		q.cancel()
+		<-q.done // the runner gives up at once on a canceled context
+		return fmt.Errorf("queued writes may be lost: %w", ctx.Err())
+	}
+}
+
+func (q *writeQueue) run() {
+	defer close(q.done)
+	var carry *queuedWrite
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-q.ch:
+			case <-q.stop:
+				q.drain()
+				return
+			}
+		}
+		batch := []*queuedWrite{first}
+		n := len(first.stmts)
+		timer := time.NewTimer(q.timeout)
+	collect:
+		for n < q.batchSize {
+			select {
+			case it := <-q.ch:
+				if it.auth != first.auth {
+					// A forwarded batch carries one identity.
+					carry = it
+					break collect
+				}
+				batch = append(batch, it)
+				n += len(it.stmts)
+			case <-timer.C:
+				break collect
+			case <-q.stop:
+				break collect
+			}
+		}
+		timer.Stop()
+		q.flush(batch)
+	}
+}
+
+// drain applies everything still queued, in batches, at shutdown.
+func (q *writeQueue) drain() {
+	for {
+		var batch []*queuedWrite
+		n := 0
+	fill:
+		for n < q.batchSize {
+			select {
+			case it := <-q.ch:
+				if len(batch) > 0 && it.auth != batch[0].auth {
+					q.flush(batch)
+					batch, n = nil, 0
+				}
+				batch = append(batch, it)
+				n += len(it.stmts)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		q.flush(batch)
+	}
+}
+
+// flush applies one batch and tells its waiters.
+func (q *writeQueue) flush(batch []*queuedWrite) {
+	var stmts []fsm.Statement
+	maxSeq := int64(0)
+	for _, it := range batch {
+		stmts = append(stmts, it.stmts...)
+		maxSeq = max(maxSeq, it.seq)
+	}
+	err := q.apply(stmts, batch[0].auth)
+	if err == nil {
+		for {
+			old := q.lastSeq.Load()
+			if maxSeq <= old || q.lastSeq.CompareAndSwap(old, maxSeq) {
+				break
+			}
+		}
+		q.s.metrics.queueBatches.Add(1)
+		q.s.metrics.queueStatements.Add(uint64(len(stmts)))
+	} else {
+		q.s.metrics.queueBatchErrors.Add(1)
+		q.s.log.Error("queued writes were not applied", "statements", len(stmts),
+			"first_seq", batch[0].seq, "last_seq", maxSeq, "err", err)
+	}
+	for _, it := range batch {
+		if it.done != nil {
+			it.done <- err
+		}
+	}
+}
+
+// apply applies stmts as one log entry, retrying transient failures until
+// it succeeds, fails for good, or the queue is shut down.
+func (q *writeQueue) apply(stmts []fsm.Statement, auth string) error {
+	if len(stmts) == 0 {
+		return nil
+	}
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := q.s.mapErr(q.applyOnce(stmts, auth))
+		if err == nil {
+			q.sessionSeq++
+			return nil
+		}
+		if errors.Is(err, errSessionExpired) {
+			q.newSession() // nothing was applied under the expired session
+			continue
+		}
+		if !isTransient(err) {
+			return err
+		}
+		q.s.metrics.queueFailures.Add(1)
+		if attempt == 1 || attempt%20 == 0 {
+			q.s.log.Warn("applying queued writes failed; retrying", "attempt", attempt, "err", err)
+		}
+		select {
+		case <-q.ctx.Done():
+			return fmt.Errorf("%w: %w", errQueueClosed, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// isTransient reports whether a failed attempt may succeed if retried.
+func isTransient(err error) bool {
+	var te interface{ Temporary() bool }
+	return isNotLeader(err) || isNoLeader(err) || isLeadershipLost(err) ||
+		isCommitTimeout(err) || isNotApplied(err) || (errors.As(err, &te) && te.Temporary())
+}
+
+// transientError is a failure worth retrying (from a forwarded batch).
+type transientError struct{ msg string }
+
+func (e *transientError) Error() string   { return e.msg }
+func (e *transientError) Temporary() bool { return true }
+
+// applyOnce makes one attempt: Execute when this node leads, else forward
+// the batch to the leader.
+func (q *writeQueue) applyOnce(stmts []fsm.Statement, auth string) error {
+	if q.ctx.Err() != nil {
+		return errQueueClosed
+	}
+	ctx, cancel := context.WithTimeout(q.ctx, q.s.cfg.DefaultTimeout)
+	defer cancel()
+	seq := q.sessionSeq + 1
+	if q.s.store.IsLeader() {
+		resp, err := q.s.store.Execute(ctx, &fsm.Request{Statements: stmts, ClientID: q.clientID, Seq: seq})
+		if err != nil {
+			return err
+		}
+		if resp != nil && resp.Err != nil {
+			if strings.Contains(resp.Err.Error(), msgSessionExpired) {
+				return errSessionExpired
+			}
+			return resp.Err
+		}
+		return nil
+	}
+	leader := q.s.leaderURL()
+	if leader == "" {
+		return ErrNoLeader
+	}
+	if leader == q.s.cfg.AdvAddr {
+		return ErrNotLeader
+	}
+	return q.forwardBatch(ctx, leader, stmts, auth, seq)
+}
+
+// forwardBatch sends a batch to the leader's /db/execute under the queue's
+// session.
+func (q *writeQueue) forwardBatch(ctx context.Context, leader string, stmts []fsm.Statement, auth string, seq uint64) error {
+	body := appendRequestBody(nil, stmts)
+	u := leader + "/db/execute?client_id=" + url.QueryEscape(q.clientID) + "&seq=" + strconv.FormatUint(seq, 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("build forwarded batch: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(forwardedHeader, "1")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := q.s.client.Do(req)
+	if err != nil {
+		return &transientError{fmt.Sprintf("forward batch to the leader at %s: %v", leader, err)}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return &transientError{fmt.Sprintf("read the leader's answer: %v", err)}
+	}
+	var top struct {
+		Error string `json:"error"`
+		Code  string `json:"code"`
+	}
+	_ = json.Unmarshal(raw, &top)
+	switch {
+	case top.Code == codeSessionExpired:
+		return errSessionExpired
+	case resp.StatusCode == http.StatusOK && top.Error == "":
+		return nil
+	case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway ||
+		resp.StatusCode == http.StatusGatewayTimeout:
+		return &transientError{fmt.Sprintf("leader at %s answered %d: %s", leader, resp.StatusCode, strings.TrimSpace(string(raw)))}
+	}
+	return fmt.Errorf("leader at %s answered %d: %s", leader, resp.StatusCode, strings.TrimSpace(string(raw)))
+}
+
+// stats is the http.queue object of /status.
+func (q *writeQueue) stats() map[string]any {
+	return map[string]any{
+		"_default": map[string]any{
+			"sequence_number": q.lastSeq.Load(),
+			"max_size":        cap(q.ch),
+			"pending":         len(q.ch),
+			"batch_size":      q.batchSize,
+			"timeout":         q.timeout.String(),
+		},
+	}
+}
+
+// queuedExecute serves /db/execute?queue: accept the write into the queue
+// and answer {"results":[],"sequence_number":N} at once, or (with ?wait)
+// when its batch is applied.
+func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params, body []byte, stmts []fsm.Statement) {
+	o := p.encodeOpts(epExecute)
+	if p.clientID != "" {
+		writeText(w, http.StatusBadRequest, "client_id and seq cannot be used with queue")
+		return
+	}
+	if !s.store.IsLeader() {
+		s.toLeader(w, r, p, epExecute, body)
+		return
+	}
+	ctx, cancel := requestContext(r, p)
+	defer cancel()
+	seq, done, err := s.queue.enqueue(ctx, stmts, p.wait, r.Header.Get("Authorization"))
+	if err != nil {
+		if errors.Is(err, errQueueClosed) {
+			writeText(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeQueueFull, "write queue is full"}, o)
+		return
+	}
+	out := &apiResponse{seqNum: seq}
+	if done != nil {
+		select {
+		case err := <-done:
+			if err != nil {
+				out.err, out.code = err.Error(), codeQueueFailed
+				writeResponse(w, http.StatusInternalServerError, out, o)
+				return
+			}
+		case <-ctx.Done():
+			out.err, out.code = "timeout waiting for queued statements to be applied", codeTimeout
+			writeResponse(w, http.StatusGatewayTimeout, out, o)
+			return
+		}
+	}
+	if p.timings {
+		out.time = time.Since(p.start).Seconds()
+	}
+	writeResponse(w, http.StatusOK, out, o)
+}

@@ -1,0 +1,113 @@
+package sqlapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+const (
+	contentTypeJSON = "application/json; charset=utf-8"
+	contentTypeText = "text/plain; charset=utf-8"
+)
+
+// Error codes of request-level failures (the "code" field).
+const (
+	codeStaleRead      = "stale_read"
+	codeTimeout        = "timeout"
+	codeForwardFailed  = "forward_failed"
+	codeSeqSuperseded  = "seq_superseded"
+	codeSessionExpired = "session_expired"
+	codeQueueFull      = "queue_full"
+	codeQueueFailed    = "queue_failed"
+	codeLeadershipLost = "leadership_lost"
+	codeUnavailable    = "unavailable"
+	codeBadRequest     = "bad_request"
+	codeStoreError     = "store_error"
+)
+
+// The messages of the fsm's request-level session errors (API.md).
+const (
+	msgSeqSuperseded  = "sequence number already superseded"
+	msgSessionExpired = "unknown or expired session"
+)
+
+// requestError is a request-level failure answered with the JSON body shape
+// {"results":[],"error":msg,"code":code} and a precise status.
+type requestError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+// writeText answers with a one-line text/plain body, as rqlite's
+// http.Error does.
+func writeText(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", contentTypeText)
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if msg != "" {
+		_, _ = w.Write([]byte(msg + "\n"))
+	}
+}
+
+// writeJSONBytes answers with a JSON body.
+func writeJSONBytes(w http.ResponseWriter, status int, body []byte, pretty bool) {
+	if pretty {
+		body = indent(body)
+	}
+	w.Header().Set("Content-Type", contentTypeJSON)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// writeResponse encodes r and writes it with status.
+func writeResponse(w http.ResponseWriter, status int, r *apiResponse, o encodeOpts) {
+	bp := getBuf()
+	*bp = appendResponse((*bp)[:0], r, o)
+	writeJSONBytes(w, status, *bp, o.pretty)
+	putBuf(bp)
+}
+
+// writeRequestError answers a request-level failure.
+func writeRequestError(w http.ResponseWriter, e *requestError, o encodeOpts) {
+	writeResponse(w, e.status, &apiResponse{err: e.msg, code: e.code}, o)
+}
+
+// classifyStoreError maps a Store error (other than "not leader", which the
+// caller forwards) to a request-level failure.
+func classifyStoreError(err error) *requestError {
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		return re
+	case isLeadershipLost(err):
+		return &requestError{http.StatusServiceUnavailable, codeLeadershipLost, err.Error()}
+	case isCommitTimeout(err):
+		return &requestError{http.StatusGatewayTimeout, codeTimeout, err.Error()}
+	case errors.Is(err, context.Canceled):
+		return &requestError{http.StatusServiceUnavailable, codeTimeout, "request canceled: " + err.Error()}
+	case isNotApplied(err):
+		return &requestError{http.StatusServiceUnavailable, codeUnavailable, err.Error()}
+	case errors.Is(err, ErrBadRequest):
+		return &requestError{http.StatusBadRequest, codeBadRequest, err.Error()}
+	}
+	return sessionOrStoreError(err.Error())
+}
+
+// sessionOrStoreError classifies a request-level error message: the client
+// session errors of API.md are 400, anything else a 500 store error.
+func sessionOrStoreError(msg string) *requestError {
+	switch {
+	case strings.Contains(msg, msgSeqSuperseded):
+		return &requestError{http.StatusBadRequest, codeSeqSuperseded, msg}
+	case strings.Contains(msg, msgSessionExpired):
+		return &requestError{http.StatusBadRequest, codeSessionExpired, msg}
+	}
+	return &requestError{http.StatusInternalServerError, codeStoreError, msg}
+}

@@ -1,0 +1,307 @@
+package sqlapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is the HTTP API. It is an http.Handler; Serve and Shutdown run it
+// on a listener of the caller's.
+type Server struct {
+	cfg     Config
+	store   Store
+	log     *slog.Logger
+	start   time.Time
+	client  *http.Client
+	metrics *metrics
+	queue   *writeQueue
+	routes  map[string]*route
+
+	mu      sync.Mutex
+	httpSrv *http.Server
+	closed  bool
+}
+
+// route is one endpoint: its allowed methods, the permissions it needs and
+// its handler.
+type route struct {
+	ep      endpoint
+	methods []string
+	// anyPerms: the request needs at least one of them; allPerms: every
+	// one of them.
+	anyPerms []string
+	allPerms []string
+	handle   func(http.ResponseWriter, *http.Request, *params)
+	// permsFor overrides anyPerms by method, when set.
+	permsFor map[string][]string
+}
+
+// New returns the HTTP API of store. It starts the write queue's goroutine:
+// call Shutdown or Close when done.
+func New(cfg Config, store Store) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:     cfg,
+		store:   store,
+		log:     cfg.Logger.With("component", "sqlapi"),
+		start:   time.Now(),
+		client:  newHTTPClient(),
+		metrics: newMetrics(),
+	}
+	if cfg.Auth != nil && cfg.Auth.HasBcrypt() {
+		s.log.Warn("auth file has bcrypt-hashed passwords; this build compares passwords as plain text, so those users can only log in with the hash itself")
+	}
+	s.queue = newWriteQueue(s, cfg.QueueCapacity, cfg.QueueBatchSize, cfg.QueueTimeout)
+	get, post := []string{http.MethodGet, http.MethodHead}, []string{http.MethodPost}
+	s.routes = map[string]*route{
+		"/db/execute": {ep: epExecute, methods: post, allPerms: []string{PermExecute}, handle: s.handleExecute},
+		"/db/query":   {ep: epQuery, methods: []string{http.MethodGet, http.MethodPost}, allPerms: []string{PermQuery}, handle: s.handleQuery},
+		"/db/request": {ep: epRequest, methods: post, allPerms: []string{PermExecute, PermQuery}, handle: s.handleRequest},
+		"/db/backup":  {ep: epBackup, methods: get, allPerms: []string{PermBackup}, handle: s.handleBackup},
+		"/db/load":    {ep: epLoad, methods: post, allPerms: []string{PermLoad}, handle: s.handleLoad},
+		"/status":     {ep: epStatus, methods: get, anyPerms: []string{PermStatus}, handle: s.handleStatus},
+		"/nodes":      {ep: epNodes, methods: get, anyPerms: []string{PermNodes, PermStatus}, handle: s.handleNodes},
+		"/leader": {ep: epLeader, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleLeader,
+			permsFor: map[string][]string{
+				http.MethodGet:  {PermLeader, PermStatus, PermNodes},
+				http.MethodHead: {PermLeader, PermStatus, PermNodes},
+				http.MethodPost: {PermLeader},
+			}},
+		"/readyz":     {ep: epReadyz, methods: get, anyPerms: []string{PermReady}, handle: s.handleReadyz},
+		"/remove":     {ep: epRemove, methods: []string{http.MethodDelete}, anyPerms: []string{PermRemove}, handle: s.handleRemove},
+		"/debug/vars": {ep: epDebugVars, methods: get, anyPerms: []string{PermStatus}, handle: s.handleExpvar},
+		"/metrics":    {ep: epMetrics, methods: get, anyPerms: []string{PermStatus}, handle: s.handleMetrics},
+	}
+	registerServer(s)
+	return s
+}
+
+// Serve serves the API on ln until Shutdown; it returns
+// http.ErrServerClosed after a Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	if s.httpSrv == nil {
+		s.httpSrv = &http.Server{
+			Handler:           s,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+	}
+	srv := s.httpSrv
+	s.mu.Unlock()
+	return srv.Serve(ln)
+}
+
+// Shutdown stops Serve gracefully (if it was used), then stops the write
+// queue, applying what it holds, both within ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	srv := s.httpSrv
+	s.mu.Unlock()
+	var errs []error
+	if srv != nil {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	if err := s.queue.close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("write queue: %w", err))
+	}
+	unregisterServer(s)
+	s.client.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// Close is Shutdown with the default timeout.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DefaultTimeout)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// statusRecorder remembers the status written, for metrics and for the
+// panic handler.
+type statusRecorder struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.code, r.wrote = http.StatusOK, true
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *statusRecorder) status() int {
+	if !r.wrote {
+		return http.StatusOK
+	}
+	return r.code
+}
+
+// ServeHTTP routes a request: 404 for an unknown path, 401 without the
+// needed permission, 405 for a wrong method, 400 for bad query parameters,
+// else the endpoint's handler. It never lets a panic escape.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	rec.Header().Set(versionHeader, s.cfg.Version)
+	ep := epOther
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.metrics.panics.Add(1)
+			s.log.Error("panic in HTTP handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			if !rec.wrote {
+				writeText(rec, http.StatusInternalServerError, fmt.Sprintf("internal error: %v", v))
+			}
+		}
+		s.metrics.observe(ep, rec.status(), time.Since(start))
+	}()
+
+	path := r.URL.Path
+	if path == "/" || path == "" {
+		http.Redirect(rec, r, "/status", http.StatusFound)
+		return
+	}
+	rt := s.routes[path]
+	if rt == nil && len(path) > 1 && strings.HasSuffix(path, "/") {
+		rt = s.routes[strings.TrimSuffix(path, "/")]
+	}
+	if rt == nil {
+		writeText(rec, http.StatusNotFound, "not found")
+		return
+	}
+	ep = rt.ep
+	if r.Method == http.MethodOptions {
+		rec.Header().Set("Allow", strings.Join(append([]string{http.MethodOptions}, rt.methods...), ", "))
+		rec.WriteHeader(http.StatusOK)
+		return
+	}
+	if !s.authorized(r, rt) {
+		s.metrics.authFail.Add(1)
+		rec.Header().Set("WWW-Authenticate", `Basic realm="raftlite"`)
+		writeText(rec, http.StatusUnauthorized, "unauthorized")
+		return
+	}
+	if !methodAllowed(rt.methods, r.Method) {
+		rec.Header().Set("Allow", strings.Join(rt.methods, ", "))
+		writeText(rec, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	p, err := parseParams(r.URL.RawQuery, s.cfg.DefaultTimeout)
+	if err != nil {
+		writeText(rec, http.StatusBadRequest, err.Error())
+		return
+	}
+	p.start = start
+	rt.handle(rec, r, p)
+}
+
+func (s *Server) authorized(r *http.Request, rt *route) bool {
+	a := s.cfg.Auth
+	if a == nil {
+		return true
+	}
+	if rt.permsFor != nil {
+		perms, ok := rt.permsFor[r.Method]
+		if !ok {
+			return true // the method check answers 405
+		}
+		return a.allowedAny(r, perms...)
+	}
+	if len(rt.allPerms) > 0 {
+		return a.allowedAll(r, rt.allPerms...)
+	}
+	return a.allowedAny(r, rt.anyPerms...)
+}
+
+func methodAllowed(methods []string, m string) bool {
+	for _, x := range methods {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// readBody reads the request body, bounded by MaxBodyBytes. On failure it
+// has answered (413 or 400) and returns false.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, true
+	}
+	max := s.cfg.MaxBodyBytes
+	if r.ContentLength > max {
+		writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+		return nil, false
+	}
+	rd := http.MaxBytesReader(w, r.Body, max)
+	size := 512
+	if r.ContentLength > 0 {
+		size = int(r.ContentLength) + 1
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, true
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+			} else {
+				writeText(w, http.StatusBadRequest, "reading request body: "+err.Error())
+			}
+			return nil, false
+		}
+	}
+}
+
+// requestContext bounds a request's work by its timeout, counted from its
+// arrival, so that waiting and then forwarding share one budget.
+func requestContext(r *http.Request, p *params) (context.Context, context.CancelFunc) {
+	if p.start.IsZero() {
+		return context.WithTimeout(r.Context(), p.timeout)
+	}
+	return context.WithDeadline(r.Context(), p.start.Add(p.timeout))
+}

@@ -1,0 +1,344 @@
+package sqlapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftlite/raftlite/fsm"
+)
+
+func leaderStore() *fakeStore {
+	return &fakeStore{leader: true, leaderID: "1"}
+}
+
+func TestRoutingAndHeaders(t *testing.T) {
+	_, ts := newTestServer(t, leaderStore(), nil)
+	tests := []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/nope", http.StatusNotFound},
+		{"GET", "/db/executex", http.StatusNotFound},
+		{"GET", "/db/execute", http.StatusMethodNotAllowed},
+		{"PUT", "/db/query?q=SELECT+1", http.StatusMethodNotAllowed},
+		{"GET", "/db/request", http.StatusMethodNotAllowed},
+		{"POST", "/status", http.StatusMethodNotAllowed},
+		{"GET", "/remove", http.StatusMethodNotAllowed},
+		{"DELETE", "/leader", http.StatusMethodNotAllowed},
+		{"GET", "/status", http.StatusOK},
+		{"GET", "/status/", http.StatusOK},
+		{"GET", "/readyz", http.StatusOK},
+		{"GET", "/db/query?q=SELECT+1", http.StatusOK},
+		{"OPTIONS", "/db/execute", http.StatusOK},
+		{"GET", "/", http.StatusFound},
+	}
+	for _, tt := range tests {
+		code, hdr, body := do(t, tt.method, ts.URL+tt.path, "", "")
+		if code != tt.status {
+			t.Errorf("%s %s = %d %q, want %d", tt.method, tt.path, code, body, tt.status)
+		}
+		if v := hdr.Get("X-RQLITE-VERSION"); v != "v-test" {
+			t.Errorf("%s %s: X-RQLITE-VERSION = %q", tt.method, tt.path, v)
+		}
+		if code == http.StatusMethodNotAllowed && hdr.Get("Allow") == "" {
+			t.Errorf("%s %s: 405 without Allow", tt.method, tt.path)
+		}
+	}
+}
+
+func TestExecuteOnLeader(t *testing.T) {
+	store := leaderStore()
+	_, ts := newTestServer(t, store, nil)
+	code, hdr, body := do(t, "POST", ts.URL+"/db/execute?transaction&client_id=c1&seq=3&raft_index", "application/json",
+		`["CREATE TABLE t (x)", ["INSERT INTO t VALUES(?)", 1]]`)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	if ct := hdr.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	if want := `{"results":[{"last_insert_id":1,"rows_affected":1},{"last_insert_id":2,"rows_affected":1}],"raft_index":42}`; body != want {
+		t.Fatalf("body %s, want %s", body, want)
+	}
+	req := store.executed[0]
+	if !req.Transaction || req.ClientID != "c1" || req.Seq != 3 || req.ReadOnly || len(req.Statements) != 2 ||
+		req.Statements[1].Params[0].Value != int64(1) {
+		t.Fatalf("request %+v", req)
+	}
+
+	// pretty, timings and text/plain.
+	code, _, body = do(t, "POST", ts.URL+"/db/execute?pretty=false&timings", "text/plain", "INSERT INTO t VALUES(1)")
+	if code != 200 || !strings.Contains(body, "\n    \"results\": [") || !strings.Contains(body, `"time": `) {
+		t.Fatalf("pretty timings: %d %s", code, body)
+	}
+	if got := store.executed[1].Statements; len(got) != 1 || got[0].SQL != "INSERT INTO t VALUES(1)" {
+		t.Fatalf("text/plain statements %+v", got)
+	}
+}
+
+func TestExecuteResponseErrors(t *testing.T) {
+	store := leaderStore()
+	_, ts := newTestServer(t, store, nil)
+	cases := []struct {
+		resp   *fsm.Response
+		err    error
+		status int
+		want   string
+	}{
+		{&fsm.Response{Err: errors.New("sequence number already superseded")}, nil, 400,
+			`{"results":[],"error":"sequence number already superseded","code":"seq_superseded"}`},
+		{&fsm.Response{Err: errors.New("unknown or expired session")}, nil, 400,
+			`{"results":[],"error":"unknown or expired session","code":"session_expired"}`},
+		{&fsm.Response{Results: []fsm.Result{{RowsAffected: 1}}, Index: 5, Deduplicated: true}, nil, 200,
+			`{"results":[{"rows_affected":1}],"deduplicated":true}`},
+		{nil, errors.Join(ErrLeadershipLost, errors.New("detail")), 503, `"code":"leadership_lost"`},
+		{nil, ErrCommitTimeout, 504, `"code":"timeout"`},
+		{nil, ErrNotApplied, 503, `"code":"unavailable"`},
+		{nil, errors.New("disk on fire"), 500, `{"results":[],"error":"disk on fire","code":"store_error"}`},
+	}
+	for i, c := range cases {
+		store.set(func(f *fakeStore) {
+			f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return c.resp, c.err }
+		})
+		code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`)
+		if code != c.status || !strings.Contains(body, c.want) {
+			t.Errorf("case %d: %d %s, want %d %s", i, code, body, c.status, c.want)
+		}
+	}
+	// No leader known: 503 leader not found.
+	store.set(func(f *fakeStore) {
+		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return nil, ErrNoLeader }
+	})
+	if code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`); code != 503 || body != "leader not found\n" {
+		t.Errorf("no leader: %d %q", code, body)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	_, ts := newTestServer(t, leaderStore(), func(c *Config) { c.MaxBodyBytes = 100 })
+	tests := []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"POST", "/db/execute", `not json`, 400, "invalid JSON body\n"},
+		{"POST", "/db/execute", ``, 400, "invalid JSON body\n"},
+		{"POST", "/db/execute", `{"a":1}`, 400, "invalid request\n"},
+		{"POST", "/db/execute", `[]`, 400, "no statements\n"},
+		{"POST", "/db/execute", `[["X", {"a": {}}]]`, 400, "unsupported parameter type: nested object\n"},
+		{"POST", "/db/query", `[1]`, 400, "invalid request\n"},
+		{"POST", "/db/request", `[]`, 400, "no statements\n"},
+		{"GET", "/db/query", ``, 400, "no statements\n"},
+		{"GET", "/db/query?q=", ``, 400, "query parameter not set\n"},
+		{"POST", "/db/execute", `["` + strings.Repeat("x", 200) + `"]`, 413, "request body too large: limit is 100 bytes\n"},
+		{"GET", "/db/query?q=SELECT+1&timeout=soon", ``, 400, "timeout is not a valid duration\n"},
+		{"GET", "/db/query?q=SELECT+1&freshness=x", ``, 400, "freshness is not a valid duration\n"},
+		{"GET", "/db/query?q=SELECT+1&freshness_strict", ``, 400, "freshness_strict requires freshness\n"},
+		{"GET", "/db/query?q=SELECT+1&min_index=-1", ``, 400, "min_index is not a valid log index\n"},
+		{"POST", "/db/execute?client_id=a&seq=x", `["X"]`, 400, "seq is not a valid sequence number (1, 2, 3...)\n"},
+		{"POST", "/db/execute?client_id=a", `["X"]`, 400, "client_id requires seq\n"},
+		{"POST", "/db/execute?seq=1", `["X"]`, 400, "seq requires client_id\n"},
+		{"POST", "/db/execute?queue&client_id=a&seq=1", `["X"]`, 400, "client_id and seq cannot be used with queue\n"},
+		{"GET", "/db/query?q=%zz", ``, 400, ""},
+	}
+	for _, tt := range tests {
+		code, hdr, body := do(t, tt.method, ts.URL+tt.path, "", tt.body)
+		if code != tt.status || (tt.want != "" && body != tt.want) {
+			t.Errorf("%s %s %q = %d %q, want %d %q", tt.method, tt.path, tt.body, code, body, tt.status, tt.want)
+		}
+		if code == 400 && !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+			t.Errorf("%s %s: 400 with Content-Type %q", tt.method, tt.path, hdr.Get("Content-Type"))
+		}
+		if strings.Count(body, "\n") > 1 {
+			t.Errorf("%s %s: reason is not one line: %q", tt.method, tt.path, body)
+		}
+	}
+}
+
+func TestUnknownParamsIgnoredAndFlagsPresenceOnly(t *testing.T) {
+	store := leaderStore()
+	_, ts := newTestServer(t, store, nil)
+	code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&bogus=1&associative=false&level=whatever", "", "")
+	if code != 200 || body != `{"results":[{"types":{"n":"integer"},"rows":[{"n":1}]}]}` {
+		t.Fatalf("%d %s", code, body)
+	}
+}
+
+func TestPanicRecovered(t *testing.T) {
+	store := leaderStore()
+	store.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { panic("boom") }
+	api, ts := newTestServer(t, store, nil)
+	code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`)
+	if code != 500 || !strings.Contains(body, "boom") {
+		t.Fatalf("%d %q", code, body)
+	}
+	if api.metrics.panics.Load() != 1 {
+		t.Fatal("panic not counted")
+	}
+	// The server still works.
+	if code, _, _ := do(t, "GET", ts.URL+"/status", "", ""); code != 200 {
+		t.Fatalf("after panic: %d", code)
+	}
+}
+
+func TestDBRequestRouting(t *testing.T) {
+	store := leaderStore()
+	_, ts := newTestServer(t, store, nil)
+	code, _, body := do(t, "POST", ts.URL+"/db/request?client_id=c&seq=1", "", `["SELECT 1", "SELECT 2"]`)
+	if code != 200 || store.queriedCount() != 1 || store.executedCount() != 0 {
+		t.Fatalf("read-only request: %d %s q=%d e=%d", code, body, store.queriedCount(), store.executedCount())
+	}
+	store.set(func(f *fakeStore) {
+		f.execFn = func(_ context.Context, req *fsm.Request) (*fsm.Response, error) {
+			return &fsm.Response{Results: []fsm.Result{{LastInsertID: 3, RowsAffected: 1},
+				{Columns: []string{"c"}, Types: []string{"integer"}, Rows: [][]fsm.Value{{int64(1)}}}}}, nil
+		}
+	})
+	code, _, body = do(t, "POST", ts.URL+"/db/request?associative", "", `["INSERT INTO t VALUES(1)", "SELECT COUNT(*) AS c FROM t"]`)
+	want := `{"results":[{"last_insert_id":3,"rows_affected":1,"rows":null},{"types":{"c":"integer"},"rows":[{"c":1}]}]}`
+	if code != 200 || body != want {
+		t.Fatalf("mixed request: %d %s\nwant %s", code, body, want)
+	}
+	// Unclassifiable statements go through the log.
+	store.set(func(f *fakeStore) {
+		f.roFn = func(*fsm.Request) (bool, error) { return false, errors.New("syntax error") }
+	})
+	do(t, "POST", ts.URL+"/db/request", "", `["SELEC 1"]`)
+	if store.executedCount() != 2 {
+		t.Fatalf("unclassifiable request not executed: %d", store.executedCount())
+	}
+}
+
+func TestReadLevelsOnLeader(t *testing.T) {
+	store := leaderStore()
+	_, ts := newTestServer(t, store, nil)
+	// weak (default): local read.
+	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1", "", ""); code != 200 || store.queriedCount() != 1 {
+		t.Fatalf("weak: %d", code)
+	}
+	// strong: through the log, read-only, without the session.
+	code, _, body := do(t, "POST", ts.URL+"/db/query?level=strong&client_id=x&seq=2", "", `["SELECT 1"]`)
+	if code != 200 || store.executedCount() != 1 || !store.executed[0].ReadOnly || store.executed[0].ClientID != "" {
+		t.Fatalf("strong: %d %s %+v", code, body, store.executed)
+	}
+	// linearizable: VerifyLeader, then local read.
+	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 200 || store.verified != 1 || store.queriedCount() != 2 {
+		t.Fatalf("linearizable: %d verified=%d", code, store.verified)
+	}
+	// min_index waits before the read.
+	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&min_index=12", "", ""); code != 200 || store.waited[0] != 12 {
+		t.Fatalf("min_index: %d %v", code, store.waited)
+	}
+	// min_index that never arrives: 504 with code timeout, bounded by ?timeout.
+	store.set(func(f *fakeStore) {
+		f.waitFn = func(ctx context.Context, _ uint64) error { <-ctx.Done(); return ctx.Err() }
+	})
+	start := time.Now()
+	code, _, body = do(t, "GET", ts.URL+"/db/query?q=SELECT+1&min_index=99&timeout=100ms", "", "")
+	if code != 504 || body != `{"results":[],"error":"timeout waiting for log index 99 to be applied","code":"timeout"}` {
+		t.Fatalf("min_index timeout: %d %s", code, body)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("min_index timeout took %v", d)
+	}
+}
+
+// readIndexStore adds ReadIndex to fakeStore.
+type readIndexStore struct {
+	*fakeStore
+	index uint64
+}
+
+func (s *readIndexStore) ReadIndex(context.Context) (uint64, error) { return s.index, nil }
+
+func TestLinearizableWithReadIndexOnFollower(t *testing.T) {
+	store := &readIndexStore{fakeStore: &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}, index: 31}
+	_, ts := newTestServer(t, store, nil)
+	code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable&min_index=5", "", "")
+	if code != 200 || len(store.waited) != 1 || store.waited[0] != 31 || store.queriedCount() != 1 {
+		t.Fatalf("%d %s waited=%v", code, body, store.waited)
+	}
+}
+
+func TestStaleRead(t *testing.T) {
+	store := &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}
+	store.stats = map[string]any{"raft": map[string]any{"last_contact": "never"}}
+	_, ts := newTestServer(t, store, nil)
+	code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=1s", "", "")
+	if code != 503 || body != `{"results":[],"error":"stale read","code":"stale_read"}` {
+		t.Fatalf("never contacted: %d %s", code, body)
+	}
+	store.set(func(f *fakeStore) { f.stats = map[string]any{"raft": map[string]any{"last_contact": "15ms"}} })
+	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=1s", "", ""); code != 200 {
+		t.Fatalf("fresh: %d %s", code, body)
+	}
+	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=10ms", "", ""); code != 503 {
+		t.Fatalf("too old: %d", code)
+	}
+	// Strict freshness without a way to know the applied entry's age fails.
+	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=1s&freshness_strict", "", ""); code != 503 {
+		t.Fatalf("strict: %d", code)
+	}
+	// Without freshness, level=none always reads locally.
+	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none", "", ""); code != 200 {
+		t.Fatalf("none: %d", code)
+	}
+}
+
+func TestAutoLevel(t *testing.T) {
+	store := &fakeStore{leaderID: "2", leaderAPI: ""} // follower, no leader URL
+	store.stats = map[string]any{"raft": map[string]any{"voter": false}}
+	_, ts := newTestServer(t, store, nil)
+	// A read-only member serves auto locally (none).
+	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=auto", "", ""); code != 200 {
+		t.Fatalf("non-voter auto: %d %s", code, body)
+	}
+	// A voter treats auto as weak: leader-only, and no leader URL is known.
+	store.set(func(f *fakeStore) { f.stats = map[string]any{"raft": map[string]any{"voter": true}} })
+	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=auto", "", ""); code != 503 || body != "leader not found\n" {
+		t.Fatalf("voter auto: %d %q", code, body)
+	}
+}
+
+func TestMetricsAndExpvar(t *testing.T) {
+	_, ts := newTestServer(t, leaderStore(), nil)
+	do(t, "POST", ts.URL+"/db/execute", "", `["X", "Y"]`)
+	do(t, "GET", ts.URL+"/nope", "", "")
+	code, hdr, body := do(t, "GET", ts.URL+"/metrics", "", "")
+	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Fatalf("metrics: %d %s", code, hdr.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`raftlite_http_requests_total{endpoint="execute",code="200"} 1`,
+		`raftlite_http_requests_total{endpoint="other",code="404"} 1`,
+		`raftlite_http_request_duration_seconds_bucket{endpoint="execute",le="+Inf"} 1`,
+		`raftlite_http_request_duration_seconds_count{endpoint="execute"} 1`,
+		`raftlite_http_statements_total{endpoint="execute"} 2`,
+		`raftlite_build_info{version="v-test",`,
+		`raftlite_store_stat{key="raft.term"} 2`,
+		`raftlite_store_stat{key="raft.voter"} 1`,
+		"# TYPE raftlite_http_request_duration_seconds histogram",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	code, hdr, body = do(t, "GET", ts.URL+"/debug/vars", "", "")
+	var vars map[string]any
+	if code != 200 || json.Unmarshal([]byte(body), &vars) != nil || vars["http"] == nil || vars["memstats"] == nil {
+		t.Fatalf("debug/vars: %d %.200s", code, body)
+	}
+	if hdr.Get("Content-Type") != contentTypeJSON {
+		t.Fatalf("debug/vars Content-Type %q", hdr.Get("Content-Type"))
+	}
+	code, _, body = do(t, "GET", ts.URL+"/debug/vars?key=cmdline", "", "")
+	vars = nil
+	if err := json.Unmarshal([]byte(body), &vars); code != 200 || err != nil || len(vars) != 1 {
+		t.Fatalf("debug/vars?key: %d %s", code, body)
+	}
+}
