@@ -13,6 +13,10 @@ const (
 	DefaultQueueCapacity  = 1024
 	DefaultQueueBatchSize = 128
 	DefaultQueueTimeout   = 50 * time.Millisecond
+	// DefaultLeaderWait is how long a request that needs the leader waits
+	// for one to be elected, or for an unreachable one to be replaced: a
+	// failover takes about a second.
+	DefaultLeaderWait = 5 * time.Second
 )
 
 // Config configures the HTTP API.
@@ -36,6 +40,10 @@ type Config struct {
 	// ProbeTimeout bounds each member probe of /nodes and /leader when the
 	// request has no ?timeout.
 	ProbeTimeout time.Duration
+	// LeaderWait bounds how long a request that needs the leader waits, within
+	// its own timeout, while no leader is known or the known one cannot be
+	// reached (the request was never sent, so resending it is safe).
+	LeaderWait time.Duration
 	// Auth enables HTTP basic auth; nil disables it.
 	Auth *Auth
 	// QueueCapacity is how many queued write requests may wait (?queue).
@@ -69,6 +77,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProbeTimeout <= 0 {
 		c.ProbeTimeout = DefaultProbeTimeout
+	}
+	if c.LeaderWait <= 0 {
+		c.LeaderWait = DefaultLeaderWait
 	}
 	if c.QueueCapacity <= 0 {
 		c.QueueCapacity = DefaultQueueCapacity

@@ -22,6 +22,8 @@ type fakeStore struct {
 	leader    bool
 	leaderID  string
 	leaderAPI string
+	// leaderAPICalls counts LeaderAPIAddr calls.
+	leaderAPICalls int
 	members   []Member
 	ready     error
 	stats     map[string]any
@@ -105,7 +107,14 @@ func (f *fakeStore) VerifyLeader(ctx context.Context) error {
 }
 
 func (f *fakeStore) LeaderID() string      { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderID }
-func (f *fakeStore) LeaderAPIAddr() string { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderAPI }
+func (f *fakeStore) LeaderAPIAddr() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.leaderAPICalls++
+	return f.leaderAPI
+}
+
+func (f *fakeStore) leaderLookups() int { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderAPICalls }
 
 func (f *fakeStore) Members() ([]Member, error) {
 	f.mu.Lock()
@@ -195,6 +204,7 @@ func newTestServer(t *testing.T, store Store, mod func(*Config)) (*Server, *http
 		Logger:         quietLogger(),
 		DefaultTimeout: 5 * time.Second,
 		QueueTimeout:   20 * time.Millisecond,
+		LeaderWait:     100 * time.Millisecond,
 	}
 	if mod != nil {
 		mod(&cfg)

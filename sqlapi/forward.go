@@ -75,11 +75,37 @@ func (s *Server) leaderURL() string {
 	return normalizeURL(s.store.LeaderAPIAddr())
 }
 
+// awaitLeader waits until a leader other than not is known and returns its
+// URL, or "" when ctx ends first or Config.LeaderWait passes.
+func (s *Server) awaitLeader(ctx context.Context, not string) string {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if l := s.leaderURL(); l != "" && l != not {
+			return l
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-tick.C:
+		}
+	}
+}
+
 // toLeader answers a request that only the leader can serve, on a node
 // that is not the leader: a 301 with ?redirect, else the leader's own answer
-// to the forwarded request. body is the request body already read.
+// to the forwarded request. body is the request body already read. While no
+// leader is known, or the known one cannot be reached at all (the request
+// was never sent, so resending it is safe), it waits for a new leader.
 func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte) {
+	ctx, cancel := requestContext(r, p)
+	defer cancel()
 	leader := s.leaderURL()
+	if leader == "" {
+		leader = s.awaitLeader(ctx, "")
+	}
 	if leader == "" {
 		s.metrics.noLeader.Add(1)
 		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
@@ -95,22 +121,43 @@ func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, p *params, ep 
 		writeText(w, http.StatusMovedPermanently, "Moved Permanently: "+loc)
 		return
 	}
-	if r.Header.Get(forwardedHeader) != "" || (s.cfg.AdvAddr != "" && leader == s.cfg.AdvAddr) {
-		// Already forwarded once (the sender thought we were the leader),
-		// or our idea of the leader is ourselves: do not forward again.
-		writeText(w, http.StatusServiceUnavailable, ErrNotLeader.Error())
-		return
-	}
 	s.metrics.forwarded[ep].Add(1)
-	s.forward(w, r, p, body, leader)
+	for {
+		if r.Header.Get(forwardedHeader) != "" || (s.cfg.AdvAddr != "" && leader == s.cfg.AdvAddr) {
+			// Already forwarded once (the sender thought we were the leader),
+			// or our idea of the leader is ourselves: do not forward again.
+			writeText(w, http.StatusServiceUnavailable, ErrNotLeader.Error())
+			return
+		}
+		resp, err := s.forward(ctx, r, body, leader)
+		if err == nil {
+			s.relay(w, r, resp, leader)
+			return
+		}
+		if !isDialError(err) {
+			s.forwardFailed(w, p, leader, err)
+			return
+		}
+		next := s.awaitLeader(ctx, leader)
+		if next == "" {
+			s.forwardFailed(w, p, leader, err)
+			return
+		}
+		s.log.Info("leader unreachable, forwarding to the new one", "old", leader, "new", next)
+		leader = next
+	}
+}
+
+// isDialError reports whether err happened while connecting, so the request
+// never reached the other side.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // forward sends the request (method, path, query, headers including
-// Authorization, body) to the leader and copies the leader's answer back
-// unchanged.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, p *params, body []byte, leader string) {
-	ctx, cancel := requestContext(r, p)
-	defer cancel()
+// Authorization, body) to the leader.
+func (s *Server) forward(ctx context.Context, r *http.Request, body []byte, leader string) (*http.Response, error) {
 	target := leader + r.URL.Path
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
@@ -121,8 +168,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, p *params, body
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, target, rd)
 	if err != nil {
-		s.forwardFailed(w, p, leader, err)
-		return
+		return nil, err
 	}
 	copyHeaders(out.Header, r.Header)
 	out.Header.Set(forwardedHeader, "1")
@@ -135,11 +181,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, p *params, body
 		}
 		out.Header.Set("X-Forwarded-For", host)
 	}
-	resp, err := s.client.Do(out)
-	if err != nil {
-		s.forwardFailed(w, p, leader, err)
-		return
-	}
+	return s.client.Do(out)
+}
+
+// relay copies the leader's answer back to the client unchanged.
+func (s *Server) relay(w http.ResponseWriter, r *http.Request, resp *http.Response, leader string) {
 	defer resp.Body.Close()
 	h := w.Header()
 	for k := range h {

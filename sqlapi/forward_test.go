@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -197,6 +198,41 @@ func TestForwardFailure(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("forward timeout took %v", d)
+	}
+}
+
+func TestForwardWaitsForNewLeader(t *testing.T) {
+	// The known leader's port is closed (it died; the request cannot have
+	// reached it), and a new leader is elected while the request waits:
+	// the write goes to the new leader, once.
+	p := newPair(t, func(c *Config) { c.LeaderWait = 5 * time.Second })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	newLeader := strings.TrimPrefix(p.leaderTS.URL, "http://")
+	p.follower.set(func(f *fakeStore) { f.leaderAPI = dead })
+	go func() {
+		// The election: the dead leader is replaced once the follower has
+		// tried it and looks for another (its second lookup).
+		for p.follower.leaderLookups() < 2 {
+			runtime.Gosched()
+		}
+		p.follower.set(func(f *fakeStore) { f.leaderAPI = newLeader })
+	}()
+	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute?timeout=5s", "", `["X"]`)
+	if code != 200 || p.leader.executedCount() != 1 {
+		t.Fatalf("%d %s, executed %d", code, body, p.leader.executedCount())
+	}
+
+	// No leader at all: 503 once LeaderWait has passed, not a hang.
+	q := newPair(t, func(c *Config) { c.LeaderWait = 50 * time.Millisecond })
+	q.follower.set(func(f *fakeStore) { f.leaderAPI = "" })
+	code, _, body = do(t, "POST", q.followerTS.URL+"/db/execute", "", `["X"]`)
+	if code != 503 || !strings.Contains(body, "leader not found") {
+		t.Fatalf("no leader: %d %s", code, body)
 	}
 }
 
