@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 func TestConfigDefaultsAndValidate(t *testing.T) {
@@ -53,5 +55,30 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	c.RaftAddr, c.RaftAdvAddr = "0.0.0.0:4002", "10.0.0.1:4002"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("bind all with advertise address: %v", err)
+	}
+}
+
+func TestDBBehind(t *testing.T) {
+	logs := raft.NewInmemStore()
+	// 1 config, 2-3 commands, 4 no-op, 5 barrier; 6-9 compacted away.
+	for i, typ := range []raft.LogType{raft.LogConfiguration, raft.LogCommand, raft.LogCommand, raft.LogNoop, raft.LogBarrier} {
+		if err := logs.StoreLog(&raft.Log{Index: uint64(i + 1), Term: 1, Type: typ}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		fsm, snap uint64
+		want      bool
+	}{
+		{3, 3, false}, // same index
+		{4, 3, false}, // database newer
+		{3, 5, false}, // only no-op and barrier in between
+		{2, 5, true},  // a command in between
+		{3, 7, true},  // entries in between are gone: cannot tell
+		{0, 1, true},
+	} {
+		if got := dbBehind(logs, tc.fsm, tc.snap); got != tc.want {
+			t.Errorf("dbBehind(fsm %d, snapshot %d) = %v, want %v", tc.fsm, tc.snap, got, tc.want)
+		}
 	}
 }

@@ -16,6 +16,9 @@ const (
 	reconcileInterval = time.Second
 	// reconcileTimeout bounds one reconciliation.
 	reconcileTimeout = 5 * time.Second
+	// metaWarnInterval limits repeated warnings about failed metadata
+	// updates.
+	metaWarnInterval = 30 * time.Second
 )
 
 // watch runs until Close: on leadership changes and every
@@ -89,7 +92,11 @@ func (n *Node) reconcile() {
 			return
 		}
 		if err := n.setMeta(ctx, metaRequest{ID: n.id, APIAddr: n.cfg.APIAdvAddr}, 0); err != nil {
-			n.logger.Info("asking leader to record own metadata failed", "error", err)
+			// Retried every reconcileInterval; say so now and then.
+			if time.Since(n.lastMetaWarn) > metaWarnInterval {
+				n.lastMetaWarn = time.Now()
+				n.logger.Warn("asking the leader to record this node's API address failed; retrying", "error", err)
+			}
 		}
 	}
 }

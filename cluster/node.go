@@ -59,6 +59,8 @@ type Node struct {
 	// barrier: every entry committed before its term is then applied
 	// locally (see readIndex).
 	readyTerm atomic.Uint64
+	// lastMetaWarn is when reconcile last warned (watch goroutine only).
+	lastMetaWarn time.Time
 
 	metrics metrics
 }
@@ -170,7 +172,7 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 		return n, fmt.Errorf("cluster: the database has applied log index %d but %s holds no Raft state: "+
 			"it belongs to another cluster's history; remove the database or restore the Raft directory", f.AppliedIndex(), raftDir)
 	}
-	rc, err := n.raftConfig(hlog, snaps)
+	rc, err := n.raftConfig(hlog, logStore, snaps)
 	if err != nil {
 		return n, err
 	}
@@ -210,7 +212,7 @@ func (n *Node) raftLogger() *slogHCLog {
 }
 
 // raftConfig builds hashicorp/raft's configuration.
-func (n *Node) raftConfig(hlog *slogHCLog, snaps *raft.FileSnapshotStore) (*raft.Config, error) {
+func (n *Node) raftConfig(hlog *slogHCLog, logs raft.LogStore, snaps *raft.FileSnapshotStore) (*raft.Config, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.id)
 	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
@@ -247,7 +249,7 @@ func (n *Node) raftConfig(hlog *slogHCLog, snaps *raft.FileSnapshotStore) (*raft
 	if err != nil {
 		return nil, fmt.Errorf("cluster: list raft snapshots: %w", err)
 	}
-	if len(metas) > 0 && metas[0].Index > n.fsm.AppliedIndex() {
+	if len(metas) > 0 && dbBehind(logs, n.fsm.AppliedIndex(), metas[0].Index) {
 		n.logger.Warn("database is older than the latest raft snapshot: restoring the snapshot",
 			"fsm_index", n.fsm.AppliedIndex(), "snapshot_index", metas[0].Index)
 		rc.NoSnapshotRestoreOnStart = false
@@ -259,6 +261,34 @@ func (n *Node) raftConfig(hlog *slogHCLog, snaps *raft.FileSnapshotStore) (*raft
 	return rc, nil
 }
 
+// maxBehindScan bounds how many log entries dbBehind inspects.
+const maxBehindScan = 4096
+
+// dbBehind reports whether the database (at FSM applied index fsmIndex)
+// misses entries included in a snapshot at snapIndex. Raft's snapshot index
+// also counts entries the FSM never sees (no-ops, barriers), so an index
+// above fsmIndex alone does not mean the database is behind: it is when an
+// entry the FSM applies (command or configuration) lies in between, or when
+// the entries in between are no longer in the log and so cannot be checked.
+func dbBehind(logs raft.LogStore, fsmIndex, snapIndex uint64) bool {
+	if snapIndex <= fsmIndex {
+		return false
+	}
+	if snapIndex-fsmIndex > maxBehindScan {
+		return true
+	}
+	for i := fsmIndex + 1; i <= snapIndex; i++ {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return true
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return true
+		}
+	}
+	return false
+}
+
 // Close stops the node: Raft (bounded by CloseTimeout), the cluster service,
 // the transport, the port and the stores. It does not close the FSM. Calling
 // Close again returns the first result.
@@ -268,15 +298,15 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
+	if n.raft != nil && n.cfg.StepDownOnClose && n.raft.State() == raft.Leader {
+		n.stepDownForClose()
+	}
 	n.closed.Store(true)
 	n.cancel()
 	var errs []error
 
 	raftStopped := true
 	if n.raft != nil {
-		if n.cfg.StepDownOnClose && n.raft.State() == raft.Leader {
-			n.stepDownForClose()
-		}
 		done := make(chan error, 1)
 		go func() { done <- n.raft.Shutdown().Error() }()
 		n.markRaftDown()

@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -366,9 +368,29 @@ func TestSnapshotCatchUp(t *testing.T) {
 	late = late.restart()
 	all = append(nodes[:3:3], late)
 	waitLeader(t, all...)
+	if got := late.Counters()["startup_snapshot_restores_total"]; got != 0 {
+		t.Fatalf("restart with a current database restored a snapshot")
+	}
 	idx = insertRows(t, leader, 105, 5)
 	if got := waitSame(t, idx, all...); got != 110 {
 		t.Fatalf("rows = %d, want 110", got)
+	}
+
+	// A node that lost its database but kept its Raft state rebuilds it
+	// from its latest snapshot and the log after it.
+	f := followers(waitLeader(t, all...), all...)[0]
+	f.stop()
+	if err := os.RemoveAll(filepath.Join(f.cfg.Dir, "db")); err != nil {
+		t.Fatal(err)
+	}
+	f = f.restart()
+	if got := f.Counters()["startup_snapshot_restores_total"]; got != 1 {
+		t.Fatalf("node without its database did not restore its snapshot")
+	}
+	all = f.g.live()
+	idx = insertRows(t, leader, 110, 5)
+	if got := waitSame(t, idx, all...); got != 115 {
+		t.Fatalf("rows = %d, want 115", got)
 	}
 }
 
@@ -461,4 +483,26 @@ func TestExecuteErrors(t *testing.T) {
 	if n.LeaderAPIAddr() != "" || n.IsLeader() {
 		t.Fatal("closed node claims a leader")
 	}
+}
+
+func TestStepDownOnClose(t *testing.T) {
+	nodes := startCluster(t, 3, func(c *Config) { c.StepDownOnClose = true })
+	leader := waitLeader(t, nodes...)
+	createTable(t, leader)
+	idx := insertRows(t, leader, 0, 3)
+	waitSame(t, idx, nodes...)
+
+	// A planned shutdown hands leadership over instead of leaving the
+	// others to time out.
+	rest := followers(leader, nodes...)
+	leader.stop()
+	// Without a hand-over no follower could win an election until a
+	// heartbeat timeout after the last heartbeat; with it, the new leader
+	// has won by the time Close returns.
+	waitFor(t, DefaultHeartbeatTimeout/2, "a new leader right after close", func() bool {
+		return rest[0].IsLeader() || rest[1].IsLeader()
+	})
+	leader = waitLeader(t, rest...)
+	idx = insertRows(t, leader, 3, 3)
+	waitSame(t, idx, rest...)
 }
