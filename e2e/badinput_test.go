@@ -23,20 +23,7 @@ func TestBadInput(t *testing.T) {
 	leader := c.waitLeader()
 	waitReady(t, c.nodes...)
 	createTable(t, leader)
-	var followers []*node
-	for _, n := range c.nodes {
-		if n != leader {
-			followers = append(followers, n)
-		}
-	}
-	requireAlive := func() {
-		t.Helper()
-		for _, n := range c.nodes {
-			if !n.alive() {
-				t.Fatalf("%s crashed", n.name)
-			}
-		}
-	}
+	followers := c.others(leader)
 
 	t.Run("malformed", func(t *testing.T) {
 		const js = "application/json"
@@ -53,7 +40,7 @@ func TestBadInput(t *testing.T) {
 			{"number element", "POST", "/db/execute", js, `[1]`, 400, "invalid request"},
 			{"bool element", "POST", "/db/execute", js, `[true]`, 400, "invalid request"},
 			{"null element", "POST", "/db/execute", js, `[null]`, 400, "invalid request"},
-			{"empty statement", "POST", "/db/execute", js, `[[]]`, 400, "invalid request"},
+			{"empty statement", "POST", "/db/execute", js, `[[]]`, 400, ""},
 			{"SQL not a string", "POST", "/db/execute", js, `[[1, 2]]`, 400, "invalid request"},
 			{"object parameter", "POST", "/db/execute", js, `[["SELECT :a", {"a": {"b": 1}}]]`, 400, ""},
 			{"array parameter not bytes", "POST", "/db/execute", js, `[["SELECT ?", [1, "x"]]]`, 400, ""},
@@ -82,7 +69,7 @@ func TestBadInput(t *testing.T) {
 				}
 			}
 		}
-		requireAlive()
+		requireAlive(t, c.nodes...)
 	})
 
 	t.Run("statement errors", func(t *testing.T) {
@@ -112,7 +99,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("mixed request results = %+v, want ok, error, ok", r.Results)
 		}
 		waitIdentical(t, 2, c.nodes...)
-		requireAlive()
+		requireAlive(t, c.nodes...)
 	})
 
 	t.Run("huge body", func(t *testing.T) {
@@ -134,8 +121,8 @@ func TestBadInput(t *testing.T) {
 		if elapsed > 10*time.Second {
 			t.Errorf("huge body took %v to refuse", elapsed)
 		}
-		t.Logf("huge body refused after %v, %d MB sent", elapsed.Round(time.Millisecond), body.sent.Load()>>20)
-		requireAlive()
+		t.Logf("huge body refused (%d) after %v, %d MB sent", code, elapsed.Round(time.Millisecond), body.sent.Load()>>20)
+		requireAlive(t, c.nodes...)
 		waitReady(t, n)
 		if _, err := n.count("none"); err != nil {
 			t.Errorf("%s after the huge body: %v", n.name, err)
@@ -151,7 +138,7 @@ func TestBadInput(t *testing.T) {
 		}
 		paused.signal(t, syscall.SIGCONT)
 		waitIdentical(t, 3, c.nodes...)
-		requireAlive()
+		requireAlive(t, c.nodes...)
 	})
 
 	t.Run("quorum lost", func(t *testing.T) {
@@ -180,24 +167,13 @@ func TestBadInput(t *testing.T) {
 		// Right after the kill the node may still think it leads.
 		bounded("write (fresh)", "/db/execute?timeout=2s", "INSERT INTO t(via) VALUES('no quorum')")
 		bounded("linearizable read", "/db/query?level=linearizable&timeout=2s", "SELECT COUNT(*) FROM t")
-		waitFor(t, waitTimeout, leader.name+" /readyz 503 without a leader", func() error {
-			code, body, err := leader.call("GET", "/readyz", nil, "")
-			if err != nil {
-				return err
-			}
-			if code != http.StatusServiceUnavailable {
-				return &httpError{Code: code, Body: string(body)}
-			}
-			return nil
-		})
+		waitReadyz(t, http.StatusServiceUnavailable, leader)
 		bounded("write (no leader)", "/db/execute?timeout=2s", "INSERT INTO t(via) VALUES('no quorum')")
 		bounded("weak read (no leader)", "/db/query?level=weak&timeout=2s", "SELECT COUNT(*) FROM t")
 		if got, err := leader.count("none"); err != nil || got != 3 {
 			t.Errorf("local read without a quorum = %d, %v; want the 3 committed rows", got, err)
 		}
-		if !leader.alive() {
-			t.Fatalf("%s crashed", leader.name)
-		}
+		requireAlive(t, leader)
 	})
 }
 

@@ -66,17 +66,30 @@ func TestJoinAfterCompaction(t *testing.T) {
 		return above(leader, "store.raft.last_snapshot_index", trailingLogs)
 	})
 
+	snap, err := leader.statusUint("store.raft.last_snapshot_index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s snapshotted at index %d", leader.name, snap)
+
+	joinedAt := time.Now()
 	joiner := c.addJoiner("node4", "4", c.nodes[0])
 	joiner.start(t)
 	waitReady(t, joiner)
 	waitIdentical(t, rows, c.nodes...)
+	t.Logf("%s joined and caught up in %v", joiner.name, time.Since(joinedAt).Round(time.Millisecond))
 	// The joiner's log starts at the snapshot it was sent.
 	if err := above(joiner, "store.raft.last_snapshot_index", 0); err != nil {
 		t.Errorf("the new node did not catch up from a snapshot: %v", err)
 	}
-	if got := len(c.alive()); got != len(c.nodes) {
-		t.Errorf("%d of %d nodes still running", got, len(c.nodes))
+	members, err := joiner.members()
+	if err != nil {
+		t.Fatal(err)
 	}
+	if m, ok := members[joiner.id]; len(members) != 4 || !ok || !m.Voter || !m.Reachable {
+		t.Errorf("/nodes on %s = %+v, want 4 members with %s a reachable voter", joiner.name, members, joiner.id)
+	}
+	requireAlive(t, c.nodes...)
 }
 
 // above is nil when the integer at path of n's /status exceeds floor.

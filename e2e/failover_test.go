@@ -3,9 +3,7 @@
 package e2e
 
 import (
-	"fmt"
-	"sync"
-	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,64 +20,12 @@ func TestProcfileClusterFailover(t *testing.T) {
 	oldLeader := c.waitLeader()
 	waitReady(t, c.nodes...)
 	createTable(t, c.nodes[0])
-
-	// Writes through every node: followers forward to the leader.
-	acked := 0
-	for _, n := range c.nodes {
-		for range 5 {
-			acked++
-			if err := insertRow([]*node{n}, acked, waitTimeout); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	acked := writeThroughEach(t, c.nodes, 0)
 	waitIdentical(t, acked, c.nodes...)
 
-	var survivors []*node
-	for _, n := range c.nodes {
-		if n != oldLeader {
-			survivors = append(survivors, n)
-		}
-	}
-
-	// A writer keeps going through the survivors while the leader dies.
-	var (
-		lastAcked atomic.Int64 // the writer's last acknowledged id
-		writerWG  sync.WaitGroup
-		stop      = make(chan struct{})
-		writeErr  error
-	)
-	lastAcked.Store(int64(acked))
-	writerWG.Add(1)
-	go func() {
-		defer writerWG.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			id := int(lastAcked.Load()) + 1
-			if err := insertRow(survivors, id, waitTimeout); err != nil {
-				writeErr = err
-				return
-			}
-			lastAcked.Store(int64(id))
-		}
-	}()
-	stopWriter := func() int {
-		close(stop)
-		writerWG.Wait()
-		if writeErr != nil {
-			t.Fatal(writeErr)
-		}
-		return int(lastAcked.Load())
-	}
-
-	// Let some writes land before the kill.
-	waitFor(t, waitTimeout, "writes before the kill", func() error {
-		return atLeast(&lastAcked, acked+10)
-	})
+	// A writer keeps going through the other two while the leader dies.
+	w := startWriter(c.others(oldLeader), acked)
+	w.waitAcked(t, 10, "before the kill")
 	t.Logf("SIGKILL leader %s", oldLeader.name)
 	oldLeader.kill(t)
 	newLeader := c.waitLeader()
@@ -87,36 +33,74 @@ func TestProcfileClusterFailover(t *testing.T) {
 		t.Fatalf("killed node %s is still the leader", oldLeader.name)
 	}
 	t.Logf("new leader %s", newLeader.name)
-	afterElection := int(lastAcked.Load())
-	waitFor(t, waitTimeout, "writes after the election", func() error {
-		return atLeast(&lastAcked, afterElection+20)
-	})
-	acked = stopWriter()
+	w.waitAcked(t, 20, "after the election")
+	acked = w.finish(t)
 	t.Logf("%d writes acknowledged", acked)
 
 	// The killed node comes back with its own command line and catches up.
-	killedAt := time.Now()
+	restartedAt := time.Now()
 	oldLeader.start(t)
 	waitReady(t, oldLeader)
-	for range 5 {
-		acked++
-		if err := insertRow([]*node{oldLeader}, acked, waitTimeout); err != nil {
-			t.Fatal(err)
-		}
-	}
+	acked = writeThroughEach(t, []*node{oldLeader}, acked)
 	waitIdentical(t, acked, c.nodes...)
-	t.Logf("restarted node caught up in %v", time.Since(killedAt).Round(time.Millisecond))
-	for _, n := range c.nodes {
-		if !n.alive() {
-			t.Errorf("%s exited", n.name)
-		}
-	}
+	t.Logf("restarted node caught up in %v", time.Since(restartedAt).Round(time.Millisecond))
+	requireAlive(t, c.nodes...)
 }
 
-// atLeast is nil once v has reached want.
-func atLeast(v *atomic.Int64, want int) error {
-	if got := v.Load(); got < int64(want) {
-		return fmt.Errorf("at %d, want %d", got, want)
+// TestPausedLeaderAndFullRestart pauses the leader (SIGSTOP) while writes go
+// on, so that it comes back (SIGCONT) as a deposed leader that must step down
+// and catch up; then kills every node and restarts the whole cluster from
+// the Procfile's command lines: nothing acknowledged may be lost.
+func TestPausedLeaderAndFullRestart(t *testing.T) {
+	c := startProcfileCluster(t)
+	paused := c.waitLeader()
+	waitReady(t, c.nodes...)
+	createTable(t, c.nodes[0])
+	acked := writeThroughEach(t, c.nodes, 0)
+
+	w := startWriter(c.others(paused), acked)
+	w.waitAcked(t, 10, "before the pause")
+	t.Logf("SIGSTOP leader %s", paused.name)
+	paused.signal(t, syscall.SIGSTOP)
+	pausedAt := time.Now()
+	newLeader := c.waitLeader()
+	t.Logf("new leader %s after %v", newLeader.name, time.Since(pausedAt).Round(time.Millisecond))
+	w.waitAcked(t, 20, "after the election")
+	paused.signal(t, syscall.SIGCONT)
+	w.waitAcked(t, 10, "after the old leader resumed")
+	acked = w.finish(t)
+	if l := c.waitLeader(); l == paused {
+		t.Logf("%s was elected again after resuming", paused.name)
 	}
-	return nil
+	acked = writeThroughEach(t, c.nodes, acked)
+	waitIdentical(t, acked, c.nodes...)
+
+	for _, n := range c.nodes {
+		n.kill(t)
+	}
+	restartedAt := time.Now()
+	for _, n := range c.nodes {
+		n.start(t)
+	}
+	c.waitLeader()
+	waitReady(t, c.nodes...)
+	waitIdentical(t, acked, c.nodes...)
+	t.Logf("full restart: %d rows back on every node in %v", acked, time.Since(restartedAt).Round(time.Millisecond))
+	acked = writeThroughEach(t, c.nodes, acked)
+	waitIdentical(t, acked, c.nodes...)
+}
+
+// writeThroughEach writes rows after+1, after+2, ... through each node in
+// turn (followers forward them to the leader) and returns the last id.
+func writeThroughEach(t testing.TB, nodes []*node, after int) int {
+	t.Helper()
+	for _, n := range nodes {
+		for range 5 {
+			after++
+			if err := insertRow([]*node{n}, after, waitTimeout); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return after
 }

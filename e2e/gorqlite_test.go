@@ -18,13 +18,7 @@ func TestGorqlite(t *testing.T) {
 	c := startProcfileCluster(t)
 	leader := c.waitLeader()
 	waitReady(t, c.nodes...)
-	var follower *node
-	for _, n := range c.nodes {
-		if n != leader {
-			follower = n
-			break
-		}
-	}
+	follower := c.others(leader)[0]
 
 	// Open through a follower: discovery must find the leader.
 	conn, err := gorqlite.Open("http://" + follower.httpAddr + "/")

@@ -19,9 +19,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -229,10 +231,11 @@ type node struct {
 	logPath  string
 	hc       *http.Client
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the current process has exited
-	runs int
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the current process has exited
+	runs   int
+	paused bool // SIGSTOPped and not yet SIGCONTed
 }
 
 func newNode(name string, args []string, logDir string, hc *http.Client) *node {
@@ -281,20 +284,26 @@ func (n *node) start(t testing.TB) {
 		logf.Close()
 		close(done)
 	}()
-	n.cmd, n.done = cmd, done
+	n.cmd, n.done, n.paused = cmd, done, false
 }
 
-// signal sends sig to the running process.
+// signal sends sig to the running process, remembering whether it is
+// paused (SIGSTOP) or not (SIGCONT).
 func (n *node) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
-	n.mu.Lock()
-	cmd := n.cmd
-	n.mu.Unlock()
-	if cmd == nil || !n.alive() {
+	if !n.alive() {
 		t.Fatalf("%s: signal %v: process is not running", n.name, sig)
 	}
-	if err := cmd.Process.Signal(sig); err != nil {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("%s: signal %v: %v", n.name, sig, err)
+	}
+	switch sig {
+	case syscall.SIGSTOP:
+		n.paused = true
+	case syscall.SIGCONT:
+		n.paused = false
 	}
 }
 
@@ -312,8 +321,7 @@ func (n *node) kill(t testing.TB) {
 	}
 }
 
-// alive reports whether the node's process is running (stopped counts as
-// running).
+// alive reports whether the node's process exists (a paused one does).
 func (n *node) alive() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -429,11 +437,25 @@ func (c *cluster) addJoiner(name, id string, template *node) *node {
 	return c.add(name, args)
 }
 
-// alive returns the nodes whose processes are running.
-func (c *cluster) alive() []*node {
+// serving returns the nodes whose processes exist and are not paused.
+func (c *cluster) serving() []*node {
 	var out []*node
 	for _, n := range c.nodes {
-		if n.alive() {
+		n.mu.Lock()
+		paused := n.paused
+		n.mu.Unlock()
+		if n.alive() && !paused {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// others returns the cluster's nodes except the given ones.
+func (c *cluster) others(except ...*node) []*node {
+	var out []*node
+	for _, n := range c.nodes {
+		if !slices.Contains(except, n) {
 			out = append(out, n)
 		}
 	}
@@ -460,8 +482,8 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 	}
 }
 
-// waitLeader waits until every running node reports the same leader, that
-// leader is running and says it is the leader, and returns it.
+// waitLeader waits until every serving node reports the same leader, that
+// leader is serving and says it is the leader, and returns it.
 func (c *cluster) waitLeader() *node {
 	c.t.Helper()
 	var leader *node
@@ -473,11 +495,11 @@ func (c *cluster) waitLeader() *node {
 	return leader
 }
 
-// leader returns the leader all running nodes agree on.
+// leader returns the leader all serving nodes agree on.
 func (c *cluster) leader() (*node, error) {
-	running := c.alive()
+	running := c.serving()
 	if len(running) == 0 {
-		return nil, errors.New("no node is running")
+		return nil, errors.New("no node is serving")
 	}
 	agreed := ""
 	for _, n := range running {
@@ -507,23 +529,39 @@ func (c *cluster) leader() (*node, error) {
 		}
 		return n, nil
 	}
-	return nil, fmt.Errorf("leader %q is not a running node", agreed)
+	return nil, fmt.Errorf("leader %q is not a serving node", agreed)
 }
 
 // waitReady waits until every given node answers /readyz with 200.
 func waitReady(t testing.TB, nodes ...*node) {
 	t.Helper()
+	waitReadyz(t, http.StatusOK, nodes...)
+}
+
+// waitReadyz waits until every given node answers /readyz with code.
+func waitReadyz(t testing.TB, code int, nodes ...*node) {
+	t.Helper()
 	for _, n := range nodes {
-		waitFor(t, waitTimeout, n.name+" /readyz 200", func() error {
-			code, body, err := n.call("GET", "/readyz", nil, "")
+		waitFor(t, waitTimeout, fmt.Sprintf("%s /readyz %d", n.name, code), func() error {
+			got, body, err := n.call("GET", "/readyz", nil, "")
 			if err != nil {
 				return err
 			}
-			if code != http.StatusOK {
-				return fmt.Errorf("status %d: %s", code, bytes.TrimSpace(body))
+			if got != code {
+				return &httpError{Code: got, Body: string(bytes.TrimSpace(body))}
 			}
 			return nil
 		})
+	}
+}
+
+// requireAlive fails the test if any given node's process has exited.
+func requireAlive(t testing.TB, nodes ...*node) {
+	t.Helper()
+	for _, n := range nodes {
+		if !n.alive() {
+			t.Fatalf("%s exited (crashed?)", n.name)
+		}
 	}
 }
 
@@ -618,24 +656,15 @@ func (n *node) sql(path string, stmts ...any) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
-	code, raw, err := n.call("POST", path, bytes.NewReader(body), "application/json")
-	if err != nil {
-		return nil, err
-	}
-	if code != http.StatusOK {
-		return nil, &httpError{Code: code, Body: string(bytes.TrimSpace(raw))}
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
 	var r response
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("decode %q: %w", raw, err)
+	if err := n.doJSON("POST", path, body, &r); err != nil {
+		return nil, err
 	}
 	if r.Error != "" {
 		return &r, fmt.Errorf("request error: %s", r.Error)
 	}
 	if len(r.Results) != len(stmts) {
-		return &r, fmt.Errorf("%d results for %d statements: %s", len(r.Results), len(stmts), raw)
+		return &r, fmt.Errorf("%d results for %d statements: %+v", len(r.Results), len(stmts), r.Results)
 	}
 	return &r, nil
 }
@@ -680,22 +709,49 @@ func (n *node) count(level string) (int, error) {
 	return strconv.Atoi(fmt.Sprint(rows[0][0]))
 }
 
-// status fetches and decodes /status.
-func (n *node) status() (map[string]any, error) {
-	code, raw, err := n.call("GET", "/status", nil, "")
+// doJSON sends body (JSON, or nothing when nil) to path and decodes a 200
+// answer into v (numbers as json.Number); any other status is an
+// *httpError.
+func (n *node) doJSON(method, path string, body []byte, v any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	code, raw, err := n.call(method, path, rd, "application/json")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if code != http.StatusOK {
-		return nil, &httpError{Code: code, Body: string(bytes.TrimSpace(raw))}
+		return &httpError{Code: code, Body: string(bytes.TrimSpace(raw))}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	var st map[string]any
-	if err := dec.Decode(&st); err != nil {
-		return nil, fmt.Errorf("decode /status: %w", err)
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode %s %q: %w", path, raw, err)
 	}
-	return st, nil
+	return nil
+}
+
+// status fetches /status.
+func (n *node) status() (map[string]any, error) {
+	var st map[string]any
+	return st, n.doJSON("GET", "/status", nil, &st)
+}
+
+// member is one entry of /nodes.
+type member struct {
+	ID        string `json:"id"`
+	APIAddr   string `json:"api_addr"`
+	Addr      string `json:"addr"`
+	Voter     bool   `json:"voter"`
+	Reachable bool   `json:"reachable"`
+	Leader    bool   `json:"leader"`
+}
+
+// members fetches /nodes (the legacy map form, keyed by node id).
+func (n *node) members() (map[string]member, error) {
+	var m map[string]member
+	return m, n.doJSON("GET", "/nodes", nil, &m)
 }
 
 // statusString returns the value at a dotted key path of a /status object as
@@ -749,7 +805,7 @@ func insertRow(nodes []*node, id int, timeout time.Duration) error {
 	var last error
 	for attempt := 0; ; attempt++ {
 		n := nodes[(id+attempt)%len(nodes)]
-		r, err := n.sql("/db/execute?timeout=5s", []any{"INSERT INTO t(id, via) VALUES(?, ?)", id, n.name})
+		r, err := n.sql("/db/execute?timeout=2s", []any{"INSERT INTO t(id, via) VALUES(?, ?)", id, n.name})
 		switch {
 		case err != nil:
 			last = fmt.Errorf("%s: %w", n.name, err)
@@ -765,4 +821,64 @@ func insertRow(nodes []*node, id int, timeout time.Duration) error {
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// writer inserts rows with consecutive ids through a set of nodes in the
+// background, one at a time, each acknowledged (insertRow) before the next.
+type writer struct {
+	last atomic.Int64 // the last acknowledged id
+	stop chan struct{}
+	done chan struct{}
+	err  error // set before done closes
+}
+
+// startWriter starts writing ids after+1, after+2, ... through nodes.
+func startWriter(nodes []*node, after int) *writer {
+	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
+	w.last.Store(int64(after))
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			id := int(w.last.Load()) + 1
+			if err := insertRow(nodes, id, waitTimeout); err != nil {
+				w.err = err
+				return
+			}
+			w.last.Store(int64(id))
+		}
+	}()
+	return w
+}
+
+// waitAcked waits until count more writes than now are acknowledged.
+func (w *writer) waitAcked(t testing.TB, count int, what string) {
+	t.Helper()
+	want := w.last.Load() + int64(count)
+	waitFor(t, waitTimeout, fmt.Sprintf("%d acknowledged writes %s", count, what), func() error {
+		select {
+		case <-w.done:
+			return fmt.Errorf("the writer stopped: %v", w.err)
+		default:
+		}
+		if got := w.last.Load(); got < want {
+			return fmt.Errorf("at id %d, want %d", got, want)
+		}
+		return nil
+	})
+}
+
+// finish stops the writer and returns the last acknowledged id.
+func (w *writer) finish(t testing.TB) int {
+	t.Helper()
+	close(w.stop)
+	<-w.done
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	return int(w.last.Load())
 }
