@@ -24,10 +24,10 @@ type fakeStore struct {
 	leaderAPI string
 	// leaderAPICalls counts LeaderAPIAddr calls.
 	leaderAPICalls int
-	members   []Member
-	ready     error
-	stats     map[string]any
-	verifyErr error
+	members        []Member
+	ready          error
+	stats          map[string]any
+	verifyErr      error
 
 	execFn  func(ctx context.Context, req *fsm.Request) (*fsm.Response, error)
 	queryFn func(ctx context.Context, req *fsm.Request) ([]fsm.Result, error)
@@ -106,7 +106,7 @@ func (f *fakeStore) VerifyLeader(ctx context.Context) error {
 	return f.verifyErr
 }
 
-func (f *fakeStore) LeaderID() string      { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderID }
+func (f *fakeStore) LeaderID() string { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderID }
 func (f *fakeStore) LeaderAPIAddr() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -129,12 +129,21 @@ func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, p *params, ep 
 			writeText(w, http.StatusServiceUnavailable, ErrNotLeader.Error())
 			return
 		}
-		resp, err := s.forward(ctx, r, body, leader)
+		resp, err := s.forwardWhileLeader(ctx, r, body, leader)
 		if err == nil {
 			s.relay(w, r, resp, leader)
 			return
 		}
-		if !isDialError(err) {
+		changed := errors.Is(err, errLeaderChanged)
+		switch {
+		case changed && !resendable(p, ep):
+			// The old leader may still commit what it received.
+			s.metrics.forwardErrs.Add(1)
+			writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeLeadershipLost,
+				fmt.Sprintf("the leader at %s was replaced while the request was with it; a write may or may not have been applied", leader)},
+				encodeOpts{pretty: p.pretty})
+			return
+		case !changed && !isDialError(err):
 			s.forwardFailed(w, p, leader, err)
 			return
 		}
@@ -146,6 +155,66 @@ func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, p *params, ep 
 		s.log.Info("leader unreachable, forwarding to the new one", "old", leader, "new", next)
 		leader = next
 	}
+}
+
+// errLeaderChanged ends a forward whose target stopped being the leader.
+var errLeaderChanged = errors.New("leader changed")
+
+// forwardWhileLeader forwards the request, giving up with errLeaderChanged
+// as soon as this node learns of a different leader: a paused or
+// partitioned old leader would otherwise hold the request for its whole
+// timeout.
+func (s *Server) forwardWhileLeader(ctx context.Context, r *http.Request, body []byte, leader string) (*http.Response, error) {
+	fctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if l := s.leaderURL(); l != "" && l != leader {
+					cancel(errLeaderChanged)
+					return
+				}
+			}
+		}
+	}()
+	resp, err := s.forward(fctx, r, body, leader)
+	if err != nil {
+		changed := context.Cause(fctx) == errLeaderChanged
+		cancel(nil)
+		if changed {
+			return nil, errLeaderChanged
+		}
+		return nil, err
+	}
+	// The body is read after this returns: keep fctx alive until then.
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(nil) }}
+	return resp, nil
+}
+
+// cancelOnClose ends a forward's context when its answer has been read.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// resendable reports whether a request may be sent again to a new leader
+// after the old one may have received it: reads, and writes that carry an
+// exactly-once session identity (the state machine answers a duplicate
+// from memory).
+func resendable(p *params, ep endpoint) bool {
+	return ep == epQuery || (p.clientID != "" && p.seq != 0)
 }
 
 // isDialError reports whether err happened while connecting, so the request

@@ -236,6 +236,45 @@ func TestForwardWaitsForNewLeader(t *testing.T) {
 	}
 }
 
+func TestForwardGivesUpOnReplacedLeader(t *testing.T) {
+	// The known leader accepts the request and never answers (paused);
+	// meanwhile a new leader is elected. Without a session the client
+	// learns at once that the outcome is unknown; with one, the request
+	// goes to the new leader, which is safe because the state machine
+	// answers a duplicate (client_id, seq) from memory.
+	p := newPair(t, nil)
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	newLeader := strings.TrimPrefix(p.leaderTS.URL, "http://")
+	for _, tc := range []struct {
+		query string
+		code  int
+		want  string
+	}{
+		{"", 503, `"code":"leadership_lost"`},
+		{"&client_id=c1&seq=1", 200, `"rows_affected":1`},
+	} {
+		p.follower.set(func(f *fakeStore) { f.leaderAPI = hang.URL; f.leaderAPICalls = 0 })
+		go func() {
+			for p.follower.leaderLookups() < 2 {
+				runtime.Gosched()
+			}
+			p.follower.set(func(f *fakeStore) { f.leaderAPI = newLeader })
+		}()
+		start := time.Now()
+		code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute?timeout=20s"+tc.query, "", `["X"]`)
+		if code != tc.code || !strings.Contains(body, tc.want) {
+			t.Fatalf("%q: %d %s", tc.query, code, body)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("%q: took %v, the whole timeout", tc.query, d)
+		}
+	}
+}
+
 func TestForwardNotLeaderFromExecute(t *testing.T) {
 	// The store believed it led but Execute refused (nothing proposed):
 	// the request is forwarded.
