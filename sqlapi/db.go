@@ -1,6 +1,7 @@
 package sqlapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -32,7 +33,7 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params
 		writeText(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.metrics.statements[epExecute].Add(uint64(len(stmts)))
+	s.metrics.statements[epExecute].Add(float64(len(stmts)))
 	if p.queue {
 		s.queuedExecute(w, r, p, body, stmts)
 		return
@@ -67,7 +68,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 			return
 		}
 	}
-	s.metrics.statements[epQuery].Add(uint64(len(stmts)))
+	s.metrics.statements[epQuery].Add(float64(len(stmts)))
 	s.read(w, r, p, epQuery, body, &fsm.Request{Statements: stmts, Transaction: p.tx})
 }
 
@@ -84,7 +85,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params
 		writeText(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.metrics.statements[epRequest].Add(uint64(len(stmts)))
+	s.metrics.statements[epRequest].Add(float64(len(stmts)))
 	req := &fsm.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
 	ctx, cancel := requestContext(r, p)
 	ro, err := s.store.AllReadOnly(ctx, req)
@@ -125,7 +126,7 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, p *params, 
 	case isNotLeader(err):
 		s.toLeader(w, r, p, ep, body)
 	case isNoLeader(err):
-		s.metrics.noLeader.Add(1)
+		s.metrics.noLeader.Inc()
 		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
 	default:
 		re := classifyStoreError(err)
@@ -179,7 +180,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 	case levelNone:
 		if p.freshness > 0 && !s.store.IsLeader() {
 			if re := s.checkFresh(p); re != nil {
-				s.metrics.staleReads.Add(1)
+				s.metrics.staleReads.Inc()
 				writeRequestError(w, re, p.encodeOpts(ep))
 				return
 			}
@@ -188,9 +189,9 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 		if hasReadIndex {
 			// Any node: the leader proves its leadership and names an
 			// index; the read waits for the local copy to reach it.
-			idx, err := ri.ReadIndex(ctx)
+			idx, err := s.readIndex(ctx, ri)
 			if err != nil {
-				s.storeFailed(w, r, p, ep, body, err)
+				s.readIndexFailed(w, r, p, ep, body, err)
 				return
 			}
 			minIndex = max(minIndex, idx)
@@ -232,6 +233,48 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 		out.time = time.Since(p.start).Seconds()
 	}
 	writeResponse(w, http.StatusOK, out, p.encodeOpts(ep))
+}
+
+// maxReadIndexAttempts bounds how often a linearizable read asks for a read
+// index while a failover is under way.
+const maxReadIndexAttempts = 3
+
+// readIndex obtains a read index. While no leader is known (an election is
+// under way) it waits, within ctx and Config.LeaderWait, for one and asks
+// again, as requests that need the leader do.
+func (s *Server) readIndex(ctx context.Context, ri ReadIndexer) (uint64, error) {
+	for attempt := 1; ; attempt++ {
+		idx, err := ri.ReadIndex(ctx)
+		if err == nil {
+			return idx, nil
+		}
+		if attempt >= maxReadIndexAttempts || ctx.Err() != nil || !isNoLeader(s.mapErr(err)) {
+			return 0, err
+		}
+		if s.awaitLeader(ctx, "") == "" {
+			return 0, err
+		}
+	}
+}
+
+// readIndexFailed answers a linearizable read whose read index could not be
+// obtained. Nothing was read: a node that cannot confirm the leader's index
+// (a follower cut off from the leader, a leader without a quorum) never
+// falls back to its local copy. "Not leader" goes to the leader as for any
+// leader-only request, "no leader" is the usual 503, and anything else (the
+// leader unreachable, a timeout) a request-level error that says so.
+func (s *Server) readIndexFailed(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, err error) {
+	err = s.mapErr(err)
+	if isNotLeader(err) || isNoLeader(err) {
+		s.storeFailed(w, r, p, ep, body, err)
+		return
+	}
+	re := *classifyStoreError(err)
+	if re.code == codeStoreError {
+		re.status, re.code = http.StatusServiceUnavailable, codeUnavailable
+	}
+	re.msg = "linearizable read: no read index from the leader: " + re.msg
+	writeRequestError(w, &re, p.encodeOpts(ep))
 }
 
 // checkFresh refuses a level=none read on a follower that has not heard

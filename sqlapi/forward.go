@@ -107,12 +107,12 @@ func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, p *params, ep 
 		leader = s.awaitLeader(ctx, "")
 	}
 	if leader == "" {
-		s.metrics.noLeader.Add(1)
+		s.metrics.noLeader.Inc()
 		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
 		return
 	}
 	if p.redirect {
-		s.metrics.redirected.Add(1)
+		s.metrics.redirected.Inc()
 		loc := leader + r.URL.Path
 		if r.URL.RawQuery != "" {
 			loc += "?" + r.URL.RawQuery
@@ -121,7 +121,7 @@ func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, p *params, ep 
 		writeText(w, http.StatusMovedPermanently, "Moved Permanently: "+loc)
 		return
 	}
-	s.metrics.forwarded[ep].Add(1)
+	s.metrics.forwarded[ep].Inc()
 	for {
 		if r.Header.Get(forwardedHeader) != "" || (s.cfg.AdvAddr != "" && leader == s.cfg.AdvAddr) {
 			// Already forwarded once (the sender thought we were the leader),
@@ -138,7 +138,7 @@ func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, p *params, ep 
 		switch {
 		case changed && !resendable(p, ep):
 			// The old leader may still commit what it received.
-			s.metrics.forwardErrs.Add(1)
+			s.metrics.forwardErrs.Inc()
 			writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeLeadershipLost,
 				fmt.Sprintf("the leader at %s was replaced while the request was with it; a write may or may not have been applied", leader)},
 				encodeOpts{pretty: p.pretty})
@@ -274,7 +274,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, resp *http.Respon
 }
 
 func (s *Server) forwardFailed(w http.ResponseWriter, p *params, leader string, err error) {
-	s.metrics.forwardErrs.Add(1)
+	s.metrics.forwardErrs.Inc()
 	s.log.Warn("forwarding to the leader failed", "leader", leader, "err", err)
 	o := encodeOpts{pretty: p.pretty}
 	if errors.Is(err, context.DeadlineExceeded) {

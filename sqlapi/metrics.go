@@ -1,15 +1,15 @@
 package sqlapi
 
 import (
-	"bytes"
-	"fmt"
-	"math"
+	"net/http"
 	"runtime"
-	"sort"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // endpoint identifies a route for metrics and expvar.
@@ -50,203 +50,117 @@ var endpointNames = [numEndpoints]string{
 
 func (e endpoint) String() string { return endpointNames[e] }
 
-// latencyBuckets are the upper bounds (seconds) of the request latency
-// histogram.
+// latencyBuckets are the request-latency histogram's upper bounds in
+// seconds: from half a millisecond (a local read) to the default timeout.
 var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
-// histogram is a lock-free Prometheus-style histogram.
-type histogram struct {
-	counts  [16]atomic.Uint64 // len(latencyBuckets)+1 (+Inf)
-	sumBits atomic.Uint64
-	count   atomic.Uint64
-}
-
-func (h *histogram) observe(v float64) {
-	i := sort.SearchFloat64s(latencyBuckets, v)
-	h.counts[i].Add(1)
-	h.count.Add(1)
-	for {
-		old := h.sumBits.Load()
-		if h.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
-			return
-		}
-	}
-}
-
-// metrics are the HTTP layer's counters, exposed on /metrics in the
-// Prometheus text format and partly on /debug/vars.
+// metrics are the API's Prometheus metrics, in a registry of the Server's
+// own (not the global one) so several servers in one process, as in the
+// tests, do not collide. Per-endpoint series are resolved once, so the hot
+// path only increments.
 type metrics struct {
-	requests [numEndpoints][600]atomic.Uint64 // by endpoint and status code
+	reg *prometheus.Registry
 
-	latency     [numEndpoints]histogram
-	statements  [numEndpoints]atomic.Uint64
-	forwarded   [numEndpoints]atomic.Uint64
-	redirected  atomic.Uint64
-	forwardErrs atomic.Uint64
-	noLeader    atomic.Uint64
-	authFail    atomic.Uint64
-	staleReads  atomic.Uint64
-	panics      atomic.Uint64
+	requests   *prometheus.CounterVec // by endpoint and status code
+	latency    [numEndpoints]prometheus.Observer
+	statements [numEndpoints]prometheus.Counter
+	forwarded  [numEndpoints]prometheus.Counter
 
-	queued           atomic.Uint64 // requests accepted into the queue
-	queueBatches     atomic.Uint64
-	queueStatements  atomic.Uint64
-	queueFailures    atomic.Uint64 // failed batch attempts
-	queueBatchErrors atomic.Uint64 // batches given up
+	redirected  prometheus.Counter
+	forwardErrs prometheus.Counter
+	noLeader    prometheus.Counter
+	authFail    prometheus.Counter
+	staleReads  prometheus.Counter
+	panics      prometheus.Counter
+
+	queued           prometheus.Counter // requests accepted into the queue
+	queueBatches     prometheus.Counter
+	queueStatements  prometheus.Counter
+	queueFailures    prometheus.Counter // failed batch attempts
+	queueBatchErrors prometheus.Counter // batches given up
 }
 
-func newMetrics() *metrics { return &metrics{} }
+// newMetrics registers the API's metrics; queuePending and storeStats are
+// read at scrape time.
+func newMetrics(version string, queuePending func() int, storeStats func() map[string]any) *metrics {
+	reg := prometheus.NewRegistry()
+	f := promauto.With(reg)
+	counter := func(name, help string) prometheus.Counter {
+		return f.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	m := &metrics{
+		reg: reg,
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "raftlite_http_requests_total", Help: "HTTP requests by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		redirected:       counter("raftlite_http_redirects_total", "Requests answered with a redirect to the leader."),
+		forwardErrs:      counter("raftlite_http_forward_errors_total", "Forwarded requests that got no answer from the leader."),
+		noLeader:         counter("raftlite_http_leader_not_found_total", "Requests refused because no leader was known."),
+		authFail:         counter("raftlite_http_auth_failures_total", "Requests refused for missing or wrong credentials."),
+		staleReads:       counter("raftlite_http_stale_reads_total", "Reads refused as stale (freshness)."),
+		panics:           counter("raftlite_http_panics_total", "Handler panics recovered."),
+		queued:           counter("raftlite_queue_requests_total", "Write requests accepted into the queue."),
+		queueBatches:     counter("raftlite_queue_batches_total", "Queued batches applied."),
+		queueStatements:  counter("raftlite_queue_statements_total", "Queued statements applied."),
+		queueFailures:    counter("raftlite_queue_attempt_failures_total", "Failed attempts to apply a queued batch."),
+		queueBatchErrors: counter("raftlite_queue_batches_failed_total", "Queued batches given up."),
+	}
+	latency := f.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "raftlite_http_request_duration_seconds", Help: "HTTP request latency by endpoint.", Buckets: latencyBuckets,
+	}, []string{"endpoint"})
+	statements := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "raftlite_http_statements_total", Help: "SQL statements received by endpoint.",
+	}, []string{"endpoint"})
+	forwarded := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "raftlite_http_forwarded_total", Help: "Requests forwarded to the leader by endpoint.",
+	}, []string{"endpoint"})
+	for ep := endpoint(0); ep < numEndpoints; ep++ {
+		m.latency[ep] = latency.WithLabelValues(ep.String())
+		m.statements[ep] = statements.WithLabelValues(ep.String())
+		m.forwarded[ep] = forwarded.WithLabelValues(ep.String())
+	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "raftlite_queue_pending", Help: "Write requests waiting in the queue.",
+	}, func() float64 { return float64(queuePending()) })
+	f.NewGauge(prometheus.GaugeOpts{
+		Name: "raftlite_build_info", Help: "Build information; the value is always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "go_version": runtime.Version()},
+	}).Set(1)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		storeCollector(storeStats),
+	)
+	return m
+}
 
 func (m *metrics) observe(ep endpoint, status int, d time.Duration) {
-	if status < 0 || status >= len(m.requests[ep]) {
-		status = 0
-	}
-	m.requests[ep][status].Add(1)
-	m.latency[ep].observe(d.Seconds())
+	m.requests.WithLabelValues(ep.String(), strconv.Itoa(status)).Inc()
+	m.latency[ep].Observe(d.Seconds())
 }
 
-// eachRequestCount calls fn for every non-zero (endpoint, status) count.
-func (m *metrics) eachRequestCount(fn func(ep endpoint, status int, n uint64)) {
-	for ep := endpoint(0); ep < numEndpoints; ep++ {
-		for code := range m.requests[ep] {
-			if n := m.requests[ep][code].Load(); n > 0 {
-				fn(ep, code, n)
-			}
-		}
-	}
+// handler serves the registry in the Prometheus exposition format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// promWriter writes the Prometheus text exposition format.
-type promWriter struct {
-	b bytes.Buffer
-}
+// storeStatDesc describes the numeric leaves of /status "store".
+var storeStatDesc = prometheus.NewDesc("raftlite_store_stat",
+	"Numeric and boolean values of /status store, by dotted key.", []string{"key"}, nil)
 
-func (w *promWriter) header(name, typ, help string) {
-	fmt.Fprintf(&w.b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-}
+// storeCollector exports the store's statistics (Raft indexes, term,
+// database size, ...) at scrape time, so they are never stale and cost
+// nothing between scrapes.
+type storeCollector func() map[string]any
 
-func (w *promWriter) sample(name string, value float64, labels ...string) {
-	w.b.WriteString(name)
-	if len(labels) > 0 {
-		w.b.WriteByte('{')
-		for i := 0; i+1 < len(labels); i += 2 {
-			if i > 0 {
-				w.b.WriteByte(',')
-			}
-			w.b.WriteString(labels[i])
-			w.b.WriteString(`="`)
-			w.b.WriteString(escapeLabel(labels[i+1]))
-			w.b.WriteByte('"')
-		}
-		w.b.WriteByte('}')
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- storeStatDesc }
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	var flat []statLeaf
+	flattenStats("", c(), &flat)
+	for _, l := range flat {
+		ch <- prometheus.MustNewConstMetric(storeStatDesc, prometheus.GaugeValue, l.v, l.key)
 	}
-	w.b.WriteByte(' ')
-	w.b.WriteString(formatPromFloat(value))
-	w.b.WriteByte('\n')
-}
-
-func escapeLabel(s string) string {
-	if !strings.ContainsAny(s, "\\\"\n") {
-		return s
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return r.Replace(s)
-}
-
-func formatPromFloat(v float64) string {
-	switch {
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	case math.IsNaN(v):
-		return "NaN"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
-}
-
-// render writes every metric. storeStats is flattened into
-// raftlite_store_stat gauges (numeric and boolean leaves only).
-func (m *metrics) render(version string, start time.Time, queuePending int, storeStats map[string]any) []byte {
-	w := &promWriter{}
-
-	w.header("raftlite_build_info", "gauge", "Build information; the value is always 1.")
-	w.sample("raftlite_build_info", 1, "version", version, "go_version", runtime.Version())
-
-	w.header("raftlite_http_requests_total", "counter", "HTTP requests by endpoint and status code.")
-	m.eachRequestCount(func(ep endpoint, code int, n uint64) {
-		w.sample("raftlite_http_requests_total", float64(n), "endpoint", ep.String(), "code", strconv.Itoa(code))
-	})
-
-	w.header("raftlite_http_request_duration_seconds", "histogram", "HTTP request latency by endpoint.")
-	for ep := endpoint(0); ep < numEndpoints; ep++ {
-		h := &m.latency[ep]
-		n := h.count.Load()
-		if n == 0 {
-			continue
-		}
-		name := ep.String()
-		var cum uint64
-		for i, le := range latencyBuckets {
-			cum += h.counts[i].Load()
-			w.sample("raftlite_http_request_duration_seconds_bucket", float64(cum), "endpoint", name, "le", formatPromFloat(le))
-		}
-		cum += h.counts[len(latencyBuckets)].Load()
-		w.sample("raftlite_http_request_duration_seconds_bucket", float64(cum), "endpoint", name, "le", "+Inf")
-		w.sample("raftlite_http_request_duration_seconds_sum", math.Float64frombits(h.sumBits.Load()), "endpoint", name)
-		w.sample("raftlite_http_request_duration_seconds_count", float64(cum), "endpoint", name)
-	}
-
-	w.header("raftlite_http_statements_total", "counter", "SQL statements received by endpoint.")
-	for ep := endpoint(0); ep < numEndpoints; ep++ {
-		if n := m.statements[ep].Load(); n > 0 {
-			w.sample("raftlite_http_statements_total", float64(n), "endpoint", ep.String())
-		}
-	}
-	w.header("raftlite_http_forwarded_total", "counter", "Requests forwarded to the leader by endpoint.")
-	for ep := endpoint(0); ep < numEndpoints; ep++ {
-		if n := m.forwarded[ep].Load(); n > 0 {
-			w.sample("raftlite_http_forwarded_total", float64(n), "endpoint", ep.String())
-		}
-	}
-	simple := []struct {
-		name, help string
-		v          uint64
-	}{
-		{"raftlite_http_forward_errors_total", "Forwarded requests that got no answer from the leader.", m.forwardErrs.Load()},
-		{"raftlite_http_redirects_total", "Requests answered with a redirect to the leader.", m.redirected.Load()},
-		{"raftlite_http_leader_not_found_total", "Requests refused because no leader was known.", m.noLeader.Load()},
-		{"raftlite_http_auth_failures_total", "Requests refused for missing or wrong credentials.", m.authFail.Load()},
-		{"raftlite_http_stale_reads_total", "Reads refused as stale (freshness).", m.staleReads.Load()},
-		{"raftlite_http_panics_total", "Handler panics recovered.", m.panics.Load()},
-		{"raftlite_queue_requests_total", "Write requests accepted into the queue.", m.queued.Load()},
-		{"raftlite_queue_batches_total", "Queued batches applied.", m.queueBatches.Load()},
-		{"raftlite_queue_statements_total", "Queued statements applied.", m.queueStatements.Load()},
-		{"raftlite_queue_attempt_failures_total", "Failed attempts to apply a queued batch.", m.queueFailures.Load()},
-		{"raftlite_queue_batches_failed_total", "Queued batches given up.", m.queueBatchErrors.Load()},
-	}
-	for _, s := range simple {
-		w.header(s.name, "counter", s.help)
-		w.sample(s.name, float64(s.v))
-	}
-	w.header("raftlite_queue_pending", "gauge", "Write requests waiting in the queue.")
-	w.sample("raftlite_queue_pending", float64(queuePending))
-
-	w.header("go_goroutines", "gauge", "Number of goroutines that currently exist.")
-	w.sample("go_goroutines", float64(runtime.NumGoroutine()))
-	w.header("process_start_time_seconds", "gauge", "Start time of the HTTP API since the Unix epoch in seconds.")
-	w.sample("process_start_time_seconds", float64(start.UnixNano())/1e9)
-
-	if len(storeStats) > 0 {
-		var flat []statLeaf
-		flattenStats("", storeStats, &flat)
-		sort.Slice(flat, func(i, j int) bool { return flat[i].key < flat[j].key })
-		w.header("raftlite_store_stat", "gauge", "Numeric and boolean values of /status store, by dotted key.")
-		for _, l := range flat {
-			w.sample("raftlite_store_stat", l.v, "key", l.key)
-		}
-	}
-	return w.b.Bytes()
 }
 
 type statLeaf struct {

@@ -156,7 +156,7 @@ func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request, p *params)
 		}
 	}
 	if leader == nil {
-		s.metrics.noLeader.Add(1)
+		s.metrics.noLeader.Inc()
 		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
 		return
 	}

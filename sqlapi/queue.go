@@ -107,7 +107,7 @@ func (q *writeQueue) enqueue(ctx context.Context, stmts []fsm.Statement, wait bo
 	}
 	select {
 	case q.ch <- it:
-		q.s.metrics.queued.Add(1)
+		q.s.metrics.queued.Inc()
 		return it.seq, it.done, nil
 	case <-q.stop:
 		return 0, nil, errQueueClosed
@@ -217,10 +217,10 @@ func (q *writeQueue) flush(batch []*queuedWrite) {
 				break
 			}
 		}
-		q.s.metrics.queueBatches.Add(1)
-		q.s.metrics.queueStatements.Add(uint64(len(stmts)))
+		q.s.metrics.queueBatches.Inc()
+		q.s.metrics.queueStatements.Add(float64(len(stmts)))
 	} else {
-		q.s.metrics.queueBatchErrors.Add(1)
+		q.s.metrics.queueBatchErrors.Inc()
 		q.s.log.Error("queued writes were not applied", "statements", len(stmts),
 			"first_seq", batch[0].seq, "last_seq", maxSeq, "err", err)
 	}
@@ -251,7 +251,7 @@ func (q *writeQueue) apply(stmts []fsm.Statement, auth string) error {
 		if !isTransient(err) {
 			return err
 		}
-		q.s.metrics.queueFailures.Add(1)
+		q.s.metrics.queueFailures.Inc()
 		if attempt == 1 || attempt%20 == 0 {
 			q.s.log.Warn("applying queued writes failed; retrying", "attempt", attempt, "err", err)
 		}
@@ -292,7 +292,7 @@ func (q *writeQueue) applyOnce(stmts []fsm.Statement, auth string) error {
 			return err
 		}
 		if resp != nil && resp.Err != nil {
-			if strings.Contains(resp.Err.Error(), msgSessionExpired) {
+			if errors.Is(resp.Err, fsm.ErrUnknownSession) || strings.Contains(resp.Err.Error(), msgSessionExpired) {
 				return errSessionExpired
 			}
 			return resp.Err

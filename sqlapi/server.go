@@ -50,13 +50,13 @@ type route struct {
 func New(cfg Config, store Store) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{
-		cfg:     cfg,
-		store:   store,
-		log:     cfg.Logger.With("component", "sqlapi"),
-		start:   time.Now(),
-		client:  newHTTPClient(),
-		metrics: newMetrics(),
+		cfg:    cfg,
+		store:  store,
+		log:    cfg.Logger.With("component", "sqlapi"),
+		start:  time.Now(),
+		client: newHTTPClient(),
 	}
+	s.metrics = newMetrics(cfg.Version, func() int { return s.queue.pending() }, store.Stats)
 	if cfg.Auth != nil && cfg.Auth.HasBcrypt() {
 		s.log.Warn("auth file has bcrypt-hashed passwords; this build compares passwords as plain text, so those users can only log in with the hash itself")
 	}
@@ -184,7 +184,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.metrics.panics.Add(1)
+			s.metrics.panics.Inc()
 			s.log.Error("panic in HTTP handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 			if !rec.wrote {
 				writeText(rec, http.StatusInternalServerError, fmt.Sprintf("internal error: %v", v))
@@ -213,7 +213,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.authorized(r, rt) {
-		s.metrics.authFail.Add(1)
+		s.metrics.authFail.Inc()
 		rec.Header().Set("WWW-Authenticate", `Basic realm="raftlite"`)
 		writeText(rec, http.StatusUnauthorized, "unauthorized")
 		return

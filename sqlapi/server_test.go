@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,7 +179,7 @@ func TestPanicRecovered(t *testing.T) {
 	if code != 500 || !strings.Contains(body, "boom") {
 		t.Fatalf("%d %q", code, body)
 	}
-	if api.metrics.panics.Load() != 1 {
+	if testutil.ToFloat64(api.metrics.panics) != 1 {
 		t.Fatal("panic not counted")
 	}
 	// The server still works.
@@ -314,12 +316,12 @@ func TestMetricsAndExpvar(t *testing.T) {
 		t.Fatalf("metrics: %d %s", code, hdr.Get("Content-Type"))
 	}
 	for _, want := range []string{
-		`raftlite_http_requests_total{endpoint="execute",code="200"} 1`,
-		`raftlite_http_requests_total{endpoint="other",code="404"} 1`,
+		`raftlite_http_requests_total{code="200",endpoint="execute"} 1`,
+		`raftlite_http_requests_total{code="404",endpoint="other"} 1`,
 		`raftlite_http_request_duration_seconds_bucket{endpoint="execute",le="+Inf"} 1`,
 		`raftlite_http_request_duration_seconds_count{endpoint="execute"} 1`,
 		`raftlite_http_statements_total{endpoint="execute"} 2`,
-		`raftlite_build_info{version="v-test",`,
+		`raftlite_build_info{go_version="go`,
 		`raftlite_store_stat{key="raft.term"} 2`,
 		`raftlite_store_stat{key="raft.voter"} 1`,
 		"# TYPE raftlite_http_request_duration_seconds histogram",
@@ -330,7 +332,8 @@ func TestMetricsAndExpvar(t *testing.T) {
 	}
 	code, hdr, body = do(t, "GET", ts.URL+"/debug/vars", "", "")
 	var vars map[string]any
-	if code != 200 || json.Unmarshal([]byte(body), &vars) != nil || vars["http"] == nil || vars["memstats"] == nil {
+	if code != 200 || json.Unmarshal([]byte(body), &vars) != nil || vars["memstats"] == nil ||
+		vars["http"].(map[string]any)["raftlite_http_requests_total.200.execute"] == nil {
 		t.Fatalf("debug/vars: %d %.200s", code, body)
 	}
 	if hdr.Get("Content-Type") != contentTypeJSON {
@@ -340,5 +343,70 @@ func TestMetricsAndExpvar(t *testing.T) {
 	vars = nil
 	if err := json.Unmarshal([]byte(body), &vars); code != 200 || err != nil || len(vars) != 1 {
 		t.Fatalf("debug/vars?key: %d %s", code, body)
+	}
+}
+
+// readIndexFnStore adds a scripted ReadIndex to fakeStore.
+type readIndexFnStore struct {
+	*fakeStore
+	fn func(ctx context.Context) (uint64, error)
+}
+
+func (s *readIndexFnStore) ReadIndex(ctx context.Context) (uint64, error) { return s.fn(ctx) }
+
+// A linearizable read whose read index cannot be had never reads the local
+// copy: it fails with a request-level error that says why.
+func TestLinearizableReadIndexFailure(t *testing.T) {
+	store := &readIndexFnStore{fakeStore: &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}}
+	store.fn = func(context.Context) (uint64, error) {
+		return 0, errors.New("cluster: read index from leader: dial tcp 127.0.0.1:1: i/o timeout")
+	}
+	_, ts := newTestServer(t, store, nil)
+	code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable", "", "")
+	want := `{"results":[],"error":"linearizable read: no read index from the leader: cluster: read index from leader: dial tcp 127.0.0.1:1: i/o timeout","code":"unavailable"}`
+	if code != 503 || body != want {
+		t.Fatalf("unreachable leader: %d %s", code, body)
+	}
+	if store.queriedCount() != 0 {
+		t.Fatal("the local copy was read")
+	}
+
+	// A timeout is a timeout.
+	store.fn = func(ctx context.Context) (uint64, error) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	code, _, body = do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable&timeout=50ms", "", "")
+	if code != 504 || !strings.Contains(body, `"code":"timeout"`) || !strings.Contains(body, "linearizable read") {
+		t.Fatalf("timeout: %d %s", code, body)
+	}
+	if store.queriedCount() != 0 {
+		t.Fatal("the local copy was read")
+	}
+}
+
+// While an election is under way the read waits for a leader and asks again.
+func TestLinearizableReadIndexWaitsForLeader(t *testing.T) {
+	store := &readIndexFnStore{fakeStore: &fakeStore{}} // no leader known yet
+	var calls atomic.Int32
+	store.fn = func(context.Context) (uint64, error) {
+		if calls.Add(1) == 1 {
+			store.set(func(f *fakeStore) { f.leaderID, f.leaderAPI = "2", "http://127.0.0.1:1" })
+			return 0, ErrNoLeader
+		}
+		return 7, nil
+	}
+	_, ts := newTestServer(t, store, func(c *Config) { c.LeaderWait = 2 * time.Second })
+	code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable", "", "")
+	if code != 200 || calls.Load() != 2 || len(store.waited) != 1 || store.waited[0] != 7 {
+		t.Fatalf("%d %s calls=%d waited=%v", code, body, calls.Load(), store.waited)
+	}
+
+	// Still no leader after the wait: 503 leader not found.
+	store.set(func(f *fakeStore) { f.leaderID, f.leaderAPI = "", "" })
+	store.fn = func(context.Context) (uint64, error) { return 0, ErrNoLeader }
+	_, ts2 := newTestServer(t, store, func(c *Config) { c.LeaderWait = 50 * time.Millisecond })
+	if code, _, body := do(t, "GET", ts2.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 503 || strings.TrimSpace(body) != "leader not found" {
+		t.Fatalf("no leader: %d %q", code, body)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"expvar"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"net/http"
 	"os"
 	"runtime"
@@ -140,10 +141,7 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 
 // handleMetrics serves GET /metrics in the Prometheus text format.
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, p *params) {
-	b := s.metrics.render(s.cfg.Version, s.start, s.queue.pending(), s.store.Stats())
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	s.metrics.handler().ServeHTTP(w, r)
 }
 
 // handleExpvar serves GET /debug/vars: every published expvar, or only
@@ -200,29 +198,26 @@ func expvarHTTP() any {
 		servers = append(servers, s)
 	}
 	liveMu.Unlock()
-	out := map[string]uint64{}
+	// The counters of every live server, summed, named after their
+	// Prometheus series: one source of truth for /metrics and /debug/vars.
+	out := map[string]float64{}
 	for _, s := range servers {
-		m := s.metrics
-		m.eachRequestCount(func(ep endpoint, _ int, n uint64) {
-			out[ep.String()+"_requests"] += n
-		})
-		for ep := endpoint(0); ep < numEndpoints; ep++ {
-			if n := m.statements[ep].Load(); n > 0 {
-				out[ep.String()+"_stmts_rx"] += n
+		families, err := s.metrics.reg.Gather()
+		if err != nil {
+			continue
+		}
+		for _, mf := range families {
+			if mf.GetType() != dto.MetricType_COUNTER {
+				continue
 			}
-			if n := m.forwarded[ep].Load(); n > 0 {
-				out["remote_"+ep.String()] += n
+			for _, m := range mf.GetMetric() {
+				key := mf.GetName()
+				for _, l := range m.GetLabel() {
+					key += "." + l.GetValue()
+				}
+				out[key] += m.GetCounter().GetValue()
 			}
 		}
-		out["leader_not_found"] += m.noLeader.Load()
-		out["forward_errors"] += m.forwardErrs.Load()
-		out["redirects"] += m.redirected.Load()
-		out["authFail"] += m.authFail.Load()
-		out["stale_reads"] += m.staleReads.Load()
-		out["queued_executions"] += m.queued.Load()
-		out["queued_executions_ok"] += m.queueBatches.Load()
-		out["queued_executions_failed"] += m.queueBatchErrors.Load()
-		out["panics"] += m.panics.Load()
 	}
 	return out
 }
