@@ -33,6 +33,7 @@ type serveFlags struct {
 	bootstrapExpect int
 	authFile        string
 	logLevel        string
+	sessionTTL      time.Duration
 	dataDir         string
 }
 
@@ -49,6 +50,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "number of nodes to wait for before bootstrapping a new cluster (with -join)")
 	fs.StringVar(&f.authFile, "auth", "", "path to an rqlite-format JSON credentials file (enables HTTP basic auth)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&f.sessionTTL, "session-ttl", fsm.DefaultSessionTTL,
+		"idle time after which a client session (client_id/seq) expires, judged by the leader's log timestamps; 0 never expires. Use the same value on every node")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
 		fs.PrintDefaults()
@@ -72,6 +75,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if f.nodeID == "" {
 		f.nodeID = f.raftAdvAddr
+	}
+	if f.sessionTTL < 0 {
+		return nil, fmt.Errorf("-session-ttl must not be negative")
 	}
 	if f.bootstrapExpect < 0 {
 		return nil, fmt.Errorf("-bootstrap-expect must not be negative")
@@ -145,7 +151,11 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	}
 	defer httpLn.Close()
 
-	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger})
+	ttl := f.sessionTTL
+	if ttl == 0 {
+		ttl = -1 // fsm: negative means never
+	}
+	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: ttl})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}

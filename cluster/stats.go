@@ -9,8 +9,9 @@ import (
 // Stats returns the "store" object of /status: node identity, the leader,
 // raft's state and counters (numbers as uint64), the FSM's applied index
 // (fsm_index, the index reads wait on; raft.applied_index is raft's own,
-// which may run ahead of the database), the configuration in force, and the
-// FSM's statistics under "sqlite3".
+// which may run ahead of the database), the configuration in force, the
+// FSM's statistics under "sqlite3" and its client session counters under
+// "sessions".
 func (n *Node) Stats() map[string]any {
 	leaderAddr, leaderID := "", ""
 	if !n.closed.Load() {
@@ -39,6 +40,7 @@ func (n *Node) Stats() map[string]any {
 		"max_append_entries": uint64(n.cfg.MaxAppendEntries),
 		"counters":           n.Counters(),
 		"sqlite3":            n.fsm.Stats(),
+		"sessions":           n.fsm.SessionStats(),
 	}
 	if n.closed.Load() || n.raft.State() == raft.Shutdown {
 		s["raft"] = map[string]any{"state": raft.Shutdown.String(), "voter": false}

@@ -36,6 +36,16 @@ type batch struct {
 	// an entry has no effect; the batch is rerun without it.
 	settled map[int]*Response
 	nodeOps []nodeOp
+	// cmds holds the decoded commands (nil where an entry is not a new
+	// command), and decodeErrs why an entry did not decode, so a rerun
+	// decodes nothing again.
+	cmds       []*Command
+	decodeErrs []error
+	// sess is what the batch changes in the session counters, and
+	// oldestSeen the lower bound of the oldest session's last_seen as the
+	// batch goes (see sweepSessions).
+	sess       sessionCounts
+	oldestSeen int64
 }
 
 // Apply applies one log entry; see ApplyBatch.
@@ -85,11 +95,18 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		return fail(fmt.Errorf("fsm halted: %w", err))
 	}
 
-	b := &batch{logs: logs, from: f.applied.Load(), resps: resps, settled: map[int]*Response{}}
+	b := &batch{logs: logs, from: f.applied.Load(), resps: resps, settled: map[int]*Response{},
+		cmds: make([]*Command, len(logs)), decodeErrs: make([]error, len(logs))}
 	b.last = b.from
 	for i, l := range logs {
 		if l.Index > b.from {
 			b.last = max(b.last, l.Index)
+			if l.Type == raft.LogCommand {
+				b.cmds[i], b.decodeErrs[i] = DecodeCommand(l.Data)
+				if b.decodeErrs[i] != nil {
+					f.logger.Warn("skipping undecodable log entry", "index", l.Index, "error", b.decodeErrs[i])
+				}
+			}
 		} else if l.Type == raft.LogCommand {
 			resps[i] = &Response{Index: l.Index}
 		}
@@ -111,6 +128,8 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.setApplied(b.last)
 	f.applyNodeOps(b.nodeOps)
+	f.sessions.add(b.sess)
+	f.oldestSeen = b.oldestSeen
 	return resps
 }
 
@@ -122,6 +141,8 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 	ctx := context.Background()
 	w := f.w
 	b.nodeOps = b.nodeOps[:0]
+	b.sess = sessionCounts{}
+	b.oldestSeen = f.oldestSeen
 	if _, err := w.begin.ExecContext(ctx); err != nil {
 		return -1, fmt.Errorf("begin: %w", err)
 	}
@@ -135,23 +156,23 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 		if l.Index <= b.from {
 			continue
 		}
-		if r, ok := b.settled[i]; ok {
-			b.resps[i] = r
-			continue
-		}
 		if l.Type != raft.LogCommand {
 			b.resps[i] = nil
 			continue
 		}
-		cmd, err := DecodeCommand(l.Data)
-		if err != nil {
-			f.logger.Warn("skipping undecodable log entry", "index", l.Index, "error", err)
+		cmd := b.cmds[i]
+		if err := b.decodeErrs[i]; err != nil {
 			b.resps[i] = fmt.Errorf("apply entry %d: %w", l.Index, err)
 			continue
 		}
+		// Sessions expire by the leader's clock as the log moves on,
+		// whatever the entry is.
+		if err := f.sweepSessions(ctx, cmd.Timestamp, &b.oldestSeen, &b.sess); err != nil {
+			return -1, fmt.Errorf("entry %d: %w", l.Index, err)
+		}
 		switch cmd.Type {
 		case CmdExecute:
-			resp, ended, err := f.execute(ctx, entry{Index: l.Index, Timestamp: cmd.Timestamp, Seed: cmd.Seed}, cmd.Request)
+			resp, ended, err := f.execute(ctx, entry{Index: l.Index, Timestamp: cmd.Timestamp, Seed: cmd.Seed}, cmd.Request, b.settled[i], b)
 			if err != nil {
 				return -1, fmt.Errorf("entry %d: %w", l.Index, err)
 			}
@@ -174,6 +195,9 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 			b.resps[i] = &Response{Index: l.Index}
 		}
 	}
+	if err := w.storeSessionCounts(ctx, b.sess); err != nil {
+		return -1, err
+	}
 	if _, err := w.setApplied.ExecContext(ctx, int64(b.last)); err != nil {
 		return -1, fmt.Errorf("store applied index: %w", err)
 	}
@@ -183,20 +207,54 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 	return -1, nil
 }
 
-// execute runs an execute command's statements inside the batch
-// transaction. ended reports that a statement ended the whole transaction
-// (its conflict resolution was ROLLBACK): resp then lists the results up to
-// that statement, and the caller reruns the batch without the entry, which
-// so has no effect, on every replica alike, however the batches were cut.
-// An error is an environmental failure that must halt the batch.
-func (f *FSM) execute(ctx context.Context, e entry, req *Request) (resp *Response, ended bool, err error) {
+// execute runs an execute command inside the batch transaction. ended
+// reports that a statement ended the whole transaction (its conflict
+// resolution was ROLLBACK): resp then lists the results up to that
+// statement, and the caller reruns the batch with that response as settled,
+// so that the entry's statements have no effect, on every replica alike,
+// however the batches were cut. An error is an environmental failure that
+// must halt the batch.
+//
+// A request with a ClientID is checked against its client session first
+// (see sessions.go): a retry of the session's last write is answered from
+// the remembered response and a stale or unknown sequence number with an
+// error, without running anything. Otherwise the statements run (or, for a
+// settled entry, their settled outcome stands) and the response is
+// remembered, whatever it is: statement errors and a rolled-back
+// transaction are outcomes too.
+func (f *FSM) execute(ctx context.Context, e entry, req *Request, settled *Response, b *batch) (resp *Response, ended bool, err error) {
+	known := false
+	if req.ClientID != "" {
+		r, k, err := f.sessionCheck(ctx, e, req, &b.sess)
+		if err != nil {
+			return nil, false, err
+		}
+		if r != nil {
+			return r, false, nil
+		}
+		known = k
+	}
+	if settled != nil {
+		resp = settled
+	} else {
+		resp, ended, err = f.runStatements(ctx, e, req)
+		if err != nil || ended {
+			return resp, ended, err
+		}
+	}
+	if req.ClientID != "" {
+		if err := f.sessionRecord(ctx, e, req, resp, known, &b.oldestSeen, &b.sess); err != nil {
+			return nil, false, err
+		}
+	}
+	return resp, false, nil
+}
+
+// runStatements runs a request's statements inside the batch transaction,
+// in a savepoint of their own; see execute.
+func (f *FSM) runStatements(ctx context.Context, e entry, req *Request) (resp *Response, ended bool, err error) {
 	w := f.w
 	resp = &Response{Index: e.Index}
-	// Client sessions (exactly-once writes keyed by req.ClientID and
-	// req.Seq) belong here: look the client up in _raftlite_sessions
-	// inside this transaction and answer a retry from the stored response;
-	// after the statements, store the new response before the entry's
-	// savepoint is released. The entry's Timestamp drives session expiry.
 	if _, err := w.saveEntry.ExecContext(ctx); err != nil {
 		return nil, false, fmt.Errorf("savepoint: %w", err)
 	}

@@ -23,8 +23,19 @@
 //
 // Tables prefixed _raftlite_ hold raftlite's own replicated state:
 // _raftlite_meta (the applied index, written in the same transaction as the
-// data it describes) and _raftlite_nodes (member metadata). Clients can read
-// them but not change them.
+// data it describes, and the session counters), _raftlite_nodes (member
+// metadata) and _raftlite_sessions (client sessions: per client_id the last
+// applied sequence number and its response, see sessions.go). Clients can
+// read them but not change them.
+//
+// # Client sessions
+//
+// A Request with a ClientID is applied at most once per (ClientID, Seq): a
+// retry of a session's last write gets the remembered response with
+// Deduplicated set, an older Seq ErrSeqSuperseded, and Seq > 1 in an
+// unknown session ErrUnknownSession (in Response.Err). Sessions idle longer
+// than Config.SessionTTL expire by the leader timestamps in the log, so
+// every replica expires the same sessions at the same index.
 //
 // # Durability and start-up
 //

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DBFile is the name of the database file inside Config.Dir.
@@ -25,6 +26,12 @@ type Config struct {
 	// is created if missing.
 	Dir    string
 	Logger *slog.Logger
+	// SessionTTL is how long a client session may stay idle before it
+	// expires, judged by the leader timestamps of the log entries (zero:
+	// DefaultSessionTTL; negative: sessions never expire). Every node of a
+	// cluster must use the same value: expiry is part of the replicated
+	// state, and nodes with different values would diverge.
+	SessionTTL time.Duration
 }
 
 // FSM is the replicated state machine: a SQLite database to which committed
@@ -62,6 +69,15 @@ type FSM struct {
 	nodesMu sync.RWMutex
 	nodes   map[string]NodeMeta
 
+	// sessionTTL is the effective session idle time (0: no expiry), and
+	// sessions the published session counters.
+	sessionTTL time.Duration
+	sessions   sessionCounters
+	// oldestSeen is a lower bound of the oldest last_seen in the session
+	// table, as of the last committed batch. Only the apply path and
+	// Restore (Raft's FSM goroutine) and Open use it.
+	oldestSeen int64
+
 	// failure is set when a batch could not be committed. From then on the
 	// FSM refuses to apply or snapshot anything (see ApplyBatch).
 	failure atomic.Pointer[error]
@@ -95,6 +111,8 @@ func Open(cfg Config) (*FSM, error) {
 		roCache:   newLRU[bool](stmtCacheSize),
 		waitCh:    make(chan struct{}),
 		done:      make(chan struct{}),
+
+		sessionTTL: sessionTTL(cfg.SessionTTL),
 	}
 	if err := f.openDB(); err != nil {
 		return nil, fmt.Errorf("open fsm %s: %w", f.path, err)
@@ -152,6 +170,14 @@ func (f *FSM) openDB() (err error) {
 	}
 	nodes, err := f.w.loadNodes(ctx)
 	if err != nil {
+		return err
+	}
+	sc, err := f.w.loadSessionCounts(ctx)
+	if err != nil {
+		return err
+	}
+	f.sessions.store(sc)
+	if f.oldestSeen, err = f.w.oldestSeen(ctx); err != nil {
 		return err
 	}
 	f.setApplied(idx)

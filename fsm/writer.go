@@ -11,13 +11,13 @@ import (
 // database, so they travel in snapshots and change only in apply
 // transactions, in step with the data. Every statement is idempotent: Open
 // runs them on every start and after every restore, which is also how a
-// database from an older version gains tables added later (client sessions
-// will add _raftlite_sessions here).
-var schema = []string{
+// database from an older version gains tables added later (such as
+// _raftlite_sessions, see sessionSchema).
+var schema = append([]string{
 	`CREATE TABLE IF NOT EXISTS _raftlite_meta (key TEXT PRIMARY KEY, value)`,
 	`CREATE TABLE IF NOT EXISTS _raftlite_nodes (id TEXT PRIMARY KEY, api_addr TEXT NOT NULL)`,
 	`INSERT OR IGNORE INTO _raftlite_meta (key, value) VALUES ('applied_index', 0)`,
-}
+}, sessionSchema...)
 
 // writer is the write connection with the statements the apply path runs
 // for itself, prepared once. Its guard is in modeInternal except while a
@@ -29,6 +29,7 @@ type writer struct {
 	saveStmt, releaseStmt, rollbackStmt    *sql.Stmt
 	resetRowid, setApplied                 *sql.Stmt
 	setNode, removeNode                    *sql.Stmt
+	sess                                   sessionStmts
 }
 
 func newWriter(ctx context.Context, c *dbConn) (*writer, error) {
@@ -59,6 +60,12 @@ func newWriter(ctx context.Context, c *dbConn) (*writer, error) {
 		{&w.setApplied, "UPDATE _raftlite_meta SET value = ? WHERE key = 'applied_index'"},
 		{&w.setNode, "INSERT OR REPLACE INTO _raftlite_nodes (id, api_addr) VALUES (?, ?)"},
 		{&w.removeNode, "DELETE FROM _raftlite_nodes WHERE id = ?"},
+	}
+	for i, dst := range w.sess.list() {
+		stmts = append(stmts, struct {
+			dst   **sql.Stmt
+			query string
+		}{dst, sessionQueries[i]})
 	}
 	for _, s := range stmts {
 		st, err := c.conn.PrepareContext(ctx, s.query)
@@ -147,7 +154,8 @@ func (w *writer) closeStmts() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.saveEntry, w.releaseEntry,
 		w.rollbackEntry, w.saveStmt, w.releaseStmt, w.rollbackStmt, w.resetRowid, w.setApplied,
-		w.setNode, w.removeNode} {
+		w.setNode, w.removeNode, w.sess.get, w.sess.put, w.sess.touch, w.sess.remove, w.sess.sweep,
+		w.sess.addMeta} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/raftlite/raftlite/fsm"
 )
 
 const (
@@ -96,12 +98,20 @@ func classifyStoreError(err error) *requestError {
 		return &requestError{http.StatusServiceUnavailable, codeUnavailable, err.Error()}
 	case errors.Is(err, ErrBadRequest):
 		return &requestError{http.StatusBadRequest, codeBadRequest, err.Error()}
+	case errors.Is(err, fsm.ErrSeqSuperseded):
+		return &requestError{http.StatusBadRequest, codeSeqSuperseded, err.Error()}
+	case errors.Is(err, fsm.ErrUnknownSession):
+		return &requestError{http.StatusBadRequest, codeSessionExpired, err.Error()}
+	case errors.Is(err, fsm.ErrBadSequence):
+		return &requestError{http.StatusBadRequest, codeBadRequest, err.Error()}
 	}
 	return sessionOrStoreError(err.Error())
 }
 
 // sessionOrStoreError classifies a request-level error message: the client
-// session errors of API.md are 400, anything else a 500 store error.
+// session errors of API.md are 400, anything else a 500 store error. It is
+// the fallback for errors that lost their identity (the fsm's own session
+// errors are recognised by errors.Is in classifyStoreError).
 func sessionOrStoreError(msg string) *requestError {
 	switch {
 	case strings.Contains(msg, msgSeqSuperseded):
