@@ -5,6 +5,7 @@
 // Usage:
 //
 //	raftlite serve [flags] [data-dir]   run a node
+//	raftlite shell [flags]              the interactive SQL shell
 //	raftlite version                    print the version
 package main
 
@@ -12,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/raftlite/raftlite/shell"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -30,6 +33,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "shell":
+		return shell.Main(args[1:], version, os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "raftlite %s\n", version)
 		return 0
@@ -48,8 +53,9 @@ func usage(w io.Writer) {
 
 Usage:
   raftlite serve [flags] [data-dir]   run a node (default data-dir ./raftlite-data)
+  raftlite shell [flags]              the SQL shell (-H host:port,... -c SQL)
   raftlite version                    print the version
 
-Run "raftlite serve -h" for the node's flags.
+Run "raftlite serve -h" or "raftlite shell -h" for their flags.
 `)
 }

@@ -1,0 +1,149 @@
+package shell
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func renderString(t *testing.T, rs resultSet, o renderOptions) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := render(&b, rs, o); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestFitWidths(t *testing.T) {
+	tests := []struct {
+		natural []int
+		total   int
+		want    []int
+	}{
+		{[]int{2, 5}, 80, []int{2, 5}},
+		{[]int{2, 5}, 14, []int{2, 5}},                 // exactly fits: 2+5 + 3*2+1
+		{[]int{10, 10}, 17, []int{5, 5}},               // shared evenly
+		{[]int{2, 30, 10}, 30, []int{2, 9, 9}},         // the widest give way first
+		{[]int{2, 30, 10}, 40, []int{2, 18, 10}},       // the narrow ones keep their width
+		{[]int{2, 30, 10}, 10, []int{2, 3, 3}},         // below the minimum: minimums
+		{[]int{1, 40, 40}, 40, []int{1, 15, 14}},       // the remainder goes left to right
+		{[]int{20, 20, 20, 20}, 45, []int{8, 8, 8, 8}}, // 45 - 13 = 32
+	}
+	for _, tt := range tests {
+		got := fitWidths(tt.natural, tt.total)
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("fitWidths(%v, %d) = %v, want %v", tt.natural, tt.total, got, tt.want)
+		}
+		sum := 3*len(got) + 1
+		for _, w := range got {
+			sum += w
+		}
+		if sum > tt.total && !reflect.DeepEqual(got, minWidths(tt.natural)) {
+			t.Errorf("fitWidths(%v, %d) = %v is %d wide", tt.natural, tt.total, got, sum)
+		}
+	}
+}
+
+func minWidths(natural []int) []int {
+	out := make([]int, len(natural))
+	for i, w := range natural {
+		out[i] = min(w, 3)
+	}
+	return out
+}
+
+func TestTableFitsWidthWithWideCharacters(t *testing.T) {
+	rs := resultSet{
+		columns: []string{"名前", "note"},
+		rows: [][]any{
+			{"日本語のテキストです", "a long note that has to be cut short"},
+			{"zoë", nil},
+		},
+	}
+	out := renderString(t, rs, renderOptions{mode: modeTable, headers: true, null: "NULL", width: 30})
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if w := cellWidth.StringWidth(line); w != 30 {
+			t.Errorf("line %q is %d columns wide, want 30", line, w)
+		}
+	}
+	if !strings.Contains(out, "…") {
+		t.Errorf("no ellipsis in a cut table:\n%s", out)
+	}
+}
+
+func TestRenderModes(t *testing.T) {
+	rs := resultSet{
+		columns: []string{"id", "name", "blob"},
+		rows:    [][]any{{int64(1), "a,\"b\"", []byte{0xde, 0xad}}, {int64(2), nil, nil}},
+	}
+	tests := []struct {
+		o    renderOptions
+		want string
+	}{
+		{renderOptions{mode: modeCSV, headers: true, null: "NULL"}, "id,name,blob\n1,\"a,\"\"b\"\"\",x'dead'\n2,,\n"},
+		{renderOptions{mode: modeCSV, null: "-", nullSet: true}, "1,\"a,\"\"b\"\"\",x'dead'\n2,-,-\n"},
+		{renderOptions{mode: modeJSON}, "[{\"id\":1,\"name\":\"a,\\\"b\\\"\",\"blob\":\"x'dead'\"},\n{\"id\":2,\"name\":null,\"blob\":null}]\n"},
+		{renderOptions{mode: modeLine, null: "NULL"}, "  id = 1\nname = a,\"b\"\nblob = x'dead'\n\n  id = 2\nname = NULL\nblob = NULL\n"},
+		{renderOptions{mode: modeMarkdown, null: ""}, "| id  | name  | blob    |\n| --: | ----- | ------- |\n|   1 | a,\"b\" | x'dead' |\n|   2 |       |         |\n"},
+	}
+	for _, tt := range tests {
+		if got := renderString(t, rs, tt.o); got != tt.want {
+			t.Errorf("mode %s:\n%s\nwant:\n%s", tt.o.mode, got, tt.want)
+		}
+	}
+}
+
+func TestFormatValue(t *testing.T) {
+	tests := []struct {
+		v    any
+		want string
+	}{
+		{int64(-5), "-5"},
+		{1.0, "1.0"},
+		{0.1, "0.1"},
+		{1e21, "1e+21"},
+		{"s", "s"},
+		{[]byte{}, "x''"},
+		{true, "true"},
+	}
+	for _, tt := range tests {
+		if got := formatValue(tt.v); got != tt.want {
+			t.Errorf("formatValue(%#v) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+	if got := escapeControl("a\nb\tc\x01"); got != `a\nb\tc\x01` {
+		t.Errorf("escapeControl = %q", got)
+	}
+}
+
+func TestHistoryEntry(t *testing.T) {
+	tests := []struct {
+		lines []string
+		want  string
+	}{
+		{[]string{"SELECT 1;"}, "SELECT 1;"},
+		{[]string{"SELECT a,", "  b -- the b; column", "FROM t;"}, "SELECT a, b FROM t;"},
+		{[]string{"SELECT 'x", "y';"}, "SELECT 'x y';"},
+		{[]string{".mode  csv"}, ".mode  csv"},
+		{[]string{"SELECT 'open"}, "SELECT 'open"},
+	}
+	for _, tt := range tests {
+		if got := historyEntry(tt.lines); got != tt.want {
+			t.Errorf("historyEntry(%q) = %q, want %q", tt.lines, got, tt.want)
+		}
+	}
+}
+
+func TestCompleteDot(t *testing.T) {
+	if got := completeDot(".st"); !reflect.DeepEqual(got, []string{".status", ".stepdown"}) {
+		t.Errorf("completeDot(.st) = %q", got)
+	}
+	if got := completeDot(".q"); !reflect.DeepEqual(got, []string{".quit"}) {
+		t.Errorf("completeDot(.q) = %q", got)
+	}
+	if got := completeDot("SELECT"); got != nil {
+		t.Errorf("completeDot(SELECT) = %q", got)
+	}
+}

@@ -1,0 +1,2 @@
+SELECT 'from inner' AS msg;
+SELECT * FROM

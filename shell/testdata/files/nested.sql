@@ -1,0 +1,2 @@
+SELECT 'from nested' AS msg;
+.read testdata/files/inner.sql
