@@ -111,6 +111,13 @@ func (n *Node) StepDown(ctx context.Context, targetID string) error {
 	}
 	var f raft.Future
 	if targetID == "" {
+		servers, err := n.servers()
+		if err != nil {
+			return err
+		}
+		if !hasOtherVoter(servers, n.id) {
+			return fmt.Errorf("cluster: step down: %w: no other voter to hand leadership to", ErrBadRequest)
+		}
 		f = n.raft.LeadershipTransfer()
 	} else {
 		if targetID == n.id {
@@ -141,4 +148,14 @@ func (n *Node) StepDown(ctx context.Context, targetID string) error {
 		return fmt.Errorf("cluster: step down: %w", mapError(err))
 	}
 	return nil
+}
+
+// hasOtherVoter reports whether servers holds a voter other than self.
+func hasOtherVoter(servers []raft.Server, self string) bool {
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter && string(s.ID) != self {
+			return true
+		}
+	}
+	return false
 }

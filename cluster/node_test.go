@@ -31,6 +31,9 @@ func TestSingleNodeBootstrapExecuteQuery(t *testing.T) {
 	if err := n.VerifyLeader(ctxT(t)); err != nil {
 		t.Fatalf("VerifyLeader: %v", err)
 	}
+	if err := n.StepDown(ctxT(t), ""); !errors.Is(err, ErrBadRequest) || !n.IsLeader() {
+		t.Fatalf("StepDown with no other voter = %v (leader %v), want ErrBadRequest and still leader", err, n.IsLeader())
+	}
 	ri, err := n.ReadIndex(ctxT(t))
 	if err != nil || ri < idx {
 		t.Fatalf("ReadIndex = %d, %v; want >= %d", ri, err, idx)
