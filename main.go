@@ -6,6 +6,7 @@
 //
 //	raftlite serve [flags] [data-dir]   run a node
 //	raftlite shell [flags]              the interactive SQL shell
+//	raftlite check [flags]              compare every replica's content
 //	raftlite version                    print the version
 package main
 
@@ -35,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "shell":
 		return shell.Main(args[1:], version, os.Stdin, stdout, stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "raftlite %s\n", version)
 		return 0
@@ -54,8 +57,9 @@ func usage(w io.Writer) {
 Usage:
   raftlite serve [flags] [data-dir]   run a node (default data-dir ./raftlite-data)
   raftlite shell [flags]              the SQL shell (-H host:port,... -c SQL)
+  raftlite check [flags]              compare every member's database at the same index (-H host:port,...)
   raftlite version                    print the version
 
-Run "raftlite serve -h" or "raftlite shell -h" for their flags.
+Run "raftlite serve -h", "raftlite shell -h" or "raftlite check -h" for their flags.
 `)
 }

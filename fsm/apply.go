@@ -75,7 +75,44 @@ func (f *FSM) Apply(l *raft.Log) any {
 // is rolled back, leaving the database at the previous batch, and the FSM
 // halts (see Err): Raft considers these entries applied, so carrying on
 // with later entries would lose them.
+//
+// A batch ends at a checksum marker (CmdChecksum): the entries up to it are
+// committed, the checksum at its index is pinned (see checksum.go), and the
+// rest are applied as a batch of their own.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	var resps []any
+	start := 0
+	for i, l := range logs {
+		if !isChecksumMarker(l) {
+			continue
+		}
+		var r *checksumResult
+		if l.Index > f.applied.Load() {
+			r = f.checksums.expect(l.Index)
+		}
+		part := f.applyBatch(logs[start : i+1])
+		if start == 0 && i == len(logs)-1 {
+			resps = part
+		} else {
+			resps = append(resps, part...)
+		}
+		if r != nil {
+			if err, ok := part[len(part)-1].(error); ok {
+				f.checksums.finish(l.Index, r, "", err)
+			} else {
+				f.pinChecksum(l.Index, r)
+			}
+		}
+		start = i + 1
+	}
+	if start == 0 {
+		return f.applyBatch(logs)
+	}
+	return append(resps, f.applyBatch(logs[start:])...)
+}
+
+// applyBatch applies logs in one transaction; see ApplyBatch.
+func (f *FSM) applyBatch(logs []*raft.Log) []any {
 	resps := make([]any, len(logs))
 	if len(logs) == 0 {
 		return resps
@@ -181,6 +218,10 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 				return i, nil
 			}
 			b.resps[i] = resp
+		case CmdChecksum:
+			// The checksum is taken once the batch, which ends
+			// here, has committed (see ApplyBatch).
+			b.resps[i] = &Response{Index: l.Index}
 		case CmdSetNode:
 			if _, err := w.setNode.ExecContext(ctx, cmd.Node.ID, cmd.Node.APIAddr); err != nil {
 				return -1, fmt.Errorf("entry %d: set node %q: %w", l.Index, cmd.Node.ID, err)
@@ -263,6 +304,9 @@ func (f *FSM) runStatements(ctx context.Context, e entry, req *Request) (resp *R
 	if _, err := w.resetRowid.ExecContext(ctx); err != nil {
 		return nil, false, fmt.Errorf("reset last_insert_rowid: %w", err)
 	}
+	// Time and random functions evaluate against this entry.
+	f.det.begin(e)
+	defer f.det.end()
 	mode := modeUser
 	if req.ReadOnly {
 		mode = modeReadOnly

@@ -41,6 +41,7 @@ var ErrBadCommand = errors.New("bad command encoding")
 //	version byte | type byte | timestamp varint | seed uvarint | presence byte
 //	[request]: flags byte | client id string | seq uvarint | n uvarint | n × statement
 //	[node]:    id string | api addr string
+//	(CmdChecksum has neither: presence 0)
 //	statement: sql string | n uvarint | n × (name string | value)
 //	string:    length uvarint | bytes
 //	value:     tag byte | payload (varint int64, 8-byte LE float64 bits, or string)
@@ -60,6 +61,7 @@ func EncodeCommand(c *Command) ([]byte, error) {
 			return nil, errors.New("encode command: execute without request")
 		}
 		presence = hasRequest
+	case CmdChecksum:
 	case CmdSetNode, CmdRemoveNode:
 		if c.Node == nil {
 			return nil, fmt.Errorf("encode command: type %d without node", c.Type)
@@ -218,6 +220,7 @@ func (d *decoder) command() (*Command, error) {
 		want = hasRequest
 	case CmdSetNode, CmdRemoveNode:
 		want = hasNode
+	case CmdChecksum:
 	default:
 		return nil, fmt.Errorf("unknown command type %d", t)
 	}

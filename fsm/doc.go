@@ -19,6 +19,26 @@
 // Query and AllReadOnly. Every connection has an SQLite authorizer (guard)
 // that classifies and, where needed, refuses what a statement would do.
 //
+// # Deterministic apply
+//
+// Statements are replicated, so time and randomness must not depend on the
+// node: the write connection comes from a driver of its own that overrides
+// random(), randomblob() and the date and time functions (CURRENT_TIMESTAMP
+// and friends included) to evaluate against the entry's leader Timestamp and
+// a PRNG seeded from its Seed; they apply in DEFAULT clauses and triggers
+// too. Read connections keep SQLite's own. What cannot be made deterministic
+// is refused on the write path by the guard (ATTACH, connection PRAGMAs,
+// load_extension, total_changes, sqlite_offset) or by the overrides (the
+// 'localtime' and 'utc' modifiers). See determinism.go.
+//
+// # Replica checksums
+//
+// Checksum hashes the database content at this node's applied index;
+// a CmdChecksum entry (checksum marker) makes every replica pin a read
+// snapshot at exactly its index and hash it in the background, for
+// ChecksumAt, so that all members can be compared at the same index. See
+// checksum.go.
+//
 // # Internal state
 //
 // Tables prefixed _raftlite_ hold raftlite's own replicated state:

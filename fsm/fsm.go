@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"modernc.org/sqlite"
 )
 
 // DBFile is the name of the database file inside Config.Dir.
@@ -50,6 +52,7 @@ type FSM struct {
 	mu      sync.RWMutex
 	closed  bool
 	db      *sql.DB
+	wdb     *sql.DB      // the write connection's pool, of writeDrv
 	w       *writer      // the apply path's connection, used only by Raft's FSM goroutine
 	readers chan *dbConn // the read pool
 	nReader int
@@ -77,6 +80,16 @@ type FSM struct {
 	// table, as of the last committed batch. Only the apply path and
 	// Restore (Raft's FSM goroutine) and Open use it.
 	oldestSeen int64
+
+	// det is the entry the write connection's time and random functions
+	// evaluate against, and writeDrv the driver that installs them (see
+	// determinism.go).
+	det      detState
+	writeDrv *sqlite.Driver
+
+	// checksums are the replica checksums taken at checksum markers (see
+	// checksum.go).
+	checksums checksumStore
 
 	// failure is set when a batch could not be committed. From then on the
 	// FSM refuses to apply or snapshot anything (see ApplyBatch).
@@ -114,6 +127,10 @@ func Open(cfg Config) (*FSM, error) {
 
 		sessionTTL: sessionTTL(cfg.SessionTTL),
 	}
+	f.checksums.init()
+	if f.writeDrv, err = newWriteDriver(&f.det); err != nil {
+		return nil, fmt.Errorf("open fsm: %w", err)
+	}
 	if err := f.openDB(); err != nil {
 		return nil, fmt.Errorf("open fsm %s: %w", f.path, err)
 	}
@@ -142,8 +159,16 @@ func (f *FSM) openDB() (err error) {
 	}()
 
 	// The writer comes first: it switches the file to WAL mode, which the
-	// readers rely on.
-	wc, err := newDBConn(ctx, db, writerPragmas, modeInternal)
+	// readers rely on. It has a pool of its own, from the driver that
+	// makes time and randomness deterministic.
+	if err := f.det.openHelper(); err != nil {
+		return fmt.Errorf("time functions: %w", err)
+	}
+	f.wdb = sql.OpenDB(driverConnector{drv: f.writeDrv, dsn: dsn(f.path)})
+	f.wdb.SetMaxIdleConns(1)
+	f.wdb.SetConnMaxLifetime(0)
+	f.wdb.SetConnMaxIdleTime(0)
+	wc, err := newDBConn(ctx, f.wdb, writerPragmas, modeInternal)
 	if err != nil {
 		return fmt.Errorf("write connection: %w", err)
 	}
@@ -201,10 +226,15 @@ func (f *FSM) closeDB() error {
 		}
 		f.readers = nil
 	}
+	if f.wdb != nil {
+		errs = append(errs, f.wdb.Close())
+		f.wdb = nil
+	}
 	if f.db != nil {
 		errs = append(errs, f.db.Close())
 		f.db = nil
 	}
+	errs = append(errs, f.det.closeHelper())
 	return errors.Join(errs...)
 }
 
@@ -316,6 +346,11 @@ func (f *FSM) Stats() map[string]any {
 	f.nodesMu.RLock()
 	st["nodes"] = len(f.nodes)
 	f.nodesMu.RUnlock()
+	// The newest checksum taken at a checksum marker; computing one here
+	// would cost a pass over the data (see Checksum).
+	if idx, sum, at := f.LastChecksum(); idx > 0 {
+		st["checksum"] = map[string]any{"index": idx, "checksum": sum, "time": at.UTC().Format(time.RFC3339Nano)}
+	}
 	if err := f.Err(); err != nil {
 		st["error"] = err.Error()
 	}

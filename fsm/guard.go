@@ -82,6 +82,11 @@ func (g *guard) authorize(action sqlite.AuthorizerActionCode, arg1, arg2, dbName
 
 // refusal returns why action may not run in the guard's mode, or "".
 func (g *guard) refusal(action sqlite.AuthorizerActionCode, arg1, arg2, dbName string) string {
+	if action == sqlite.AuthFunction {
+		if msg := functionRefusal(g.mode, arg2); msg != "" {
+			return msg
+		}
+	}
 	if readAction(action, arg1, arg2) {
 		return ""
 	}
@@ -107,6 +112,29 @@ func (g *guard) refusal(action sqlite.AuthorizerActionCode, arg1, arg2, dbName s
 		return "table " + name + " is reserved for raftlite"
 	case name == "sqlite_dbpage":
 		return "writing database pages directly is not supported"
+	}
+	return ""
+}
+
+// functionRefusal returns why function name may not be called in mode, or
+// "". Functions whose result depends on this node rather than on the
+// replicated database cannot be part of a write: every replica would store
+// something else. (Time and randomness are made deterministic on the write
+// connection instead, see determinism.go.) load_extension is refused
+// everywhere.
+func functionRefusal(mode guardMode, name string) string {
+	name = strings.ToLower(name)
+	if name == "load_extension" {
+		return "load_extension() is not supported"
+	}
+	if mode != modeUser {
+		return ""
+	}
+	switch name {
+	case "total_changes":
+		return "total_changes() counts this node's connection history, so it cannot be used in a write"
+	case "sqlite_offset":
+		return "sqlite_offset() depends on this node's file layout, so it cannot be used in a write"
 	}
 	return ""
 }

@@ -91,6 +91,9 @@ const (
 	CmdSetNode CommandType = 2
 	// CmdRemoveNode forgets a member's NodeMeta.
 	CmdRemoveNode CommandType = 3
+	// CmdChecksum is a checksum marker: every replica takes the checksum
+	// of its database as of this entry's index (see FSM.ChecksumAt).
+	CmdChecksum CommandType = 4
 )
 
 // Command is one Raft log entry's payload. The leader that proposes it fills

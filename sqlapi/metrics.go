@@ -29,6 +29,7 @@ const (
 	epRemove
 	epDebugVars
 	epMetrics
+	epChecksum
 	numEndpoints
 )
 
@@ -46,6 +47,7 @@ var endpointNames = [numEndpoints]string{
 	epRemove:    "remove",
 	epDebugVars: "debug_vars",
 	epMetrics:   "metrics",
+	epChecksum:  "checksum",
 }
 
 func (e endpoint) String() string { return endpointNames[e] }

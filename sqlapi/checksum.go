@@ -1,0 +1,99 @@
+package sqlapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/raftlite/raftlite/fsm"
+)
+
+// Checksummer is optionally implemented by a Store that can checksum its
+// database content (see package fsm, checksum.go). Without it
+// /db/checksum answers 501.
+type Checksummer interface {
+	// ID is this node's ID.
+	ID() string
+	// Checksum is the checksum of the database now, with the applied
+	// index it describes.
+	Checksum(ctx context.Context) (index uint64, sum string, err error)
+	// ChecksumAt is the checksum as of a checksum marker's index, once
+	// this node has applied it; an error matching fsm.ErrNoChecksum when
+	// this node did not take one there.
+	ChecksumAt(ctx context.Context, index uint64) (string, error)
+	// TriggerChecksum proposes a checksum marker and returns its index
+	// (leader only: ErrNotLeader otherwise).
+	TriggerChecksum(ctx context.Context) (uint64, error)
+}
+
+// checksumReply is the body of /db/checksum.
+type checksumReply struct {
+	Index    uint64 `json:"index"`
+	Checksum string `json:"checksum,omitempty"`
+	NodeID   string `json:"node_id"`
+	Error    string `json:"error,omitempty"`
+}
+
+// handleChecksum serves /db/checksum, a raftlite endpoint:
+//
+//   - GET: this node's checksum of its database as it is now, with the
+//     applied index it describes. Cost: one pass over the data.
+//   - GET ?index=N: this node's checksum as of checksum marker N, waiting
+//     (up to ?timeout) until it has applied N and computed it; 404 when it
+//     has none for N (N is not a marker, or the node restarted since).
+//   - POST: propose a checksum marker (on the leader; forwarded there from
+//     a follower) and answer with its index and the leader's checksum at
+//     it. Every member then has its own checksum at that index, for
+//     GET ?index=N: that is how `raftlite check` compares replicas at the
+//     same point of the log.
+func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *params) {
+	cs, ok := s.store.(Checksummer)
+	if !ok {
+		writeText(w, http.StatusNotImplemented, "checksums are not supported by this node")
+		return
+	}
+	ctx, cancel := requestContext(r, p)
+	defer cancel()
+	reply := checksumReply{NodeID: cs.ID()}
+	var err error
+	switch {
+	case r.Method == http.MethodPost:
+		if !s.store.IsLeader() {
+			s.toLeader(w, r, p, epChecksum, nil)
+			return
+		}
+		reply.Index, err = cs.TriggerChecksum(ctx)
+		if err != nil && isNotLeader(err) {
+			s.toLeader(w, r, p, epChecksum, nil)
+			return
+		}
+		if err == nil {
+			reply.Checksum, err = cs.ChecksumAt(ctx, reply.Index)
+		}
+	case r.URL.Query().Has("index"):
+		reply.Index, err = strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
+		if err != nil {
+			writeText(w, http.StatusBadRequest, "invalid index: "+err.Error())
+			return
+		}
+		reply.Checksum, err = cs.ChecksumAt(ctx, reply.Index)
+	default:
+		reply.Index, reply.Checksum, err = cs.Checksum(ctx)
+	}
+	status := http.StatusOK
+	if err != nil {
+		reply.Error = err.Error()
+		switch {
+		case errors.Is(err, fsm.ErrNoChecksum):
+			status = http.StatusNotFound
+		case errors.Is(err, context.DeadlineExceeded), ctx.Err() != nil:
+			status = http.StatusGatewayTimeout
+		default:
+			status = classifyStoreError(s.mapErr(err)).status
+		}
+	}
+	body, _ := json.Marshal(reply)
+	writeJSONBytes(w, status, body, p.pretty)
+}
