@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/raftlite/raftlite/client"
@@ -72,23 +71,8 @@ Flags:
 		return 2
 	}
 
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tINDEX\tCHECKSUM\tSTATUS")
-	for _, r := range rc.Replicas {
-		status := "ok"
-		switch {
-		case r.Err != nil:
-			status = "error: " + r.Err.Error()
-		case r.Differs:
-			status = "DIFFERS"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.NodeID, rc.Index, r.Checksum, status)
-	}
-	tw.Flush()
-	if bad := rc.Failed(); len(bad) > 0 {
-		fmt.Fprintf(stdout, "replicas differ or did not answer at index %d: %s\n", rc.Index, strings.Join(bad, ", "))
+	if !rc.WriteReport(stdout) {
 		return 1
 	}
-	fmt.Fprintf(stdout, "all %d members identical at index %d\n", len(rc.Replicas), rc.Index)
 	return 0
 }

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"text/tabwriter"
 )
 
 // ChecksumReport is a node's checksum of its database content
@@ -187,4 +190,28 @@ func (c *Client) onNode(apiAddr string) (*Client, error) {
 		log:            c.core.log,
 	}
 	return &Client{core: k, opts: c.opts}, nil
+}
+
+// WriteReport prints the check as a table (node, index, checksum, status)
+// and a closing verdict line, and reports whether every member agreed.
+func (rc *ReplicaCheck) WriteReport(w io.Writer) (ok bool) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tINDEX\tCHECKSUM\tSTATUS")
+	for _, r := range rc.Replicas {
+		status := "ok"
+		switch {
+		case r.Err != nil:
+			status = "error: " + r.Err.Error()
+		case r.Differs:
+			status = "DIFFERS"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.NodeID, rc.Index, r.Checksum, status)
+	}
+	tw.Flush()
+	if bad := rc.Failed(); len(bad) > 0 {
+		fmt.Fprintf(w, "replicas differ or did not answer at index %d: %s\n", rc.Index, strings.Join(bad, ", "))
+		return false
+	}
+	fmt.Fprintf(w, "all %d members identical at index %d\n", len(rc.Replicas), rc.Index)
+	return true
 }

@@ -112,6 +112,20 @@ func (s *session) cmdReady(ctx context.Context, _ []string) error {
 	return nil
 }
 
+// cmdCheck compares every member's database content at one log index, as
+// `raftlite check` does; differing members are an error.
+func (s *session) cmdCheck(ctx context.Context, _ []string) error {
+	rc, err := s.c.CheckReplicas(ctx)
+	s.checkFailover()
+	if err != nil {
+		return err
+	}
+	if !rc.WriteReport(s.out) {
+		return errors.New("replicas differ")
+	}
+	return nil
+}
+
 // cmdRemove removes a member. The server treats an unknown id as already
 // removed, so the shell checks the id first to catch typos.
 func (s *session) cmdRemove(ctx context.Context, args []string) error {

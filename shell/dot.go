@@ -28,6 +28,7 @@ var dotCommands []*dotCommand
 func init() {
 	dotCommands = []*dotCommand{
 		{name: "backup", args: "FILE", help: "save the database (an SQLite file) to FILE", minArgs: 1, maxArgs: 1, run: (*session).cmdBackup},
+		{name: "check", help: "compare every member's database at the same log index", run: (*session).cmdCheck},
 		{name: "consistency", args: "[LEVEL]", help: "read consistency: " + levelNames(), maxArgs: 1, run: (*session).cmdConsistency},
 		{name: "dump", args: "[FILE]", help: "write the database as SQL, to FILE or the output", maxArgs: 1, run: (*session).cmdDump},
 		{name: "exit", aliases: []string{"quit"}, args: "[CODE]", help: "leave the shell (.quit too)", maxArgs: 1, run: (*session).cmdExit},
