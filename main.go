@@ -6,6 +6,7 @@
 //
 //	raftlite serve [flags] [data-dir]   run a node
 //	raftlite shell [flags]              the interactive SQL shell
+//	raftlite bench [flags]              load-test nodes and measure the floor
 //	raftlite check [flags]              compare every replica's content
 //	raftlite version                    print the version
 package main
@@ -15,6 +16,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/raftlite/raftlite/bench"
 	"github.com/raftlite/raftlite/shell"
 )
 
@@ -36,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "shell":
 		return shell.Main(args[1:], version, os.Stdin, stdout, stderr)
+	case "bench":
+		return bench.Main(args[1:], stdout, stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
@@ -57,9 +61,10 @@ func usage(w io.Writer) {
 Usage:
   raftlite serve [flags] [data-dir]   run a node (default data-dir ./raftlite-data)
   raftlite shell [flags]              the SQL shell (-H host:port,... -c SQL)
+  raftlite bench [flags]              load-test nodes (rqlite too) and measure the disk's floor
   raftlite check [flags]              compare every member's database at the same index (-H host:port,...)
   raftlite version                    print the version
 
-Run "raftlite serve -h", "raftlite shell -h" or "raftlite check -h" for their flags.
+Run "raftlite serve -h", "raftlite shell -h", "raftlite bench -h" or "raftlite check -h" for their flags.
 `)
 }

@@ -1,0 +1,184 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is the outcome of one `raftlite bench` invocation.
+type Report struct {
+	Start  time.Time `json:"start"`
+	Hosts  []string  `json:"hosts"`
+	Spread bool      `json:"spread"`
+	// FirstHostRole is "leader" or "follower" as /nodes said before the
+	// run ("" if unknown).
+	FirstHostRole string        `json:"first_host_role,omitempty"`
+	Duration      time.Duration `json:"duration_ns"`
+	Warmup        time.Duration `json:"warmup_ns"`
+	Repeat        int           `json:"repeat"`
+	Floor         *Floor        `json:"floor,omitempty"`
+	Results       []Summary     `json:"results"`
+	// Interrupted: SIGINT stopped the run; Results holds the workloads
+	// that finished.
+	Interrupted bool `json:"interrupted,omitempty"`
+}
+
+// setRatios fills s's ratios to the floor for workload w.
+func setRatios(s *Summary, w Workload, fl *Floor) {
+	if fl == nil {
+		return
+	}
+	fig := s.OpsPerSec
+	if w.kind == opBatch {
+		fig = s.RowsPerS
+	}
+	if w.throughLog && fl.FsyncPerSec > 0 {
+		s.FsyncRatio = fig / fl.FsyncPerSec
+	}
+	switch w.kind {
+	case opWrite, opBatch:
+		if fl.SQLiteOffPerSec > 0 {
+			s.SQLiteRatio = s.RowsPerS / fl.SQLiteOffPerSec
+		}
+	case opRead:
+		if fl.SQLiteSelectPerSec > 0 {
+			s.SQLiteRatio = s.OpsPerSec / fl.SQLiteSelectPerSec
+		}
+	}
+}
+
+// WriteJSON writes r as indented JSON.
+func WriteJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes r as a human-readable table: the workloads' medians,
+// then the floor.
+func WriteTable(w io.Writer, r *Report) error {
+	target := "all clients to the first host"
+	if r.FirstHostRole != "" {
+		target += ", the " + r.FirstHostRole
+	}
+	if r.Spread {
+		target = "clients spread over the hosts"
+	}
+	fmt.Fprintf(w, "raftlite bench %s  hosts: %s (%s)\n", r.Start.Format(time.RFC3339), strings.Join(r.Hosts, ","), target)
+	fmt.Fprintf(w, "each workload: %s warm-up + %s measured, %d run(s); figures are medians of the runs, errors the total\n",
+		r.Warmup, r.Duration, r.Repeat)
+	if r.Interrupted {
+		fmt.Fprintln(w, "INTERRUPTED: only the workloads that finished are shown")
+	}
+	fmt.Fprintln(w)
+	// Right-aligned columns, but names padded to one width so that they
+	// read left-aligned.
+	names := make([]string, len(r.Results))
+	nameW := len("workload")
+	for i, s := range r.Results {
+		names[i] = s.Workload
+		if s.Runs != r.Repeat {
+			names[i] += fmt.Sprintf(" (%d of %d runs)", s.Runs, r.Repeat)
+		}
+		nameW = max(nameW, len(names[i]))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\tclients\tops/s\trows/s\tp50\tp90\tp99\tp99.9\tmax\terrors\tvs fsync\tvs sqlite\t\n", nameW, "workload")
+	for i, s := range r.Results {
+		fmt.Fprintf(tw, "%-*s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
+			nameW, names[i], s.Clients, fmtRate(s.OpsPerSec), fmtRate(s.RowsPerS),
+			fmtDur(s.P50), fmtDur(s.P90), fmtDur(s.P99), fmtDur(s.P999), fmtDur(s.Max),
+			s.Errors, fmtRatio(s.FsyncRatio), fmtRatio(s.SQLiteRatio))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range r.Results {
+		for _, e := range s.ErrorSamples {
+			fmt.Fprintf(w, "  %s error: %s\n", s.Workload, e)
+		}
+	}
+	if fl := r.Floor; fl != nil {
+		fmt.Fprintf(w, "\nfloor (same run, %s, median of %d):\n", fl.Dir, r.Repeat)
+		if fl.OnTmpfs {
+			fmt.Fprintln(w, "  WARNING: the floor directory is on tmpfs, so fsync costs nothing there; use -floor-dir on the nodes' disk")
+		}
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "  4 KiB append+fsync\t%s/s\t(%s each)\n", fmtRate(fl.FsyncPerSec), fmtDur(fl.FsyncLatency))
+		fmt.Fprintf(tw, "  SQLite WAL 1-row txn, synchronous=OFF\t%s/s\n", fmtRate(fl.SQLiteOffPerSec))
+		fmt.Fprintf(tw, "  SQLite WAL 1-row txn, synchronous=FULL\t%s/s\n", fmtRate(fl.SQLiteFullPerSec))
+		fmt.Fprintf(tw, "  SQLite point SELECT\t%s/s\n", fmtRate(fl.SQLiteSelectPerSec))
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "vs fsync: ops/s (rows/s for batches) ÷ append+fsync rate, for requests that go through the Raft log.")
+		fmt.Fprintln(w, "vs sqlite: rows/s ÷ raw SQLite synchronous=OFF txn rate (writes), ops/s ÷ raw point-SELECT rate (reads).")
+	}
+	return nil
+}
+
+// fmtRate formats a rate with thousands separators and no decimals (one
+// decimal below 10).
+func fmtRate(x float64) string {
+	if x <= 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return "0"
+	}
+	if x < 10 {
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	}
+	return groupThousands(strconv.FormatInt(int64(math.Round(x)), 10))
+}
+
+func groupThousands(digits string) string {
+	if len(digits) <= 3 {
+		return digits
+	}
+	var b strings.Builder
+	pre := len(digits) % 3
+	if pre > 0 {
+		b.WriteString(digits[:pre])
+	}
+	for i := pre; i < len(digits); i += 3 {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(digits[i : i+3])
+	}
+	return b.String()
+}
+
+// fmtDur formats a latency in milliseconds with about three significant
+// figures, or in seconds from 10 s up.
+func fmtDur(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	switch {
+	case d <= 0:
+		return "-"
+	case ms < 10:
+		return strconv.FormatFloat(ms, 'f', 2, 64) + "ms"
+	case ms < 100:
+		return strconv.FormatFloat(ms, 'f', 1, 64) + "ms"
+	case ms < 10000:
+		return strconv.FormatFloat(ms, 'f', 0, 64) + "ms"
+	default:
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	}
+}
+
+// fmtRatio formats a ratio to the floor; 0 means none.
+func fmtRatio(x float64) string {
+	switch {
+	case x <= 0 || math.IsNaN(x) || math.IsInf(x, 0):
+		return "-"
+	case x < 10:
+		return strconv.FormatFloat(x, 'f', 2, 64) + "x"
+	default:
+		return strconv.FormatFloat(x, 'f', 1, 64) + "x"
+	}
+}

@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the raftlite binary built by TestMain ("" under -short).
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if !testing.Short() {
+		dir, err := os.MkdirTemp("", "raftlite-bench-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binary = filepath.Join(dir, "raftlite")
+		cmd := exec.Command("go", "build", "-o", binary, "github.com/raftlite/raftlite")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build raftlite: %v\n", err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startNode runs a single-node cluster and returns its HTTP address once
+// /readyz says it is ready.
+func startNode(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	raftAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	logf, err := os.Create(filepath.Join(dir, "node.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "serve", "-node-id", "smoke", "-http-addr", httpAddr, "-raft-addr", raftAddr,
+		"-log-level", "warn", filepath.Join(dir, "data"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil {
+				t.Logf("node log:\n%s", b)
+			}
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return httpAddr
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("node exited before it was ready")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node not ready within 20s (last: %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSmoke runs `raftlite bench` (through the binary's dispatch) for about a
+// second per workload against a real single node.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node; skipped with -short")
+	}
+	addr := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "bench", "-H", addr, "-duration", "1s", "-warmup", "200ms",
+		"-repeat", "1", "-rows", "500", "-floor-dir", t.TempDir(), "-floor-duration", "200ms", "-json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("raftlite bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	t.Logf("progress:\n%s", stderr.String())
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not a JSON report: %v\n%s", err, stdout.String())
+	}
+	if rep.Floor == nil || rep.Floor.FsyncPerSec <= 0 || rep.Floor.SQLiteOffPerSec <= 0 {
+		t.Errorf("floor %+v", rep.Floor)
+	}
+	if len(rep.Results) != len(Workloads) {
+		t.Fatalf("%d results, want %d", len(rep.Results), len(Workloads))
+	}
+	for _, s := range rep.Results {
+		if s.OpsPerSec <= 0 || s.Errors != 0 || s.P50 <= 0 {
+			t.Errorf("%s: %.0f ops/s, %d errors %q, p50 %v", s.Workload, s.OpsPerSec, s.Errors, s.ErrorSamples, s.P50)
+		}
+		if s.Workload == "batch-100-c8" && s.RowsPerS != 100*s.OpsPerSec {
+			t.Errorf("batch: rows/s %v, ops/s %v", s.RowsPerS, s.OpsPerSec)
+		}
+		if s.Workload == "write-c1" && s.FsyncRatio <= 0 {
+			t.Errorf("write-c1 has no ratio to the floor")
+		}
+	}
+}
