@@ -20,6 +20,7 @@ type metrics struct {
 	removesHandled    atomic.Uint64
 	metaUpdates       atomic.Uint64
 	readIndexes       atomic.Uint64
+	readIndexRounds   atomic.Uint64
 	forwarded         atomic.Uint64
 	notifiesReceived  atomic.Uint64
 	snapshotsRestored atomic.Uint64
@@ -54,6 +55,7 @@ func (n *Node) Counters() map[string]uint64 {
 		"removes_handled_total":           m.removesHandled.Load(),
 		"meta_updates_total":              m.metaUpdates.Load(),
 		"read_index_total":                m.readIndexes.Load(),
+		"read_index_rounds_total":         m.readIndexRounds.Load(),
 		"forwarded_total":                 m.forwarded.Load(),
 		"bootstrap_notifies_total":        m.notifiesReceived.Load(),
 		"startup_snapshot_restores_total": m.snapshotsRestored.Load(),

@@ -59,6 +59,8 @@ type Node struct {
 	// barrier: every entry committed before its term is then applied
 	// locally (see readIndex).
 	readyTerm atomic.Uint64
+	// reads batches concurrent read-index requests (see ReadIndex).
+	reads readIndexState
 	// lastMetaWarn is when reconcile last warned (watch goroutine only).
 	lastMetaWarn time.Time
 
@@ -106,6 +108,7 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 
 	n = &Node{cfg: cfg, id: cfg.NodeID, logger: logger, base: base, fsm: f, client: newServiceClient()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.initReads()
 	n.raftDown = make(chan struct{})
 	n.boot.peers = make(map[string]peerInfo)
 	n.boot.wake = make(chan struct{}, 1)
@@ -302,6 +305,7 @@ func (n *Node) close() error {
 		n.stepDownForClose()
 	}
 	n.closed.Store(true)
+	n.stopReads()
 	n.cancel()
 	var errs []error
 
@@ -518,7 +522,10 @@ func (n *Node) IsLeader() bool {
 }
 
 // VerifyLeader confirms with a quorum round that this node is still the
-// leader; it returns ErrNotLeader otherwise.
+// leader; it returns ErrNotLeader otherwise. hashicorp/raft also counts
+// answers to replication RPCs sent before the call, so after a long pause
+// this can confirm a leadership that has already passed; ReadIndex does not
+// rely on it (see there).
 func (n *Node) VerifyLeader(ctx context.Context) error {
 	if n.closed.Load() {
 		return ErrClosed
