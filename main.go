@@ -8,6 +8,8 @@
 //	raftlite shell [flags]              the interactive SQL shell
 //	raftlite bench [flags]              load-test nodes and measure the floor
 //	raftlite check [flags]              compare every replica's content
+//	raftlite backup [flags]             download a backup (-fmt binary|sql -o FILE)
+//	raftlite restore [flags] FILE       replace the database with FILE
 //	raftlite version                    print the version
 package main
 
@@ -42,6 +44,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench.Main(args[1:], stdout, stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "backup":
+		return backup(args[1:], stdout, stderr)
+	case "restore":
+		return restore(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "raftlite %s\n", version)
 		return 0
@@ -63,6 +69,8 @@ Usage:
   raftlite shell [flags]              the SQL shell (-H host:port,... -c SQL)
   raftlite bench [flags]              load-test nodes (rqlite too) and measure the disk's floor
   raftlite check [flags]              compare every member's database at the same index (-H host:port,...)
+  raftlite backup [flags]             download a consistent backup (-fmt binary|sql, -o FILE)
+  raftlite restore [flags] FILE       replace the database on every node with FILE (SQLite file or SQL dump)
   raftlite version                    print the version
 
 Run "raftlite serve -h", "raftlite shell -h", "raftlite bench -h" or "raftlite check -h" for their flags.

@@ -35,6 +35,10 @@ type serveFlags struct {
 	logLevel        string
 	sessionTTL      time.Duration
 	dataDir         string
+	snapThreshold   uint64
+	snapInterval    time.Duration
+	snapWALSize     int64
+	maxLoadBytes    int64
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
@@ -52,6 +56,10 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", fsm.DefaultSessionTTL,
 		"idle time after which a client session (client_id/seq) expires, judged by the leader's log timestamps; 0 never expires. Use the same value on every node")
+	fs.Uint64Var(&f.snapThreshold, "raft-snap", cluster.DefaultSnapshotThreshold, "number of log entries since the last snapshot that trigger a new one")
+	fs.DurationVar(&f.snapInterval, "raft-snap-int", cluster.DefaultSnapshotInterval, "how often raft checks whether a snapshot is due")
+	fs.Int64Var(&f.snapWALSize, "raft-snap-wal-size", cluster.DefaultSnapshotWALSize, "WAL size in bytes that also triggers a snapshot (and a WAL truncation); negative: never")
+	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
 		fs.PrintDefaults()
@@ -169,6 +177,10 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		Dir:             f.dataDir,
 		Join:            f.joinAddrs(),
 		BootstrapExpect: f.bootstrapExpect,
+
+		SnapshotThreshold: f.snapThreshold,
+		SnapshotInterval:  f.snapInterval,
+		SnapshotWALSize:   f.snapWALSize,
 	}
 	node, err := cluster.Open(ccfg, db, logger)
 	if err != nil {
@@ -176,12 +188,21 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	}
 	defer node.Close()
 
+	// Uploads are spooled next to the database, not in a small /tmp.
+	loadDir := filepath.Join(f.dataDir, "upload")
+	os.RemoveAll(loadDir) // an earlier run's leftovers
+	if err := os.MkdirAll(loadDir, 0o755); err != nil {
+		return fmt.Errorf("create upload directory: %w", err)
+	}
 	acfg := sqlapi.Config{
 		Addr:    httpLn.Addr().String(),
 		AdvAddr: apiURL(f.httpAdvAddr),
 		Version: version,
 		Logger:  logger,
 		Errors:  clusterErrors,
+
+		MaxLoadBytes: f.maxLoadBytes,
+		TempDir:      loadDir,
 	}
 	if f.authFile != "" {
 		auth, err := sqlapi.LoadAuthFile(f.authFile)
@@ -226,6 +247,7 @@ var clusterErrors = []sqlapi.ErrorMapping{
 	{From: cluster.ErrClosed, To: sqlapi.ErrNotApplied},
 	{From: cluster.ErrBadRequest, To: sqlapi.ErrBadRequest},
 	{From: cluster.ErrUnknownNode, To: sqlapi.ErrBadRequest},
+	{From: fsm.ErrInvalidLoad, To: sqlapi.ErrBadRequest},
 }
 
 // storeAdapter presents a cluster node as the HTTP layer's Store; only the

@@ -40,6 +40,8 @@ const (
 	DefaultSnapshotThreshold = 8192
 	// DefaultSnapshotInterval is how often raft checks the threshold.
 	DefaultSnapshotInterval = 10 * time.Second
+	// DefaultSnapshotWALSize is the WAL size that triggers a snapshot.
+	DefaultSnapshotWALSize = 64 << 20
 	// DefaultTrailingLogs is how many entries stay in the log after a
 	// snapshot, so a briefly lagging follower catches up from the log
 	// rather than by a full snapshot install.
@@ -131,6 +133,10 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	// SnapshotWALSize also triggers a snapshot, and then truncates the
+	// WAL, when the database's WAL file grows past this many bytes
+	// (default DefaultSnapshotWALSize; negative: never).
+	SnapshotWALSize int64
 	// MaxAppendEntries: 1..1024.
 	MaxAppendEntries int
 
@@ -168,6 +174,9 @@ func (c Config) WithDefaults() Config {
 	setDur(&c.BootstrapExpectTimeout, DefaultBootstrapExpectTimeout)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.SnapshotWALSize == 0 {
+		c.SnapshotWALSize = DefaultSnapshotWALSize
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = DefaultTrailingLogs

@@ -194,6 +194,8 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 	}()
 	n.wg.Add(1)
 	go n.watch()
+	n.wg.Add(1)
+	go n.watchWAL()
 
 	logger.Info("raft started", "raft_addr", n.advAddr, "api_addr", cfg.APIAdvAddr, "dir", raftDir, "existing_state", hasState)
 	if hasState {

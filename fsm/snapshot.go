@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"modernc.org/sqlite"
@@ -110,6 +111,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *fsmSnapshot) persist(w io.Writer) error {
 	defer s.release()
+	start := time.Now()
 	tmp, err := os.CreateTemp(filepath.Dir(s.f.path), DBFile+".snapshot-*")
 	if err != nil {
 		return err
@@ -125,7 +127,13 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	// The copy is complete: let applies, Restore and Close proceed while
 	// it is compressed and sent.
 	s.release()
-	return snapshot.WriteFile(w, name, s.index)
+	copied := time.Since(start)
+	if err := snapshot.WriteFile(w, name, s.index); err != nil {
+		return err
+	}
+	s.f.logger.Info("snapshot persisted", "index", s.index, "db_bytes", fileSize(name),
+		"copy", copied.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // copyTo copies every page of the pinned database into the file dest.

@@ -49,6 +49,12 @@ const headerSize = len(Magic) + 1 + 8 + 8
 // uses an 8 MiB window.
 const maxWindow = 64 << 20
 
+// encoderWindow is the zstd window the writer uses: small, so that writing
+// a snapshot (and a /db/load, which goes through the same path) costs a
+// few MB of memory whatever the database's size. Database pages repeat
+// little beyond a page or two, so a larger window gains almost nothing.
+const encoderWindow = 1 << 20
+
 // ErrCorrupt is wrapped by every error Read returns for a stream that is not
 // a well-formed snapshot: bad magic, unknown version, truncation, checksum
 // mismatch or trailing data.
@@ -108,7 +114,7 @@ func Write(w io.Writer, src io.Reader, size int64, index uint64) error {
 
 	// One encoder goroutine keeps memory bounded and predictable; snapshot
 	// throughput is bounded by the disk and the network anyway.
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+	zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(encoderWindow))
 	if err != nil {
 		return fmt.Errorf("write snapshot %d: %w", index, err)
 	}

@@ -8,6 +8,7 @@ import (
 // Defaults for the zero values of Config.
 const (
 	DefaultMaxBodyBytes   = 64 << 20
+	DefaultMaxLoadBytes   = 4 << 30
 	DefaultTimeout        = 30 * time.Second
 	DefaultProbeTimeout   = 2 * time.Second
 	DefaultQueueCapacity  = 1024
@@ -35,6 +36,13 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBodyBytes bounds a request body; larger bodies get 413.
 	MaxBodyBytes int64
+	// MaxLoadBytes bounds the body of POST /db/load, which is spooled to a
+	// file rather than held in memory (default DefaultMaxLoadBytes).
+	MaxLoadBytes int64
+	// TempDir holds spooled /db/load uploads (default os.TempDir()). Put it
+	// on the data directory's file system so a large upload is not limited
+	// by a small /tmp.
+	TempDir string
 	// DefaultTimeout bounds a request when it has no ?timeout.
 	DefaultTimeout time.Duration
 	// ProbeTimeout bounds each member probe of /nodes and /leader when the
@@ -71,6 +79,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxLoadBytes <= 0 {
+		c.MaxLoadBytes = DefaultMaxLoadBytes
 	}
 	if c.DefaultTimeout <= 0 {
 		c.DefaultTimeout = DefaultTimeout

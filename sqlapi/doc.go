@@ -58,6 +58,11 @@
 // never retried here, because the entry may have been committed: only a
 // client session (client_id/seq) makes a retry safe.
 //
+// /db/backup and /db/load need the optional Backuper and Loader (see
+// backup.go): backups stream from the leader (any node with level=none),
+// and an uploaded SQLite file is spooled to Config.TempDir and handed to
+// the leader's Loader, which installs it through Raft's snapshot path.
+//
 // main then builds the handler with New, serves it with its own http.Server
 // (or Server.Serve) and calls Server.Shutdown (or Close) on the way out so
 // that the write queue is flushed.
@@ -66,7 +71,8 @@
 //
 // 200 with a body (statement errors included), 301 with ?redirect, 400 bad
 // input (one-line text/plain reason), 401 unauthorized, 404 unknown path,
-// 405 wrong method, 413 body larger than Config.MaxBodyBytes, 503 "leader
+// 405 wrong method, 413 body larger than Config.MaxBodyBytes (for an SQLite
+// file posted to /db/load, Config.MaxLoadBytes), 503 "leader
 // not found" / "not leader" / not ready (text/plain). Request-level failures
 // keep the JSON body shape {"results":[],"error":"...","code":"..."} with:
 //

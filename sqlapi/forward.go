@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -100,6 +101,37 @@ func (s *Server) awaitLeader(ctx context.Context, not string) string {
 // leader is known, or the known one cannot be reached at all (the request
 // was never sent, so resending it is safe), it waits for a new leader.
 func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte) {
+	s.toLeaderFrom(w, r, p, ep, bytesBody(body))
+}
+
+// bodySource gives a forwarded request its body, afresh for every attempt.
+type bodySource interface {
+	open() (io.Reader, error)
+}
+
+// bytesBody is a body read into memory.
+type bytesBody []byte
+
+func (b bytesBody) open() (io.Reader, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	return bytes.NewReader(b), nil
+}
+
+// fileBody is a body spooled to a file (see handleLoad), streamed from it.
+type fileBody struct{ f *os.File }
+
+func (b fileBody) open() (io.Reader, error) {
+	st, err := b.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return io.NewSectionReader(b.f, 0, st.Size()), nil
+}
+
+// toLeaderFrom is toLeader with the body taken from body.
+func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body bodySource) {
 	ctx, cancel := requestContext(r, p)
 	defer cancel()
 	leader := s.leaderURL()
@@ -164,7 +196,7 @@ var errLeaderChanged = errors.New("leader changed")
 // as soon as this node learns of a different leader: a paused or
 // partitioned old leader would otherwise hold the request for its whole
 // timeout.
-func (s *Server) forwardWhileLeader(ctx context.Context, r *http.Request, body []byte, leader string) (*http.Response, error) {
+func (s *Server) forwardWhileLeader(ctx context.Context, r *http.Request, body bodySource, leader string) (*http.Response, error) {
 	fctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	defer close(done)
@@ -226,18 +258,21 @@ func isDialError(err error) bool {
 
 // forward sends the request (method, path, query, headers including
 // Authorization, body) to the leader.
-func (s *Server) forward(ctx context.Context, r *http.Request, body []byte, leader string) (*http.Response, error) {
+func (s *Server) forward(ctx context.Context, r *http.Request, body bodySource, leader string) (*http.Response, error) {
 	target := leader + r.URL.Path
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
-	var rd io.Reader
-	if len(body) > 0 {
-		rd = bytes.NewReader(body)
+	rd, err := body.open()
+	if err != nil {
+		return nil, err
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, target, rd)
 	if err != nil {
 		return nil, err
+	}
+	if sr, ok := rd.(*io.SectionReader); ok {
+		out.ContentLength = sr.Size()
 	}
 	copyHeaders(out.Header, r.Header)
 	out.Header.Set(forwardedHeader, "1")

@@ -1,0 +1,358 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+)
+
+// backupTo downloads GET path from n into a file in dir.
+func backupTo(t *testing.T, n *node, path, dir, name string) string {
+	t.Helper()
+	code, body, err := n.call("GET", path, nil, "")
+	if err != nil || code != 200 {
+		t.Fatalf("%s GET %s: %d %v %.200s", n.name, path, code, err, body)
+	}
+	file := filepath.Join(dir, name)
+	if err := os.WriteFile(file, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// openFile opens an SQLite file (or replays an SQL dump into a new one).
+func openFile(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// queryAll returns every row of query as strings (values rendered by quote()).
+func queryAll(t *testing.T, db *sql.DB, query string) [][]string {
+	t.Helper()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out [][]string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		row := make([]string, len(cols))
+		for i, v := range vals {
+			row[i] = v.String
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// typedRows is the content of table typed, every value rendered exactly.
+const typedRows = "SELECT quote(id), quote(s), quote(r), quote(b), quote(n) FROM typed ORDER BY id"
+
+// TestBackupLive backs up a cluster while it is being written to, then
+// quiesced, in both formats, and checks what the backups restore to.
+func TestBackupLive(t *testing.T) {
+	c := startProcfileCluster(t)
+	leader := c.waitLeader()
+	waitReady(t, c.nodes...)
+	follower := c.others(leader)[0]
+	createTable(t, leader)
+	leader.mustExecute(t,
+		"CREATE TABLE typed (id INTEGER PRIMARY KEY, s TEXT, r REAL, b BLOB, n)",
+		[]any{"INSERT INTO typed VALUES (1, ?, 0.1, x'00ff27', NULL)", "it's \"quoted\"\nnext line"},
+		"INSERT INTO typed VALUES (2, '', 1e300, x'', 9223372036854775807)",
+		"INSERT INTO typed VALUES (3, 'ü€😀', -2.5e-310, NULL, 1.0)",
+		"INSERT INTO typed VALUES (4, NULL, 3.0, NULL, 'x')",
+		"CREATE INDEX typed_s ON typed (s)",
+		"CREATE VIEW typed_v AS SELECT id FROM typed",
+		"CREATE TRIGGER typed_tr AFTER DELETE ON typed BEGIN SELECT 1; END",
+	)
+	w := startWriter(c.nodes, 0)
+	w.waitAcked(t, 30, "before the backup")
+	dir := t.TempDir()
+
+	// A backup of a database being written to holds rows 1..k for some k
+	// between the writes acknowledged before it and those after it.
+	before := int(w.last.Load())
+	live := backupTo(t, follower, "/db/backup", dir, "live.db") // forwarded to the leader
+	after := int(w.last.Load())
+	w.waitAcked(t, 10, "after the backup")
+	ids := queryAll(t, openFile(t, live), "SELECT id FROM t ORDER BY id")
+	if len(ids) < before || len(ids) > after+1 {
+		t.Errorf("live backup holds %d rows; %d were acknowledged before it, %d after", len(ids), before, after)
+	}
+	for i, r := range ids {
+		if r[0] != strconv.Itoa(i+1) {
+			t.Fatalf("live backup row %d has id %s: not a consistent state", i, r[0])
+		}
+	}
+	last := w.finish(t)
+
+	// Quiesced: binary and SQL backups equal the table exactly.
+	strong, err := leader.rows("strong", "SELECT COUNT(*) FROM t")
+	if err != nil || fmt.Sprint(strong[0][0]) != strconv.Itoa(last) {
+		t.Fatalf("strong count %v %v, want %d", strong, err, last)
+	}
+	want := queryAll(t, openFile(t, live), typedRows)
+	bin := openFile(t, backupTo(t, follower, "/db/backup?fmt=binary&level=none", dir, "quiet.db"))
+	waitFor(t, waitTimeout, "follower caught up", func() error {
+		n, err := follower.count("none")
+		if err == nil && n != last {
+			err = fmt.Errorf("follower has %d rows", n)
+		}
+		return err
+	})
+	bin = openFile(t, backupTo(t, follower, "/db/backup?fmt=binary&level=none", dir, "quiet.db"))
+	if got := queryAll(t, bin, "SELECT COUNT(*), MIN(id), MAX(id) FROM t"); !reflect.DeepEqual(got, [][]string{{strconv.Itoa(last), "1", strconv.Itoa(last)}}) {
+		t.Errorf("quiesced backup: %v, want %d rows", got, last)
+	}
+	if got := queryAll(t, bin, typedRows); !reflect.DeepEqual(got, want) {
+		t.Errorf("typed rows in binary backup:\n%v\nwant\n%v", got, want)
+	}
+	if got := queryAll(t, bin, "SELECT name FROM sqlite_master WHERE name LIKE '\\_raftlite%' ESCAPE '\\'"); len(got) > 0 {
+		t.Errorf("internal objects in the backup: %v", got)
+	}
+	if got := queryAll(t, bin, "PRAGMA journal_mode"); got[0][0] != "delete" {
+		t.Errorf("backup journal mode %v, want a plain (delete) database", got)
+	}
+
+	// The SQL dump replays into a fresh database with the same content.
+	code, dump, err := leader.call("GET", "/db/backup?fmt=sql", nil, "")
+	if err != nil || code != 200 {
+		t.Fatalf("sql backup: %d %v", code, err)
+	}
+	if bytes.Contains(dump, []byte("_raftlite")) {
+		t.Errorf("the dump mentions internal tables")
+	}
+	replay := openFile(t, filepath.Join(dir, "replay.db"))
+	if _, err := replay.Exec(string(dump)); err != nil {
+		t.Fatalf("replaying the dump: %v", err)
+	}
+	if got := queryAll(t, replay, typedRows); !reflect.DeepEqual(got, want) {
+		t.Errorf("typed rows after replaying the dump:\n%v\nwant\n%v", got, want)
+	}
+	if got := queryAll(t, replay, "SELECT COUNT(*) FROM t"); got[0][0] != strconv.Itoa(last) {
+		t.Errorf("replayed dump has %v rows in t, want %d", got, last)
+	}
+	if got := queryAll(t, replay, "SELECT type, name FROM sqlite_master ORDER BY name"); len(got) != 5 {
+		t.Errorf("replayed schema: %v", got)
+	}
+	if cli, err := exec.LookPath("sqlite3"); err == nil {
+		cmd := exec.Command(cli, "-bail", filepath.Join(dir, "cli.db"))
+		cmd.Stdin = bytes.NewReader(dump)
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("sqlite3 replaying the dump: %v: %s", err, out)
+		}
+		cmd = exec.Command(cli, filepath.Join(dir, "cli.db"), "SELECT COUNT(*) FROM t")
+		if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != strconv.Itoa(last) {
+			t.Errorf("sqlite3 count after replay: %q %v", out, err)
+		}
+	}
+
+	// compress and tables=.
+	code, gz, err := leader.call("GET", "/db/backup?fmt=sql&compress&tables=typed", nil, "")
+	if err != nil || code != 200 {
+		t.Fatalf("compressed backup: %d %v", code, err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(zr)
+	if !bytes.Contains(part, []byte("CREATE TABLE typed")) || bytes.Contains(part, []byte("CREATE TABLE t ")) ||
+		!bytes.Contains(part, []byte("typed_s")) {
+		t.Errorf("tables=typed dump:\n%s", part)
+	}
+}
+
+// vmHWM returns the peak resident set size of n's process, in kB.
+func vmHWM(t *testing.T, n *node) int {
+	t.Helper()
+	n.mu.Lock()
+	pid := n.cmd.Process.Pid
+	n.mu.Unlock()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			v, _ := strconv.Atoi(f[1])
+			return v
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// makeDB writes an SQLite file of about mb megabytes: table big with
+// incompressible payloads, and its content's fingerprint query answer.
+func makeDB(t *testing.T, path string, mb int) {
+	t.Helper()
+	db := openFile(t, path)
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("CREATE TABLE big (id INTEGER PRIMARY KEY, label TEXT, payload BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := tx.Prepare("INSERT INTO big VALUES (?, ?, ?)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1000) // four rows to a page
+	for i := 1; i <= mb*1024; i++ {
+		rand.Read(buf[:500]) // half random, half zeros: compressible 2:1
+		if _, err := st.Exec(i, fmt.Sprintf("row %d", i), buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const bigFingerprint = "SELECT COUNT(*), SUM(id), SUM(LENGTH(payload)), SUM(unicode(hex(payload))), MAX(hex(substr(payload, 1, 8))) FROM big"
+
+// TestLoadFile loads a generated SQLite file (RAFTLITE_LOAD_MB, default 20)
+// into the cluster through a follower: every node ends up with the same
+// content, writes go on, a restarted node keeps it, memory stays bounded,
+// and invalid uploads change nothing.
+func TestLoadFile(t *testing.T) {
+	mb := 20
+	if v := os.Getenv("RAFTLITE_LOAD_MB"); v != "" {
+		mb, _ = strconv.Atoi(v)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "upload.db")
+	makeDB(t, file, mb)
+	want := queryAll(t, openFile(t, file), bigFingerprint)
+
+	c := startProcfileCluster(t)
+	leader := c.waitLeader()
+	waitReady(t, c.nodes...)
+	createTable(t, leader)
+	for i := 1; i <= 20; i++ {
+		if err := insertRow(c.nodes, i, waitTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdentical(t, 20, c.nodes...)
+	steady := map[string]int{}
+	for _, n := range c.nodes {
+		steady[n.name] = vmHWM(t, n)
+	}
+
+	follower := c.others(leader)[0]
+	data, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Close()
+	start := time.Now()
+	code, body, err := follower.call("POST", "/db/load", data, "application/octet-stream")
+	if err != nil || code != 200 || bytes.Contains(body, []byte(`"error"`)) {
+		t.Fatalf("load: %d %v %s", code, err, body)
+	}
+	t.Logf("loaded %d MB in %v", mb, time.Since(start))
+
+	waitSame := func(nodes ...*node) {
+		t.Helper()
+		waitFor(t, waitTimeout, "loaded data on every node", func() error {
+			for _, n := range nodes {
+				r, err := n.sql("/db/query?level=none", bigFingerprint)
+				if err != nil {
+					return fmt.Errorf("%s: %w", n.name, err)
+				}
+				if r.Results[0].Error != "" {
+					return fmt.Errorf("%s: %s", n.name, r.Results[0].Error)
+				}
+				got := make([]string, len(r.Results[0].Values[0]))
+				for i, v := range r.Results[0].Values[0] {
+					got[i] = fmt.Sprint(v)
+				}
+				if !reflect.DeepEqual(got, want[0]) {
+					return fmt.Errorf("%s: fingerprint %v, want %v", n.name, got, want[0])
+				}
+			}
+			return nil
+		})
+	}
+	waitSame(c.nodes...)
+	for _, n := range c.nodes {
+		peak := vmHWM(t, n)
+		t.Logf("%s (leader %v): VmHWM %d kB before the load, %d kB after", n.name, n == leader, steady[n.name], peak)
+		if peak >= 2*steady[n.name] {
+			t.Errorf("%s: peak RSS %d kB during the load, steady state %d kB: not below 2x", n.name, peak, steady[n.name])
+		}
+	}
+	// The load replaced the database: t is gone. Writes work afterwards.
+	if _, err := leader.rows("strong", "SELECT COUNT(*) FROM t"); err == nil || !strings.Contains(err.Error(), "no such table") {
+		t.Errorf("table t after the load: %v", err)
+	}
+	createTable(t, leader)
+	for i := 1; i <= 5; i++ {
+		if err := insertRow(c.nodes, i, waitTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdentical(t, 5, c.nodes...)
+	if got, err := follower.rows("none", "SELECT COUNT(*) FROM _raftlite_nodes"); err != nil || fmt.Sprint(got[0][0]) != "3" {
+		t.Errorf("member metadata after the load: %v %v", got, err)
+	}
+
+	// A restarted node keeps the loaded data.
+	victim := c.others(c.waitLeader())[1]
+	victim.kill(t)
+	victim.start(t)
+	waitReady(t, victim)
+	waitSame(victim)
+	waitIdentical(t, 5, c.nodes...)
+
+	// Invalid uploads: 400, nothing changed.
+	whole, _ := os.ReadFile(file)
+	for name, body := range map[string][]byte{
+		"truncated": whole[:len(whole)/2],
+		"garbage":   append([]byte("SQLite format 3\x00"), bytes.Repeat([]byte{0xAB}, 8192)...),
+	} {
+		code, resp, err := follower.call("POST", "/db/load", bytes.NewReader(body), "application/octet-stream")
+		if err != nil || code != 400 {
+			t.Errorf("%s upload: %d %v %s, want 400", name, code, err, resp)
+		}
+	}
+	waitSame(c.nodes...)
+	waitIdentical(t, 5, c.nodes...)
+}

@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBigSnapshotBench is the large-size bench of snapshots (run by hand,
+// several minutes):
+//
+//	RAFTLITE_BIG=1 RAFTLITE_BIG_MB=500 go test ./e2e/ -run BigSnapshot -v -timeout 30m
+//
+// It loads a generated database of RAFTLITE_BIG_MB (default 500) MB into a
+// 3-node cluster whose nodes snapshot every 300 entries, then
+//  1. runs a writer (one insert at a time through the leader) for long
+//     enough to span at least one snapshot of the whole database, and
+//     reports its latency percentiles, its failures and the snapshots taken;
+//  2. adds a fourth node and reports how long it takes to hold identical
+//     data, next to the time a plain `cp` of the leader's database file
+//     takes.
+func TestBigSnapshotBench(t *testing.T) {
+	if os.Getenv("RAFTLITE_BIG") == "" {
+		t.Skip("set RAFTLITE_BIG=1 to run the large-size snapshot bench")
+	}
+	mb := 500
+	if v := os.Getenv("RAFTLITE_BIG_MB"); v != "" {
+		mb, _ = strconv.Atoi(v)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "big.db")
+	start := time.Now()
+	makeDB(t, file, mb)
+	st, _ := os.Stat(file)
+	t.Logf("generated a %d MB database in %v", st.Size()>>20, time.Since(start).Round(time.Millisecond))
+	want := queryAll(t, openFile(t, file), bigFingerprint)
+
+	c := newCluster(t)
+	c.hc.Timeout = 10 * time.Minute
+	for _, e := range rewriteEntries(t, readProcfile(t), filepath.Join(c.dir, "data")) {
+		args := withFlag(e.args, "raft-snap", "300")
+		args = withFlag(args, "raft-snap-int", "1s")
+		c.add(e.name, args).start(t)
+	}
+	leader := c.waitLeader()
+	waitReady(t, c.nodes...)
+	fh, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	code, body, err := leader.call("POST", "/db/load?timeout=10m", fh, "application/octet-stream")
+	fh.Close()
+	if err != nil || code != 200 {
+		t.Fatalf("load: %d %v %s", code, err, body)
+	}
+	t.Logf("/db/load of %d MB: %v", st.Size()>>20, time.Since(start).Round(time.Millisecond))
+	createTable(t, leader)
+
+	// 1. A writer across whole-database snapshots.
+	snapsBefore := countInLogs(c, "snapshot persisted")
+	var lat []time.Duration
+	var slow []string
+	var failures int
+	deadline := time.Now().Add(45 * time.Second)
+	for id := 1; time.Now().Before(deadline); id++ {
+		t0 := time.Now()
+		r, err := leader.sql("/db/execute?timeout=10s", []any{"INSERT INTO t(id, via) VALUES(?, 'bench')", id})
+		d := time.Since(t0)
+		if err != nil || r.Results[0].Error != "" {
+			failures++
+			continue
+		}
+		lat = append(lat, d)
+		if d > 100*time.Millisecond {
+			slow = append(slow, fmt.Sprintf("%s %v", t0.UTC().Format("15:04:05.000"), d.Round(time.Millisecond)))
+		}
+	}
+	snaps := countInLogs(c, "snapshot persisted") - snapsBefore
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[int(float64(len(lat)-1)*p)] }
+	t.Logf("writer: %d writes, %d failed, p50 %v p99 %v max %v; %d snapshots completed meanwhile (all nodes)",
+		len(lat), failures, pct(0.5), pct(0.99), lat[len(lat)-1], snaps)
+	for _, line := range grepLogs(c, "snapshot persisted") {
+		t.Log(line)
+	}
+	t.Logf("writes over 100ms (start, latency): %v", slow)
+	if failures > 0 || pct(0.99) > 100*time.Millisecond || snaps == 0 {
+		t.Errorf("acceptance: want no failures, p99 < 100ms and at least one snapshot")
+	}
+
+	// 2. A new node joins; compare with copying the file.
+	leader = c.waitLeader()
+	dbFile := filepath.Join(leader.args[len(leader.args)-1], "db", "db.sqlite")
+	start = time.Now()
+	if out, err := exec.Command("cp", dbFile, filepath.Join(dir, "copy.db")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	cpTime := time.Since(start)
+	// The snapshot path makes its copy durable; so does this one.
+	if cf, err := os.Open(filepath.Join(dir, "copy.db")); err == nil {
+		cf.Sync()
+		cf.Close()
+	}
+	cpSyncTime := time.Since(start)
+	os.Remove(filepath.Join(dir, "copy.db"))
+	target, err := leader.statusUint("store.sqlite3.applied_index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	joiner := c.addJoiner("node4", "4", leader)
+	start = time.Now()
+	joiner.start(t)
+	waitFor(t, 10*time.Minute, "the new node at the leader's index", func() error {
+		idx, err := joiner.statusUint("store.sqlite3.applied_index")
+		if err == nil && idx < target {
+			err = fmt.Errorf("at %d, want %d", idx, target)
+		}
+		return err
+	})
+	joinTime := time.Since(start)
+	waitFor(t, 10*time.Minute, "the new node holds the data", func() error {
+		r, err := joiner.sql("/db/query?level=none", bigFingerprint)
+		if err != nil {
+			return err
+		}
+		if r.Results[0].Error != "" {
+			return fmt.Errorf("%s", r.Results[0].Error)
+		}
+		got := make([]string, len(r.Results[0].Values[0]))
+		for i, v := range r.Results[0].Values[0] {
+			got[i] = fmt.Sprint(v)
+		}
+		if !reflect.DeepEqual(got, want[0]) {
+			return fmt.Errorf("fingerprint %v", got)
+		}
+		return nil
+	})
+	t.Logf("join: new node at the leader's index after %v; cp of the %d MB file took %v (ratio %.1f), cp+fsync %v (ratio %.1f)",
+		joinTime.Round(time.Millisecond), st.Size()>>20, cpTime.Round(time.Millisecond), joinTime.Seconds()/cpTime.Seconds(),
+		cpSyncTime.Round(time.Millisecond), joinTime.Seconds()/cpSyncTime.Seconds())
+}
+
+// grepLogs returns the lines of every node's log containing any of subs.
+func grepLogs(c *cluster, subs ...string) []string {
+	var out []string
+	for _, n := range c.nodes {
+		b, _ := os.ReadFile(n.logPath)
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, s := range subs {
+				if strings.Contains(line, s) {
+					out = append(out, n.name+": "+line)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+func countInLogs(c *cluster, sub string) int { return len(grepLogs(c, sub)) }
