@@ -48,8 +48,12 @@ func measureFloor(ctx context.Context, dir string, dur time.Duration, repeat int
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	abs, _ := filepath.Abs(work)
-	fl := &Floor{Dir: filepath.Dir(abs), OnTmpfs: onTmpfs(work)}
+	// SQLite's file: URI needs an absolute path ("file:data/x.db" names
+	// the authority "data").
+	if work, err = filepath.Abs(work); err != nil {
+		return nil, err
+	}
+	fl := &Floor{Dir: filepath.Dir(work), OnTmpfs: onTmpfs(work)}
 
 	var fsync, fsyncLat, off, full, sel []float64
 	for i := range repeat {
