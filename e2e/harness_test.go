@@ -253,6 +253,14 @@ func newNode(name string, args []string, logDir string, hc *http.Client) *node {
 // start runs the node's command line, appending its output to its log file.
 func (n *node) start(t testing.TB) {
 	t.Helper()
+	n.startWith(t, nil)
+}
+
+// startWith runs the node's command line behind prefix (e.g. "ip netns
+// exec NS", which execs the binary in place, so signals still reach
+// raftlite itself), appending its output to its log file.
+func (n *node) startWith(t testing.TB, prefix []string) {
+	t.Helper()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.done != nil {
@@ -267,8 +275,9 @@ func (n *node) start(t testing.TB) {
 		t.Fatalf("%s: open log: %v", n.name, err)
 	}
 	n.runs++
-	fmt.Fprintf(logf, "=== e2e: start #%d: %s %s\n", n.runs, binary, strings.Join(n.args, " "))
-	cmd := exec.Command(binary, n.args...)
+	argv := append(append(append([]string(nil), prefix...), binary), n.args...)
+	fmt.Fprintf(logf, "=== e2e: start #%d: %s\n", n.runs, strings.Join(argv, " "))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	// Never outlive the test binary, even when it dies on a timeout panic.

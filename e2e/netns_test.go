@@ -259,9 +259,7 @@ func (l *netLab) addNode(n *node, ip string) {
 	l.run("ip", "-n", ns, "link", "set", "eth0", "up")
 }
 
-// start runs n's command line inside its namespace (ip netns exec execs the
-// binary in place, so n's process is raftlite itself and the harness's
-// signals reach it). It mirrors node.start.
+// start runs n's command line inside its namespace.
 func (l *netLab) start(n *node) {
 	t := l.t
 	t.Helper()
@@ -271,37 +269,7 @@ func (l *netLab) start(n *node) {
 	if ns == "" {
 		t.Fatalf("%s has no namespace", n.name)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.done != nil {
-		select {
-		case <-n.done:
-		default:
-			t.Fatalf("%s: start while the previous process is still running", n.name)
-		}
-	}
-	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatalf("%s: open log: %v", n.name, err)
-	}
-	n.runs++
-	fmt.Fprintf(logf, "=== e2e: start #%d in namespace %s: %s %s\n", n.runs, ns, binary, strings.Join(n.args, " "))
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, binary}, n.args...)...)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("%s: start: %v", n.name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		err := cmd.Wait()
-		fmt.Fprintf(logf, "=== e2e: process exited: %v\n", err)
-		logf.Close()
-		close(done)
-	}()
-	n.cmd, n.done, n.paused = cmd, done, false
+	n.startWith(t, []string{"ip", "netns", "exec", ns})
 }
 
 // block drops all traffic between a and b, both ways.
