@@ -77,15 +77,11 @@ func (n *Node) join(ctx context.Context, req joinRequest, hops int) error {
 // re-created). Then the node's API address is recorded in the replicated
 // metadata.
 func (n *Node) joinLocal(ctx context.Context, req joinRequest) error {
-	n.memberMu.Lock()
-	defer n.memberMu.Unlock()
-	ctx, cancel := n.withApplyTimeout(ctx)
-	defer cancel()
-
-	servers, err := n.servers()
+	ctx, servers, release, err := n.lockMembership(ctx)
 	if err != nil {
 		return err
 	}
+	defer release()
 	member := false
 	for _, s := range servers {
 		sameID, sameAddr := string(s.ID) == req.ID, string(s.Address) == req.RaftAddr

@@ -131,14 +131,11 @@ func (n *Node) setMeta(ctx context.Context, req metaRequest, hops int) error {
 	if !n.IsLeader() {
 		return n.forward(ctx, pathMeta, hops, req, nil)
 	}
-	n.memberMu.Lock()
-	defer n.memberMu.Unlock()
-	ctx, cancel := n.withApplyTimeout(ctx)
-	defer cancel()
-	servers, err := n.servers()
+	ctx, servers, release, err := n.lockMembership(ctx)
 	if err != nil {
 		return err
 	}
+	defer release()
 	for _, s := range servers {
 		if string(s.ID) == req.ID {
 			return n.setMetaLocked(ctx, req.ID, req.APIAddr)

@@ -63,14 +63,11 @@ func (n *Node) remove(ctx context.Context, id string, hops int) error {
 	if !n.IsLeader() {
 		return n.forward(ctx, pathRemove, hops, removeRequest{ID: id}, nil)
 	}
-	n.memberMu.Lock()
-	defer n.memberMu.Unlock()
-	ctx, cancel := n.withApplyTimeout(ctx)
-	defer cancel()
-	servers, err := n.servers()
+	ctx, servers, release, err := n.lockMembership(ctx)
 	if err != nil {
 		return err
 	}
+	defer release()
 	if id == n.id {
 		// The leader removes itself: forget its metadata while it still
 		// can. (Should the removal fail, reconcile records it again.)
@@ -158,4 +155,21 @@ func hasOtherVoter(servers []raft.Server, self string) bool {
 		}
 	}
 	return false
+}
+
+// lockMembership takes memberMu, so that membership changes never
+// interleave, bounds ctx by the apply timeout and reads the configuration
+// in force. The caller must call release when done.
+func (n *Node) lockMembership(ctx context.Context) (_ context.Context, servers []raft.Server, release func(), err error) {
+	n.memberMu.Lock()
+	ctx, cancel := n.withApplyTimeout(ctx)
+	release = func() {
+		cancel()
+		n.memberMu.Unlock()
+	}
+	if servers, err = n.servers(); err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	return ctx, servers, release, nil
 }
