@@ -172,8 +172,9 @@ func restore(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: raftlite restore [flags] FILE
 
-Replaces the cluster's database with FILE, an SQLite database file, on
-every node (POST /db/load). An SQL dump is run as statements instead.
+Replaces the cluster's database with FILE, an SQLite database file or an
+SQL dump, on every node (POST /db/load). A dump is not added to the
+current data: it becomes the whole database.
 
 Flags:
 `)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"crypto/rand"
 	"database/sql"
@@ -264,13 +265,7 @@ func TestLoadFile(t *testing.T) {
 	c := startProcfileCluster(t)
 	leader := c.waitLeader()
 	waitReady(t, c.nodes...)
-	createTable(t, leader)
-	for i := 1; i <= 20; i++ {
-		if err := insertRow(c.nodes, i, waitTimeout); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitIdentical(t, 20, c.nodes...)
+	seedRows(t, c, leader, 20)
 	steady := map[string]int{}
 	for _, n := range c.nodes {
 		steady[n.name] = vmHWM(t, n)
@@ -323,13 +318,7 @@ func TestLoadFile(t *testing.T) {
 	if _, err := leader.rows("strong", "SELECT COUNT(*) FROM t"); err == nil || !strings.Contains(err.Error(), "no such table") {
 		t.Errorf("table t after the load: %v", err)
 	}
-	createTable(t, leader)
-	for i := 1; i <= 5; i++ {
-		if err := insertRow(c.nodes, i, waitTimeout); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitIdentical(t, 5, c.nodes...)
+	seedRows(t, c, leader, 5)
 	if got, err := follower.rows("none", "SELECT COUNT(*) FROM _raftlite_nodes"); err != nil || fmt.Sprint(got[0][0]) != "3" {
 		t.Errorf("member metadata after the load: %v %v", got, err)
 	}
@@ -355,4 +344,145 @@ func TestLoadFile(t *testing.T) {
 	}
 	waitSame(c.nodes...)
 	waitIdentical(t, 5, c.nodes...)
+}
+
+// dumpOf returns n's own copy of the database as an SQL dump.
+func dumpOf(n *node) (string, error) {
+	code, body, err := n.call("GET", "/db/backup?fmt=sql&level=none", nil, "")
+	if err != nil {
+		return "", err
+	}
+	if code != 200 {
+		return "", fmt.Errorf("%s: GET /db/backup: %d %.200s", n.name, code, body)
+	}
+	return string(body), nil
+}
+
+// waitSameDump waits until every node's dump is want, or, with want "",
+// until they agree; it returns the dump.
+func waitSameDump(t *testing.T, want string, nodes ...*node) string {
+	t.Helper()
+	var got string
+	waitFor(t, waitTimeout, "the same database on every node", func() error {
+		for i, n := range nodes {
+			d, err := dumpOf(n)
+			if err != nil {
+				return err
+			}
+			if i == 0 && want == "" {
+				got = d
+				continue
+			}
+			if w := cmp.Or(want, got); d != w {
+				return fmt.Errorf("%s: dump of %d bytes differs from the expected %d", n.name, len(d), len(w))
+			}
+			got = d
+		}
+		return nil
+	})
+	return got
+}
+
+// TestLoadDump loads SQL dumps through a follower: the dump replaces the
+// database on every node (old tables gone), a dump from /db/backup?fmt=sql
+// loads back to the same database, and a dump that fails is a 400 that
+// changes nothing.
+func TestLoadDump(t *testing.T) {
+	// A dump in the style of sqlite3's .dump.
+	var b strings.Builder
+	b.WriteString("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n")
+	b.WriteString("CREATE TABLE typed (id INTEGER PRIMARY KEY AUTOINCREMENT, s TEXT, r REAL, b BLOB, n);\n")
+	for i := 1; i <= 3000; i++ {
+		fmt.Fprintf(&b, "INSERT INTO typed VALUES(%d,'row %d; it''s -- not a comment',%d.25,X'%06x',NULL);\n", i, i, i, i)
+	}
+	b.WriteString("CREATE TABLE audit (who);\n")
+	b.WriteString("DELETE FROM sqlite_sequence;\nINSERT INTO sqlite_sequence VALUES('typed',3000);\n")
+	b.WriteString("CREATE INDEX typed_s ON typed (s);\n")
+	b.WriteString("CREATE TRIGGER typed_del AFTER DELETE ON typed BEGIN\n  INSERT INTO audit VALUES (old.id);\nEND;\n")
+	b.WriteString("CREATE VIEW typed_v AS SELECT id FROM typed;\nCOMMIT;\n")
+	input := b.String()
+	ref := openFile(t, filepath.Join(t.TempDir(), "ref.db"))
+	if _, err := ref.Exec(input); err != nil {
+		t.Fatal(err)
+	}
+	const schema = "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE '%raftlite%' ORDER BY name"
+	wantRows, wantSchema := queryAll(t, ref, typedRows), queryAll(t, ref, schema)
+
+	c := startProcfileCluster(t)
+	leader := c.waitLeader()
+	waitReady(t, c.nodes...)
+	seedRows(t, c, leader, 10)
+
+	follower := c.others(leader)[0]
+	code, body, err := follower.call("POST", "/db/load", strings.NewReader(input), "application/sql")
+	if err != nil || code != 200 || bytes.Contains(body, []byte(`"error"`)) {
+		t.Fatalf("load dump: %d %v %s", code, err, body)
+	}
+	loaded := waitSameDump(t, "", c.nodes...)
+	got := openFile(t, filepath.Join(t.TempDir(), "got.db"))
+	if _, err := got.Exec(loaded); err != nil {
+		t.Fatal(err)
+	}
+	if rows := queryAll(t, got, typedRows); !reflect.DeepEqual(rows, wantRows) {
+		t.Errorf("typed rows after the load differ: %d rows, want %d", len(rows), len(wantRows))
+	}
+	if s := queryAll(t, got, schema); !reflect.DeepEqual(s, wantSchema) {
+		t.Errorf("schema after the load:\n%v\nwant\n%v", s, wantSchema)
+	}
+	for _, n := range c.nodes {
+		if _, err := n.rows("none", "SELECT COUNT(*) FROM t"); err == nil || !strings.Contains(err.Error(), "no such table") {
+			t.Errorf("%s: table t after the load: %v", n.name, err)
+		}
+		if got, err := n.rows("none", "SELECT COUNT(*) FROM _raftlite_nodes"); err != nil || fmt.Sprint(got[0][0]) != "3" {
+			t.Errorf("%s: member metadata after the load: %v %v", n.name, got, err)
+		}
+	}
+
+	// Our own dump loads back to the same database.
+	leader = c.waitLeader()
+	leader.mustExecute(t, "DELETE FROM typed WHERE id > 2990")
+	dump, err := dumpOf(leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader.mustExecute(t, "DROP TABLE audit")
+	code, body, err = c.others(leader)[1].call("POST", "/db/load", strings.NewReader(dump), "application/sql")
+	if err != nil || code != 200 {
+		t.Fatalf("load /db/backup dump: %d %v %s", code, err, body)
+	}
+	waitSameDump(t, dump, c.nodes...)
+
+	// Dumps that fail: 400, nothing changed.
+	for name, tt := range map[string]struct{ dump, want string }{
+		"invalid": {"BEGIN TRANSACTION;\nCREATE TABLE z (x);\nINSERT INTO nope VALUES (1);\nCOMMIT;\n", "line 3: no such table"},
+		"attach":  {"CREATE TABLE z (x);\nATTACH DATABASE 'other.db' AS o;\n", "line 2: ATTACH"},
+	} {
+		code, resp, err := follower.call("POST", "/db/load", strings.NewReader(tt.dump), "application/sql")
+		if err != nil || code != 400 || !strings.Contains(string(resp), tt.want) {
+			t.Errorf("%s dump: %d %v %s, want 400 with %q", name, code, err, resp, tt.want)
+		}
+	}
+	waitSameDump(t, dump, c.nodes...)
+
+	// Writes go on.
+	createTable(t, c.waitLeader())
+	for i := 1; i <= 3; i++ {
+		if err := insertRow(c.nodes, i, waitTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdentical(t, 3, c.nodes...)
+}
+
+// seedRows creates table t through leader and writes rows 1..n through every
+// node in turn, then waits until all nodes hold them.
+func seedRows(t *testing.T, c *cluster, leader *node, n int) {
+	t.Helper()
+	createTable(t, leader)
+	for i := 1; i <= n; i++ {
+		if err := insertRow(c.nodes, i, waitTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdentical(t, n, c.nodes...)
 }

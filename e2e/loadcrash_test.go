@@ -28,13 +28,7 @@ func TestLoadCrash(t *testing.T) {
 	c := startProcfileCluster(t)
 	leader := c.waitLeader()
 	waitReady(t, c.nodes...)
-	createTable(t, leader)
-	for i := 1; i <= 10; i++ {
-		if err := insertRow(c.nodes, i, waitTimeout); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitIdentical(t, 10, c.nodes...)
+	seedRows(t, c, leader, 10)
 
 	fingerprints := func() ([]string, error) {
 		var first []string
@@ -66,13 +60,7 @@ func TestLoadCrash(t *testing.T) {
 			if _, err := leader.rows("strong", "SELECT 1 FROM t"); err == nil {
 				t.Fatalf("round %d: table t survived the previous load", round)
 			}
-			createTable(t, leader)
-			for i := 1; i <= 10; i++ {
-				if err := insertRow(c.nodes, i, waitTimeout); err != nil {
-					t.Fatal(err)
-				}
-			}
-			waitIdentical(t, 10, c.nodes...)
+			seedRows(t, c, leader, 10)
 		}
 		victim := leader
 		if pick == "follower" {

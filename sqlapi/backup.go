@@ -24,7 +24,8 @@ type Backuper interface {
 
 // Loader is optionally implemented by a Store that can replace the whole
 // database with an uploaded SQLite file (leader only; ErrNotLeader
-// otherwise). Without it /db/load accepts only SQL dumps.
+// otherwise). /db/load hands it SQL dumps too, once turned into an SQLite
+// file. Without it /db/load answers 501.
 type Loader interface {
 	Load(ctx context.Context, sqliteFile io.Reader) error
 }
@@ -129,12 +130,17 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// handleLoad serves POST /db/load. The body, up to Config.MaxLoadBytes, is
-// spooled to a file in Config.TempDir, never held in memory. An SQLite file
-// (recognised by its header) replaces the database through Loader, on the
-// leader: a follower streams the spooled file to it. Any other body is an
-// SQL dump, run as one request through the log; it is read into memory
-// and so bounded by MaxBodyBytes.
+// handleLoad serves POST /db/load: replace the whole database with the
+// uploaded SQLite file or SQL dump. The body, up to Config.MaxLoadBytes, is
+// spooled to a file in Config.TempDir, never held in memory; a follower
+// streams the spooled file to the leader. On the leader an SQLite file
+// (recognised by its header) goes to the Loader as it is; an SQL dump is
+// first run, statement by statement, into a fresh database in a scratch
+// file beside the spool (fsm.BuildFromDump), which then goes to the Loader
+// like an uploaded file. Either way the new database reaches every node
+// through Raft's snapshot path, never the log. A dump that fails (a bad
+// statement, one a write may not run) is a 400 naming its line, and the
+// database is untouched.
 func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 	p.timeout = max(p.timeout, minTransferTimeout)
 	f, ok := s.spoolBody(w, r)
@@ -145,40 +151,9 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 		f.Close()
 		os.Remove(f.Name())
 	}()
-	head := make([]byte, len(sqliteHeader))
-	n, _ := io.ReadFull(f, head)
-	if bytes.Equal(head[:n], sqliteHeader) {
-		s.loadFile(w, r, p, f)
-		return
-	}
-	st, err := f.Stat()
-	if err != nil {
-		writeText(w, http.StatusInternalServerError, "load: "+err.Error())
-		return
-	}
-	if st.Size() > s.cfg.MaxBodyBytes {
-		writeText(w, http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("SQL dump too large: limit is %d bytes (SQLite files may be up to %d)", s.cfg.MaxBodyBytes, s.cfg.MaxLoadBytes))
-		return
-	}
-	body := make([]byte, st.Size())
-	if _, err := f.ReadAt(body, 0); err != nil && !errors.Is(err, io.EOF) {
-		writeText(w, http.StatusInternalServerError, "load: "+err.Error())
-		return
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		writeText(w, http.StatusBadRequest, errNoStatements.Error())
-		return
-	}
-	req := &fsm.Request{Statements: []fsm.Statement{{SQL: string(body)}}, Transaction: p.tx}
-	s.write(w, r, p, epLoad, body, req)
-}
-
-// loadFile installs the SQLite file spooled in f through the Loader.
-func (s *Server) loadFile(w http.ResponseWriter, r *http.Request, p *params, f *os.File) {
 	l, ok := s.store.(Loader)
 	if !ok {
-		writeText(w, http.StatusNotImplemented, "loading an SQLite file is not supported by this node")
+		writeText(w, http.StatusNotImplemented, "loading a database is not supported by this node")
 		return
 	}
 	if !s.store.IsLeader() {
@@ -187,7 +162,26 @@ func (s *Server) loadFile(w http.ResponseWriter, r *http.Request, p *params, f *
 	}
 	ctx, cancel := requestContext(r, p)
 	defer cancel()
-	src, err := fileBody{f}.open()
+	head := make([]byte, len(sqliteHeader))
+	n, _ := io.ReadFull(f, head)
+	db := f
+	if !bytes.Equal(head[:n], sqliteHeader) {
+		var err error
+		db, err = s.buildFromDump(ctx, f)
+		if err != nil {
+			if errors.Is(err, fsm.ErrInvalidLoad) {
+				err = &mappedError{kind: ErrBadRequest, err: err}
+			}
+			s.storeFailed(w, r, p, epLoad, nil, err)
+			return
+		}
+		defer func() {
+			db.Close()
+			os.Remove(db.Name())
+			os.Remove(db.Name() + "-journal")
+		}()
+	}
+	src, err := fileBody{db}.open()
 	if err == nil {
 		err = l.Load(ctx, src)
 	}
@@ -201,6 +195,33 @@ func (s *Server) loadFile(w http.ResponseWriter, r *http.Request, p *params, f *
 		return
 	}
 	writeResponse(w, http.StatusOK, &apiResponse{}, p.encodeOpts(epLoad))
+}
+
+// buildFromDump runs the SQL dump spooled in f into a fresh SQLite
+// database in a new scratch file in TempDir and returns that file, open.
+func (s *Server) buildFromDump(ctx context.Context, f *os.File) (*os.File, error) {
+	db, err := os.CreateTemp(s.cfg.TempDir, "raftlite-dump-*.sqlite")
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	name := db.Name()
+	db.Close()
+	fail := func(err error) (*os.File, error) {
+		os.Remove(name)
+		os.Remove(name + "-journal")
+		return nil, err
+	}
+	src, err := fileBody{f}.open()
+	if err != nil {
+		return fail(fmt.Errorf("load: %w", err))
+	}
+	if err := fsm.BuildFromDump(ctx, src, name); err != nil {
+		return fail(err)
+	}
+	if db, err = os.Open(name); err != nil {
+		return fail(fmt.Errorf("load: %w", err))
+	}
+	return db, nil
 }
 
 // spoolBody copies the request body, bounded by MaxLoadBytes, into a new

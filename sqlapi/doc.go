@@ -60,8 +60,9 @@
 //
 // /db/backup and /db/load need the optional Backuper and Loader (see
 // backup.go): backups stream from the leader (any node with level=none),
-// and an uploaded SQLite file is spooled to Config.TempDir and handed to
-// the leader's Loader, which installs it through Raft's snapshot path.
+// and an upload is spooled to Config.TempDir and handed to the leader's
+// Loader, which installs it through Raft's snapshot path (an SQL dump is
+// first built into a fresh SQLite file beside the spool).
 //
 // main then builds the handler with New, serves it with its own http.Server
 // (or Server.Serve) and calls Server.Shutdown (or Close) on the way out so
