@@ -1,13 +1,14 @@
 package fsm
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+
+	"github.com/raftlite/raftlite/internal/sqlsplit"
 )
 
 // DumpError is BuildFromDump's error for a dump that cannot be loaded: a
@@ -103,232 +104,66 @@ func isTxControl(head []string) bool {
 	return false
 }
 
-// isCreateTrigger reports whether the leading words of a statement make it
-// a CREATE [TEMP|TEMPORARY] TRIGGER.
-func isCreateTrigger(head []string) bool {
-	if len(head) < 2 || head[0] != "CREATE" {
-		return false
-	}
-	h := head[1:]
-	if h[0] == "TEMP" || h[0] == "TEMPORARY" {
-		h = h[1:]
-	}
-	return len(h) > 0 && h[0] == "TRIGGER"
-}
-
-func isDumpWordByte(c byte) bool {
-	return c == '_' || c == '$' || c >= 0x80 ||
-		('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
-}
-
 // errDumpRead marks a read error of the dump itself, as opposed to a
 // statement's.
 var errDumpRead = errors.New("reading the dump")
 
 // splitDump reads SQL text from r and calls fn with each complete
 // statement (without its ';'), the line it starts on and its first words
-// in upper case. A statement ends at a ';' outside quotes ('...', "...",
-// `...`, [...]) and comments (-- and /* */), except inside the body of a
-// CREATE TRIGGER, which ends only at the ';' after "; END". Comments are
-// left out of the text handed to fn; statements holding nothing but
-// comments are dropped. A last statement without its ';' is run as if it
-// had one; text ending inside a quote, a comment or a trigger body is an
-// error.
+// in upper case. Statements are cut by sqlsplit; comments are left out of
+// the text handed to fn, and statements holding nothing but comments are
+// dropped. A last statement without its ';' is run as if it had one; text
+// ending inside a quote, a comment or a trigger body is an error.
 func splitDump(r io.Reader, fn func(stmt string, line int, head []string) error) error {
-	br := &nulReader{r: bufio.NewReaderSize(r, 64<<10)}
-	var (
-		sb       strings.Builder // the current statement
-		word     strings.Builder // the word being read
-		head     []string
-		tokens   int // significant tokens in the current statement
-		line     = 1
-		stmtLine int
-		trigger  bool
-		// afterSemi / afterEnd track "; END ;", which closes a trigger body.
-		afterSemi, afterEnd bool
-	)
-	startToken := func() {
-		if tokens == 0 {
-			stmtLine = line
-		}
-		tokens++
-	}
-	// token notes a significant token other than a word or ';'.
-	token := func() {
-		startToken()
-		if trigger {
-			afterSemi, afterEnd = false, false
-		}
-	}
-	endWord := func() {
-		if word.Len() == 0 {
-			return
-		}
-		w := strings.ToUpper(word.String())
-		word.Reset()
-		if len(head) < 5 {
-			head = append(head, w)
-			trigger = trigger || isCreateTrigger(head)
-		}
-		if trigger {
-			afterEnd = afterSemi && w == "END"
-			afterSemi = false
-		}
-	}
-	emit := func() error {
-		text := strings.TrimSpace(sb.String())
-		err := fn(text, stmtLine, head)
-		sb.Reset()
-		head, tokens, trigger, afterSemi, afterEnd = nil, 0, false, false, false
-		return err
-	}
-	readErr := func(err error) error {
-		if errors.Is(err, errNUL) {
-			return &DumpError{Line: line, Msg: "a NUL byte: this is not SQL text"}
-		}
-		return &DumpError{Line: line, Msg: fmt.Sprintf("%v: %v", errDumpRead, err)}
-	}
+	sc := sqlsplit.NewScanner(&nulReader{r: r})
 	for {
-		c, err := br.ReadByte()
+		st, err := sc.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return readErr(err)
+			if errors.Is(err, errNUL) {
+				return &DumpError{Line: sc.Line(), Msg: "a NUL byte: this is not SQL text"}
+			}
+			return &DumpError{Line: sc.Line(), Msg: fmt.Sprintf("%v: %v", errDumpRead, err)}
 		}
-		if c == '\n' {
-			line++
-		}
-		if isDumpWordByte(c) {
-			if word.Len() == 0 {
-				startToken()
-			}
-			word.WriteByte(c)
-			sb.WriteByte(c)
-			continue
-		}
-		endWord()
-		switch c {
-		case ' ', '\t', '\n', '\r', '\f', '\v':
-			sb.WriteByte(c)
-		case '-', '/':
-			next, err := br.Peek(1)
-			switch {
-			case err == nil && c == '-' && next[0] == '-':
-				// A line comment: skip to the end of the line.
-				for {
-					b, err := br.ReadByte()
-					if err == io.EOF {
-						break
-					}
-					if err != nil {
-						return readErr(err)
-					}
-					if b == '\n' {
-						line++
-						break
-					}
-				}
-				sb.WriteByte('\n')
-			case err == nil && c == '/' && next[0] == '*':
-				br.ReadByte()
-				startLine := line
-				prev := byte(0)
-				for {
-					b, err := br.ReadByte()
-					if err == io.EOF {
-						return &DumpError{Line: startLine, Msg: "unterminated /* comment"}
-					}
-					if err != nil {
-						return readErr(err)
-					}
-					if b == '\n' {
-						line++
-					}
-					if prev == '*' && b == '/' {
-						break
-					}
-					prev = b
-				}
-				sb.WriteByte(' ')
-			default:
-				token()
-				sb.WriteByte(c)
-			}
-		case '\'', '"', '`', '[':
-			token()
-			closer := c
-			if c == '[' {
-				closer = ']'
-			}
-			startLine := line
-			sb.WriteByte(c)
-			for {
-				b, err := br.ReadByte()
-				if err == io.EOF {
-					return &DumpError{Line: startLine, Msg: fmt.Sprintf("unterminated %c quote", c)}
-				}
-				if err != nil {
-					return readErr(err)
-				}
-				if b == '\n' {
-					line++
-				}
-				sb.WriteByte(b)
-				if b != closer {
-					continue
-				}
-				// A doubled quote character stands for itself; brackets
-				// have no escape.
-				if next, err := br.Peek(1); closer != ']' && err == nil && next[0] == closer {
-					br.ReadByte()
-					sb.WriteByte(closer)
-					continue
-				}
-				break
-			}
-		case ';':
-			if trigger && !afterEnd {
-				afterSemi = true
-				tokens++
-				sb.WriteByte(c)
-				continue
-			}
-			if tokens > 0 {
-				if err := emit(); err != nil {
-					return err
-				}
-			} else {
-				sb.Reset()
-			}
-		default:
-			token()
-			sb.WriteByte(c)
+		if err := fn(st.SQL, st.Line, st.Head); err != nil {
+			return err
 		}
 	}
-	endWord()
-	if tokens == 0 {
+	rest := sc.Rest()
+	switch {
+	case rest.State == sqlsplit.Unterminated:
+		return fn(rest.Stmt.SQL, rest.Stmt.Line, rest.Stmt.Head)
+	case rest.State != sqlsplit.Open:
 		return nil
+	case rest.Quote != 0:
+		return &DumpError{Line: rest.OpenLine, Msg: fmt.Sprintf("unterminated %c quote", rest.Quote)}
+	case rest.Comment:
+		return &DumpError{Line: rest.OpenLine, Msg: "unterminated /* comment"}
 	}
-	if trigger {
-		return &DumpError{Line: stmtLine, Msg: "incomplete CREATE TRIGGER at the end of the dump"}
-	}
-	return emit()
+	return &DumpError{Line: rest.Stmt.Line, Msg: "incomplete CREATE TRIGGER at the end of the dump"}
 }
 
 // errNUL is nulReader's error for a NUL byte, which SQL text never holds
 // (SQLite would take it for the end of the statement).
 var errNUL = errors.New("NUL byte")
 
-// nulReader is a bufio.Reader that fails on a NUL byte.
-type nulReader struct{ r *bufio.Reader }
-
-func (n *nulReader) ReadByte() (byte, error) {
-	c, err := n.r.ReadByte()
-	if err == nil && c == 0 {
-		return 0, errNUL
-	}
-	return c, err
+// nulReader is a reader that fails at a NUL byte, after handing over the
+// bytes before it.
+type nulReader struct {
+	r   io.Reader
+	err error
 }
 
-func (n *nulReader) Peek(k int) ([]byte, error) { return n.r.Peek(k) }
+func (n *nulReader) Read(p []byte) (int, error) {
+	if n.err != nil {
+		return 0, n.err
+	}
+	k, err := n.r.Read(p)
+	if i := bytes.IndexByte(p[:k], 0); i >= 0 {
+		n.err = errNUL
+		return i, errNUL
+	}
+	return k, err
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/raftlite/raftlite/internal/sqlsplit"
 )
 
 // input is a source of lines being run: standard input, -c, a .read file
@@ -57,9 +59,9 @@ func (s *session) runLine(ctx context.Context, in *input, line string) error {
 		in.startLine = in.line
 	}
 	in.pending += line + "\n"
-	stmts, rest, kind := splitStatements(in.pending)
+	stmts, rest, kind := sqlsplit.Split(in.pending)
 	base := in.startLine
-	if kind == restEmpty {
+	if kind == sqlsplit.Empty {
 		in.pending = ""
 	} else {
 		in.startLine += strings.Count(in.pending[:len(in.pending)-len(rest)], "\n")
@@ -83,8 +85,8 @@ func (s *session) runLine(ctx context.Context, in *input, line string) error {
 func (s *session) finish(ctx context.Context, in *input) error {
 	text := in.pending
 	in.pending = ""
-	stmts, _, kind := splitStatements(text + ";")
-	if kind == restOpen {
+	stmts, _, kind := sqlsplit.Split(text + ";")
+	if kind == sqlsplit.Open {
 		return in.at(in.startLine, errors.New("incomplete statement at end of input (unclosed quote, comment or trigger body)"))
 	}
 	for _, st := range stmts {

@@ -89,7 +89,7 @@ func historyEntry(lines []string) string {
 	}
 	var b strings.Builder
 	for i, t := range toks {
-		if i > 0 && toks[i-1].end != t.start {
+		if i > 0 && toks[i-1].End != t.Start {
 			b.WriteByte(' ')
 		}
 		b.WriteString(strings.ReplaceAll(l.text(t), "\n", " "))

@@ -19,7 +19,7 @@ func isPlainRead(sql string) bool {
 		rest := toks[1:]
 		switch len(rest) {
 		case 1:
-			return rest[0].kind != tokSemi
+			return rest[0].Kind != tokSemi
 		case 3:
 			return l.text(rest[1]) == "."
 		}
@@ -39,7 +39,7 @@ func withIsSelect(l *lexer, toks []token) bool {
 	}
 	for {
 		// name [(columns)] AS [NOT] [MATERIALIZED] (select)
-		if i >= len(toks) || toks[i].kind == tokSemi || toks[i].kind == tokOther {
+		if i >= len(toks) || toks[i].Kind == tokSemi || toks[i].Kind == tokOther {
 			return false
 		}
 		i++
@@ -78,7 +78,7 @@ func withIsSelect(l *lexer, toks []token) bool {
 func skipParens(l *lexer, toks []token, i int) int {
 	depth := 0
 	for ; i < len(toks); i++ {
-		if toks[i].kind != tokOther {
+		if toks[i].Kind != tokOther {
 			continue
 		}
 		switch l.text(toks[i]) {

@@ -1,4 +1,4 @@
-package shell
+package sqlsplit
 
 import (
 	"reflect"
@@ -6,20 +6,20 @@ import (
 	"testing"
 )
 
-func TestSplitStatements(t *testing.T) {
+func TestSplit(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
 		want []string
 		rest string
-		kind remainder
+		kind State
 	}{
-		{name: "empty", in: "", kind: restEmpty},
-		{name: "white space", in: "  \n\t ", rest: "  \n\t ", kind: restEmpty},
+		{name: "empty", in: "", kind: Empty},
+		{name: "white space", in: "  \n\t ", rest: "  \n\t ", kind: Empty},
 		{name: "one", in: "SELECT 1;", want: []string{"SELECT 1"}},
-		{name: "no terminator", in: "SELECT 1", rest: "SELECT 1", kind: restUnterminated},
+		{name: "no terminator", in: "SELECT 1", rest: "SELECT 1", kind: Unterminated},
 		{name: "two on a line", in: "SELECT 1; SELECT 2;", want: []string{"SELECT 1", "SELECT 2"}},
-		{name: "second unfinished", in: "SELECT 1; SELECT", want: []string{"SELECT 1"}, rest: " SELECT", kind: restUnterminated},
+		{name: "second unfinished", in: "SELECT 1; SELECT", want: []string{"SELECT 1"}, rest: " SELECT", kind: Unterminated},
 		{name: "spans lines", in: "SELECT\n  1\n;\n", want: []string{"SELECT\n  1"}, rest: "\n"},
 		{name: "empty statements", in: ";; ;\n;", want: nil},
 		{name: "single quotes", in: "SELECT 'a;b';", want: []string{"SELECT 'a;b'"}},
@@ -27,19 +27,19 @@ func TestSplitStatements(t *testing.T) {
 		{name: "double quotes", in: `SELECT "a;""b";`, want: []string{`SELECT "a;""b"`}},
 		{name: "backticks", in: "SELECT `a;``b`;", want: []string{"SELECT `a;``b`"}},
 		{name: "brackets", in: "SELECT [a;b];", want: []string{"SELECT [a;b]"}},
-		{name: "bracket has no escape", in: "SELECT [a]];", want: []string{"SELECT [a]]"}, kind: restEmpty},
-		{name: "open single quote", in: "SELECT 'a;\n", rest: "SELECT 'a;\n", kind: restOpen},
-		{name: "open double quote", in: `SELECT "a;`, rest: `SELECT "a;`, kind: restOpen},
-		{name: "open bracket", in: "SELECT [a;", rest: "SELECT [a;", kind: restOpen},
-		{name: "open backtick", in: "SELECT `a;", rest: "SELECT `a;", kind: restOpen},
+		{name: "bracket has no escape", in: "SELECT [a]];", want: []string{"SELECT [a]]"}, kind: Empty},
+		{name: "open single quote", in: "SELECT 'a;\n", rest: "SELECT 'a;\n", kind: Open},
+		{name: "open double quote", in: `SELECT "a;`, rest: `SELECT "a;`, kind: Open},
+		{name: "open bracket", in: "SELECT [a;", rest: "SELECT [a;", kind: Open},
+		{name: "open backtick", in: "SELECT `a;", rest: "SELECT `a;", kind: Open},
 		{name: "quote closes on a later line", in: "SELECT 'a\nb;';", want: []string{"SELECT 'a\nb;'"}},
 		{name: "line comment", in: "SELECT 1 -- no; end\n;", want: []string{"SELECT 1 -- no; end"}},
-		{name: "line comment at the end", in: "SELECT 1; -- done;", want: []string{"SELECT 1"}, rest: " -- done;", kind: restEmpty},
-		{name: "comment only", in: "-- nothing;\n", rest: "-- nothing;\n", kind: restEmpty},
+		{name: "line comment at the end", in: "SELECT 1; -- done;", want: []string{"SELECT 1"}, rest: " -- done;", kind: Empty},
+		{name: "comment only", in: "-- nothing;\n", rest: "-- nothing;\n", kind: Empty},
 		{name: "block comment", in: "SELECT /* ; */ 1;", want: []string{"SELECT /* ; */ 1"}},
 		{name: "block comment only", in: "/* ; */;", want: nil},
-		{name: "open block comment", in: "SELECT 1 /* ;", rest: "SELECT 1 /* ;", kind: restOpen},
-		{name: "open block comment alone", in: "/* ;", rest: "/* ;", kind: restOpen},
+		{name: "open block comment", in: "SELECT 1 /* ;", rest: "SELECT 1 /* ;", kind: Open},
+		{name: "open block comment alone", in: "/* ;", rest: "/* ;", kind: Open},
 		{name: "dash inside a word", in: "SELECT 1-2;", want: []string{"SELECT 1-2"}},
 		{name: "slash alone", in: "SELECT 4/2;", want: []string{"SELECT 4/2"}},
 		{name: "quote in a comment", in: "SELECT 1 -- it's\n;", want: []string{"SELECT 1 -- it's"}},
@@ -53,13 +53,13 @@ func TestSplitStatements(t *testing.T) {
 			name: "trigger unfinished",
 			in:   "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (1);\n",
 			rest: "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (1);\n",
-			kind: restOpen,
+			kind: Open,
 		},
 		{
 			name: "trigger before its body",
 			in:   "CREATE TRIGGER t AFTER INSERT ON a",
 			rest: "CREATE TRIGGER t AFTER INSERT ON a",
-			kind: restOpen,
+			kind: Open,
 		},
 		{
 			name: "trigger with CASE ... END inside",
@@ -100,7 +100,7 @@ func TestSplitStatements(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stmts, rest, kind := splitStatements(tt.in)
+			stmts, rest, kind := Split(tt.in)
 			var got []string
 			for _, s := range stmts {
 				got = append(got, s.SQL)
@@ -120,7 +120,7 @@ func TestSplitStatements(t *testing.T) {
 
 func TestSplitStatementLines(t *testing.T) {
 	in := "SELECT 1;\n\n-- comment\nSELECT\n 2; SELECT 3;\n/* x\n*/ SELECT 4;"
-	stmts, _, _ := splitStatements(in)
+	stmts, _, _ := Split(in)
 	var lines []int
 	for _, s := range stmts {
 		lines = append(lines, s.Line)
@@ -144,12 +144,12 @@ func TestSplitIncrementally(t *testing.T) {
 		"/* c",
 		"; */ SELECT 3;",
 	}, "\n")
-	whole, _, _ := splitStatements(text + "\n")
+	whole, _, _ := Split(text + "\n")
 	var got []string
 	pending := ""
 	for _, line := range strings.Split(text, "\n") {
 		pending += line + "\n"
-		stmts, rest, _ := splitStatements(pending)
+		stmts, rest, _ := Split(pending)
 		for _, s := range stmts {
 			got = append(got, s.SQL)
 		}
