@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"github.com/raftlite/raftlite/internal/sqltest"
 	"io"
 	"os"
 	"os/exec"
@@ -45,37 +46,6 @@ func openFile(t *testing.T, path string) *sql.DB {
 	return db
 }
 
-// queryAll returns every row of query as strings (values rendered by quote()).
-func queryAll(t *testing.T, db *sql.DB, query string) [][]string {
-	t.Helper()
-	rows, err := db.Query(query)
-	if err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out [][]string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		row := make([]string, len(cols))
-		for i, v := range vals {
-			row[i] = v.String
-		}
-		out = append(out, row)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // typedRows is the content of table typed, every value rendered exactly.
 const typedRows = "SELECT quote(id), quote(s), quote(r), quote(b), quote(n) FROM typed ORDER BY id"
 
@@ -107,7 +77,7 @@ func TestBackupLive(t *testing.T) {
 	live := backupTo(t, follower, "/db/backup", dir, "live.db") // forwarded to the leader
 	after := int(w.last.Load())
 	w.waitAcked(t, 10, "after the backup")
-	ids := queryAll(t, openFile(t, live), "SELECT id FROM t ORDER BY id")
+	ids := sqltest.Rows(t, openFile(t, live), "SELECT id FROM t ORDER BY id")
 	if len(ids) < before || len(ids) > after+1 {
 		t.Errorf("live backup holds %d rows; %d were acknowledged before it, %d after", len(ids), before, after)
 	}
@@ -123,7 +93,7 @@ func TestBackupLive(t *testing.T) {
 	if err != nil || fmt.Sprint(strong[0][0]) != strconv.Itoa(last) {
 		t.Fatalf("strong count %v %v, want %d", strong, err, last)
 	}
-	want := queryAll(t, openFile(t, live), typedRows)
+	want := sqltest.Rows(t, openFile(t, live), typedRows)
 	bin := openFile(t, backupTo(t, follower, "/db/backup?fmt=binary&level=none", dir, "quiet.db"))
 	waitFor(t, waitTimeout, "follower caught up", func() error {
 		n, err := follower.count("none")
@@ -133,16 +103,16 @@ func TestBackupLive(t *testing.T) {
 		return err
 	})
 	bin = openFile(t, backupTo(t, follower, "/db/backup?fmt=binary&level=none", dir, "quiet.db"))
-	if got := queryAll(t, bin, "SELECT COUNT(*), MIN(id), MAX(id) FROM t"); !reflect.DeepEqual(got, [][]string{{strconv.Itoa(last), "1", strconv.Itoa(last)}}) {
+	if got := sqltest.Rows(t, bin, "SELECT COUNT(*), MIN(id), MAX(id) FROM t"); !reflect.DeepEqual(got, [][]string{{strconv.Itoa(last), "1", strconv.Itoa(last)}}) {
 		t.Errorf("quiesced backup: %v, want %d rows", got, last)
 	}
-	if got := queryAll(t, bin, typedRows); !reflect.DeepEqual(got, want) {
+	if got := sqltest.Rows(t, bin, typedRows); !reflect.DeepEqual(got, want) {
 		t.Errorf("typed rows in binary backup:\n%v\nwant\n%v", got, want)
 	}
-	if got := queryAll(t, bin, "SELECT name FROM sqlite_master WHERE name LIKE '\\_raftlite%' ESCAPE '\\'"); len(got) > 0 {
+	if got := sqltest.Rows(t, bin, "SELECT name FROM sqlite_master WHERE name LIKE '\\_raftlite%' ESCAPE '\\'"); len(got) > 0 {
 		t.Errorf("internal objects in the backup: %v", got)
 	}
-	if got := queryAll(t, bin, "PRAGMA journal_mode"); got[0][0] != "delete" {
+	if got := sqltest.Rows(t, bin, "PRAGMA journal_mode"); got[0][0] != "delete" {
 		t.Errorf("backup journal mode %v, want a plain (delete) database", got)
 	}
 
@@ -158,13 +128,13 @@ func TestBackupLive(t *testing.T) {
 	if _, err := replay.Exec(string(dump)); err != nil {
 		t.Fatalf("replaying the dump: %v", err)
 	}
-	if got := queryAll(t, replay, typedRows); !reflect.DeepEqual(got, want) {
+	if got := sqltest.Rows(t, replay, typedRows); !reflect.DeepEqual(got, want) {
 		t.Errorf("typed rows after replaying the dump:\n%v\nwant\n%v", got, want)
 	}
-	if got := queryAll(t, replay, "SELECT COUNT(*) FROM t"); got[0][0] != strconv.Itoa(last) {
+	if got := sqltest.Rows(t, replay, "SELECT COUNT(*) FROM t"); got[0][0] != strconv.Itoa(last) {
 		t.Errorf("replayed dump has %v rows in t, want %d", got, last)
 	}
-	if got := queryAll(t, replay, "SELECT type, name FROM sqlite_master ORDER BY name"); len(got) != 5 {
+	if got := sqltest.Rows(t, replay, "SELECT type, name FROM sqlite_master ORDER BY name"); len(got) != 5 {
 		t.Errorf("replayed schema: %v", got)
 	}
 	if cli, err := exec.LookPath("sqlite3"); err == nil {
@@ -260,7 +230,7 @@ func TestLoadFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "upload.db")
 	makeDB(t, file, mb)
-	want := queryAll(t, openFile(t, file), bigFingerprint)
+	want := sqltest.Rows(t, openFile(t, file), bigFingerprint)
 
 	c := startProcfileCluster(t)
 	leader := c.waitLeader()
@@ -406,7 +376,7 @@ func TestLoadDump(t *testing.T) {
 		t.Fatal(err)
 	}
 	const schema = "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE '%raftlite%' ORDER BY name"
-	wantRows, wantSchema := queryAll(t, ref, typedRows), queryAll(t, ref, schema)
+	wantRows, wantSchema := sqltest.Rows(t, ref, typedRows), sqltest.Rows(t, ref, schema)
 
 	c := startProcfileCluster(t)
 	leader := c.waitLeader()
@@ -423,10 +393,10 @@ func TestLoadDump(t *testing.T) {
 	if _, err := got.Exec(loaded); err != nil {
 		t.Fatal(err)
 	}
-	if rows := queryAll(t, got, typedRows); !reflect.DeepEqual(rows, wantRows) {
+	if rows := sqltest.Rows(t, got, typedRows); !reflect.DeepEqual(rows, wantRows) {
 		t.Errorf("typed rows after the load differ: %d rows, want %d", len(rows), len(wantRows))
 	}
-	if s := queryAll(t, got, schema); !reflect.DeepEqual(s, wantSchema) {
+	if s := sqltest.Rows(t, got, schema); !reflect.DeepEqual(s, wantSchema) {
 		t.Errorf("schema after the load:\n%v\nwant\n%v", s, wantSchema)
 	}
 	for _, n := range c.nodes {

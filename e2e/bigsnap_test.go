@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/raftlite/raftlite/internal/sqltest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,7 @@ func TestBigSnapshotBench(t *testing.T) {
 	makeDB(t, file, mb)
 	st, _ := os.Stat(file)
 	t.Logf("generated a %d MB database in %v", st.Size()>>20, time.Since(start).Round(time.Millisecond))
-	want := queryAll(t, openFile(t, file), bigFingerprint)
+	want := sqltest.Rows(t, openFile(t, file), bigFingerprint)
 
 	c := newCluster(t)
 	c.hc.Timeout = 10 * time.Minute

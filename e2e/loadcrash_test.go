@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"github.com/raftlite/raftlite/internal/sqltest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -23,7 +24,7 @@ func TestLoadCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := queryAll(t, openFile(t, file), bigFingerprint)
+	want := sqltest.Rows(t, openFile(t, file), bigFingerprint)
 
 	c := startProcfileCluster(t)
 	leader := c.waitLeader()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/raftlite/raftlite/internal/sqltest"
 	"io"
 	"os"
 	"path/filepath"
@@ -35,33 +36,6 @@ func fillTyped(t *testing.T, f *FSM, s *seq) {
 	))
 }
 
-func rowsOf(t *testing.T, db *sql.DB, query string) [][]string {
-	t.Helper()
-	rows, err := db.Query(query)
-	if err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out [][]string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		row := make([]string, len(cols))
-		for i, v := range vals {
-			row[i] = v.String
-		}
-		out = append(out, row)
-	}
-	return out
-}
-
 func openPlain(t *testing.T, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
@@ -78,7 +52,7 @@ func TestBackupBinaryAndDump(t *testing.T) {
 	fillTyped(t, f, &s)
 	ctx := context.Background()
 	live := openPlain(t, f.path)
-	want := rowsOf(t, live, quotedRows)
+	want := sqltest.Rows(t, live, quotedRows)
 
 	dir := t.TempDir()
 	var bin bytes.Buffer
@@ -88,10 +62,10 @@ func TestBackupBinaryAndDump(t *testing.T) {
 	binPath := filepath.Join(dir, "b.db")
 	os.WriteFile(binPath, bin.Bytes(), 0o644)
 	bdb := openPlain(t, binPath)
-	if got := rowsOf(t, bdb, quotedRows); !reflect.DeepEqual(got, want) {
+	if got := sqltest.Rows(t, bdb, quotedRows); !reflect.DeepEqual(got, want) {
 		t.Errorf("binary backup rows %v, want %v", got, want)
 	}
-	if got := rowsOf(t, bdb, "SELECT name FROM sqlite_master WHERE name LIKE '%raftlite%'"); len(got) != 0 {
+	if got := sqltest.Rows(t, bdb, "SELECT name FROM sqlite_master WHERE name LIKE '%raftlite%'"); len(got) != 0 {
 		t.Errorf("internal objects in the backup: %v", got)
 	}
 
@@ -111,11 +85,11 @@ func TestBackupBinaryAndDump(t *testing.T) {
 	if _, err := replay.Exec(text); err != nil {
 		t.Fatalf("replay: %v\n%s", err, text)
 	}
-	if got := rowsOf(t, replay, quotedRows); !reflect.DeepEqual(got, want) {
+	if got := sqltest.Rows(t, replay, quotedRows); !reflect.DeepEqual(got, want) {
 		t.Errorf("replayed rows %v, want %v", got, want)
 	}
-	if got, w := rowsOf(t, replay, "SELECT type, name, sql FROM sqlite_master ORDER BY name"),
-		rowsOf(t, bdb, "SELECT type, name, sql FROM sqlite_master ORDER BY name"); !reflect.DeepEqual(got, w) {
+	if got, w := sqltest.Rows(t, replay, "SELECT type, name, sql FROM sqlite_master ORDER BY name"),
+		sqltest.Rows(t, bdb, "SELECT type, name, sql FROM sqlite_master ORDER BY name"); !reflect.DeepEqual(got, w) {
 		t.Errorf("replayed schema %v, want %v", got, w)
 	}
 
@@ -137,7 +111,7 @@ func TestLoadReplacesDatabaseKeepingNodes(t *testing.T) {
 	if err := src.Backup(ctx, &bin, BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	want := rowsOf(t, openPlain(t, src.path), quotedRows)
+	want := sqltest.Rows(t, openPlain(t, src.path), quotedRows)
 
 	dst := newFSM(t)
 	dst.ApplyBatch([]*raft.Log{commandLog(t, 1, &Command{Type: CmdSetNode, Node: &NodeMeta{ID: "1", APIAddr: "http://a:4001"}})})
@@ -168,13 +142,13 @@ func TestLoadReplacesDatabaseKeepingNodes(t *testing.T) {
 		t.Errorf("nodes after load: %v", got)
 	}
 	live := openPlain(t, dst.path)
-	if got := rowsOf(t, live, quotedRows); !reflect.DeepEqual(got, want) {
+	if got := sqltest.Rows(t, live, quotedRows); !reflect.DeepEqual(got, want) {
 		t.Errorf("rows after load %v, want %v", got, want)
 	}
-	if got := rowsOf(t, live, "SELECT COUNT(*) FROM _raftlite_sessions"); got[0][0] != "0" {
+	if got := sqltest.Rows(t, live, "SELECT COUNT(*) FROM _raftlite_sessions"); got[0][0] != "0" {
 		t.Errorf("sessions after load: %v", got)
 	}
-	if got := rowsOf(t, live, "SELECT name FROM sqlite_master WHERE name = 'old'"); len(got) != 0 {
+	if got := sqltest.Rows(t, live, "SELECT name FROM sqlite_master WHERE name = 'old'"); len(got) != 0 {
 		t.Errorf("the old table survived the load")
 	}
 	noErrors(t, execAt(t, dst, 501, &Request{Statements: []Statement{stmt("INSERT INTO other VALUES (1)")}}))

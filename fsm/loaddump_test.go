@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/raftlite/raftlite/internal/sqltest"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -31,7 +32,7 @@ func TestBuildFromDumpRoundTrip(t *testing.T) {
 	}
 	built := openPlain(t, path)
 	for _, q := range []string{quotedRows, "SELECT * FROM other", schemaRows, "SELECT * FROM sqlite_sequence"} {
-		if got, want := rowsOf(t, built, q), rowsOf(t, live, q); !reflect.DeepEqual(got, want) {
+		if got, want := sqltest.Rows(t, built, q), sqltest.Rows(t, live, q); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: got %v, want %v", q, got, want)
 		}
 	}
@@ -74,7 +75,7 @@ SELECT 1`
 		"SELECT msg FROM log ORDER BY rowid":                  {{"small"}, {"end"}},
 		"SELECT name FROM sqlite_master WHERE type = 'index'": {{"child;p"}},
 	} {
-		if got := rowsOf(t, db, q); !reflect.DeepEqual(got, want) {
+		if got := sqltest.Rows(t, db, q); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: got %v, want %v", q, got, want)
 		}
 	}

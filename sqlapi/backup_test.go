@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/raftlite/raftlite/internal/sqltest"
 	"io"
 	"net/http"
 	"os"
@@ -145,30 +146,9 @@ func loadedRows(t *testing.T, b []byte, query string) string {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(query)
-	if err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var lines []string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		var cells []string
-		for _, v := range vals {
-			cells = append(cells, v.String)
-		}
-		lines = append(lines, strings.Join(cells, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+	for _, row := range sqltest.Rows(t, db, query) {
+		lines = append(lines, strings.Join(row, "|"))
 	}
 	return strings.Join(lines, "\n")
 }
