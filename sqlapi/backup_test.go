@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/raftlite/raftlite/fsm"
@@ -21,6 +22,10 @@ import (
 // backupStore adds Backup and Load to fakeStore.
 type backupStore struct {
 	*fakeStore
+	// mu orders Backup calls: when a backup aborts the connection before
+	// any byte reached the client, net/http retries the GET while the first
+	// handler may still be running.
+	mu      sync.Mutex
 	loaded  []byte
 	opt     fsm.BackupOptions
 	fail    error // returned by Backup after writing failAt bytes
@@ -29,6 +34,8 @@ type backupStore struct {
 }
 
 func (s *backupStore) Backup(_ context.Context, w io.Writer, opt fsm.BackupOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.opt = opt
 	if s.fail != nil {
 		w.Write(bytes.Repeat([]byte("x"), s.failAt))
