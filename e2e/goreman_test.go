@@ -68,7 +68,8 @@ func TestGoremanStopStart(t *testing.T) {
 	// goreman owns the processes, so the harness cannot tell which are
 	// running: ask the nodes.
 	var leader *node
-	waitFor(t, waitTimeout, "a leader", func() error {
+	// The first `go tool goreman` may compile goreman: allow for it.
+	waitFor(t, 2*waitTimeout, "a leader", func() error {
 		for _, n := range c.nodes {
 			if st, err := n.status(); err == nil && statusString(st, "store.raft.state") == "Leader" {
 				leader = n
