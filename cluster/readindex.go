@@ -352,9 +352,10 @@ type readBatcher struct {
 
 // readBatch is the outcome of one round, shared by its waiters.
 type readBatch struct {
-	done  chan struct{} // closed when index and err are set
-	index uint64
-	err   error
+	done    chan struct{} // closed when index and err are set
+	index   uint64
+	err     error
+	waiters int // how many wait calls joined it (under readBatcher.mu)
 }
 
 func newReadBatcher(wg *sync.WaitGroup, maxRounds int, round func() (uint64, error)) *readBatcher {
@@ -374,6 +375,7 @@ func (b *readBatcher) wait(ctx context.Context) (uint64, error) {
 		batch = &readBatch{done: make(chan struct{})}
 		b.next = batch
 	}
+	batch.waiters++
 	if b.running < b.maxRounds {
 		b.startLocked()
 	}
@@ -384,6 +386,16 @@ func (b *readBatcher) wait(ctx context.Context) (uint64, error) {
 	case <-ctx.Done():
 		return 0, fmt.Errorf("cluster: read index: %w", ctx.Err())
 	}
+}
+
+// queued reports how many waiters wait for a round that has not started.
+func (b *readBatcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.next == nil {
+		return 0
+	}
+	return b.next.waiters
 }
 
 // startLocked starts a round for the waiting batch. b.mu is held.

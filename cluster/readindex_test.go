@@ -46,7 +46,7 @@ func TestReadBatcherServesOnlyLaterRounds(t *testing.T) {
 	for range 10 {
 		later = append(later, waiter())
 	}
-	time.Sleep(50 * time.Millisecond) // let them queue
+	waitQueued(t, b, 10)
 	release <- struct{}{}
 	if g := <-first; g.idx != 1 || g.err != nil {
 		t.Fatalf("first waiter got %d, %v; want round 1", g.idx, g.err)
@@ -130,7 +130,9 @@ func TestReadBatcherOverlappingRounds(t *testing.T) {
 		t.Fatalf("round %d", r)
 	}
 	c := waiter() // both slots busy: waits for round 3
-	time.Sleep(50 * time.Millisecond)
+	// Queuing and starting a round happen under one lock: once c is
+	// queued, a round for it would already have started.
+	waitQueued(t, b, 1)
 	select {
 	case r := <-started:
 		t.Fatalf("round %d started with both slots busy", r)
@@ -280,4 +282,16 @@ func TestReadIndexFailsWithoutQuorum(t *testing.T) {
 		fs[1].stop()
 		expectFailure(fs[0], "follower without a leader")
 	})
+}
+
+// waitQueued waits until n waiters wait for a round that has not started.
+func waitQueued(t *testing.T, b *readBatcher, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.queued() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters queued, want %d", b.queued(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -599,8 +599,9 @@ func TestWaitApplied(t *testing.T) {
 	if err := f.WaitApplied(ctx, 10); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("timeout: %v", err)
 	}
+	// Whether the waiter is already blocked or arrives after Close, it
+	// must end with ErrClosed rather than wait for ever.
 	go func() { done <- f.WaitApplied(context.Background(), 10) }()
-	time.Sleep(10 * time.Millisecond)
 	f.Close()
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("after close: %v", err)
