@@ -33,12 +33,14 @@ type serveFlags struct {
 	bootstrapExpect int
 	authFile        string
 	logLevel        string
+	raftLogLevel    string
 	sessionTTL      time.Duration
 	dataDir         string
 	snapThreshold   uint64
 	snapInterval    time.Duration
 	snapWALSize     int64
 	maxLoadBytes    int64
+	readLease       bool
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
@@ -54,11 +56,13 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "number of nodes to wait for before bootstrapping a new cluster (with -join)")
 	fs.StringVar(&f.authFile, "auth", "", "path to an rqlite-format JSON credentials file (enables HTTP basic auth)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.raftLogLevel, "raft-log-level", cluster.DefaultRaftLogLevel, "minimum level of hashicorp/raft's own log lines: trace, debug, info, warn, error")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", fsm.DefaultSessionTTL,
 		"idle time after which a client session (client_id/seq) expires, judged by the leader's log timestamps; 0 never expires. Use the same value on every node")
 	fs.Uint64Var(&f.snapThreshold, "raft-snap", cluster.DefaultSnapshotThreshold, "number of log entries since the last snapshot that trigger a new one")
 	fs.DurationVar(&f.snapInterval, "raft-snap-int", cluster.DefaultSnapshotInterval, "how often raft checks whether a snapshot is due")
 	fs.Int64Var(&f.snapWALSize, "raft-snap-wal-size", cluster.DefaultSnapshotWALSize, "WAL size in bytes that also triggers a snapshot (and a WAL truncation); negative: never")
+	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
@@ -181,6 +185,8 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		SnapshotThreshold: f.snapThreshold,
 		SnapshotInterval:  f.snapInterval,
 		SnapshotWALSize:   f.snapWALSize,
+		ReadLease:         f.readLease,
+		RaftLogLevel:      f.raftLogLevel,
 	}
 	node, err := cluster.Open(ccfg, db, logger)
 	if err != nil {

@@ -145,6 +145,14 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// CloseTimeout bounds Raft's shutdown in Close. Default 10s.
 	CloseTimeout time.Duration
+	// ReadLease lets the leader answer read-index requests (linearizable
+	// reads) without a quorum round for leaseFraction of HeartbeatTimeout
+	// after a round succeeded (see readLease for why that is safe). It
+	// assumes the monotonic clocks of the nodes run at nearly the same rate,
+	// which holds on one machine and, to a far finer degree than the lease's
+	// margin, between machines. Off (the zero value), every read index
+	// costs a round, batched with concurrent ones.
+	ReadLease bool
 	// StepDownOnClose makes a leader hand leadership to another voter
 	// before shutting down, which shortens the unavailability of a planned
 	// restart from an election timeout to a round trip.

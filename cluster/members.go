@@ -106,7 +106,7 @@ func (n *Node) StepDown(ctx context.Context, targetID string) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
-	var f raft.Future
+	var transfer func() raft.Future
 	if targetID == "" {
 		servers, err := n.servers()
 		if err != nil {
@@ -115,7 +115,7 @@ func (n *Node) StepDown(ctx context.Context, targetID string) error {
 		if !hasOtherVoter(servers, n.id) {
 			return fmt.Errorf("cluster: step down: %w: no other voter to hand leadership to", ErrBadRequest)
 		}
-		f = n.raft.LeadershipTransfer()
+		transfer = n.raft.LeadershipTransfer
 	} else {
 		if targetID == n.id {
 			return nil
@@ -136,9 +136,9 @@ func (n *Node) StepDown(ctx context.Context, targetID string) error {
 		if target.Suffrage != raft.Voter {
 			return fmt.Errorf("cluster: step down: %w: %s is not a voter", ErrBadRequest, targetID)
 		}
-		f = n.raft.LeadershipTransferToServer(target.ID, target.Address)
+		transfer = func() raft.Future { return n.raft.LeadershipTransferToServer(target.ID, target.Address) }
 	}
-	if err := n.wait(ctx, f); err != nil {
+	if err := n.transferLeadership(ctx, transfer); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("cluster: step down: %w", err)
 		}

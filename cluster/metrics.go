@@ -21,6 +21,7 @@ type metrics struct {
 	metaUpdates       atomic.Uint64
 	readIndexes       atomic.Uint64
 	readIndexRounds   atomic.Uint64
+	leaseReads        atomic.Uint64
 	forwarded         atomic.Uint64
 	notifiesReceived  atomic.Uint64
 	snapshotsRestored atomic.Uint64
@@ -56,6 +57,7 @@ func (n *Node) Counters() map[string]uint64 {
 		"meta_updates_total":              m.metaUpdates.Load(),
 		"read_index_total":                m.readIndexes.Load(),
 		"read_index_rounds_total":         m.readIndexRounds.Load(),
+		"read_index_lease_total":          m.leaseReads.Load(),
 		"forwarded_total":                 m.forwarded.Load(),
 		"bootstrap_notifies_total":        m.notifiesReceived.Load(),
 		"startup_snapshot_restores_total": m.snapshotsRestored.Load(),

@@ -61,6 +61,8 @@ type Node struct {
 	readyTerm atomic.Uint64
 	// reads batches concurrent read-index requests (see ReadIndex).
 	reads readIndexState
+	// lease is the leader's read lease (Config.ReadLease).
+	lease readLease
 	// lastMetaWarn is when reconcile last warned (watch goroutine only).
 	lastMetaWarn time.Time
 
@@ -179,7 +181,8 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 	if err != nil {
 		return n, err
 	}
-	n.raft, err = raft.NewRaft(rc, f, logStore, n.store, snaps, n.transport)
+	trans := newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout)
+	n.raft, err = raft.NewRaft(rc, f, logStore, n.store, snaps, trans)
 	if err != nil {
 		return n, fmt.Errorf("cluster: start raft: %w", err)
 	}
@@ -379,7 +382,7 @@ func (n *Node) stepDownForClose() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.ElectionTimeout+time.Second)
 	defer cancel()
-	if err := n.wait(ctx, n.raft.LeadershipTransfer()); err != nil {
+	if err := n.transferLeadership(ctx, n.raft.LeadershipTransfer); err != nil {
 		n.logger.Warn("leadership transfer before close failed", "error", err)
 		return
 	}

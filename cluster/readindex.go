@@ -61,6 +61,10 @@ func (n *Node) readIndex(ctx context.Context, hops int) (uint64, error) {
 	n.metrics.readIndexes.Add(1)
 	switch {
 	case n.IsLeader():
+		if index, ok := n.leaseReadIndex(); ok {
+			n.metrics.leaseReads.Add(1)
+			return index, nil
+		}
 		return n.reads.leader.wait(ctx)
 	case hops == 0:
 		return n.reads.follower.wait(ctx)
@@ -194,12 +198,14 @@ func (n *Node) leaderRound() (uint64, error) {
 		}
 	}
 	index := n.fsm.AppliedIndex()
+	epoch, sent := n.lease.epochNow(), time.Now()
 	if err := n.confirmTerm(term, deadline, deposed); err != nil {
 		return 0, err
 	}
 	if n.raft.CurrentTerm() != term {
 		return 0, ErrNotLeader
 	}
+	n.lease.grant(term, sent.Add(n.leaseDuration()), epoch)
 	return index, nil
 }
 
@@ -418,6 +424,19 @@ func (b *readBatcher) run(batch *readBatch) {
 		b.startLocked()
 	}
 	b.mu.Unlock()
+}
+
+// renew starts a round with no waiters when none is under way or waiting,
+// so that the round's side effect (extending the read lease) happens before
+// the lease lapses.
+func (b *readBatcher) renew() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped || b.running > 0 || b.next != nil {
+		return
+	}
+	b.next = &readBatch{done: make(chan struct{})}
+	b.startLocked()
 }
 
 // stop makes wait refuse new waiters. A batch already waiting is still run

@@ -48,6 +48,7 @@ func TestBigSnapshotBench(t *testing.T) {
 	for _, e := range rewriteEntries(t, readProcfile(t), filepath.Join(c.dir, "data")) {
 		args := withFlag(e.args, "raft-snap", "300")
 		args = withFlag(args, "raft-snap-int", "1s")
+		args = withFlag(args, "raft-log-level", "info")
 		c.add(e.name, args).start(t)
 	}
 	leader := c.waitLeader()
@@ -144,6 +145,11 @@ func TestBigSnapshotBench(t *testing.T) {
 		}
 		return nil
 	})
+	for _, line := range grepLogs(c, "snapshot", "joined", "installing", "copied") {
+		if strings.HasPrefix(line, "node4") {
+			t.Log(line)
+		}
+	}
 	t.Logf("join: new node at the leader's index after %v; cp of the %d MB file took %v (ratio %.1f), cp+fsync %v (ratio %.1f)",
 		joinTime.Round(time.Millisecond), st.Size()>>20, cpTime.Round(time.Millisecond), joinTime.Seconds()/cpTime.Seconds(),
 		cpSyncTime.Round(time.Millisecond), joinTime.Seconds()/cpSyncTime.Seconds())

@@ -185,10 +185,12 @@ func (s *fsmSnapshot) release() {
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	tmp := f.path + ".restore"
+	start := time.Now()
 	h, err := snapshot.Read(rc, tmp)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	read := time.Since(start)
 	renamed := false
 	defer func() {
 		if !renamed {
@@ -235,7 +237,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.halt(err)
 		return err
 	}
-	f.logger.Info("restored snapshot", "index", h.Index, "size", h.Length)
+	f.logger.Info("restored snapshot", "index", h.Index, "size", h.Length,
+		"read", read.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
