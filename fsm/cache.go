@@ -11,13 +11,15 @@ import (
 const maxCachedSQL = 4096
 
 // lru is a bounded, concurrency-safe least-recently-used map from SQL text to
-// what was learned by preparing it. It holds at most max entries of at most
-// maxCachedSQL bytes each, so its memory is bounded whatever clients send.
+// what was learned by preparing it, or to the prepared statement itself. It
+// holds at most max entries of at most maxCachedSQL bytes each, so its memory
+// is bounded whatever clients send.
 type lru[V any] struct {
-	mu  sync.Mutex
-	max int
-	ll  list.List // of *lruEntry[V], most recently used first
-	m   map[string]*list.Element
+	mu    sync.Mutex
+	max   int
+	ll    list.List // of *lruEntry[V], most recently used first
+	m     map[string]*list.Element
+	evict func(V) // if set, called with every value that leaves the cache
 }
 
 type lruEntry[V any] struct {
@@ -27,6 +29,20 @@ type lruEntry[V any] struct {
 
 func newLRU[V any](max int) *lru[V] {
 	return &lru[V]{max: max, m: make(map[string]*list.Element)}
+}
+
+// newEvictingLRU is newLRU whose values are released by evict when they are
+// evicted, replaced or cleared.
+func newEvictingLRU[V any](max int, evict func(V)) *lru[V] {
+	c := newLRU[V](max)
+	c.evict = evict
+	return c
+}
+
+func (c *lru[V]) release(v V) {
+	if c.evict != nil {
+		c.evict(v)
+	}
 }
 
 func (c *lru[V]) get(key string) (V, bool) {
@@ -47,7 +63,9 @@ func (c *lru[V]) put(key string, val V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[key]; ok {
-		e.Value.(*lruEntry[V]).val = val
+		entry := e.Value.(*lruEntry[V])
+		c.release(entry.val)
+		entry.val = val
 		c.ll.MoveToFront(e)
 		return
 	}
@@ -55,13 +73,18 @@ func (c *lru[V]) put(key string, val V) {
 	if c.ll.Len() > c.max {
 		oldest := c.ll.Back()
 		c.ll.Remove(oldest)
-		delete(c.m, oldest.Value.(*lruEntry[V]).key)
+		entry := oldest.Value.(*lruEntry[V])
+		delete(c.m, entry.key)
+		c.release(entry.val)
 	}
 }
 
 func (c *lru[V]) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for e := c.ll.Front(); e != nil; e = e.Next() {
+		c.release(e.Value.(*lruEntry[V]).val)
+	}
 	c.ll.Init()
 	clear(c.m)
 }

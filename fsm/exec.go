@@ -53,10 +53,13 @@ func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *Statement) (Resul
 		res Result
 		err error
 	)
-	if info.rows {
-		res, err = queryRows(ctx, c.conn, st.SQL, args)
-	} else {
-		res, err = c.exec(ctx, st.SQL, args)
+	switch {
+	case cacheable(st.SQL):
+		res, err = c.runPrepared(ctx, st.SQL, args, info.rows)
+	case info.rows:
+		res, err = scanRows(c.conn.QueryContext(ctx, st.SQL, args...))
+	default:
+		res, err = c.execResult(c.conn.ExecContext(ctx, st.SQL, args...))
 	}
 	if err != nil {
 		return Result{}, err
@@ -82,7 +85,29 @@ func bindArgs(params []Param) []any {
 	return args
 }
 
-// exec runs a statement that returns no rows and fills the execute shape.
+// runPrepared runs query through c's prepared statements: scanning its rows
+// if it returns rows, else in the execute shape.
+func (c *dbConn) runPrepared(ctx context.Context, query string, args []any, rows bool) (Result, error) {
+	p, err := c.prepare(ctx, query)
+	if err != nil {
+		return Result{}, err
+	}
+	// Running re-prepares the statement if the schema changed since, which
+	// shows it to the guard again; otherwise the guard sees nothing, and
+	// what it saw when the statement was prepared stands.
+	c.guard.reset()
+	if rows {
+		return scanRows(p.stmt.QueryContext(ctx, args...))
+	}
+	r, err := p.stmt.ExecContext(ctx, args...)
+	if c.guard.actions == 0 {
+		c.guard.dml, c.guard.ddl = p.dml, p.ddl
+	}
+	return c.execResult(r, err)
+}
+
+// execResult fills the execute shape from what running a statement that
+// returns no rows gave.
 //
 // SQLite's changes() and last_insert_rowid() are connection state that only
 // some statements update: after DDL they still describe an earlier INSERT,
@@ -93,8 +118,7 @@ func bindArgs(params []Param) []any {
 // only when such a statement changed rows; the apply path resets
 // last_insert_rowid at the start of every entry, so the value never leaks
 // across entries.
-func (c *dbConn) exec(ctx context.Context, query string, args []any) (Result, error) {
-	r, err := c.conn.ExecContext(ctx, query, args...)
+func (c *dbConn) execResult(r sql.Result, err error) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
@@ -112,12 +136,11 @@ func (c *dbConn) exec(ctx context.Context, query string, args []any) (Result, er
 	return res, nil
 }
 
-// queryRows runs a statement that returns rows and fills the query shape.
+// scanRows reads the rows a statement returned into the query shape.
 // Types are the declared column types in lower case; a column without one
 // (an expression) takes the type of its value in the first row, as rqlite
 // does, or "" when there is no row or the value is NULL.
-func queryRows(ctx context.Context, conn *sql.Conn, query string, args []any) (Result, error) {
-	rows, err := conn.QueryContext(ctx, query, args...)
+func scanRows(rows *sql.Rows, err error) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}

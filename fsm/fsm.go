@@ -173,7 +173,7 @@ func (f *FSM) openDB() (err error) {
 		return fmt.Errorf("write connection: %w", err)
 	}
 	if f.w, err = newWriter(ctx, wc); err != nil {
-		wc.conn.Close()
+		wc.close()
 		return fmt.Errorf("write connection: %w", err)
 	}
 	if err := wc.conn.QueryRowContext(ctx, "SELECT sqlite_version(), foreign_keys FROM pragma_foreign_keys").Scan(&f.version, &f.fkOn); err != nil {
@@ -222,7 +222,7 @@ func (f *FSM) closeDB() error {
 	}
 	if f.readers != nil {
 		for len(f.readers) > 0 {
-			errs = append(errs, (<-f.readers).conn.Close())
+			errs = append(errs, (<-f.readers).close())
 		}
 		f.readers = nil
 	}

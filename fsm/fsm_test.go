@@ -829,10 +829,17 @@ func TestClosed(t *testing.T) {
 	}
 }
 
+// BenchmarkApplyBatchInsert applies batches of single-row INSERT entries:
+// batches of 1 are what a lone client produces, 64 what concurrent ones do.
 func BenchmarkApplyBatchInsert(b *testing.B) {
+	for _, batchSize := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batchSize), func(b *testing.B) { benchmarkApplyBatch(b, batchSize) })
+	}
+}
+
+func benchmarkApplyBatch(b *testing.B, batchSize int) {
 	f := newFSM(b)
 	execAt(b, f, 1, &Request{Statements: []Statement{stmt("CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")}})
-	const batchSize = 64
 	next := uint64(2)
 	logs := make([]*raft.Log, batchSize)
 	b.ReportAllocs()

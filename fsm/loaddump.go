@@ -56,7 +56,7 @@ func BuildFromDump(ctx context.Context, r io.Reader, path string) error {
 	if err != nil {
 		return err
 	}
-	defer c.conn.Close()
+	defer c.close()
 	// Setting user_version writes the database header, so that even a dump
 	// of an empty database makes a database file, not an empty one.
 	if err := c.internal(ctx, "BEGIN"); err != nil {

@@ -147,7 +147,7 @@ func transactionGone(err error) bool {
 
 // close closes the statements and the connection.
 func (w *writer) close() error {
-	return errors.Join(w.closeStmts(), w.conn.Close())
+	return errors.Join(w.closeStmts(), w.dbConn.close())
 }
 
 func (w *writer) closeStmts() error {

@@ -30,6 +30,7 @@ const (
 	epDebugVars
 	epMetrics
 	epChecksum
+	epPprof
 	numEndpoints
 )
 
@@ -48,6 +49,7 @@ var endpointNames = [numEndpoints]string{
 	epDebugVars: "debug_vars",
 	epMetrics:   "metrics",
 	epChecksum:  "checksum",
+	epPprof:     "pprof",
 }
 
 func (e endpoint) String() string { return endpointNames[e] }

@@ -82,6 +82,7 @@ func New(cfg Config, store Store) *Server {
 		"/remove":     {ep: epRemove, methods: []string{http.MethodDelete}, anyPerms: []string{PermRemove}, handle: s.handleRemove},
 		"/debug/vars": {ep: epDebugVars, methods: get, anyPerms: []string{PermStatus}, handle: s.handleExpvar},
 		"/metrics":    {ep: epMetrics, methods: get, anyPerms: []string{PermStatus}, handle: s.handleMetrics},
+		pprofPrefix:   {ep: epPprof, methods: get, anyPerms: []string{PermStatus}, handle: handlePprof},
 	}
 	registerServer(s)
 	return s
@@ -203,6 +204,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.routes[path]
 	if rt == nil && len(path) > 1 && strings.HasSuffix(path, "/") {
 		rt = s.routes[strings.TrimSuffix(path, "/")]
+	}
+	if rt == nil && strings.HasPrefix(path, pprofPrefix+"/") {
+		rt = s.routes[pprofPrefix]
 	}
 	if rt == nil {
 		writeText(rec, http.StatusNotFound, "not found")

@@ -346,6 +346,21 @@ func TestMetricsAndExpvar(t *testing.T) {
 	}
 }
 
+// TestPprof: Go's profiles are served under /debug/pprof/, as in rqlite.
+func TestPprof(t *testing.T) {
+	_, ts := newTestServer(t, leaderStore(), nil)
+	for path, want := range map[string]string{
+		"/debug/pprof/":                  "goroutine",
+		"/debug/pprof/goroutine?debug=1": "goroutine profile:",
+		"/debug/pprof/cmdline":           "",
+	} {
+		code, _, body := do(t, "GET", ts.URL+path, "", "")
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %.200s", path, code, body)
+		}
+	}
+}
+
 // readIndexFnStore adds a scripted ReadIndex to fakeStore.
 type readIndexFnStore struct {
 	*fakeStore

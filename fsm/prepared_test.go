@@ -1,0 +1,66 @@
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// TestPreparedStatementsStayCorrect: statements served from the prepared
+// cache report what freshly prepared ones would: rows_affected and
+// last_insert_id after the schema changed under them, the read-only guard
+// for the same text sent as a read, and the right results when more texts
+// pass through than the cache holds.
+func TestPreparedStatementsStayCorrect(t *testing.T) {
+	f := newFSM(t)
+	var s seq
+	s.exec(t, f, stmt("CREATE TABLE p (id INTEGER PRIMARY KEY, v TEXT)"))
+	insert := stmt("INSERT INTO p(v) VALUES(?)", "a")
+	for i := int64(1); i <= 3; i++ {
+		r := s.exec(t, f, insert)[0]
+		if r.Error != "" || r.RowsAffected != 1 || r.LastInsertID != i {
+			t.Fatalf("insert %d: %+v", i, r)
+		}
+	}
+
+	// A schema change makes SQLite re-prepare the cached INSERT, which the
+	// guard sees again; the result keeps its shape.
+	s.exec(t, f, stmt("ALTER TABLE p ADD COLUMN w INTEGER DEFAULT 7"))
+	if r := s.exec(t, f, insert)[0]; r.Error != "" || r.RowsAffected != 1 || r.LastInsertID != 4 {
+		t.Fatalf("insert after ALTER: %+v", r)
+	}
+	// DDL run from the cache twice reports no rows affected.
+	ddl := stmt("CREATE INDEX IF NOT EXISTS p_v ON p(v)")
+	for range 2 {
+		if r := s.exec(t, f, ddl)[0]; r.Error != "" || r.RowsAffected != 0 || r.LastInsertID != 0 {
+			t.Fatalf("DDL: %+v", r)
+		}
+	}
+
+	// The write connection has the INSERT prepared for writes; as a read
+	// through the log it must still be refused.
+	ro := response(t, f.Apply(execLog(t, s.idx(), &Request{ReadOnly: true, Statements: []Statement{insert}}))).Results[0]
+	if ro.Error != errReadOnly {
+		t.Fatalf("INSERT as a read-only request: %+v", ro)
+	}
+	// And the same on the read pool.
+	res, err := f.Query(context.Background(), &Request{Statements: []Statement{insert}})
+	if err != nil || res[0].Error == "" {
+		t.Fatalf("INSERT through Query: %+v %v", res, err)
+	}
+
+	// More distinct texts than a connection keeps: evicted statements are
+	// closed and prepared again when they come back.
+	for round := range 2 {
+		for i := range 3 * preparedPerConn {
+			q := fmt.Sprintf("SELECT %d + id FROM p WHERE id = ?", i)
+			res, err := f.Query(context.Background(), &Request{Statements: []Statement{stmt(q, 1)}})
+			if err != nil || res[0].Error != "" || len(res[0].Rows) != 1 || res[0].Rows[0][0] != int64(i+1) {
+				t.Fatalf("round %d, query %d: %+v %v", round, i, res, err)
+			}
+		}
+	}
+	if n := count(t, f, "p"); n != 4 {
+		t.Fatalf("%d rows, want 4", n)
+	}
+}
