@@ -251,6 +251,7 @@ var clusterErrors = []sqlapi.ErrorMapping{
 	{From: cluster.ErrTimeout, To: sqlapi.ErrNotApplied},
 	{From: cluster.ErrLeadershipTransfer, To: sqlapi.ErrNotApplied},
 	{From: cluster.ErrClosed, To: sqlapi.ErrNotApplied},
+	{From: cluster.ErrHalted, To: sqlapi.ErrNotApplied},
 	{From: cluster.ErrBadRequest, To: sqlapi.ErrBadRequest},
 	{From: cluster.ErrUnknownNode, To: sqlapi.ErrBadRequest},
 	{From: fsm.ErrInvalidLoad, To: sqlapi.ErrBadRequest},

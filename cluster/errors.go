@@ -37,6 +37,11 @@ var (
 	// ErrBadRequest means the arguments were invalid (e.g. a missing node
 	// ID, or a leadership transfer target that is not a voter).
 	ErrBadRequest = errors.New("bad request")
+	// ErrHalted means this node's state machine has halted (a batch could
+	// not be committed to its database: disk full, I/O error), so it
+	// proposes nothing: it was not applied. The leader hands leadership to
+	// another voter within a reconciliation period; retry shortly.
+	ErrHalted = errors.New("state machine halted on this node")
 	// ErrUnknownNode means the node ID is not a member of the cluster.
 	ErrUnknownNode = errors.New("unknown node")
 )

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -71,6 +72,10 @@ func (n *Node) reconcile() {
 
 	switch n.raft.State() {
 	case raft.Leader:
+		if cause := n.fsm.Err(); cause != nil {
+			n.handOffHalted(ctx, cause)
+			return
+		}
 		if err := n.establishLeadership(ctx); err != nil {
 			n.logger.Debug("leader barrier failed", "error", err)
 			return
@@ -98,6 +103,27 @@ func (n *Node) reconcile() {
 				n.logger.Warn("asking the leader to record this node's API address failed; retrying", "error", err)
 			}
 		}
+	}
+}
+
+// handOffHalted makes a leader whose state machine has halted (a batch of
+// entries could not be committed: disk full, I/O error; see fsm.FSM.Err)
+// hand its leadership to another voter. Raft keeps a leader for as long as
+// its log store works, but a halted state machine applies nothing more: as
+// the leader it would answer every write with an error although raft
+// commits the write and the other nodes apply it, and reads waiting for its
+// applied index would time out, until an operator restarted it, while the
+// other nodes could go on as a healthy majority. A halted follower can win
+// a later election; the next reconciliation then hands off again. Without
+// another voter (a single node) there is no one to hand off to.
+func (n *Node) handOffHalted(ctx context.Context, cause error) {
+	err := n.StepDown(ctx, "")
+	switch {
+	case err == nil:
+		n.logger.Warn("state machine halted: handed leadership to another node", "cause", cause)
+	case errors.Is(err, ErrBadRequest): // no other voter
+	default:
+		n.logger.Warn("state machine halted: handing leadership to another node failed; retrying", "error", err)
 	}
 }
 

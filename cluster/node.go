@@ -155,10 +155,14 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 	if err != nil {
 		return n, fmt.Errorf("cluster: raft log cache: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, snapshotRetain, hlog.Named("snapshots"))
+	// Holding the log store's lock, this is the only process using the
+	// directory: no snapshot is being written.
+	removeStaleSnapshotTemps(filepath.Join(raftDir, "snapshots"), n.logger)
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, snapshotRetain, hlog.Named("snapshots"))
 	if err != nil {
 		return n, fmt.Errorf("cluster: raft snapshot store: %w", err)
 	}
+	snaps := writebackStore{FileSnapshotStore: fileSnaps, dir: filepath.Join(raftDir, "snapshots")}
 
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.layer,
@@ -220,7 +224,7 @@ func (n *Node) raftLogger() *slogHCLog {
 }
 
 // raftConfig builds hashicorp/raft's configuration.
-func (n *Node) raftConfig(hlog *slogHCLog, logs raft.LogStore, snaps *raft.FileSnapshotStore) (*raft.Config, error) {
+func (n *Node) raftConfig(hlog *slogHCLog, logs raft.LogStore, snaps raft.SnapshotStore) (*raft.Config, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.id)
 	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
@@ -436,6 +440,11 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 	}
 	if n.raft.State() != raft.Leader {
 		return nil, ErrNotLeader
+	}
+	if err := n.fsm.Err(); err != nil {
+		// It would commit the entry but could not apply it here, so it
+		// could not tell the outcome.
+		return nil, fmt.Errorf("%w: %w", ErrHalted, err)
 	}
 	cmd.Timestamp = time.Now().UnixNano()
 	cmd.Seed = rand.Uint64()

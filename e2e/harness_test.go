@@ -218,6 +218,18 @@ func withFlag(args []string, name, value string) []string {
 	return append(append(out[:len(out)-1], "-"+name, value), dir)
 }
 
+// withFlags applies withFlag for each name, value pair of flags.
+func withFlags(t testing.TB, args []string, flags ...string) []string {
+	t.Helper()
+	if len(flags)%2 != 0 {
+		t.Fatalf("withFlags: odd number of name, value words: %q", flags)
+	}
+	for i := 0; i < len(flags); i += 2 {
+		args = withFlag(args, flags[i], flags[i+1])
+	}
+	return args
+}
+
 // ---------------------------------------------------------------------------
 // Processes
 
@@ -360,6 +372,73 @@ func (n *node) shutdown() {
 	}
 }
 
+// dataDir is the node's data directory (the last word of its command line).
+func (n *node) dataDir() string { return n.args[len(n.args)-1] }
+
+// logSize is the current length of the node's log, an offset for waitLog.
+func (n *node) logSize() int64 {
+	fi, err := os.Stat(n.logPath)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// logPollInterval is how often waitLog reads the log: short, so that a test
+// can act on a line (e.g. kill the node) while what it announces is still
+// in progress.
+const logPollInterval = 2 * time.Millisecond
+
+// waitLog waits until a complete line of the node's log written at or after
+// offset from matches re, and returns the line's submatches and the offset
+// just past it. It fails the test after timeout, or if the process exits
+// first.
+func (n *node) waitLog(t testing.TB, from int64, timeout time.Duration, re *regexp.Regexp) ([]string, int64) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if m, end := n.findInLog(from, re); m != nil {
+			return m, end
+		}
+		if !n.alive() {
+			t.Fatalf("%s exited while waiting for a log line matching %q", n.name, re)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no log line matching %q within %v", n.name, re, timeout)
+		}
+		time.Sleep(logPollInterval)
+	}
+}
+
+// findInLog returns the submatches of the first complete line of the node's
+// log at or after offset from that matches re, and the offset past that
+// line; nil if there is none (yet).
+func (n *node) findInLog(from int64, re *regexp.Regexp) ([]string, int64) {
+	f, err := os.Open(n.logPath)
+	if err != nil {
+		return nil, from
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.NewSectionReader(f, from, 1<<40))
+	if err != nil {
+		return nil, from
+	}
+	for pos := 0; ; {
+		nl := bytes.IndexByte(raw[pos:], '\n')
+		if nl < 0 {
+			return nil, from
+		}
+		if m := re.FindSubmatch(raw[pos : pos+nl]); m != nil {
+			out := make([]string, len(m))
+			for i, b := range m {
+				out[i] = string(b)
+			}
+			return out, from + int64(pos+nl+1)
+		}
+		pos += nl + 1
+	}
+}
+
 // logTail returns the last lines of the node's log.
 func (n *node) logTail(lines int) string {
 	raw, err := os.ReadFile(n.logPath)
@@ -408,12 +487,25 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
-// startProcfileCluster starts every process of the repository's Procfile.
-func startProcfileCluster(t *testing.T) *cluster {
+// startProcfileCluster starts every process of the repository's Procfile,
+// with extra flags given as name, value pairs (see withFlags).
+func startProcfileCluster(t *testing.T, flags ...string) *cluster {
+	t.Helper()
+	c := addProcfileNodes(t, flags...)
+	for _, n := range c.nodes {
+		n.start(t)
+	}
+	return c
+}
+
+// addProcfileNodes makes a cluster of the Procfile's processes, with extra
+// flags given as name, value pairs, without starting them: a test can
+// prepare their data directories first.
+func addProcfileNodes(t *testing.T, flags ...string) *cluster {
 	t.Helper()
 	c := newCluster(t)
 	for _, e := range rewriteEntries(t, readProcfile(t), filepath.Join(c.dir, "data")) {
-		c.add(e.name, e.args).start(t)
+		c.add(e.name, withFlags(t, e.args, flags...))
 	}
 	return c
 }
@@ -606,6 +698,45 @@ func waitIdentical(t testing.TB, want int, nodes ...*node) [][]any {
 		return nil
 	})
 	return rows
+}
+
+// waitSameAnswer waits until every given node, read locally (level none),
+// gives the same answer without error to query, and returns that answer.
+// It compares whole databases cheaply with an aggregate query, e.g. the
+// fingerprint of a large table.
+func waitSameAnswer(t testing.TB, query string, nodes ...*node) [][]any {
+	t.Helper()
+	var first [][]any
+	waitFor(t, waitTimeout, fmt.Sprintf("the same answer to %q on %d nodes", query, len(nodes)), func() error {
+		for i, n := range nodes {
+			got, err := n.rows("none", query)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.name, err)
+			}
+			if i == 0 {
+				first = got
+			} else if !reflect.DeepEqual(got, first) {
+				return fmt.Errorf("%s answers %v, %s %v", nodes[0].name, first, n.name, got)
+			}
+		}
+		return nil
+	})
+	return first
+}
+
+// requireIntact fails the test unless every given node's database passes
+// SQLite's integrity check (read locally, level none).
+func requireIntact(t testing.TB, nodes ...*node) {
+	t.Helper()
+	for _, n := range nodes {
+		got, err := n.rows("none", "PRAGMA integrity_check")
+		if err != nil {
+			t.Fatalf("%s: integrity check: %v", n.name, err)
+		}
+		if len(got) != 1 || len(got[0]) != 1 || got[0][0] != "ok" {
+			t.Fatalf("%s: integrity check: %v", n.name, got)
+		}
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -803,6 +934,25 @@ func createTable(t testing.TB, n *node) {
 	t.Helper()
 	n.mustExecute(t, "CREATE TABLE t (id INTEGER PRIMARY KEY, via TEXT NOT NULL)")
 }
+
+// padFingerprint sums up table pad (see padTable) for comparing replicas.
+const padFingerprint = "SELECT COUNT(*), SUM(id), SUM(LENGTH(b)), SUM(unicode(hex(b))), MAX(hex(substr(b, 1, 8))) FROM pad"
+
+// padTable creates table pad through n and fills it with about mb MB of
+// incompressible rows (randomblob, which the apply path makes the same on
+// every replica), one MB per log entry: enough data for copying, sending or
+// restoring a snapshot to take a noticeable time.
+func padTable(t testing.TB, n *node, mb int) {
+	t.Helper()
+	n.mustExecute(t, "CREATE TABLE IF NOT EXISTS pad (id INTEGER PRIMARY KEY, b BLOB NOT NULL)")
+	for range mb {
+		n.mustExecute(t, padInsert)
+	}
+}
+
+// padInsert adds 1 MB to table pad: 256 random blobs of 4 KiB.
+const padInsert = "INSERT INTO pad(b) SELECT randomblob(4096) FROM " +
+	"(WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM s WHERE x < 256) SELECT x FROM s)"
 
 // insertRow makes sure that row id of table t is committed, trying the given
 // nodes in turn until timeout. An attempt with an unknown outcome (transport

@@ -115,6 +115,7 @@ func Open(cfg Config) (*FSM, error) {
 		return nil, fmt.Errorf("open fsm: %w", err)
 	}
 	enableOFDLocking(logger)
+	removeStaleScratch(dir, logger.With("component", "fsm"))
 
 	f := &FSM{
 		path:      filepath.Join(dir, DBFile),

@@ -192,7 +192,7 @@ func Read(r io.Reader, destPath string) (h Header, err error) {
 
 	crc := crc32.New(castagnoli)
 	crc.Write(h.encode())
-	if err := readBody(r, f, h, crc); err != nil {
+	if err := readBody(r, NewWriteback(f).Writer(f), h, crc); err != nil {
 		return h, fmt.Errorf("read snapshot %d: %w", h.Index, err)
 	}
 	if err := f.Sync(); err != nil {
