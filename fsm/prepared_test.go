@@ -64,3 +64,24 @@ func TestPreparedStatementsStayCorrect(t *testing.T) {
 		t.Fatalf("%d rows, want 4", n)
 	}
 }
+
+// BenchmarkQueryPoint: a point SELECT through Query (a read transaction on
+// a pooled connection), the work of a read at level none or weak.
+func BenchmarkQueryPoint(b *testing.B) {
+	f := newFSM(b)
+	var s seq
+	s.exec(b, f, stmt("CREATE TABLE kv (id INTEGER PRIMARY KEY, v TEXT)"))
+	s.exec(b, f, stmt("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 10000) INSERT INTO kv SELECT i, 'value ' || i FROM c"))
+	for i := range 3000 { // a WAL past the auto-checkpoint, as in a server that has taken writes
+		s.exec(b, f, stmt("INSERT INTO kv(v) VALUES(?)", fmt.Sprint(i)))
+	}
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		i++
+		res, err := f.Query(ctx, &Request{Statements: []Statement{stmt("SELECT v FROM kv WHERE id = ?", int64(i%10000+1))}})
+		if err != nil || res[0].Error != "" || len(res[0].Rows) != 1 {
+			b.Fatalf("%+v %v", res, err)
+		}
+	}
+}
