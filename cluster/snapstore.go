@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -11,12 +13,21 @@ import (
 	"github.com/raftlite/raftlite/snapshot"
 )
 
-// writebackStore is raft's file snapshot store, except that the snapshots
-// it writes (taken here, or received from the leader) reach the disk as
-// they are written rather than all at once in the fsync that completes
-// them (see snapshot.Writeback): a whole-database snapshot otherwise
-// stalls the Raft log's fsyncs, and so every write, for seconds.
-type writebackStore struct {
+// snapshotStore is raft's file snapshot store with two changes for
+// snapshots of whole databases:
+//
+//   - The snapshots it writes (taken here, or received from the leader)
+//     reach the disk as they are written rather than all at once in the
+//     fsync that completes them (see snapshot.Writeback): a large snapshot
+//     otherwise stalls the Raft log's fsyncs, and so every write, for
+//     seconds.
+//   - Open does not read the whole file first to check raft's CRC-64 of
+//     it: every consumer of an opened snapshot is fsm.FSM.Restore (here,
+//     or on the follower it is sent to), which verifies the stream's own
+//     CRC-32 as it reads and rejects a damaged snapshot before touching the
+//     database. The extra pass cost a large snapshot send or install a
+//     second or more.
+type snapshotStore struct {
 	*raft.FileSnapshotStore
 	dir string // the store's snapshots directory
 }
@@ -26,7 +37,7 @@ type writebackStore struct {
 // tracked through a second descriptor of that file. Should the layout ever
 // differ, the plain sink is returned: snapshots stay correct, only the
 // pacing is lost.
-func (s writebackStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
+func (s snapshotStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
 	configurationIndex uint64, trans raft.Transport) (raft.SnapshotSink, error) {
 	sink, err := s.FileSnapshotStore.Create(version, index, term, configuration, configurationIndex, trans)
 	if err != nil {
@@ -76,3 +87,32 @@ func removeStaleSnapshotTemps(dir string, logger *slog.Logger) {
 		logger.Info("removed a temporary snapshot left by an interrupted snapshot", "path", p)
 	}
 }
+
+// Open opens the snapshot id for reading (see snapshotStore). A snapshot
+// that List does not return (raft lists only the retained ones) is opened
+// by the file store itself.
+func (s snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	metas, err := s.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, meta := range metas {
+		if meta.ID != id {
+			continue
+		}
+		f, err := os.Open(filepath.Join(s.dir, id, "state.bin"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("open snapshot %s: %w", id, err)
+		}
+		return meta, bufferedFile{Reader: bufio.NewReader(f), f: f}, nil
+	}
+	return s.FileSnapshotStore.Open(id)
+}
+
+// bufferedFile reads a file through a buffer and closes the file.
+type bufferedFile struct {
+	*bufio.Reader
+	f *os.File
+}
+
+func (b bufferedFile) Close() error { return b.f.Close() }

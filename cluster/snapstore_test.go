@@ -8,16 +8,16 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// TestWritebackStoreTracksSnapshots: the store finds the file raft's file
-// snapshot store writes (so its layout is still the one writebackStore
+// TestSnapshotStoreWritesAndOpens: the store finds the file raft's file
+// snapshot store writes (so its layout is still the one snapshotStore
 // assumes), and snapshots round-trip through it unchanged.
-func TestWritebackStoreTracksSnapshots(t *testing.T) {
+func TestSnapshotStoreWritesAndOpens(t *testing.T) {
 	dir := t.TempDir()
 	fs, err := raft.NewFileSnapshotStore(dir, 1, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := writebackStore{FileSnapshotStore: fs, dir: dir + "/snapshots"}
+	store := snapshotStore{FileSnapshotStore: fs, dir: dir + "/snapshots"}
 	_, trans := raft.NewInmemTransport("")
 	sink, err := store.Create(raft.SnapshotVersionMax, 10, 2, raft.Configuration{}, 1, trans)
 	if err != nil {

@@ -10,7 +10,9 @@ import (
 const WritebackStep = 8 << 20
 
 // Writeback makes the kernel write a file out as it grows, in steps of
-// WritebackStep bytes, waiting for each step. Without it a snapshot's or a
+// WritebackStep bytes: each step's writeout starts as soon as the step is
+// complete, and is waited for when the next step is, so that producing the
+// data and writing it overlap while at most two steps are in flight. Without it a snapshot's or a
 // restore's hundreds of megabytes sit dirty in the page cache until the
 // final fsync, which then holds the disk (and on ext4 the journal) for
 // seconds, stalling the Raft log's fsyncs, and so every write, behind it.
@@ -20,8 +22,9 @@ const WritebackStep = 8 << 20
 // replace that fsync. On systems without sync_file_range it does nothing.
 type Writeback struct {
 	f       *os.File
-	synced  int64 // bytes from the file's start already written out
+	synced  int64 // bytes from the file's start whose writeout has started
 	pending int64 // bytes appended since
+	last    int64 // length of the step whose writeout may still be under way
 }
 
 // NewWriteback tracks f, which is being appended to from offset 0.
@@ -35,7 +38,9 @@ func (w *Writeback) Wrote(n int) {
 	if w.pending < WritebackStep {
 		return
 	}
-	writeOut(w.f, w.synced, w.pending)
+	startWriteOut(w.f, w.synced, w.pending)
+	waitWriteOut(w.f, w.synced-w.last, w.last)
+	w.last = w.pending
 	w.synced += w.pending
 	w.pending = 0
 }

@@ -12,8 +12,16 @@ const (
 	syncFileRangeWaitAfter  = 4
 )
 
-// writeOut writes the n bytes of f at off out to the disk and waits for
-// them, without flushing metadata or the filesystem journal.
-func writeOut(f *os.File, off, n int64) {
-	_ = syscall.SyncFileRange(int(f.Fd()), off, n, syncFileRangeWaitBefore|syncFileRangeWrite|syncFileRangeWaitAfter)
+// startWriteOut starts writing the n bytes of f at off out to the disk
+// (data only: no metadata, no filesystem journal) without waiting.
+func startWriteOut(f *os.File, off, n int64) {
+	_ = syscall.SyncFileRange(int(f.Fd()), off, n, syncFileRangeWrite)
+}
+
+// waitWriteOut writes out whatever of the n bytes of f at off is still
+// dirty and waits until all of them are on the disk.
+func waitWriteOut(f *os.File, off, n int64) {
+	if n > 0 {
+		_ = syscall.SyncFileRange(int(f.Fd()), off, n, syncFileRangeWaitBefore|syncFileRangeWrite|syncFileRangeWaitAfter)
+	}
 }
