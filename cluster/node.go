@@ -162,7 +162,7 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 	if err != nil {
 		return n, fmt.Errorf("cluster: raft snapshot store: %w", err)
 	}
-	snaps := snapshotStore{FileSnapshotStore: fileSnaps, dir: filepath.Join(raftDir, "snapshots")}
+	snaps := &snapshotStore{FileSnapshotStore: fileSnaps, dir: filepath.Join(raftDir, "snapshots"), prepare: f.PrepareRestore}
 
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.layer,

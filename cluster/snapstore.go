@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +14,7 @@ import (
 	"github.com/raftlite/raftlite/snapshot"
 )
 
-// snapshotStore is raft's file snapshot store with two changes for
+// snapshotStore is raft's file snapshot store with three changes for
 // snapshots of whole databases:
 //
 //   - The snapshots it writes (taken here, or received from the leader)
@@ -27,9 +28,16 @@ import (
 //     CRC-32 as it reads and rejects a damaged snapshot before touching the
 //     database. The extra pass cost a large snapshot send or install a
 //     second or more.
+//   - A snapshot that is not this node's own (one the leader sends, or a
+//     user's load) is also handed, as it arrives, to prepare (the FSM's
+//     PrepareRestore), which decodes it into the database file that the
+//     Restore following the transfer then only has to swap in: decoding
+//     and writing the database overlap the transfer instead of following
+//     it.
 type snapshotStore struct {
 	*raft.FileSnapshotStore
-	dir string // the store's snapshots directory
+	dir     string                // the store's snapshots directory
+	prepare func(io.Reader) error // nil: never
 }
 
 // Create starts a snapshot. FileSnapshotStore writes it to
@@ -37,7 +45,7 @@ type snapshotStore struct {
 // tracked through a second descriptor of that file. Should the layout ever
 // differ, the plain sink is returned: snapshots stay correct, only the
 // pacing is lost.
-func (s snapshotStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
+func (s *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
 	configurationIndex uint64, trans raft.Transport) (raft.SnapshotSink, error) {
 	sink, err := s.FileSnapshotStore.Create(version, index, term, configuration, configurationIndex, trans)
 	if err != nil {
@@ -47,28 +55,74 @@ func (s snapshotStore) Create(version raft.SnapshotVersion, index, term uint64, 
 	if err != nil {
 		return sink, nil
 	}
-	return &writebackSink{SnapshotSink: sink, f: f, w: snapshot.NewWriteback(f).Writer(sink)}, nil
+	return &storeSink{SnapshotSink: sink, prepare: s.prepare, f: f, w: snapshot.NewWriteback(f).Writer(sink)}, nil
 }
 
-type writebackSink struct {
+// storeSink is the sink of a snapshot being written to the store (see
+// snapshotStore).
+type storeSink struct {
 	raft.SnapshotSink
-	f *os.File  // the second descriptor
-	w io.Writer // the sink, tracked
+	prepare func(io.Reader) error
+	f       *os.File  // the second descriptor
+	w       io.Writer // the sink, tracked
+	local   bool      // the FSM's own snapshot: not prepared
+	pipe    *io.PipeWriter
+	done    chan error // prepare's outcome, once pipe is set
 }
 
-func (s *writebackSink) Write(p []byte) (int, error) { return s.w.Write(p) }
+// LocalSnapshot marks the snapshot as the FSM's own (fsm.LocalSnapshotSink).
+func (s *storeSink) LocalSnapshot() { s.local = true }
 
-func (s *writebackSink) Close() error {
+func (s *storeSink) Write(p []byte) (int, error) {
+	if s.pipe == nil && !s.local && s.prepare != nil {
+		s.startPrepare()
+	}
+	n, err := s.w.Write(p)
+	if err == nil && s.pipe != nil {
+		if _, perr := s.pipe.Write(p[:n]); perr != nil {
+			err = fmt.Errorf("decode snapshot %s as it arrives: %w", s.ID(), perr)
+		}
+	}
+	return n, err
+}
+
+func (s *storeSink) startPrepare() {
+	pr, pw := io.Pipe()
+	s.pipe, s.done = pw, make(chan error, 1)
+	go func() {
+		err := s.prepare(pr)
+		// A decoder that stopped early must not leave Write blocked.
+		pr.CloseWithError(err)
+		s.done <- err
+	}()
+}
+
+// Close completes the snapshot once its decoding, if any, has succeeded.
+func (s *storeSink) Close() error {
+	if s.pipe != nil {
+		s.pipe.Close()
+		if err := <-s.done; err != nil {
+			s.SnapshotSink.Cancel()
+			s.f.Close()
+			return fmt.Errorf("snapshot %s: %w", s.ID(), err)
+		}
+	}
 	err := s.SnapshotSink.Close()
 	s.f.Close()
 	return err
 }
 
-func (s *writebackSink) Cancel() error {
+func (s *storeSink) Cancel() error {
+	if s.pipe != nil {
+		s.pipe.CloseWithError(errSnapshotCanceled)
+		<-s.done
+	}
 	err := s.SnapshotSink.Cancel()
 	s.f.Close()
 	return err
 }
+
+var errSnapshotCanceled = errors.New("snapshot canceled")
 
 // removeStaleSnapshotTemps removes the temporary directories of raft's file
 // snapshot store in dir (<id>.tmp). Raft writes each snapshot into such a
@@ -91,7 +145,7 @@ func removeStaleSnapshotTemps(dir string, logger *slog.Logger) {
 // Open opens the snapshot id for reading (see snapshotStore). A snapshot
 // that List does not return (raft lists only the retained ones) is opened
 // by the file store itself.
-func (s snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	metas, err := s.List()
 	if err != nil {
 		return nil, nil, err

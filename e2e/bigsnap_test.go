@@ -145,7 +145,7 @@ func TestBigSnapshotBench(t *testing.T) {
 		}
 		return nil
 	})
-	for _, line := range grepLogs(c, "snapshot", "joined", "installing", "copied") {
+	for _, line := range grepLogs(c, "snapshot", "joined", "installing", "copied", "decoded as it arrived") {
 		if strings.HasPrefix(line, "node4") {
 			t.Log(line)
 		}

@@ -51,6 +51,7 @@ type FSM struct {
 	// reading from Snapshot until its pages are copied.
 	mu      sync.RWMutex
 	closed  bool
+	prep    preparedRestore // see PrepareRestore
 	db      *sql.DB
 	wdb     *sql.DB      // the write connection's pool, of writeDrv
 	w       *writer      // the apply path's connection, used only by Raft's FSM goroutine

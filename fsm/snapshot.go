@@ -99,6 +99,9 @@ type fsmSnapshot struct {
 // Persist streams the pinned database's pages to sink in the snapshot
 // package's format.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if l, ok := sink.(LocalSnapshotSink); ok {
+		l.LocalSnapshot()
+	}
 	if err := s.persist(sink); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist snapshot %d: %w", s.index, err)
@@ -177,18 +180,21 @@ func (s *fsmSnapshot) release() {
 // Restore replaces the database with the snapshot read from rc. The stream
 // is written to DBFile+".restore" beside the live file and verified
 // (checksum, and that it is a raftlite database at the index its header
-// names) before anything else happens; then the live database is
+// names) before anything else happens, unless PrepareRestore did that
+// already while the snapshot arrived; then the live database is
 // checkpointed into a single file, its connections are closed, the new file
 // is renamed over it and the directory synced, and the database is reopened,
 // reloading the applied index and the nodes. Until the rename, any failure
 // leaves the old database as it was and open.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	tmp := f.path + ".restore"
+	f.prep.mu.Lock()
+	defer f.prep.mu.Unlock()
+	tmp := f.restorePath()
 	start := time.Now()
-	h, err := snapshot.Read(rc, tmp)
+	h, err := f.restoreFile(rc)
 	if err != nil {
-		return fmt.Errorf("restore snapshot: %w", err)
+		return err
 	}
 	read := time.Since(start)
 	renamed := false
@@ -197,9 +203,6 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			removeDBFiles(tmp)
 		}
 	}()
-	if err := checkRestoredDB(tmp, h.Index); err != nil {
-		return fmt.Errorf("restore snapshot %d: %w", h.Index, err)
-	}
 
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -171,14 +171,23 @@ func ReadHeader(r io.Reader) (Header, error) {
 // once the whole stream has been verified. On any error it removes destPath,
 // so a partial or corrupt database is never left behind for the caller to
 // mistake for a good one.
-func Read(r io.Reader, destPath string) (h Header, err error) {
-	h, err = ReadHeader(r)
+func Read(r io.Reader, destPath string) (Header, error) {
+	h, err := ReadHeader(r)
 	if err != nil {
 		return Header{}, err
 	}
+	if err := ReadBody(r, h, destPath); err != nil {
+		return Header{}, err
+	}
+	return h, nil
+}
+
+// ReadBody is Read for a stream whose header h has already been read
+// from r (by ReadHeader).
+func ReadBody(r io.Reader, h Header, destPath string) (err error) {
 	f, err := os.OpenFile(destPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
-		return Header{}, fmt.Errorf("read snapshot %d: %w", h.Index, err)
+		return fmt.Errorf("read snapshot %d: %w", h.Index, err)
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil && cerr != nil {
@@ -186,19 +195,18 @@ func Read(r io.Reader, destPath string) (h Header, err error) {
 		}
 		if err != nil {
 			os.Remove(destPath)
-			h = Header{}
 		}
 	}()
 
 	crc := crc32.New(castagnoli)
 	crc.Write(h.encode())
 	if err := readBody(r, NewWriteback(f).Writer(f), h, crc); err != nil {
-		return h, fmt.Errorf("read snapshot %d: %w", h.Index, err)
+		return fmt.Errorf("read snapshot %d: %w", h.Index, err)
 	}
 	if err := f.Sync(); err != nil {
-		return h, fmt.Errorf("read snapshot %d: %w", h.Index, err)
+		return fmt.Errorf("read snapshot %d: %w", h.Index, err)
 	}
-	return h, nil
+	return nil
 }
 
 // readBody decompresses the body into w, checking length and checksum.
