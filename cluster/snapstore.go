@@ -55,13 +55,14 @@ func (s *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64,
 	if err != nil {
 		return sink, nil
 	}
-	return &storeSink{SnapshotSink: sink, prepare: s.prepare, f: f, w: snapshot.NewWriteback(f).Writer(sink)}, nil
+	return &storeSink{SnapshotSink: sink, dir: s.dir, prepare: s.prepare, f: f, w: snapshot.NewWriteback(f).Writer(sink)}, nil
 }
 
 // storeSink is the sink of a snapshot being written to the store (see
 // snapshotStore).
 type storeSink struct {
 	raft.SnapshotSink
+	dir     string // the store's
 	prepare func(io.Reader) error
 	f       *os.File  // the second descriptor
 	w       io.Writer // the sink, tracked
@@ -98,17 +99,22 @@ func (s *storeSink) startPrepare() {
 }
 
 // Close completes the snapshot once its decoding, if any, has succeeded.
+// The decoder's final sync and the snapshot file's run at the same time; a
+// snapshot whose decoding failed is then removed again, as raft's store
+// does with one that fails to complete.
 func (s *storeSink) Close() error {
-	if s.pipe != nil {
-		s.pipe.Close()
-		if err := <-s.done; err != nil {
-			s.SnapshotSink.Cancel()
-			s.f.Close()
-			return fmt.Errorf("snapshot %s: %w", s.ID(), err)
-		}
+	defer s.f.Close()
+	if s.pipe == nil {
+		return s.SnapshotSink.Close()
 	}
+	s.pipe.Close()
 	err := s.SnapshotSink.Close()
-	s.f.Close()
+	if perr := <-s.done; perr != nil {
+		if err == nil {
+			err = os.RemoveAll(filepath.Join(s.dir, s.ID()))
+		}
+		return errors.Join(fmt.Errorf("snapshot %s: %w", s.ID(), perr), err)
+	}
 	return err
 }
 

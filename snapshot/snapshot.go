@@ -58,6 +58,9 @@ const maxWindow = 64 << 20
 // 1.5-3x the speed, and compression is the CPU cost of every snapshot.
 const encoderWindow = 1 << 20
 
+// readBuffer is the read buffer in front of the decompressor.
+const readBuffer = 256 << 10
+
 // ErrCorrupt is wrapped by every error Read returns for a stream that is not
 // a well-formed snapshot: bad magic, unknown version, truncation, checksum
 // mismatch or trailing data.
@@ -211,7 +214,9 @@ func ReadBody(r io.Reader, h Header, destPath string) (err error) {
 
 // readBody decompresses the body into w, checking length and checksum.
 func readBody(r io.Reader, w io.Writer, h Header, crc hash.Hash32) error {
-	zr, err := zstd.NewReader(bufio.NewReader(r),
+	// A large buffer: r is often a pipe from a network transfer
+	// (cluster's snapshot store), where each read is a goroutine hand-off.
+	zr, err := zstd.NewReader(bufio.NewReaderSize(r, readBuffer),
 		zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxWindow(maxWindow),
 		zstd.WithDecoderLowmem(true))
