@@ -248,6 +248,7 @@ var clusterErrors = []sqlapi.ErrorMapping{
 	{From: cluster.ErrNoLeader, To: sqlapi.ErrNoLeader},
 	{From: cluster.ErrLeadershipLost, To: sqlapi.ErrLeadershipLost},
 	{From: cluster.ErrCommitTimeout, To: sqlapi.ErrCommitTimeout},
+	{From: cluster.ErrApplyFailed, To: sqlapi.ErrUnknownOutcome},
 	{From: cluster.ErrTimeout, To: sqlapi.ErrNotApplied},
 	{From: cluster.ErrLeadershipTransfer, To: sqlapi.ErrNotApplied},
 	{From: cluster.ErrClosed, To: sqlapi.ErrNotApplied},

@@ -37,6 +37,11 @@ var (
 	// ErrBadRequest means the arguments were invalid (e.g. a missing node
 	// ID, or a leadership transfer target that is not a voter).
 	ErrBadRequest = errors.New("bad request")
+	// ErrApplyFailed means the entry committed but this node's state
+	// machine failed to apply it (it halted, or is closing): the write takes
+	// effect on the other nodes, but its results are unknown here. See
+	// IsAmbiguous.
+	ErrApplyFailed = errors.New("committed to the log but not applied on this node; the write takes effect on the other nodes and its results are unknown")
 	// ErrHalted means this node's state machine has halted (a batch could
 	// not be committed to its database: disk full, I/O error), so it
 	// proposes nothing: it was not applied. The leader hands leadership to
@@ -49,7 +54,7 @@ var (
 // IsAmbiguous reports whether err leaves the outcome of a write unknown: the
 // entry was proposed but the proposer could not learn whether it committed.
 func IsAmbiguous(err error) bool {
-	return errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrCommitTimeout)
+	return errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrCommitTimeout) || errors.Is(err, ErrApplyFailed)
 }
 
 // mapApplyError turns an error from a Raft future for an entry that was

@@ -426,7 +426,7 @@ func (n *Node) Execute(ctx context.Context, req *fsm.Request) (resp *fsm.Respons
 		}
 		return v, nil
 	case error:
-		return nil, fmt.Errorf("cluster: execute: FSM: %w", v)
+		return nil, fmt.Errorf("cluster: execute: %w: %w", ErrApplyFailed, v)
 	default:
 		return nil, fmt.Errorf("cluster: execute: unexpected FSM response type %T", res)
 	}

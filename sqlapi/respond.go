@@ -24,6 +24,7 @@ const (
 	codeQueueFull      = "queue_full"
 	codeQueueFailed    = "queue_failed"
 	codeLeadershipLost = "leadership_lost"
+	codeUnknownOutcome = "unknown_outcome"
 	codeUnavailable    = "unavailable"
 	codeBadRequest     = "bad_request"
 	codeStoreError     = "store_error"
@@ -92,6 +93,8 @@ func classifyStoreError(err error) *requestError {
 		return &requestError{http.StatusServiceUnavailable, codeLeadershipLost, err.Error()}
 	case isCommitTimeout(err):
 		return &requestError{http.StatusGatewayTimeout, codeTimeout, err.Error()}
+	case errors.Is(err, ErrUnknownOutcome):
+		return &requestError{http.StatusServiceUnavailable, codeUnknownOutcome, err.Error()}
 	case errors.Is(err, context.Canceled):
 		return &requestError{http.StatusServiceUnavailable, codeTimeout, "request canceled: " + err.Error()}
 	case isNotApplied(err):

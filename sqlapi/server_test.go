@@ -100,6 +100,7 @@ func TestExecuteResponseErrors(t *testing.T) {
 			`{"results":[{"rows_affected":1}],"deduplicated":true}`},
 		{nil, errors.Join(ErrLeadershipLost, errors.New("detail")), 503, `"code":"leadership_lost"`},
 		{nil, ErrCommitTimeout, 504, `"code":"timeout"`},
+		{nil, ErrUnknownOutcome, 503, `"code":"unknown_outcome"`},
 		{nil, ErrNotApplied, 503, `"code":"unavailable"`},
 		{nil, errors.New("disk on fire"), 500, `{"results":[],"error":"disk on fire","code":"store_error"}`},
 	}

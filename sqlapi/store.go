@@ -101,6 +101,11 @@ var (
 	// ErrCommitTimeout: proposed, but the request's time ran out before it
 	// committed; the write may or may not have been applied (504 timeout).
 	ErrCommitTimeout = errors.New("timed out waiting for commit")
+	// ErrUnknownOutcome: committed to the log, but this node could not
+	// apply it and so cannot tell its results; it takes effect on the other
+	// nodes (503 unknown_outcome). A retry with the same client_id/seq is
+	// answered from the session once a node has applied it.
+	ErrUnknownOutcome = errors.New("outcome unknown")
 	// ErrNotApplied: refused for a passing reason (busy, leadership
 	// transfer, shutting down) before anything was proposed; a retry is
 	// safe (503 unavailable).
