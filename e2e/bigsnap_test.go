@@ -94,6 +94,7 @@ func TestBigSnapshotBench(t *testing.T) {
 		t.Log(line)
 	}
 	t.Logf("writes over 100ms (start, latency): %v", slow)
+	t.Logf("elections started by a heartbeat timeout (all nodes, whole run): %d", countInLogs(c, "heartbeat timeout reached"))
 	if failures > 0 || pct(0.99) > 100*time.Millisecond || snaps == 0 {
 		t.Errorf("acceptance: want no failures, p99 < 100ms and at least one snapshot")
 	}
