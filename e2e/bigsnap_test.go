@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"fmt"
 	"github.com/raftlite/raftlite/internal/sqltest"
 	"os"
@@ -20,7 +21,8 @@ import (
 //	RAFTLITE_BIG=1 RAFTLITE_BIG_MB=500 go test ./e2e/ -run BigSnapshot -v -timeout 30m
 //
 // It loads a generated database of RAFTLITE_BIG_MB (default 500) MB into a
-// 3-node cluster whose nodes snapshot every 300 entries, then
+// 3-node cluster whose nodes snapshot every RAFTLITE_BIG_SNAP (default 300)
+// entries, then
 //  1. runs a writer (one insert at a time through the leader) for long
 //     enough to span at least one snapshot of the whole database, and
 //     reports its latency percentiles, its failures and the snapshots taken;
@@ -35,6 +37,10 @@ func TestBigSnapshotBench(t *testing.T) {
 	if v := os.Getenv("RAFTLITE_BIG_MB"); v != "" {
 		mb, _ = strconv.Atoi(v)
 	}
+	// Entries between snapshots: 300 keeps all three nodes snapshotting
+	// nearly all the time; a few thousand gives one snapshot per node in
+	// the writer's window.
+	snapEvery := cmp.Or(os.Getenv("RAFTLITE_BIG_SNAP"), "300")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "big.db")
 	start := time.Now()
@@ -46,7 +52,7 @@ func TestBigSnapshotBench(t *testing.T) {
 	c := newCluster(t)
 	c.hc.Timeout = 10 * time.Minute
 	for _, e := range rewriteEntries(t, readProcfile(t), filepath.Join(c.dir, "data")) {
-		args := withFlag(e.args, "raft-snap", "300")
+		args := withFlag(e.args, "raft-snap", snapEvery)
 		args = withFlag(args, "raft-snap-int", "1s")
 		args = withFlag(args, "raft-log-level", "info")
 		c.add(e.name, args).start(t)
