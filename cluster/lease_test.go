@@ -98,7 +98,8 @@ func TestReadLeaseServesReadsAndLapses(t *testing.T) {
 	}
 }
 
-// TestReadLeaseEndsWithTransfer: after a leadership transfer, the old
+// TestReadLeaseEndsWithTransfer: a transfer suspends the lease from before
+// it starts until raft has answered; after a leadership transfer, the old
 // leader does not answer from its lease, and the new leader's indexes cover
 // writes the old one acknowledged.
 func TestReadLeaseEndsWithTransfer(t *testing.T) {
@@ -108,6 +109,23 @@ func TestReadLeaseEndsWithTransfer(t *testing.T) {
 	acked := insertRow(t, old, 1)
 	if _, err := old.ReadIndex(ctxT(t)); err != nil {
 		t.Fatal(err)
+	}
+	// transferLeadership revokes the lease before it starts the transfer
+	// and restores it only after raft has answered.
+	term := old.raft.CurrentTerm()
+	if old.lease.remaining(term, time.Now()) <= 0 {
+		t.Fatal("no lease after a round")
+	}
+	var during time.Duration
+	err := old.transferLeadership(ctxT(t), func() raft.Future {
+		during = old.lease.remaining(term, time.Now())
+		return old.raft.Barrier(0)
+	})
+	if err != nil || during > 0 {
+		t.Fatalf("lease left %v while the transfer started (err %v)", during, err)
+	}
+	if _, err := old.ReadIndex(ctxT(t)); err != nil || old.lease.remaining(term, time.Now()) <= 0 {
+		t.Fatalf("no lease from a round after the transfer ended: %v", err)
 	}
 	if err := old.StepDown(ctxT(t), ""); err != nil {
 		t.Fatal(err)

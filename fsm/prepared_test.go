@@ -85,3 +85,28 @@ func BenchmarkQueryPoint(b *testing.B) {
 		}
 	}
 }
+
+// TestReadPoolRefusesTransactionControl: a single-statement read runs
+// without a BEGIN/ROLLBACK of its own, so nothing but the guard stands
+// between a client's BEGIN and a pooled read connection left inside a
+// transaction, pinned to an old snapshot. Each is refused, and reads keep
+// seeing new writes on every pooled connection.
+func TestReadPoolRefusesTransactionControl(t *testing.T) {
+	f := newFSM(t)
+	var s seq
+	s.exec(t, f, stmt("CREATE TABLE foo (id INTEGER PRIMARY KEY)"))
+	for range 2 { // through the prepared-statement cache too
+		for _, q := range []string{"BEGIN", "BEGIN IMMEDIATE", "SAVEPOINT x", "COMMIT", "END", "ROLLBACK", "PRAGMA query_only=OFF"} {
+			res, err := f.Query(context.Background(), &Request{Statements: []Statement{stmt(q)}})
+			if err != nil || res[0].Error == "" {
+				t.Fatalf("%s on the read pool: %+v %v", q, res, err)
+			}
+		}
+	}
+	for i := range int64(2 * f.nReader) {
+		s.exec(t, f, stmt("INSERT INTO foo VALUES(?)", i))
+		if n := count(t, f, "foo"); n != i+1 {
+			t.Fatalf("after %d inserts a read saw %d rows: a pooled connection is stuck in an old snapshot", i+1, n)
+		}
+	}
+}
