@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -67,8 +68,41 @@ type storeSink struct {
 	f       *os.File  // the second descriptor
 	w       io.Writer // the sink, tracked
 	local   bool      // the FSM's own snapshot: not prepared
-	pipe    *io.PipeWriter
+	pipe    *chunkPipe
 	done    chan error // prepare's outcome, once pipe is set
+}
+
+// Decoding buffer: the chunks of the pipe to the decoder, and the size of
+// the reads in ReadFrom. Large reads and writes keep the per-call cost
+// (raft's checksum, the write system call, a hand-off to the decoder) low
+// on a stream of hundreds of megabytes.
+const (
+	sinkChunk  = 1 << 20
+	sinkChunks = 8
+)
+
+// ReadFrom copies r into the sink in reads of sinkChunk bytes. raft copies
+// a snapshot it receives into the sink with io.Copy, which would otherwise
+// write it in 32 KB pieces.
+func (s *storeSink) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, sinkChunk)
+	var total int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if _, werr := s.Write(buf[:n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+		}
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			return total, nil
+		default:
+			return total, err
+		}
+	}
 }
 
 // LocalSnapshot marks the snapshot as the FSM's own (fsm.LocalSnapshotSink).
@@ -88,15 +122,17 @@ func (s *storeSink) Write(p []byte) (int, error) {
 }
 
 func (s *storeSink) startPrepare() {
-	pr, pw := io.Pipe()
-	s.pipe, s.done = pw, make(chan error, 1)
+	s.pipe, s.done = newChunkPipe(sinkChunks, sinkChunk), make(chan error, 1)
 	go func() {
-		err := s.prepare(pr)
+		err := s.prepare(s.pipe)
 		// A decoder that stopped early must not leave Write blocked.
-		pr.CloseWithError(err)
+		s.pipe.closeRead(cmp.Or(err, errDecoderDone))
 		s.done <- err
 	}()
 }
+
+// errDecoderDone fails writes after the end of the snapshot stream.
+var errDecoderDone = errors.New("snapshot stream already complete")
 
 // Close completes the snapshot once its decoding, if any, has succeeded.
 // The decoder's final sync and the snapshot file's run at the same time; a
@@ -107,7 +143,7 @@ func (s *storeSink) Close() error {
 	if s.pipe == nil {
 		return s.SnapshotSink.Close()
 	}
-	s.pipe.Close()
+	s.pipe.closeWrite(io.EOF)
 	err := s.SnapshotSink.Close()
 	if perr := <-s.done; perr != nil {
 		if err == nil {
@@ -120,7 +156,7 @@ func (s *storeSink) Close() error {
 
 func (s *storeSink) Cancel() error {
 	if s.pipe != nil {
-		s.pipe.CloseWithError(errSnapshotCanceled)
+		s.pipe.closeWrite(errSnapshotCanceled)
 		<-s.done
 	}
 	err := s.SnapshotSink.Cancel()

@@ -25,8 +25,9 @@ import (
 // It loads a generated database of RAFTLITE_BIG_MB (default 500) MB into a
 // 3-node cluster whose nodes snapshot every RAFTLITE_BIG_SNAP (default 300)
 // entries, then
-//  1. runs a writer (one insert at a time through the leader) for long
-//     enough to span at least one snapshot of the whole database, and
+//  1. runs a writer (one insert at a time through the leader) for
+//     RAFTLITE_BIG_WRITE (default 45s: long enough to span at least one
+//     snapshot of the whole database), and
 //     reports its latency percentiles, its failures and the snapshots taken;
 //  2. adds a fourth node and reports how long it takes to hold identical
 //     data, next to the time a plain `cp` of the leader's database file
@@ -79,7 +80,11 @@ func TestBigSnapshotBench(t *testing.T) {
 	var lat []time.Duration
 	var slow []string
 	var failures int
-	deadline := time.Now().Add(45 * time.Second)
+	writeFor, err := time.ParseDuration(cmp.Or(os.Getenv("RAFTLITE_BIG_WRITE"), "45s"))
+	if err != nil {
+		t.Fatalf("RAFTLITE_BIG_WRITE: %v", err)
+	}
+	deadline := time.Now().Add(writeFor)
 	for id := 1; time.Now().Before(deadline); id++ {
 		t0 := time.Now()
 		r, err := leader.sql("/db/execute?timeout=10s", []any{"INSERT INTO t(id, via) VALUES(?, 'bench')", id})
@@ -126,13 +131,17 @@ func TestBigSnapshotBench(t *testing.T) {
 	joiner := c.addJoiner("node4", "4", leader)
 	start = time.Now()
 	joiner.start(t)
-	waitFor(t, 10*time.Minute, "the new node at the leader's index", func() error {
+	// Polled more often than waitFor does: the join takes about a second.
+	for {
 		idx, err := joiner.statusUint("store.sqlite3.applied_index")
-		if err == nil && idx < target {
-			err = fmt.Errorf("at %d, want %d", idx, target)
+		if err == nil && idx >= target {
+			break
 		}
-		return err
-	})
+		if time.Since(start) > 10*time.Minute {
+			t.Fatalf("the new node is not at the leader's index %d after 10 minutes: at %d, %v", target, idx, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	joinTime := time.Since(start)
 	waitFor(t, 10*time.Minute, "the new node holds the data", func() error {
 		r, err := joiner.sql("/db/query?level=none", bigFingerprint)
@@ -151,7 +160,7 @@ func TestBigSnapshotBench(t *testing.T) {
 		}
 		return nil
 	})
-	for _, line := range grepLogs(c, "snapshot", "joined", "installing", "copied", "decoded as it arrived") {
+	for _, line := range grepLogs(c, "snapshot", "joined", "installing", "copied", "decoded as it arrived", "database opened", "raft started", "written to disk") {
 		if strings.HasPrefix(line, "node4") {
 			t.Log(line)
 		}

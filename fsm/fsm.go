@@ -92,6 +92,11 @@ type FSM struct {
 	// checksum.go).
 	checksums checksumStore
 
+	// restoreSynced is closed once the database that Restore installed
+	// last is on the disk (see unsynced.go); nil if none was. Guarded by
+	// mu.
+	restoreSynced chan struct{}
+
 	// failure is set when a batch could not be committed. From then on the
 	// FSM refuses to apply or snapshot anything (see ApplyBatch).
 	failure atomic.Pointer[error]
@@ -117,6 +122,9 @@ func Open(cfg Config) (*FSM, error) {
 	}
 	enableOFDLocking(logger)
 	removeStaleScratch(dir, logger.With("component", "fsm"))
+	if err := discardUnsynced(filepath.Join(dir, DBFile), logger.With("component", "fsm")); err != nil {
+		return nil, fmt.Errorf("open fsm: %w", err)
+	}
 
 	f := &FSM{
 		path:      filepath.Join(dir, DBFile),
@@ -251,6 +259,7 @@ func (f *FSM) Close() error {
 	}
 	f.closed = true
 	close(f.done)
+	f.waitRestoreSynced()
 	if err := f.closeDB(); err != nil {
 		return fmt.Errorf("close fsm: %w", err)
 	}

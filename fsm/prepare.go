@@ -27,7 +27,7 @@ type preparedRestore struct {
 // PrepareRestore decodes the snapshot stream r into the restore file and
 // verifies it, as Restore would. A snapshot store calls it while the
 // snapshot is still arriving (on a pipe fed by what it receives), so that
-// decoding, writing and syncing the database overlap the transfer. The
+// decoding and writing the database overlap the transfer. The
 // Restore that follows reads only the header of the same snapshot and then
 // swaps the files. Only the latest prepared snapshot is kept.
 //
@@ -70,9 +70,9 @@ func (f *FSM) restoreFile(rc io.Reader) (snapshot.Header, error) {
 func (f *FSM) restorePath() string { return f.path + ".restore" }
 
 // decodeRestore writes the rest of the snapshot stream r, whose header h
-// has been read, to path as a database file, synced, and checks that it is
-// a raftlite database at the index h names. On failure nothing is left at
-// path.
+// has been read, to path as a database file, and checks that it is a
+// raftlite database at the index h names. On failure nothing is left at
+// path. The file is not synced: Restore syncs it once it is in use.
 func decodeRestore(r io.Reader, h snapshot.Header, path string) error {
 	if err := snapshot.ReadBody(r, h, path); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)

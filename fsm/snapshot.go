@@ -183,9 +183,10 @@ func (s *fsmSnapshot) release() {
 // names) before anything else happens, unless PrepareRestore did that
 // already while the snapshot arrived; then the live database is
 // checkpointed into a single file, its connections are closed, the new file
-// is renamed over it and the directory synced, and the database is reopened,
-// reloading the applied index and the nodes. Until the rename, any failure
-// leaves the old database as it was and open.
+// replaces it (after a marker saying it is not synced yet; see unsynced.go),
+// and the database is reopened, reloading the applied index and the nodes.
+// The new file is synced in the background. Until the old file is removed,
+// any failure leaves the old database as it was and open.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.prep.mu.Lock()
@@ -212,6 +213,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if f.w == nil {
 		return fmt.Errorf("restore snapshot %d: fsm halted: %w", h.Index, f.Err())
 	}
+	// The previous restore's marker must not be removed after this one's
+	// is made.
+	f.waitRestoreSynced()
 	// After a TRUNCATE checkpoint the main file holds everything and the
 	// WAL is empty, so the live database can be closed and replaced as a
 	// single file, and reopened intact should the swap fail.
@@ -226,13 +230,24 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := removeSidecars(f.path); err != nil {
 		return f.reopenAfterFailedRestore(fmt.Errorf("restore snapshot %d: %w", h.Index, err))
 	}
-	if err := os.Rename(tmp, f.path); err != nil {
+	if err := f.markUnsynced(); err != nil {
 		return f.reopenAfterFailedRestore(fmt.Errorf("restore snapshot %d: %w", h.Index, err))
 	}
-	renamed = true
-	if err := syncDir(filepath.Dir(f.path)); err != nil {
-		f.logger.Warn("sync directory after restore", "error", err)
+	// The old file is removed first rather than renamed over: ext4
+	// (auto_da_alloc) writes out the whole of a file renamed over another
+	// before the rename commits, which would put the new database's write
+	// back on the critical path. With the marker made, a crash in between
+	// only makes the next start restore the snapshot again.
+	if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return f.reopenAfterFailedRestore(fmt.Errorf("restore snapshot %d: %w", h.Index, err))
 	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		// The old database is gone: the restart restores the snapshot.
+		err = fmt.Errorf("restore snapshot %d: %w", h.Index, err)
+		f.halt(err)
+		return err
+	}
+	renamed = true
 	f.stmtCache.clear()
 	f.roCache.clear()
 	if err := f.openDB(); err != nil {
@@ -240,6 +255,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.halt(err)
 		return err
 	}
+	f.syncRestored(h.Index)
 	f.logger.Info("restored snapshot", "index", h.Index, "size", h.Length,
 		"read", read.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return nil

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"fmt"
 	"io"
 	"os"
 )
@@ -59,4 +60,28 @@ func (w writebackWriter) Write(p []byte) (int, error) {
 	n, err := w.dst.Write(p)
 	w.wb.Wrote(n)
 	return n, err
+}
+
+// SyncFile writes the file at path out to the disk and syncs it, in
+// WritebackStep steps as a Writeback would have while it was written, so
+// that a file written without one (whose bytes all sit dirty in the page
+// cache) does not hold the disk for one long flush either.
+func SyncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	wb := NewWriteback(f)
+	for left := st.Size(); left > 0; left -= WritebackStep {
+		wb.Wrote(int(min(left, WritebackStep)))
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
 }
