@@ -73,7 +73,7 @@ const (
 	// logCacheSize is how many recent log entries are kept in memory in
 	// front of the BoltDB log store (replication to followers reads them).
 	logCacheSize = 512
-	// snapshotRetain is how many snapshots the file snapshot store keeps.
+	// snapshotRetain is how many snapshots the snapshot store keeps.
 	snapshotRetain = 2
 	// transportMaxPool is how many idle connections NetworkTransport keeps
 	// per peer.

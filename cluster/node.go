@@ -157,12 +157,10 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 	}
 	// Holding the log store's lock, this is the only process using the
 	// directory: no snapshot is being written.
-	removeStaleSnapshotTemps(filepath.Join(raftDir, "snapshots"), n.logger)
-	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, snapshotRetain, hlog.Named("snapshots"))
+	snaps, err := newSnapshotStore(raftDir, snapshotRetain, f.PrepareRestore, n.base.With("component", "snapshots"))
 	if err != nil {
-		return n, fmt.Errorf("cluster: raft snapshot store: %w", err)
+		return n, fmt.Errorf("cluster: %w", err)
 	}
-	snaps := &snapshotStore{FileSnapshotStore: fileSnaps, dir: filepath.Join(raftDir, "snapshots"), prepare: f.PrepareRestore}
 
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.layer,

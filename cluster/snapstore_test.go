@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -13,39 +16,98 @@ import (
 	"github.com/raftlite/raftlite/fsm"
 )
 
-// TestSnapshotStoreWritesAndOpens: the store finds the file raft's file
-// snapshot store writes (so its layout is still the one snapshotStore
-// assumes), and snapshots round-trip through it unchanged.
+// TestSnapshotStoreWritesAndOpens: snapshots round-trip through the store
+// unchanged; it keeps the newest retained ones, removes a canceled one and
+// an interrupted one's leftovers; and it reads the snapshots raft's file
+// snapshot store wrote (the same layout), as a data directory from before
+// holds them.
 func TestSnapshotStoreWritesAndOpens(t *testing.T) {
 	dir := t.TempDir()
-	fs, err := raft.NewFileSnapshotStore(dir, 1, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := snapshotStore{FileSnapshotStore: fs, dir: dir + "/snapshots"}
 	_, trans := raft.NewInmemTransport("")
-	sink, err := store.Create(raft.SnapshotVersionMax, 10, 2, raft.Configuration{}, 1, trans)
+	fs, err := raft.NewFileSnapshotStore(dir, 5, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := sink.(*storeSink); !ok {
-		t.Fatalf("sink is a %T: raft's snapshot file layout changed", sink)
+	old, err := fs.Create(raft.SnapshotVersionMax, 5, 1, raft.Configuration{}, 1, trans)
+	if err != nil {
+		t.Fatal(err)
 	}
+	io.WriteString(old, "written by raft's store")
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "snapshots", "1-4-123.tmp")
+	if err := os.MkdirAll(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err := newSnapshotStore(dir, 2, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("interrupted snapshot left: %v", err)
+	}
+	readBack := func(id string) string {
+		t.Helper()
+		meta, rc, err := store.Open(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil || meta.Size != int64(len(b)) {
+			t.Fatalf("snapshot %s: read %d bytes, %v; meta says %d", id, len(b), err, meta.Size)
+		}
+		return string(b)
+	}
+	if got := readBack(old.ID()); got != "written by raft's store" {
+		t.Fatalf("raft's snapshot reads %q", got)
+	}
+
 	data := bytes.Repeat([]byte("raftlite"), 3<<20) // 24 MiB: three writeback steps
-	if _, err := sink.Write(data); err != nil {
-		t.Fatal(err)
+	write := func(index uint64) string {
+		t.Helper()
+		sink, err := store.Create(raft.SnapshotVersionMax, index, 2, raft.Configuration{}, 1, trans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sink.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := sink.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return sink.ID()
 	}
-	if err := sink.Close(); err != nil {
-		t.Fatal(err)
+	first := write(10)
+	if got := readBack(first); got != string(data) {
+		t.Fatal("snapshot read back differs")
 	}
-	_, rc, err := store.Open(sink.ID())
+	second := write(11)
+	third := write(12)
+	metas, err := store.List()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
-	got, err := io.ReadAll(rc)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes, %v; wrote %d", len(got), err, len(data))
+	if len(metas) != 2 || metas[0].ID != third || metas[1].ID != second {
+		t.Fatalf("List = %v, want the two newest [%s %s]", metas, third, second)
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "snapshots"))
+	if len(entries) != 2 {
+		t.Fatalf("%d entries in the store's directory, want the 2 retained", len(entries))
+	}
+
+	canceled, err := store.Create(raft.SnapshotVersionMax, 13, 2, raft.Configuration{}, 1, trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canceled.Write(data)
+	if err := canceled.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "snapshots")); len(entries) != 2 {
+		t.Fatalf("%d entries after a cancel, want 2", len(entries))
 	}
 }
 
@@ -53,21 +115,19 @@ func TestSnapshotStoreWritesAndOpens(t *testing.T) {
 // FSM's own is handed to prepare byte for byte as it is written; the FSM's
 // own is not; and a snapshot whose decoding fails is not kept.
 func TestSnapshotStorePreparesReceivedSnapshots(t *testing.T) {
-	dir := t.TempDir()
-	fs, err := raft.NewFileSnapshotStore(dir, 5, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got [][]byte
 	fail := false
-	store := snapshotStore{FileSnapshotStore: fs, dir: dir + "/snapshots", prepare: func(r io.Reader) error {
+	store, err := newSnapshotStore(t.TempDir(), 5, func(r io.Reader) error {
 		b, err := io.ReadAll(r)
 		got = append(got, b)
 		if fail {
 			return errors.New("cannot decode")
 		}
 		return err
-	}}
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, trans := raft.NewInmemTransport("")
 	write := func(index uint64, local bool, data []byte) error {
 		sink, err := store.Create(raft.SnapshotVersionMax, index, 2, raft.Configuration{}, 1, trans)

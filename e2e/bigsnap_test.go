@@ -160,7 +160,7 @@ func TestBigSnapshotBench(t *testing.T) {
 		}
 		return nil
 	})
-	for _, line := range grepLogs(c, "snapshot", "joined", "installing", "copied", "decoded as it arrived", "database opened", "raft started", "written to disk") {
+	for _, line := range grepLogs(c, "snapshot", "joined", "installing", "copied", "decoded as it arrived", "database opened", "raft started", "written to disk", "=== e2e: start") {
 		if strings.HasPrefix(line, "node4") {
 			t.Log(line)
 		}

@@ -288,7 +288,7 @@ func (n *node) startWith(t testing.TB, prefix []string) {
 	}
 	n.runs++
 	argv := append(append(append([]string(nil), prefix...), binary), n.args...)
-	fmt.Fprintf(logf, "=== e2e: start #%d: %s\n", n.runs, strings.Join(argv, " "))
+	fmt.Fprintf(logf, "=== e2e: start #%d at %s: %s\n", n.runs, time.Now().UTC().Format("15:04:05.000"), strings.Join(argv, " "))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf

@@ -356,11 +356,3 @@ func removeDBFiles(path string) {
 		os.Remove(path + suffix)
 	}
 }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
-}

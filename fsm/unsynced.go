@@ -49,7 +49,7 @@ func (f *FSM) markUnsynced() error {
 	if err := m.Close(); err != nil {
 		return fmt.Errorf("mark the restored database unsynced: %w", err)
 	}
-	if err := syncDir(filepath.Dir(f.path)); err != nil {
+	if err := snapshot.SyncDir(filepath.Dir(f.path)); err != nil {
 		return fmt.Errorf("mark the restored database unsynced: %w", err)
 	}
 	return nil
@@ -70,7 +70,7 @@ func (f *FSM) syncRestored(index uint64) {
 		err := snapshot.SyncFile(f.path)
 		if err == nil {
 			// The rename that put the file in place, too.
-			err = syncDir(filepath.Dir(f.path))
+			err = snapshot.SyncDir(filepath.Dir(f.path))
 		}
 		if err != nil {
 			f.halt(fmt.Errorf("restore snapshot %d: write the database to disk: %w", index, err))
@@ -108,7 +108,7 @@ func discardUnsynced(path string, logger *slog.Logger) error {
 		}
 	}
 	// The removal must be durable before the marker's is.
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := snapshot.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("discard unsynced database: %w", err)
 	}
 	if err := os.Remove(marker); err != nil {
