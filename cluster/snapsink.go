@@ -81,6 +81,9 @@ func (s *storeSink) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (s *storeSink) startPrepare() {
+	// Once decoded, the compressed copy is only read again should the
+	// database have to be restored from it: it need not stay cached.
+	s.wb.DropWritten()
 	s.pipe, s.done = newChunkPipe(sinkChunks, sinkChunk), make(chan error, 1)
 	go func() {
 		err := s.store.prepare(s.pipe)

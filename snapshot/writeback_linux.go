@@ -3,6 +3,8 @@ package snapshot
 import (
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // sync_file_range flags (linux/fs.h).
@@ -23,5 +25,12 @@ func startWriteOut(f *os.File, off, n int64) {
 func waitWriteOut(f *os.File, off, n int64) {
 	if n > 0 {
 		_ = syscall.SyncFileRange(int(f.Fd()), off, n, syncFileRangeWaitBefore|syncFileRangeWrite|syncFileRangeWaitAfter)
+	}
+}
+
+// dropCached drops the n bytes of f at off, written out, from the page cache.
+func dropCached(f *os.File, off, n int64) {
+	if n > 0 {
+		_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
 	}
 }
