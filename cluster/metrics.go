@@ -25,6 +25,7 @@ type metrics struct {
 	forwarded         atomic.Uint64
 	notifiesReceived  atomic.Uint64
 	snapshotsRestored atomic.Uint64
+	snapshotsDamaged  atomic.Uint64
 }
 
 func (m *metrics) observeExecute(start time.Time, err error) {
@@ -61,5 +62,6 @@ func (n *Node) Counters() map[string]uint64 {
 		"forwarded_total":                 m.forwarded.Load(),
 		"bootstrap_notifies_total":        m.notifiesReceived.Load(),
 		"startup_snapshot_restores_total": m.snapshotsRestored.Load(),
+		"snapshots_refused_corrupt_total": m.snapshotsDamaged.Load(),
 	}
 }

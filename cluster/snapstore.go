@@ -155,7 +155,7 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("open snapshot %s: %w", id, err)
 	}
-	return meta, bufferedFile{Reader: bufio.NewReaderSize(f, sinkChunk), f: f}, nil
+	return meta, bufferedFile{Reader: bufio.NewReaderSize(f, sinkChunk), f: f, id: id}, nil
 }
 
 // reap removes the snapshots beyond the retained ones.
@@ -188,10 +188,12 @@ func (s *snapshotStore) removeStaleSnapshotTemps() {
 	}
 }
 
-// bufferedFile reads a file through a buffer and closes the file.
+// bufferedFile reads a snapshot's file through a buffer and closes the
+// file.
 type bufferedFile struct {
 	*bufio.Reader
-	f *os.File
+	f  *os.File
+	id string // the snapshot's
 }
 
 func (b bufferedFile) Close() error { return b.f.Close() }

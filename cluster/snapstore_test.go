@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/snapshot"
 )
 
 // TestSnapshotStoreWritesAndOpens: snapshots round-trip through the store
@@ -173,5 +175,21 @@ func TestSnapshotStorePreparesReceivedSnapshots(t *testing.T) {
 	}
 	if !reflect.DeepEqual(indexes, []uint64{11, 10}) {
 		t.Fatalf("stored snapshots at %v, want [11 10]", indexes)
+	}
+}
+
+// TestRefusedAsCorrupt: a follower's refusal of a corrupt stream is
+// recognised in the text that reaches the leader, and nothing else is.
+func TestRefusedAsCorrupt(t *testing.T) {
+	remote := errors.New("snapshot 2-10-123: restore snapshot 10: corrupt snapshot: checksum mismatch: stream says 0000002a, data has 00000000")
+	for err, want := range map[error]bool{
+		remote: true,
+		fmt.Errorf("local: %w", snapshot.ErrCorrupt): true,
+		errors.New("short read"):                     false,
+		io.ErrUnexpectedEOF:                          false,
+	} {
+		if got := refusedAsCorrupt(err); got != want {
+			t.Errorf("refusedAsCorrupt(%q) = %v, want %v", err, got, want)
+		}
 	}
 }

@@ -253,6 +253,49 @@ func TestCrashBeforeRestoredDatabaseSynced(t *testing.T) {
 	}
 }
 
+// TestLeaderDamagedSnapshot garbles the leader's newest snapshot on disk
+// (the one a load installed) while the cluster is quiet, then adds a node
+// that can only catch up from a snapshot (the log does not reach back past
+// the load). The new node refuses the damaged stream; the leader must take
+// a new snapshot and send that instead, and the node must end up with the
+// data.
+//
+// A bug shows as: the new node never catching up (the leader resending the
+// damaged snapshot until some unrelated snapshot replaces it), or a node
+// that differs from the others.
+func TestLeaderDamagedSnapshot(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "upload.db")
+	makeDB(t, file, 2)
+	c := startProcfileCluster(t)
+	leader := c.waitLeader()
+	waitReady(t, c.nodes...)
+	data, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body, err := leader.call("POST", "/db/load", data, "application/octet-stream")
+	data.Close()
+	if err != nil || code != 200 {
+		t.Fatalf("load: %d %v %s", code, err, body)
+	}
+	waitSameAnswer(t, bigFingerprint, c.nodes...)
+	snaps, err := snapshotDirs(leader)
+	if err != nil || len(snaps) == 0 {
+		t.Fatalf("%s's snapshots: %v, %v", leader.name, snaps, err)
+	}
+	overwriteMiddle(t, filepath.Join(snaps[len(snaps)-1], "state.bin"))
+
+	at := leader.logSize()
+	joiner := c.addJoiner("node4", "4", leader)
+	joiner.start(t)
+	waitReady(t, joiner)
+	waitSameAnswer(t, bigFingerprint, c.nodes...)
+	requireIntact(t, c.nodes...)
+	if m, _ := leader.findInLog(at, regexp.MustCompile(`refused a snapshot as corrupt`)); m == nil {
+		t.Errorf("%s did not report the damaged snapshot: was it sent?", leader.name)
+	}
+}
+
 // restoreLine matches the log lines of a snapshot restore: the cluster's
 // warning that the database is older than the latest snapshot, and the
 // FSM's line after restoring one.
