@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -140,7 +141,7 @@ func TestSmoke(t *testing.T) {
 		if s.OpsPerSec <= 0 || s.Errors != 0 || s.P50 <= 0 {
 			t.Errorf("%s: %.0f ops/s, %d errors %q, p50 %v", s.Workload, s.OpsPerSec, s.Errors, s.ErrorSamples, s.P50)
 		}
-		if s.Workload == "batch-100-c8" && s.RowsPerS != 100*s.OpsPerSec {
+		if s.Workload == "batch-100-c8" && math.Abs(s.RowsPerS-100*s.OpsPerSec) > 1e-9*s.RowsPerS {
 			t.Errorf("batch: rows/s %v, ops/s %v", s.RowsPerS, s.OpsPerSec)
 		}
 		if s.Workload == "write-c1" && s.FsyncRatio <= 0 {

@@ -149,10 +149,14 @@ func (c *kvClient) write(n *node, stmt []any) (rowsAffected int64, raftIndex uin
 	return r.Results[0].RowsAffected, r.RaftIndex, writeApplied, ""
 }
 
-// read reads key k on n at level (with extra query parameters) and returns
-// its value.
+// read reads key k on n at level (with extra query parameters, which may
+// set a timeout other than opTimeout) and returns its value.
 func (c *kvClient) read(n *node, level string, k int, extra string) (int, error) {
-	code, raw, err := c.post(n, "/db/query?level="+level+"&timeout="+opTimeout.String()+extra, []any{"SELECT v FROM kv WHERE k=?", k})
+	if !strings.Contains(extra, "&timeout=") {
+		// The server takes the first of repeated parameters.
+		extra += "&timeout=" + opTimeout.String()
+	}
+	code, raw, err := c.post(n, "/db/query?level="+level+extra, []any{"SELECT v FROM kv WHERE k=?", k})
 	if err != nil {
 		return 0, err
 	}
@@ -610,7 +614,12 @@ func TestReadYourWritesOnLaggingFollower(t *testing.T) {
 	done := make(chan answer, 1)
 	start := time.Now()
 	go func() {
-		v, err := kc.read(follower, "none", key, fmt.Sprintf("&min_index=%d&timeout=20s", last))
+		// After a partition raft's heartbeats to the follower are backed
+		// off (up to 10 s), so catching up may take seconds: a client
+		// that waits longer than kc's.
+		slow := &kvClient{hc: &http.Client{Timeout: 25 * time.Second}}
+		defer slow.close()
+		v, err := slow.read(follower, "none", key, fmt.Sprintf("&min_index=%d&timeout=20s", last))
 		done <- answer{v, err}
 	}()
 	time.Sleep(500 * time.Millisecond)
