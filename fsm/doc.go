@@ -61,7 +61,10 @@
 //
 // The database runs in WAL mode with synchronous=NORMAL: the Raft log is the
 // durable record, and after a power loss the database may be some commits
-// behind it, with a correspondingly older applied index. Raft replays the
+// behind it, with a correspondingly older applied index. Likewise a
+// database restored from a snapshot is synced after it is put to use; a
+// start-up that finds it marked unsynced discards it, so that its applied
+// index is 0 and the snapshot is restored again (see unsynced.go). Raft replays the
 // log from its own last applied index, which at start-up is the index of
 // its newest snapshot; ApplyBatch skips entries the database already holds.
 // Hence the one rule for the cluster package: Raft may skip restoring its

@@ -19,8 +19,8 @@ const syncEvery = 64 << 20
 // WritebackStep bytes: each step's writeout starts as soon as the step is
 // complete, and is waited for when the next step is, so that producing the
 // data and writing it overlap while at most two steps are in flight.
-// Without it a snapshot's or a restore's hundreds of megabytes sit dirty in
-// the page cache until the final fsync, which then holds the disk (and on
+// Without it a snapshot's hundreds of megabytes sit dirty in the page cache
+// until the final fsync, which then holds the disk (and on
 // ext4 the journal) for seconds, stalling the Raft log's fsyncs, and so
 // every write, behind it. Written in steps, the data reaches the disk at
 // the pace it is produced, interleaved with the log's small syncs.
