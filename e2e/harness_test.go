@@ -37,7 +37,7 @@ const (
 	// waitTimeout bounds every "wait until the cluster reaches a state" loop.
 	waitTimeout = 30 * time.Second
 	// logTailLines is how much of each node's output a failed test prints.
-	logTailLines = 40
+	logTailLines = 200
 )
 
 func TestMain(m *testing.M) {
