@@ -183,7 +183,7 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 	if err != nil {
 		return n, err
 	}
-	trans := &snapshotSendCheck{voteGuard: newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout), damaged: n.replaceDamagedSnapshot}
+	trans := noPipeline{&snapshotSendCheck{voteGuard: newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout), damaged: n.replaceDamagedSnapshot}}
 	n.raft, err = raft.NewRaft(rc, f, logStore, n.store, snaps, trans)
 	if err != nil {
 		return n, fmt.Errorf("cluster: start raft: %w", err)
