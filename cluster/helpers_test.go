@@ -36,13 +36,26 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// testLogBuffers holds each test's log buffer (testLogger), by test.
+var testLogBuffers sync.Map
+
+// testLogs returns what t's loggers have logged so far.
+func testLogs(t *testing.T) string {
+	if buf, ok := testLogBuffers.Load(t); ok {
+		return buf.(*syncBuffer).String()
+	}
+	return ""
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	t.Helper()
 	buf := &syncBuffer{}
+	testLogBuffers.Store(t, buf)
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("CLUSTER_TEST_LOGS") != "" {
 			t.Logf("logs:\n%s", buf.String())
 		}
+		testLogBuffers.Delete(t)
 	})
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -191,5 +192,21 @@ func TestRefusedAsCorrupt(t *testing.T) {
 		if got := refusedAsCorrupt(err); got != want {
 			t.Errorf("refusedAsCorrupt(%q) = %v, want %v", err, got, want)
 		}
+	}
+}
+
+// TestReplicationWithoutPipeline: raft never switches to pipelined
+// replication (see noPipeline). It logs "pipelining replication" at info
+// (the level these tests run raft at) whenever a pipeline starts, which
+// with the pipeline allowed happens after the first successful
+// AppendEntries to each follower.
+func TestReplicationWithoutPipeline(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	leader := waitLeader(t, nodes...)
+	createTable(t, leader)
+	idx := insertRows(t, leader, 0, 20)
+	waitSame(t, idx, nodes...)
+	if logs := testLogs(t); !strings.Contains(logs, "leader changed") || strings.Contains(logs, "pipelining replication") {
+		t.Fatal("raft pipelined its replication (or the logs were not captured)")
 	}
 }

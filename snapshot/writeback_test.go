@@ -10,19 +10,7 @@ import (
 // TestWritebackSteps: writes pass through unchanged, and the tracked
 // file is written out in whole steps as it grows.
 func TestWritebackSteps(t *testing.T) {
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	wb := NewWriteback(f)
-	w := wb.Writer(f)
-	chunk := bytes.Repeat([]byte{7}, 1<<20)
-	for range 20 {
-		if _, err := w.Write(chunk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f, wb := writeTracked(t, filepath.Join(t.TempDir(), "f"), 20, false)
 	if wb.synced != 2*WritebackStep || wb.pending != 20<<20-2*WritebackStep {
 		t.Fatalf("synced %d, pending %d after 20 MiB", wb.synced, wb.pending)
 	}
@@ -35,19 +23,7 @@ func TestWritebackSteps(t *testing.T) {
 // out, a Writeback has started an fsync in the background, and Wait waits
 // for it and reports no error.
 func TestWritebackSyncsInBackground(t *testing.T) {
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	wb := NewWriteback(f)
-	w := wb.Writer(f)
-	chunk := bytes.Repeat([]byte{7}, 1<<20)
-	for range syncEvery>>20 + 2*WritebackStep>>20 {
-		if _, err := w.Write(chunk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, wb := writeTracked(t, filepath.Join(t.TempDir(), "f"), syncEvery>>20+2*WritebackStep>>20, false)
 	if wb.syncDone == nil {
 		t.Fatal("no background fsync started")
 	}
@@ -57,4 +33,28 @@ func TestWritebackSyncsInBackground(t *testing.T) {
 	if !wb.syncIdle() {
 		t.Fatal("background fsync still under way after Wait")
 	}
+}
+
+// writeTracked writes mib MiB of sevens to a new file at path through a
+// Writeback (dropping what it writes out if drop), in 1 MiB writes, and
+// returns both; the file is closed when the test ends.
+func writeTracked(t *testing.T, path string, mib int, drop bool) (*os.File, *Writeback) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	wb := NewWriteback(f)
+	if drop {
+		wb.DropWritten()
+	}
+	w := wb.Writer(f)
+	chunk := bytes.Repeat([]byte{7}, 1<<20)
+	for range mib {
+		if _, err := w.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f, wb
 }
