@@ -67,7 +67,41 @@ type testNode struct {
 	logger *slog.Logger
 	fsm    *fsm.FSM // nil once stopped
 	g      *group
+	// hold can stop the node's FSM between a batch's commit and the
+	// publication of its index (fsm.Config.AfterCommit).
+	hold *commitHold
 	*Node
+}
+
+// commitHold holds an FSM's next batch in the window after its commit,
+// once armed, until released.
+type commitHold struct {
+	mu      sync.Mutex
+	armed   bool
+	held    chan uint64   // receives the held batch's index
+	release chan struct{} // closed to let it go
+}
+
+// arm makes the next batch stop after its commit.
+func (h *commitHold) arm() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.armed = true
+	h.held = make(chan uint64, 1)
+	h.release = make(chan struct{})
+}
+
+// afterCommit is the FSM's hook.
+func (h *commitHold) afterCommit(index uint64) {
+	h.mu.Lock()
+	armed, held, release := h.armed, h.held, h.release
+	h.armed = false
+	h.mu.Unlock()
+	if !armed {
+		return
+	}
+	held <- index
+	<-release
 }
 
 // group is the set of nodes of one test cluster, so that helpers can find
@@ -138,7 +172,8 @@ func start(t *testing.T, cfg Config, logger *slog.Logger) *testNode {
 func tryStart(t *testing.T, cfg Config, logger *slog.Logger) (*testNode, error) {
 	t.Helper()
 	l := logger.With("test_node", cfg.NodeID)
-	f, err := fsm.Open(fsm.Config{Dir: filepath.Join(cfg.Dir, "db"), Logger: l})
+	hold := &commitHold{}
+	f, err := fsm.Open(fsm.Config{Dir: filepath.Join(cfg.Dir, "db"), Logger: l, AfterCommit: hold.afterCommit})
 	if err != nil {
 		return nil, fmt.Errorf("open fsm: %w", err)
 	}
@@ -147,7 +182,7 @@ func tryStart(t *testing.T, cfg Config, logger *slog.Logger) (*testNode, error) 
 		f.Close()
 		return nil, err
 	}
-	tn := &testNode{t: t, cfg: cfg, logger: logger, fsm: f, Node: n}
+	tn := &testNode{t: t, cfg: cfg, logger: logger, fsm: f, hold: hold, Node: n}
 	(&group{}).add(tn)
 	t.Cleanup(tn.stop)
 	return tn, nil

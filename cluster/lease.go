@@ -20,8 +20,9 @@ import (
 // HeartbeatTimeout, so not before s+HeartbeatTimeout. Any later leader
 // needs the vote of one of them (quorums intersect), so none can exist, let
 // alone acknowledge a write, before s+HeartbeatTimeout. Until then this
-// node's applied index covers every acknowledged write, exactly as in a
-// round of its own. Three things could break that, and each is closed:
+// node's commit index covers every acknowledged write and every state a
+// reader may have seen, exactly as in a round of its own. Three things
+// could break that, and each is closed:
 //
 //   - A leadership transfer (TimeoutNow) makes the target's voters vote
 //     despite knowing a leader: transfers revoke the lease and suspend it
@@ -131,7 +132,10 @@ func (n *Node) leaseReadIndex() (uint64, bool) {
 	if left <= 0 {
 		return 0, false
 	}
-	index := n.fsm.AppliedIndex()
+	index, err := n.coveringIndex()
+	if err != nil {
+		return 0, false
+	}
 	if left < n.leaseDuration()/2 {
 		n.reads.leader.renew()
 	}

@@ -36,6 +36,7 @@ type Node struct {
 	transport *raft.NetworkTransport
 	layer     *raftLayer
 	store     *raftboltdb.BoltStore
+	logs      raft.LogStore // store behind the cache of recent entries
 	mux       *mux
 	server    *http.Server
 	client    *serviceClient
@@ -155,6 +156,7 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 	if err != nil {
 		return n, fmt.Errorf("cluster: raft log cache: %w", err)
 	}
+	n.logs = logStore
 	// Holding the log store's lock, this is the only process using the
 	// directory: no snapshot is being written.
 	snaps, err := newSnapshotStore(raftDir, snapshotRetain, f.PrepareRestore, n.base.With("component", "snapshots"))

@@ -18,13 +18,22 @@ import (
 //
 // The leader computes it in a confirmation round (leaderRound):
 //
-//  1. Once per term it applies a barrier, so every entry committed by
-//     earlier leaders is applied locally. Call the term T.
-//  2. It takes its FSM's applied index. Every write it acknowledged in T is
-//     applied by then (a write is acknowledged only after it is applied).
-//     The index is an FSM applied index, not raft's commit index: raft's
-//     index also counts entries the FSM never sees (no-ops, barriers),
-//     which WaitApplied would wait for forever.
+//  1. Once per term it applies a barrier, so that an entry of its own term
+//     is committed (only then is its commit index known to be up to date,
+//     Raft thesis §6.4) and every entry committed by earlier leaders is
+//     applied locally. Call the term T.
+//  2. It takes its commit index and maps it to an FSM index (coveringIndex):
+//     the last entry at or below it that the FSM applies. Every write it
+//     acknowledged is at or below the commit index (a write is acknowledged
+//     only after it is committed and applied), and so is every state that
+//     any reader on any node may already have seen: a node applies only
+//     committed entries, and the leader's commit index is the highest.
+//     The index handed out must cover such states, not only acknowledged
+//     writes: once one reader has seen a write, every read that begins
+//     after it must see it too. The leader's own applied index would not
+//     do: a batch is visible to readers once its SQLite transaction has
+//     committed, a moment before its index is published, and a follower
+//     may apply an entry before the leader's FSM does.
 //  3. It sends the other voters a heartbeat of term T, after step 2, and
 //     needs a quorum (itself included) to accept it; a voter accepts only
 //     while its own term is T. A leader of a later term can only have
@@ -197,7 +206,10 @@ func (n *Node) leaderRound() (uint64, error) {
 			return 0, ErrNotLeader
 		}
 	}
-	index := n.fsm.AppliedIndex()
+	index, err := n.coveringIndex()
+	if err != nil {
+		return 0, err
+	}
 	epoch, sent := n.lease.epochNow(), time.Now()
 	if err := n.confirmTerm(term, deadline, deposed); err != nil {
 		return 0, err
@@ -207,6 +219,31 @@ func (n *Node) leaderRound() (uint64, error) {
 	}
 	n.lease.grant(term, sent.Add(n.leaseDuration()), epoch)
 	return index, nil
+}
+
+// coveringIndex returns the read index for this moment: the FSM index that
+// covers the leader's commit index (see ReadIndex, step 2). Raft's index
+// also counts entries the FSM never sees (no-ops, barriers), which
+// WaitApplied would wait for forever, so it walks down from the commit index
+// to the last entry the FSM applies; entries at or below the FSM's applied
+// index need no look-up. An entry missing from the log lies at or below the
+// latest snapshot, so raft has handed it to the FSM already: had the FSM
+// applied it, its applied index would reach it, so it is one of the entries
+// the FSM never sees.
+func (n *Node) coveringIndex() (uint64, error) {
+	applied := n.fsm.AppliedIndex()
+	for i := n.raft.CommitIndex(); i > applied; i-- {
+		var l raft.Log
+		err := n.logs.GetLog(i, &l)
+		switch {
+		case errors.Is(err, raft.ErrLogNotFound):
+		case err != nil:
+			return 0, fmt.Errorf("cluster: read index: log entry %d: %w", i, err)
+		case l.Type == raft.LogCommand || l.Type == raft.LogConfiguration:
+			return i, nil
+		}
+	}
+	return applied, nil
 }
 
 // followerRound asks the leader for a read index, or computes it when this

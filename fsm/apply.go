@@ -163,6 +163,9 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 			break
 		}
 	}
+	if f.afterCommit != nil {
+		f.afterCommit(b.last)
+	}
 	f.setApplied(b.last)
 	f.applyNodeOps(b.nodeOps)
 	f.sessions.add(b.sess)

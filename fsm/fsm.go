@@ -34,6 +34,12 @@ type Config struct {
 	// cluster must use the same value: expiry is part of the replicated
 	// state, and nodes with different values would diverge.
 	SessionTTL time.Duration
+	// AfterCommit, if set, is called on Raft's FSM goroutine after a
+	// batch's transaction has committed and before its index is published
+	// (AppliedIndex, WaitApplied). Readers already see the batch in that
+	// window; tests hold a batch there to check that read indexes cover
+	// what readers may have seen.
+	AfterCommit func(index uint64)
 }
 
 // FSM is the replicated state machine: a SQLite database to which committed
@@ -77,6 +83,8 @@ type FSM struct {
 	// sessions the published session counters.
 	sessionTTL time.Duration
 	sessions   sessionCounters
+	// afterCommit is Config.AfterCommit.
+	afterCommit func(index uint64)
 	// oldestSeen is a lower bound of the oldest last_seen in the session
 	// table, as of the last committed batch. Only the apply path and
 	// Restore (Raft's FSM goroutine) and Open use it.
@@ -135,7 +143,8 @@ func Open(cfg Config) (*FSM, error) {
 		waitCh:    make(chan struct{}),
 		done:      make(chan struct{}),
 
-		sessionTTL: sessionTTL(cfg.SessionTTL),
+		sessionTTL:  sessionTTL(cfg.SessionTTL),
+		afterCommit: cfg.AfterCommit,
 	}
 	f.checksums.init()
 	if f.writeDrv, err = newWriteDriver(&f.det); err != nil {
