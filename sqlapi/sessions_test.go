@@ -194,8 +194,17 @@ func TestSessionSeqReusedIsConflict(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"deduplicated":true`) {
 		t.Fatalf("true retry: %d %s", code, body)
 	}
+	// The digest is of the parsed request, not of the body's bytes.
+	const named = "/db/execute?client_id=named&seq=1"
+	if code, _, body := do(t, "POST", lts.URL+named, "", `[["INSERT INTO t VALUES(:a || :b)", {"a": "p", "b": "q"}]]`); code != 200 || strings.Contains(body, "deduplicated") {
+		t.Fatalf("named: %d %s", code, body)
+	}
+	code, _, body = do(t, "POST", fts.URL+named, "", `[ [ "INSERT INTO t VALUES(:a || :b)",{"b":"q","a":"p"} ] ]`)
+	if code != 200 || !strings.Contains(body, `"deduplicated":true`) {
+		t.Fatalf("named retry, reordered: %d %s", code, body)
+	}
 	code, _, body = do(t, "GET", lts.URL+"/db/query?q=SELECT+v+FROM+t", "", "")
-	if code != 200 || !strings.Contains(body, `"values":[["a"]]`) {
+	if code != 200 || !strings.Contains(body, `"values":[["a"],["pq"]]`) {
 		t.Fatalf("table: %d %s", code, body)
 	}
 }
