@@ -62,11 +62,15 @@ import (
 // bounded client retries always are.
 //
 // The digest column was added after the table (version 1 had none). Every
-// database, new or old, gets it by the same ALTER TABLE (sessionMigration),
-// so that the table's SQL in sqlite_schema, which checksums cover, is the
-// same text on every replica however its database came to be. A row
-// written before the migration has no digest: any retry of that write is
-// answered from memory, as before.
+// database, new or old, gets it by the same ALTER TABLE
+// (migrateSessionTable), so that the table's SQL in sqlite_schema, which
+// checksums cover, is the same text on every replica however its database
+// came to be. A row written before the migration has no digest: any retry
+// of that write is answered from memory, as before. Replicas of different
+// versions apply session rows differently (a previous-version node leaves
+// the digest of the rows it updates as it was), so digests are only
+// reliable once every node runs this version; a downgrade is not
+// supported.
 
 var (
 	// ErrSeqSuperseded is the Response.Err of a request whose sequence
