@@ -281,8 +281,9 @@ func (c *Client) write(ctx context.Context, path string, stmts []Statement) (*Re
 			}
 			c.core.log.Debug("raftlite client: session unknown to the server, write outcome unknown",
 				"old", id, "seq", seq, "new", c.SessionID())
-		case errors.Is(err, ErrSuperseded):
-			// The server is ahead of this session: it is unusable.
+		case errors.Is(err, ErrSuperseded), errors.Is(err, ErrSeqReused):
+			// The server is ahead of this session, or something else
+			// wrote under it: it is unusable.
 			if rerr := sess.renew(); rerr != nil {
 				return nil, errors.Join(err, rerr)
 			}

@@ -379,6 +379,30 @@ func TestSupersededRenewsSession(t *testing.T) {
 	}
 }
 
+// A 409 seq_reused (sqlapi's body) is a typed, definite error, and the
+// session is replaced so that the next write does not collide again.
+func TestSeqReusedRenewsSession(t *testing.T) {
+	fc := newFakeCluster(t)
+	n := fc.node("a")
+	n.setBefore(firstN(1, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusConflict, map[string]any{"results": []any{},
+			"error": "sequence number already used by a different request", "code": "seq_reused"})
+	}))
+	c := newTestClient(t, Config{Nodes: []string{n.srv.URL}})
+	old := c.SessionID()
+	_, err := c.Execute(context.Background(), insert(1))
+	var apiErr *APIError
+	if !errors.Is(err, ErrSeqReused) || errors.Is(err, ErrUnknownOutcome) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
+		t.Fatalf("err = %v, want a 409 APIError that is ErrSeqReused alone", err)
+	}
+	if c.SessionID() == old {
+		t.Error("session not renewed")
+	}
+	if got := len(fc.callsTo("/db/execute")); got != 1 {
+		t.Errorf("%d attempts, want 1: a reused seq is not retried", got)
+	}
+}
+
 func TestReadsCarryMinIndex(t *testing.T) {
 	fc := newFakeCluster(t)
 	n := fc.node("a")

@@ -143,6 +143,8 @@ func TestAPIErrorSentinels(t *testing.T) {
 		{&APIError{Status: 400, Message: "unknown or expired session", Code: "session_expired"}, ErrUnknownSession},
 		{&APIError{Status: 400, Message: "", Code: "session_expired"}, ErrUnknownSession},
 		{&APIError{Status: 400, Message: "sequence number already superseded", Code: "seq_superseded"}, ErrSuperseded},
+		{&APIError{Status: 409, Message: "sequence number already used by a different request", Code: "seq_reused"}, ErrSeqReused},
+		{&APIError{Status: 409, Code: "seq_reused"}, ErrSeqReused},
 		{&APIError{Status: 503, Message: "leader not found"}, nil},
 	} {
 		var err error = tt.e

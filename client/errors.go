@@ -22,6 +22,14 @@ var (
 	// session when it sees it.
 	ErrSuperseded = errors.New("sequence number already superseded")
 
+	// ErrSeqReused means the server applied a different request (other
+	// statements, parameters or transaction flag) under the session's
+	// sequence number sent (HTTP 409, code seq_reused): the request sent
+	// was not applied under it. Its retries resend the same request, so
+	// the Client only meets this when something else used its session; it
+	// starts a new session when it sees it.
+	ErrSeqReused = errors.New("sequence number already used by a different request")
+
 	// ErrUnknownOutcome is wrapped by the error of a write (or of a cluster
 	// change) that failed after it may have reached the server: it may or may
 	// not have been applied. With sessions enabled this only happens when the
@@ -33,8 +41,8 @@ var (
 
 // APIError is a request-level failure reported by a node: a status code other
 // than 2xx, or a 2xx response whose body carries a top-level "error". Its
-// Unwrap returns ErrUnknownSession or ErrSuperseded when the message is one of
-// those, so errors.Is works on it.
+// Unwrap returns ErrUnknownSession, ErrSuperseded or ErrSeqReused when the
+// message or code is one of those, so errors.Is works on it.
 type APIError struct {
 	// Node is the base URL of the node that answered.
 	Node string
@@ -79,6 +87,9 @@ func sessionSentinel(msg, code string) error {
 		return ErrUnknownSession
 	case strings.Contains(m, "superseded"):
 		return ErrSuperseded
+	case strings.Contains(m, "seq reused"),
+		strings.Contains(m, "already used by a different request"):
+		return ErrSeqReused
 	}
 	return nil
 }

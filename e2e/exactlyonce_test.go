@@ -96,8 +96,9 @@ func countWhere(t testing.TB, n *node, value string) int {
 
 // TestExactlyOnceLeaderThenFollower: the same (client_id, seq) sent to the
 // leader, then to a follower (which forwards it), inserts one row; the
-// second answer is the first one, marked deduplicated. Every node then
-// agrees on the session counters.
+// second answer is the first one, marked deduplicated; the same seq with
+// another body is refused with 409 by every node. Every node then agrees
+// on the session counters.
 func TestExactlyOnceLeaderThenFollower(t *testing.T) {
 	c := startProcfileCluster(t)
 	leader := c.waitLeader()
@@ -136,6 +137,11 @@ func TestExactlyOnceLeaderThenFollower(t *testing.T) {
 		code, got = post(t, n, "/db/execute?client_id=e2e-nobody&seq=3", body)
 		if want := `{"results":[],"error":"unknown or expired session","code":"session_expired"}`; code != http.StatusBadRequest || got != want {
 			t.Fatalf("%s: unknown session: %d %s", n.name, code, got)
+		}
+		// seq 2 again with another body is not a retry of seq 2.
+		code, got = post(t, n, "/db/execute?client_id=e2e-leader-then-follower&seq=2", body)
+		if want := `{"results":[],"error":"sequence number already used by a different request","code":"seq_reused"}`; code != http.StatusConflict || got != want {
+			t.Fatalf("%s: reused seq: %d %s", n.name, code, got)
 		}
 	}
 

@@ -268,8 +268,14 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 // transaction are outcomes too.
 func (f *FSM) execute(ctx context.Context, e entry, req *Request, settled *Response, b *batch) (resp *Response, ended bool, err error) {
 	known := false
+	var digest []byte
 	if req.ClientID != "" {
-		r, k, err := f.sessionCheck(ctx, e, req, &b.sess)
+		if digest, err = requestDigest(req); err != nil {
+			// Decoded requests hold only encodable values; should one
+			// not, every replica refuses it alike.
+			return &Response{Index: e.Index, Err: err}, false, nil
+		}
+		r, k, err := f.sessionCheck(ctx, e, req, digest, &b.sess)
 		if err != nil {
 			return nil, false, err
 		}
@@ -287,7 +293,7 @@ func (f *FSM) execute(ctx context.Context, e entry, req *Request, settled *Respo
 		}
 	}
 	if req.ClientID != "" {
-		if err := f.sessionRecord(ctx, e, req, resp, known, &b.oldestSeen, &b.sess); err != nil {
+		if err := f.sessionRecord(ctx, e, req, digest, resp, known, &b.oldestSeen, &b.sess); err != nil {
 			return nil, false, err
 		}
 	}

@@ -115,6 +115,21 @@ func encodedSizeHint(c *Command) int {
 }
 
 func appendRequest(b []byte, r *Request) ([]byte, error) {
+	b = append(b, r.flags())
+	b = appendString(b, r.ClientID)
+	b = binary.AppendUvarint(b, r.Seq)
+	b = binary.AppendUvarint(b, uint64(len(r.Statements)))
+	for i := range r.Statements {
+		var err error
+		if b, err = appendStatement(b, &r.Statements[i]); err != nil {
+			return nil, fmt.Errorf("statement %d %w", i, err)
+		}
+	}
+	return b, nil
+}
+
+// flags returns the request's flags byte.
+func (r *Request) flags() byte {
 	var flags byte
 	if r.Transaction {
 		flags |= flagTransaction
@@ -122,19 +137,18 @@ func appendRequest(b []byte, r *Request) ([]byte, error) {
 	if r.ReadOnly {
 		flags |= flagReadOnly
 	}
-	b = append(b, flags)
-	b = appendString(b, r.ClientID)
-	b = binary.AppendUvarint(b, r.Seq)
-	b = binary.AppendUvarint(b, uint64(len(r.Statements)))
-	for i, s := range r.Statements {
-		b = appendString(b, s.SQL)
-		b = binary.AppendUvarint(b, uint64(len(s.Params)))
-		for j, p := range s.Params {
-			b = appendString(b, p.Name)
-			var err error
-			if b, err = appendValue(b, p.Value); err != nil {
-				return nil, fmt.Errorf("statement %d parameter %d: %w", i, j, err)
-			}
+	return flags
+}
+
+// appendStatement appends one statement's encoding.
+func appendStatement(b []byte, s *Statement) ([]byte, error) {
+	b = appendString(b, s.SQL)
+	b = binary.AppendUvarint(b, uint64(len(s.Params)))
+	for j, p := range s.Params {
+		b = appendString(b, p.Name)
+		var err error
+		if b, err = appendValue(b, p.Value); err != nil {
+			return nil, fmt.Errorf("parameter %d: %w", j, err)
 		}
 	}
 	return b, nil

@@ -45,17 +45,24 @@
 // _raftlite_meta (the applied index, written in the same transaction as the
 // data it describes, and the session counters), _raftlite_nodes (member
 // metadata) and _raftlite_sessions (client sessions: per client_id the last
-// applied sequence number and its response, see sessions.go). Clients can
+// applied sequence number, its response and its request's digest, see
+// sessions.go). Clients can
 // read them but not change them.
 //
 // # Client sessions
 //
 // A Request with a ClientID is applied at most once per (ClientID, Seq): a
 // retry of a session's last write gets the remembered response with
-// Deduplicated set, an older Seq ErrSeqSuperseded, and Seq > 1 in an
-// unknown session ErrUnknownSession (in Response.Err). Sessions idle longer
-// than Config.SessionTTL expire by the leader timestamps in the log, so
-// every replica expires the same sessions at the same index.
+// Deduplicated set; the same Seq with a different request (its digest of
+// statements, parameters and flags differs) ErrSeqReused; an older Seq
+// ErrSeqSuperseded; and Seq > 1 in an unknown session ErrUnknownSession
+// (all in Response.Err, with nothing executed). Seq may skip numbers. Sessions
+// idle longer than Config.SessionTTL expire by the leader timestamps in the
+// log, so every replica expires the same sessions at the same index; a
+// retry after expiry is refused (ErrUnknownSession), except Seq 1, which
+// starts a new session. Databases from before request digests gain the
+// digest column on open, by the same ALTER TABLE that new databases get,
+// so replica checksums stay equal. See sessions.go.
 //
 // # Durability and start-up
 //

@@ -61,10 +61,8 @@ func (f *FSM) PrepareLoad(ctx context.Context, path string) error {
 			return fmt.Errorf("drop %s: %w", n, err)
 		}
 	}
-	for _, q := range schema {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("create internal tables: %w", err)
-		}
+	if err := createInternalTables(ctx, tx); err != nil {
+		return err
 	}
 	for _, n := range f.Nodes() {
 		if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO _raftlite_nodes (id, api_addr) VALUES (?, ?)", n.ID, n.APIAddr); err != nil {

@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
 	"errors"
@@ -20,6 +22,21 @@ import (
 // was applied. Being part of the database file, sessions travel in
 // snapshots and survive restarts without any further work.
 //
+// A retry must be the same request: the row also holds the digest of the
+// request applied under its seq (requestDigest), and the same seq with a
+// different digest is refused (ErrSeqReused) rather than answered with
+// another request's result. The digest is computed by every replica from
+// the decoded request in the entry, not by the proposer: it is then a pure
+// function of the log, the log format stays as it was (nodes of the
+// previous version still decode every entry), and nothing a client sends
+// raw (JSON spacing, number spelling) enters it, only what the statements
+// mean.
+//
+// Sequence numbers must grow, not be consecutive: a client may burn
+// numbers on requests refused before they reached the log (bad JSON, too
+// large, not allowed), so a jump ahead is a new write, and a skipped
+// number sent later is superseded and never runs.
+//
 // Everything about a session depends only on the log: the response stored
 // carries no timings, and time is the Timestamp the proposing leader put in
 // each entry, never a node's own clock. Every replica therefore answers a
@@ -35,6 +52,25 @@ import (
 // replica. The FSM keeps a lower bound of the oldest last_seen in memory
 // (derived from the database, and so alike everywhere) to skip the sweep
 // while nothing can be expired, which is almost always.
+//
+// Once a session has expired, a retry of any seq above 1 is refused
+// (ErrUnknownSession): its write may or may not have been applied, and
+// running it again could apply it twice. A seq of 1 in an unknown session
+// starts a new one, so a session's first write cannot be told from its
+// retry once the session expired: exactly-once holds for retries sent
+// within the TTL (24 hours by default) of the session's last use, which
+// bounded client retries always are.
+//
+// The digest column was added after the table (version 1 had none). Every
+// database, new or old, gets it by the same ALTER TABLE
+// (migrateSessionTable), so that the table's SQL in sqlite_schema, which
+// checksums cover, is the same text on every replica however its database
+// came to be. A row written before the migration has no digest: any retry
+// of that write is answered from memory, as before. Replicas of different
+// versions apply session rows differently (a previous-version node leaves
+// the digest of the rows it updates as it was), so digests are only
+// reliable once every node runs this version; a downgrade is not
+// supported.
 
 var (
 	// ErrSeqSuperseded is the Response.Err of a request whose sequence
@@ -47,6 +83,11 @@ var (
 	// ErrBadSequence is the Response.Err of a request with a ClientID and
 	// sequence number 0 (sequence numbers start at 1).
 	ErrBadSequence = errors.New("invalid sequence number 0: sequence numbers start at 1")
+	// ErrSeqReused is the Response.Err of a request whose sequence number
+	// is the last one applied in its session but whose statements or
+	// flags differ from the request applied under it: not a retry but a
+	// reuse of the number. Nothing was executed.
+	ErrSeqReused = errors.New("sequence number already used by a different request")
 )
 
 // DefaultSessionTTL is how long a client session may stay idle before it
@@ -76,6 +117,51 @@ var sessionSchema = []string{
 	`INSERT OR IGNORE INTO _raftlite_meta (key, value) VALUES ('sessions_expired', 0)`,
 }
 
+// sessionDigestColumn is added to version 1 session tables on open.
+const sessionDigestColumn = "digest"
+
+// migrateSessionTable adds the digest column to a session table that lacks
+// it. ALTER TABLE ADD COLUMN of a nullable column rewrites only the table's
+// SQL text (deterministically: the definition is spliced in before the
+// closing parenthesis), not its rows.
+func migrateSessionTable(ctx context.Context, db sqlExecQueryer) error {
+	var has int
+	err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('_raftlite_sessions') WHERE name = ?`,
+		sessionDigestColumn).Scan(&has)
+	if err != nil {
+		return fmt.Errorf("inspect session table: %w", err)
+	}
+	if has > 0 {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, `ALTER TABLE _raftlite_sessions ADD COLUMN `+sessionDigestColumn+` BLOB`); err != nil {
+		return fmt.Errorf("add session digest column: %w", err)
+	}
+	return nil
+}
+
+// requestDigest is the SHA-256 of what a request asks for: its flags and
+// its statements in the command encoding (SQL text, parameter names, typed
+// values), without its session. Two requests have the same digest exactly
+// when they would run alike. Stored digests outlive binaries, so this
+// definition must not change: a change would turn retries sent across an
+// upgrade into ErrSeqReused. Statements are encoded one at a time into
+// one buffer, so the cost is a hash pass and a copy of the largest
+// statement.
+func requestDigest(r *Request) ([]byte, error) {
+	h := sha256.New()
+	buf := binary.AppendUvarint(append(make([]byte, 0, 256), r.flags()), uint64(len(r.Statements)))
+	h.Write(buf)
+	for i := range r.Statements {
+		var err error
+		if buf, err = appendStatement(buf[:0], &r.Statements[i]); err != nil {
+			return nil, fmt.Errorf("digest of statement %d: %w", i, err)
+		}
+		h.Write(buf)
+	}
+	return h.Sum(nil), nil
+}
+
 // sessionStmts are the writer's prepared statements for sessions.
 type sessionStmts struct {
 	get, put, touch, remove, sweep, oldest, addMeta *sql.Stmt
@@ -86,10 +172,10 @@ func (s *sessionStmts) list() []**sql.Stmt {
 }
 
 var sessionQueries = []string{
-	`SELECT seq, response, last_seen FROM _raftlite_sessions WHERE client_id = ?`,
-	`INSERT INTO _raftlite_sessions (client_id, seq, response, last_seen) VALUES (?1, ?2, ?3, ?4)
+	`SELECT seq, response, last_seen, digest FROM _raftlite_sessions WHERE client_id = ?`,
+	`INSERT INTO _raftlite_sessions (client_id, seq, response, last_seen, digest) VALUES (?1, ?2, ?3, ?4, ?5)
 		ON CONFLICT (client_id) DO UPDATE SET seq = excluded.seq, response = excluded.response,
-		last_seen = max(last_seen, excluded.last_seen)`,
+		last_seen = max(last_seen, excluded.last_seen), digest = excluded.digest`,
 	`UPDATE _raftlite_sessions SET last_seen = max(last_seen, ?2) WHERE client_id = ?1`,
 	`DELETE FROM _raftlite_sessions WHERE client_id = ?`,
 	`DELETE FROM _raftlite_sessions WHERE client_id IN (
@@ -210,17 +296,19 @@ func (f *FSM) sweepSessions(ctx context.Context, ts int64, oldest *int64, d *ses
 	return nil
 }
 
-// sessionCheck looks the request's session up before its statements run.
-// It returns a response when the request must not execute (a retry, or a
-// session error), or nil, with known telling whether the session exists.
-func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, d *sessionCounts) (resp *Response, known bool, err error) {
+// sessionCheck looks the request's session up before its statements run;
+// digest is the request's requestDigest. It returns a response when the
+// request must not execute (a retry, or a session error), or nil, with
+// known telling whether the session exists.
+func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []byte, d *sessionCounts) (resp *Response, known bool, err error) {
 	ss := &f.w.sess
 	var (
-		last     int64
-		stored   []byte
-		lastSeen int64
+		last         int64
+		stored       []byte
+		lastSeen     int64
+		storedDigest []byte
 	)
-	err = ss.get.QueryRowContext(ctx, req.ClientID).Scan(&last, &stored, &lastSeen)
+	err = ss.get.QueryRowContext(ctx, req.ClientID).Scan(&last, &stored, &lastSeen, &storedDigest)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
@@ -253,6 +341,11 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, d *sessio
 	case req.Seq < seq:
 		return &Response{Index: e.Index, Err: ErrSeqSuperseded}, true, nil
 	}
+	if storedDigest != nil && !bytes.Equal(storedDigest, digest) {
+		// Not a retry: the number was used for another request. The
+		// session is left as it was, so the true retry still works.
+		return &Response{Index: e.Index, Err: ErrSeqReused}, true, nil
+	}
 	// A retry of the last write: answer from memory. Using the session
 	// keeps it alive.
 	if _, err := ss.touch.ExecContext(ctx, req.ClientID, e.Timestamp); err != nil {
@@ -271,10 +364,10 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, d *sessio
 }
 
 // sessionRecord remembers resp as the outcome of the request's sequence
-// number. *oldest is the batch's lower bound of the oldest last_seen (see
-// sweepSessions).
-func (f *FSM) sessionRecord(ctx context.Context, e entry, req *Request, resp *Response, known bool, oldest *int64, d *sessionCounts) error {
-	if _, err := f.w.sess.put.ExecContext(ctx, req.ClientID, int64(req.Seq), encodeResponse(resp), e.Timestamp); err != nil {
+// number, with the request's digest. *oldest is the batch's lower bound of
+// the oldest last_seen (see sweepSessions).
+func (f *FSM) sessionRecord(ctx context.Context, e entry, req *Request, digest []byte, resp *Response, known bool, oldest *int64, d *sessionCounts) error {
+	if _, err := f.w.sess.put.ExecContext(ctx, req.ClientID, int64(req.Seq), encodeResponse(resp), e.Timestamp, digest); err != nil {
 		return fmt.Errorf("store session: %w", err)
 	}
 	// A known session's last_seen only grows; a new one's is this entry's

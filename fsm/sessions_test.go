@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -621,5 +623,182 @@ func BenchmarkSessionOverhead(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The same (client_id, seq) with a different request is a client bug, not
+// a retry: it is refused with ErrSeqReused, runs nothing and changes no
+// session state, and the real retry is still answered from memory.
+func TestSessionSeqReusedByDifferentRequest(t *testing.T) {
+	f := newFSM(t)
+	noErrors(t, sessExec(t, f, 1, base, "", 0, stmt("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")).Results)
+	original := Request{Statements: []Statement{stmt("INSERT INTO t(v) VALUES(?)", "a")}}
+	apply := func(req Request) *Response {
+		t.Helper()
+		req.ClientID, req.Seq = "c", 1
+		return response(t, f.Apply(commandLog(t, f.AppliedIndex()+1, &Command{Type: CmdExecute, Timestamp: base, Request: &req})))
+	}
+	first := apply(original)
+	if first.Err != nil || first.Deduplicated {
+		t.Fatalf("first: %+v", first)
+	}
+	rows, counts := sessionRows(t, f), sessionCountsOf(f)
+
+	for _, c := range []struct {
+		name string
+		req  Request
+	}{
+		{"other SQL", Request{Statements: []Statement{stmt("INSERT INTO t(v) VALUES(?) ", "a")}}},
+		{"other value", Request{Statements: []Statement{stmt("INSERT INTO t(v) VALUES(?)", "b")}}},
+		{"blob instead of text", Request{Statements: []Statement{stmt("INSERT INTO t(v) VALUES(?)", []byte("a"))}}},
+		{"named parameter", Request{Statements: []Statement{stmt("INSERT INTO t(v) VALUES(:x)", Param{Name: "x", Value: "a"})}}},
+		{"transaction", Request{Transaction: true, Statements: original.Statements}},
+		{"extra statement", Request{Statements: append([]Statement{stmt("DELETE FROM t")}, original.Statements...)}},
+		{"split statement", Request{Statements: []Statement{stmt("INSERT INTO t(v) "), stmt("VALUES(?)", "a")}}},
+		{"no statements", Request{}},
+	} {
+		r := apply(c.req)
+		if !errors.Is(r.Err, ErrSeqReused) || r.Deduplicated || r.Results != nil {
+			t.Fatalf("%s: %+v (deduplicated %v), want ErrSeqReused", c.name, r.Err, r.Deduplicated)
+		}
+		if got := sessionRows(t, f); !reflect.DeepEqual(got, rows) || sessionCountsOf(f) != counts {
+			t.Fatalf("%s: session state changed: %v %+v, was %v %+v", c.name, got, sessionCountsOf(f), rows, counts)
+		}
+	}
+	if n := count(t, f, "t"); n != 1 {
+		t.Fatalf("rows %d, want 1", n)
+	}
+	again := apply(original)
+	if again.Err != nil || !again.Deduplicated || !reflect.DeepEqual(again.Results, stripSeconds(first.Results)) {
+		t.Fatalf("retry after the conflicts: %+v", again)
+	}
+}
+
+// Sequence numbers must grow but may skip: a client may burn numbers on
+// requests refused before they reach the log. A skipped number sent later
+// is superseded and never runs.
+func TestSessionSequenceGaps(t *testing.T) {
+	f := newFSM(t)
+	noErrors(t, sessExec(t, f, 1, base, "", 0, stmt("CREATE TABLE t (v)")).Results)
+	write := func(seq uint64, v string) *Response {
+		t.Helper()
+		return sessExec(t, f, f.AppliedIndex()+1, base, "g", seq, stmt("INSERT INTO t VALUES(?)", v))
+	}
+	if r := write(1, "s1"); r.Err != nil || r.Deduplicated {
+		t.Fatalf("seq 1: %+v", r)
+	}
+	five := write(5, "s5")
+	if five.Err != nil || five.Deduplicated {
+		t.Fatalf("seq 5 after 1: %+v", five)
+	}
+	if r := write(3, "s3"); !errors.Is(r.Err, ErrSeqSuperseded) {
+		t.Fatalf("skipped seq 3 sent late: %+v", r)
+	}
+	if r := write(5, "s5"); !r.Deduplicated || r.Index != five.Index {
+		t.Fatalf("retry of seq 5: %+v", r)
+	}
+	if r := write(6, "s6"); r.Err != nil || r.Deduplicated {
+		t.Fatalf("seq 6: %+v", r)
+	}
+	if got := sessionRows(t, f); len(got) != 1 || got[0][1] != int64(6) {
+		t.Fatalf("session %v", got)
+	}
+	if n := count(t, f, "t"); n != 3 {
+		t.Fatalf("rows %d, want 3 (seq 1, 5, 6)", n)
+	}
+}
+
+// A retry that arrives after its session expired is refused, never run
+// again: the state machine cannot tell whether it was applied. Only a
+// session's first write (seq 1) cannot be told from a new session's.
+func TestSessionRetryAfterExpiry(t *testing.T) {
+	const ttl = time.Hour
+	f := openFSMWithTTL(t, t.TempDir(), ttl)
+	noErrors(t, sessExec(t, f, 1, base, "", 0, stmt("CREATE TABLE t (v)")).Results)
+	ins := stmt("INSERT INTO t VALUES('x')")
+	sessExec(t, f, 2, base, "e", 1, ins)
+	sessExec(t, f, 3, base+int64(time.Minute), "e", 2, ins)
+	late := base + int64(time.Minute) + int64(ttl) + 1
+	for _, seq := range []uint64{2, 3} {
+		r := sessExec(t, f, f.AppliedIndex()+1, late, "e", seq, ins)
+		if !errors.Is(r.Err, ErrUnknownSession) || r.Results != nil {
+			t.Fatalf("seq %d after expiry: %+v", seq, r)
+		}
+	}
+	if n := count(t, f, "t"); n != 2 {
+		t.Fatalf("rows %d, want 2: a retry after expiry ran", n)
+	}
+	if len(sessionRows(t, f)) != 0 {
+		t.Fatalf("a refused request created a session: %v", sessionRows(t, f))
+	}
+	wantCounts(t, f, sessionCounts{expired: 1})
+	// seq 1 starts a new session under the same id.
+	if r := sessExec(t, f, f.AppliedIndex()+1, late, "e", 1, ins); r.Err != nil || r.Deduplicated {
+		t.Fatalf("seq 1 after expiry: %+v", r)
+	}
+	wantCounts(t, f, sessionCounts{live: 1, expired: 1})
+}
+
+// testdata/sessions-v1.sqlite was written by the version before request
+// digests (commit e4dd79a): entry 1 creates t, entries 2 and 3 insert 'one'
+// and 'two' as seq 1 and 2 of session "v1-client". It must still open; its
+// remembered write has no digest, so any retry of it is answered from
+// memory as before; the session's next write is checked. Its checksum
+// matches a database that applied the same entries from scratch once the
+// session has written again, so the migration leaves no trace between
+// replicas.
+func TestSessionsV1DatabaseMigrates(t *testing.T) {
+	v1, err := os.ReadFile(filepath.Join("testdata", "sessions-v1.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, DBFile), v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	migrated := openFSM(t, dir)
+	if migrated.AppliedIndex() != 3 || count(t, migrated, "t") != 2 {
+		t.Fatalf("v1 database: applied %d", migrated.AppliedIndex())
+	}
+	fresh := newFSM(t)
+	sessExec(t, fresh, 1, base, "", 0, stmt("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+	sessExec(t, fresh, 2, base, "v1-client", 1, stmt("INSERT INTO t(v) VALUES('one')"))
+	sessExec(t, fresh, 3, base+int64(time.Second), "v1-client", 2, stmt("INSERT INTO t(v) VALUES(?)", "two"))
+
+	ts := base + int64(time.Minute)
+	for _, f := range []*FSM{migrated, fresh} {
+		if r := sessExec(t, f, 4, ts, "v1-client", 3, stmt("INSERT INTO t(v) VALUES('three')")); r.Err != nil || r.Deduplicated {
+			t.Fatalf("seq 3: %+v", r)
+		}
+	}
+	_, want, err := fresh.Checksum(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := migrated.Checksum(context.Background()); err != nil || got != want {
+		t.Fatalf("migrated checksum %s (%v), fresh %s", got, err, want)
+	}
+	if r := sessExec(t, migrated, 5, ts, "v1-client", 3, stmt("INSERT INTO t(v) VALUES('other')")); !errors.Is(r.Err, ErrSeqReused) {
+		t.Fatalf("changed retry of a write applied after the migration: %+v", r)
+	}
+
+	// A session whose last write predates the migration.
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, DBFile), v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := openFSM(t, old)
+	for i, sql := range []string{"INSERT INTO t(v) VALUES(?)", "INSERT INTO t(v) VALUES('other')"} {
+		r := sessExec(t, f, uint64(4+i), ts, "v1-client", 2, stmt(sql, "two"))
+		if r.Err != nil || !r.Deduplicated || r.Index != 3 {
+			t.Fatalf("retry %d of the v1 write: %+v", i, r)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Opening again finds the migrated table and changes nothing.
+	if got := count(t, openFSM(t, old), "t"); got != 2 {
+		t.Fatalf("reopened: rows %d", got)
 	}
 }

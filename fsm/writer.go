@@ -12,7 +12,9 @@ import (
 // transactions, in step with the data. Every statement is idempotent: Open
 // runs them on every start and after every restore, which is also how a
 // database from an older version gains tables added later (such as
-// _raftlite_sessions, see sessionSchema).
+// _raftlite_sessions, see sessionSchema). Columns added later are added by
+// migrations (createInternalTables), the same way in new databases as in
+// old ones, so that the schema text is alike on every replica.
 var schema = append([]string{
 	`CREATE TABLE IF NOT EXISTS _raftlite_meta (key TEXT PRIMARY KEY, value)`,
 	`CREATE TABLE IF NOT EXISTS _raftlite_nodes (id TEXT PRIMARY KEY, api_addr TEXT NOT NULL)`,
@@ -87,12 +89,31 @@ func ensureSchema(ctx context.Context, c *dbConn) (err error) {
 			c.internal(ctx, "ROLLBACK")
 		}
 	}()
+	// The write connection's guard is in modeInternal here.
+	if err := createInternalTables(ctx, c.conn); err != nil {
+		return err
+	}
+	if err := c.internal(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("create internal tables: %w", err)
+	}
+	return nil
+}
+
+// sqlExecQueryer is what the schema needs of a connection or transaction.
+type sqlExecQueryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// createInternalTables runs schema and then the migrations of tables that
+// gained columns, inside the caller's transaction.
+func createInternalTables(ctx context.Context, db sqlExecQueryer) error {
 	for _, q := range schema {
-		if err := c.internal(ctx, q); err != nil {
+		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("create internal tables: %w", err)
 		}
 	}
-	if err := c.internal(ctx, "COMMIT"); err != nil {
+	if err := migrateSessionTable(ctx, db); err != nil {
 		return fmt.Errorf("create internal tables: %w", err)
 	}
 	return nil

@@ -83,6 +83,7 @@
 //	forward_failed      502     the leader could not be reached or did not answer
 //	seq_superseded      400     client session: seq lower than the last applied one
 //	session_expired     400     client session: unknown or expired client_id with seq > 1
+//	seq_reused          409     client session: seq equal to the last applied one, but a different request (statements, parameters or transaction)
 //	queue_full          503     the write queue stayed full for the whole timeout
 //	queue_failed        500     a queued batch could not be applied (with ?wait)
 //	leadership_lost     503     the leader lost leadership while committing: the write may or may not have been applied

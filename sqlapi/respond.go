@@ -20,6 +20,7 @@ const (
 	codeTimeout        = "timeout"
 	codeForwardFailed  = "forward_failed"
 	codeSeqSuperseded  = "seq_superseded"
+	codeSeqReused      = "seq_reused"
 	codeSessionExpired = "session_expired"
 	codeQueueFull      = "queue_full"
 	codeQueueFailed    = "queue_failed"
@@ -34,6 +35,7 @@ const (
 const (
 	msgSeqSuperseded  = "sequence number already superseded"
 	msgSessionExpired = "unknown or expired session"
+	msgSeqReused      = "sequence number already used by a different request"
 )
 
 // requestError is a request-level failure answered with the JSON body shape
@@ -105,6 +107,8 @@ func classifyStoreError(err error) *requestError {
 		return &requestError{http.StatusBadRequest, codeSeqSuperseded, err.Error()}
 	case errors.Is(err, fsm.ErrUnknownSession):
 		return &requestError{http.StatusBadRequest, codeSessionExpired, err.Error()}
+	case errors.Is(err, fsm.ErrSeqReused):
+		return &requestError{http.StatusConflict, codeSeqReused, err.Error()}
 	case errors.Is(err, fsm.ErrBadSequence):
 		return &requestError{http.StatusBadRequest, codeBadRequest, err.Error()}
 	}
@@ -112,7 +116,8 @@ func classifyStoreError(err error) *requestError {
 }
 
 // sessionOrStoreError classifies a request-level error message: the client
-// session errors of API.md are 400, anything else a 500 store error. It is
+// session errors of API.md are 400 (409 for a reused seq), anything else a
+// 500 store error. It is
 // the fallback for errors that lost their identity (the fsm's own session
 // errors are recognised by errors.Is in classifyStoreError).
 func sessionOrStoreError(msg string) *requestError {
@@ -121,6 +126,8 @@ func sessionOrStoreError(msg string) *requestError {
 		return &requestError{http.StatusBadRequest, codeSeqSuperseded, msg}
 	case strings.Contains(msg, msgSessionExpired):
 		return &requestError{http.StatusBadRequest, codeSessionExpired, msg}
+	case strings.Contains(msg, msgSeqReused):
+		return &requestError{http.StatusConflict, codeSeqReused, msg}
 	}
 	return &requestError{http.StatusInternalServerError, codeStoreError, msg}
 }

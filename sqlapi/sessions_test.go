@@ -2,7 +2,9 @@ package sqlapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -108,7 +110,8 @@ func TestSessionThroughLeaderThenFollower(t *testing.T) {
 	}
 }
 
-// The fsm's session errors are recognised by identity, even wrapped.
+// The fsm's session errors are recognised by identity, even wrapped, and
+// by their message.
 func TestSessionErrorsByIdentity(t *testing.T) {
 	store := leaderStore()
 	_, ts := newTestServer(t, store, nil)
@@ -120,6 +123,9 @@ func TestSessionErrorsByIdentity(t *testing.T) {
 		{fmt.Errorf("entry 9: %w", fsm.ErrSeqSuperseded), 400, codeSeqSuperseded},
 		{fmt.Errorf("entry 9: %w", fsm.ErrUnknownSession), 400, codeSessionExpired},
 		{fsm.ErrBadSequence, 400, codeBadRequest},
+		{fmt.Errorf("entry 9: %w", fsm.ErrSeqReused), 409, codeSeqReused},
+		// Identity lost (a message from elsewhere): recognised by its text.
+		{errors.New("leader: " + fsm.ErrSeqReused.Error()), 409, codeSeqReused},
 	} {
 		store.set(func(f *fakeStore) {
 			f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return &fsm.Response{Err: c.err}, nil }
@@ -154,5 +160,51 @@ func TestQueueUsesItsOwnSession(t *testing.T) {
 	}
 	if st := leader.f.SessionStats(); st["live"] != int64(1) {
 		t.Fatalf("session stats %v", st)
+	}
+}
+
+// The same client_id and seq with a different body (or a different
+// transaction flag) is not a retry: 409 seq_reused, through a follower
+// too, and nothing runs. The true retry is still deduplicated.
+func TestSessionSeqReusedIsConflict(t *testing.T) {
+	leader := newSessStore(t)
+	_, lts := newTestServer(t, leader, nil)
+	follower := &fakeStore{leaderID: "1", leaderAPI: strings.TrimPrefix(lts.URL, "http://")}
+	_, fts := newTestServer(t, follower, nil)
+	if code, _, body := do(t, "POST", lts.URL+"/db/execute", "", `["CREATE TABLE t (v)"]`); code != 200 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	const q = "/db/execute?client_id=reuser&seq=1"
+	if code, _, body := do(t, "POST", lts.URL+q, "", `[["INSERT INTO t VALUES(?)", "a"]]`); code != 200 || strings.Contains(body, "error") {
+		t.Fatalf("first: %d %s", code, body)
+	}
+	const want = `{"results":[],"error":"sequence number already used by a different request","code":"seq_reused"}`
+	for _, c := range []struct{ base, q, body string }{
+		{lts.URL, q, `[["INSERT INTO t VALUES(?)", "b"]]`},
+		{fts.URL, q, `[["INSERT INTO t VALUES(?)", "b"]]`},
+		{lts.URL, q + "&transaction", `[["INSERT INTO t VALUES(?)", "a"]]`},
+		{fts.URL, strings.Replace(q, "execute", "request", 1), `["INSERT INTO t VALUES('a')"]`},
+	} {
+		code, hdr, body := do(t, "POST", c.base+c.q, "", c.body)
+		if code != http.StatusConflict || body != want || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
+			t.Fatalf("%s %s %s: %d %s, want 409 %s", c.base, c.q, c.body, code, body, want)
+		}
+	}
+	code, _, body := do(t, "POST", fts.URL+q, "", `[["INSERT INTO t VALUES(?)", "a"]]`)
+	if code != 200 || !strings.Contains(body, `"deduplicated":true`) {
+		t.Fatalf("true retry: %d %s", code, body)
+	}
+	// The digest is of the parsed request, not of the body's bytes.
+	const named = "/db/execute?client_id=named&seq=1"
+	if code, _, body := do(t, "POST", lts.URL+named, "", `[["INSERT INTO t VALUES(:a || :b)", {"a": "p", "b": "q"}]]`); code != 200 || strings.Contains(body, "deduplicated") {
+		t.Fatalf("named: %d %s", code, body)
+	}
+	code, _, body = do(t, "POST", fts.URL+named, "", `[ [ "INSERT INTO t VALUES(:a || :b)",{"b":"q","a":"p"} ] ]`)
+	if code != 200 || !strings.Contains(body, `"deduplicated":true`) {
+		t.Fatalf("named retry, reordered: %d %s", code, body)
+	}
+	code, _, body = do(t, "GET", lts.URL+"/db/query?q=SELECT+v+FROM+t", "", "")
+	if code != 200 || !strings.Contains(body, `"values":[["a"],["pq"]]`) {
+		t.Fatalf("table: %d %s", code, body)
 	}
 }
