@@ -36,6 +36,7 @@ type Node struct {
 	transport *raft.NetworkTransport
 	layer     *raftLayer
 	store     *raftboltdb.BoltStore
+	logs      raft.LogStore // store behind the cache of recent entries
 	mux       *mux
 	server    *http.Server
 	client    *serviceClient
@@ -155,6 +156,7 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 	if err != nil {
 		return n, fmt.Errorf("cluster: raft log cache: %w", err)
 	}
+	n.logs = logStore
 	// Holding the log store's lock, this is the only process using the
 	// directory: no snapshot is being written.
 	snaps, err := newSnapshotStore(raftDir, snapshotRetain, f.PrepareRestore, n.base.With("component", "snapshots"))
@@ -275,19 +277,20 @@ func (n *Node) raftConfig(hlog *slogHCLog, logs raft.LogStore, snaps raft.Snapsh
 const maxBehindScan = 4096
 
 // dbBehind reports whether the database (at FSM applied index fsmIndex)
-// misses entries included in a snapshot at snapIndex. Raft's snapshot index
-// also counts entries the FSM never sees (no-ops, barriers), so an index
-// above fsmIndex alone does not mean the database is behind: it is when an
-// entry the FSM applies (command or configuration) lies in between, or when
-// the entries in between are no longer in the log and so cannot be checked.
-func dbBehind(logs raft.LogStore, fsmIndex, snapIndex uint64) bool {
-	if snapIndex <= fsmIndex {
+// misses entries up to index (a snapshot's index, or the commit index).
+// Raft's indexes also count entries the FSM never sees (no-ops, barriers),
+// so an index above fsmIndex alone does not mean the database is behind: it
+// is when an entry the FSM applies (command or configuration) lies in
+// between, or when the entries in between are no longer in the log and so
+// cannot be checked.
+func dbBehind(logs raft.LogStore, fsmIndex, index uint64) bool {
+	if index <= fsmIndex {
 		return false
 	}
-	if snapIndex-fsmIndex > maxBehindScan {
+	if index-fsmIndex > maxBehindScan {
 		return true
 	}
-	for i := fsmIndex + 1; i <= snapIndex; i++ {
+	for i := fsmIndex + 1; i <= index; i++ {
 		var l raft.Log
 		if err := logs.GetLog(i, &l); err != nil {
 			return true

@@ -277,51 +277,24 @@ func (s *Server) readIndexFailed(w http.ResponseWriter, r *http.Request, p *para
 	writeRequestError(w, &re, p.encodeOpts(ep))
 }
 
-// checkFresh refuses a level=none read on a follower that has not heard
-// from the leader within freshness (and, with freshness_strict, whose last
-// applied entry is older than freshness).
+// checkFresh refuses a level=none read on a follower, as rqlite does, when
+// it has not heard from the leader within freshness, and, with
+// freshness_strict, also when its database is behind the commit index it
+// knows and has not applied anything within freshness (a follower that is
+// behind but applying is still fresh: the entries it lacks were committed
+// moments ago).
 func (s *Server) checkFresh(p *params) *requestError {
 	stale := &requestError{http.StatusServiceUnavailable, codeStaleRead, "stale read"}
-	lc := s.lastContact()
-	if lc.IsZero() || time.Since(lc) > p.freshness {
+	if lc := s.store.LastContact(); lc.IsZero() || time.Since(lc) > p.freshness {
 		return stale
 	}
 	if p.freshnessStrict {
-		ar, ok := s.store.(AppliedAtReporter)
-		if !ok {
-			return stale
-		}
-		if at := ar.AppliedAt(); at.IsZero() || time.Since(at) > p.freshness {
+		caughtUp, at := s.store.ApplyProgress()
+		if !caughtUp && (at.IsZero() || time.Since(at) > p.freshness) {
 			return stale
 		}
 	}
 	return nil
-}
-
-// lastContact is when this node last heard from the leader: from
-// LastContacter, else from store.raft.last_contact of Stats.
-func (s *Server) lastContact() time.Time {
-	if lc, ok := s.store.(LastContacter); ok {
-		return lc.LastContact()
-	}
-	raft, ok := s.store.Stats()["raft"].(map[string]any)
-	if !ok {
-		return time.Time{}
-	}
-	switch v := raft["last_contact"].(type) {
-	case string:
-		if v == "0" {
-			return time.Now()
-		}
-		if d, err := time.ParseDuration(v); err == nil {
-			return time.Now().Add(-d)
-		}
-	default:
-		if f, ok := toFloat(v); ok && f == 0 {
-			return time.Now() // hashicorp/raft reports 0 on the leader
-		}
-	}
-	return time.Time{} // "never" or unknown
 }
 
 // isVoter reports whether this node is a voter (level=auto).

@@ -270,24 +270,39 @@ func TestLinearizableWithReadIndexOnFollower(t *testing.T) {
 
 func TestStaleRead(t *testing.T) {
 	store := &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}
-	store.stats = map[string]any{"raft": map[string]any{"last_contact": "never"}}
 	_, ts := newTestServer(t, store, nil)
-	code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=1s", "", "")
+	const read, strict = "/db/query?q=SELECT+1&level=none&freshness=", "&freshness_strict"
+	code, _, body := do(t, "GET", ts.URL+read+"1s", "", "")
 	if code != 503 || body != `{"results":[],"error":"stale read","code":"stale_read"}` {
 		t.Fatalf("never contacted: %d %s", code, body)
 	}
-	store.set(func(f *fakeStore) { f.stats = map[string]any{"raft": map[string]any{"last_contact": "15ms"}} })
-	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=1s", "", ""); code != 200 {
+	store.set(func(f *fakeStore) { f.lastContact = time.Now().Add(-15 * time.Millisecond) })
+	if code, _, body := do(t, "GET", ts.URL+read+"1s", "", ""); code != 200 {
 		t.Fatalf("fresh: %d %s", code, body)
 	}
-	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=10ms", "", ""); code != 503 {
+	if code, _, _ := do(t, "GET", ts.URL+read+"10ms", "", ""); code != 503 {
 		t.Fatalf("too old: %d", code)
 	}
-	// Strict freshness without a way to know the applied entry's age fails.
-	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=1s&freshness_strict", "", ""); code != 503 {
-		t.Fatalf("strict: %d", code)
+	// Strict: in contact and caught up is fresh, however long ago the
+	// database last changed.
+	store.set(func(f *fakeStore) { f.caughtUp = true })
+	if code, _, body := do(t, "GET", ts.URL+read+"1s"+strict, "", ""); code != 200 {
+		t.Fatalf("strict, caught up: %d %s", code, body)
+	}
+	// Behind the commit index: fresh only while entries keep being applied.
+	store.set(func(f *fakeStore) { f.caughtUp, f.appliedAt = false, time.Now().Add(-100*time.Millisecond) })
+	if code, _, body := do(t, "GET", ts.URL+read+"1s"+strict, "", ""); code != 200 {
+		t.Fatalf("strict, behind but applying: %d %s", code, body)
+	}
+	if code, _, body := do(t, "GET", ts.URL+read+"50ms"+strict, "", ""); code != 503 || !strings.Contains(body, "stale_read") {
+		t.Fatalf("strict, behind and stuck: %d %s", code, body)
+	}
+	// Non-strict ignores how current the database is.
+	if code, _, body := do(t, "GET", ts.URL+read+"50ms", "", ""); code != 200 {
+		t.Fatalf("non-strict, behind: %d %s", code, body)
 	}
 	// Without freshness, level=none always reads locally.
+	store.set(func(f *fakeStore) { f.lastContact = time.Time{} })
 	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none", "", ""); code != 200 {
 		t.Fatalf("none: %d", code)
 	}
