@@ -305,3 +305,55 @@ func TestFreshnessStrictOnFollower(t *testing.T) {
 		return false
 	})
 }
+
+// lastLogIndex is the index of the last entry in n's Raft log.
+func lastLogIndex(t *testing.T, n *apiNode) uint64 {
+	t.Helper()
+	raftStats, _ := n.node.Stats()["raft"].(map[string]any)
+	idx, ok := raftStats["last_log_index"].(uint64)
+	if !ok {
+		t.Fatalf("store.raft.last_log_index of %s: %v", n.id, raftStats["last_log_index"])
+	}
+	return idx
+}
+
+// TestChecksumMarkerNeedsExecute: POST /db/checksum appends a checksum
+// marker to the Raft log, so it needs the execute permission, like every
+// other request that appends to the log; reading a checksum (GET) needs
+// status. Anonymous users granted status only cannot grow the log.
+func TestChecksumMarkerNeedsExecute(t *testing.T) {
+	auth, err := sqlapi.ParseAuth(strings.NewReader(`[
+		{"username": "*", "perms": ["status", "ready"]},
+		{"username": "watcher", "password": "w", "perms": ["status"]},
+		{"username": "writer", "password": "x", "perms": ["execute"]}
+	]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := startAPICluster(t, 3, auth)
+	leader := waitLeader(t, nodes)
+	follower := followers(nodes, leader)[0]
+
+	if a := call(t, "GET", follower.url+"/db/checksum", "", "", ""); a.status != 200 {
+		t.Fatalf("anonymous GET /db/checksum: %d %s", a.status, a.body)
+	}
+	before := lastLogIndex(t, leader)
+	for _, target := range []*apiNode{leader, follower} {
+		for _, user := range []string{"", "watcher"} {
+			if a := call(t, "POST", target.url+"/db/checksum", "", user, "w"); a.status != 401 {
+				t.Fatalf("POST /db/checksum on %s as %q: %d %s, want 401", target.id, user, a.status, a.body)
+			}
+		}
+	}
+	if after := lastLogIndex(t, leader); after != before {
+		t.Fatalf("refused checksum requests grew the log from %d to %d", before, after)
+	}
+	a := call(t, "POST", follower.url+"/db/checksum", "", "writer", "x")
+	var reply struct {
+		Index    uint64 `json:"index"`
+		Checksum string `json:"checksum"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &reply); a.status != 200 || err != nil || reply.Index <= before || reply.Checksum == "" {
+		t.Fatalf("POST /db/checksum as writer: %d %s", a.status, a.body)
+	}
+}

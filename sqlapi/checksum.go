@@ -47,7 +47,8 @@ type checksumReply struct {
 //     a follower) and answer with its index and the leader's checksum at
 //     it. Every member then has its own checksum at that index, for
 //     GET ?index=N: that is how `raftlite check` compares replicas at the
-//     same point of the log.
+//     same point of the log. Appending to the log, it needs the execute
+//     permission; the GETs need status.
 func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *params) {
 	cs, ok := s.store.(Checksummer)
 	if !ok {

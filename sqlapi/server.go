@@ -67,8 +67,15 @@ func New(cfg Config, store Store) *Server {
 		"/db/query":   {ep: epQuery, methods: []string{http.MethodGet, http.MethodPost}, allPerms: []string{PermQuery}, handle: s.handleQuery},
 		"/db/request": {ep: epRequest, methods: post, allPerms: []string{PermExecute, PermQuery}, handle: s.handleRequest},
 		"/db/backup":  {ep: epBackup, methods: get, allPerms: []string{PermBackup}, handle: s.handleBackup},
-		"/db/checksum": {ep: epChecksum, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost},
-			anyPerms: []string{PermStatus}, handle: s.handleChecksum},
+		// Reading a checksum is diagnostics; POST appends a checksum marker
+		// to the Raft log, which takes the permission every other log
+		// append takes.
+		"/db/checksum": {ep: epChecksum, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleChecksum,
+			permsFor: map[string][]string{
+				http.MethodGet:  {PermStatus},
+				http.MethodHead: {PermStatus},
+				http.MethodPost: {PermExecute},
+			}},
 		"/db/load": {ep: epLoad, methods: post, allPerms: []string{PermLoad}, handle: s.handleLoad},
 		"/status":  {ep: epStatus, methods: get, anyPerms: []string{PermStatus}, handle: s.handleStatus},
 		"/nodes":   {ep: epNodes, methods: get, anyPerms: []string{PermNodes, PermStatus}, handle: s.handleNodes},
