@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -356,4 +357,82 @@ func TestChecksumMarkerNeedsExecute(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.body), &reply); a.status != 200 || err != nil || reply.Index <= before || reply.Checksum == "" {
 		t.Fatalf("POST /db/checksum as writer: %d %s", a.status, a.body)
 	}
+}
+
+// countRows counts the rows of t on n with a linearizable read.
+func countRows(t *testing.T, n *apiNode) float64 {
+	t.Helper()
+	a := call(t, "GET", n.url+"/db/query?level=linearizable&q=SELECT+COUNT(*)+FROM+t", "", "", "")
+	if a.status != 200 || len(a.Results) != 1 || len(a.Results[0].Values) != 1 {
+		t.Fatalf("count rows on %s: %d %s", n.id, a.status, a.body)
+	}
+	v, _ := a.Results[0].Values[0][0].(float64)
+	return v
+}
+
+// dieAfterApplying makes leader apply the next write it is sent and then
+// die before answering it, as a leader killed at that moment would.
+func dieAfterApplying(leader *apiNode) {
+	var once sync.Once
+	hook := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/db/execute" {
+			leader.api.ServeHTTP(w, r)
+			return
+		}
+		leader.api.ServeHTTP(httptest.NewRecorder(), r)
+		once.Do(func() { go leader.kill() })
+		<-r.Context().Done() // the connection dies with the node
+	}
+	leader.intercept.Store(&hook)
+}
+
+// TestWriteThroughFollowerWhileLeaderDies: a write sent to a follower while
+// the leader dies. With a session (client_id/seq) the follower waits for
+// the new leader within the request's timeout and resends it there, and it
+// is applied exactly once, also when the old leader had applied it before
+// dying. Without a session it is resent only when it certainly never
+// reached the old leader; otherwise the client hears that the outcome is
+// unknown.
+func TestWriteThroughFollowerWhileLeaderDies(t *testing.T) {
+	const insert = `["INSERT INTO t(v) VALUES('once')"]`
+	setup := func(t *testing.T) (leader, follower *apiNode, count func() float64) {
+		nodes := startAPICluster(t, 3, nil)
+		leader = waitLeader(t, nodes)
+		mustExecute(t, leader.url, `["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]`)
+		survivors := followers(nodes, leader)
+		count = func() float64 { return countRows(t, waitLeader(t, survivors)) }
+		return leader, survivors[0], count
+	}
+	sessionCases := []struct {
+		name      string
+		failure   func(leader *apiNode)
+		wantDedup bool // the old leader applied it, so the resend is answered from the session
+	}{
+		{"session, leader killed just before", (*apiNode).kill, false},
+		{"session, leader applied it and died before answering", dieAfterApplying, true},
+	}
+	for _, tc := range sessionCases {
+		t.Run(tc.name, func(t *testing.T) {
+			leader, follower, count := setup(t)
+			tc.failure(leader)
+			a := call(t, "POST", follower.url+"/db/execute?client_id=c1&seq=1&timeout=20s", insert, "", "")
+			if a.status != 200 || a.Error != "" || len(a.Results) != 1 || a.Results[0].Error != "" || a.Deduplicated != tc.wantDedup {
+				t.Fatalf("session write: %d %s, want 200 with deduplicated=%v", a.status, a.body, tc.wantDedup)
+			}
+			if n := count(); n != 1 {
+				t.Fatalf("%v rows, want 1", n)
+			}
+		})
+	}
+	t.Run("no session, leader applied it and died before answering", func(t *testing.T) {
+		leader, follower, count := setup(t)
+		dieAfterApplying(leader)
+		a := call(t, "POST", follower.url+"/db/execute?timeout=20s", insert, "", "")
+		if a.status != 502 || a.Code != "forward_failed" || !strings.Contains(a.Error, "may or may not have been applied") {
+			t.Fatalf("write without a session whose leader died answering: %d %s, want 502 forward_failed saying the outcome is unknown", a.status, a.body)
+		}
+		if n := count(); n != 1 {
+			t.Fatalf("%v rows, want 1 (applied by the old leader, not resent)", n)
+		}
+	})
 }

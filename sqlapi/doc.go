@@ -80,7 +80,7 @@
 //	code                status  meaning
 //	stale_read          503     level=none read on a follower that has not heard from the leader within freshness
 //	timeout             504     the request's timeout expired (waiting for min_index, a write, a forwarded request, a queued write)
-//	forward_failed      502     the leader could not be reached or did not answer
+//	forward_failed      502     the leader could not be reached or did not answer (a write may or may not have been applied)
 //	seq_superseded      400     client session: seq lower than the last applied one
 //	session_expired     400     client session: unknown or expired client_id with seq > 1
 //	queue_full          503     the write queue stayed full for the whole timeout

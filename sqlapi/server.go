@@ -208,13 +208,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(rec, r, "/status", http.StatusFound)
 		return
 	}
-	rt := s.routes[path]
-	if rt == nil && len(path) > 1 && strings.HasSuffix(path, "/") {
-		rt = s.routes[strings.TrimSuffix(path, "/")]
-	}
-	if rt == nil && strings.HasPrefix(path, pprofPrefix+"/") {
-		rt = s.routes[pprofPrefix]
-	}
+	rt := s.route(path)
 	if rt == nil {
 		writeText(rec, http.StatusNotFound, "not found")
 		return
@@ -243,6 +237,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.start = start
 	rt.handle(rec, r, p)
+}
+
+// route returns the endpoint serving path, nil if none.
+func (s *Server) route(path string) *route {
+	rt := s.routes[path]
+	if rt == nil && len(path) > 1 && strings.HasSuffix(path, "/") {
+		rt = s.routes[strings.TrimSuffix(path, "/")]
+	}
+	if rt == nil && strings.HasPrefix(path, pprofPrefix+"/") {
+		rt = s.routes[pprofPrefix]
+	}
+	return rt
 }
 
 func (s *Server) authorized(r *http.Request, rt *route) bool {
