@@ -30,7 +30,7 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params
 	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
 	if err != nil && !(p.queue && p.wait && errors.Is(err, errNoStatements)) {
 		// (An empty queued write with ?wait is a flush marker, as in rqlite.)
-		writeText(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	s.metrics.statements[epExecute].Add(float64(len(stmts)))
@@ -50,9 +50,9 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 	if r.Method == http.MethodGet {
 		if strings.TrimSpace(p.q) == "" {
 			if p.hasQ {
-				writeText(w, http.StatusBadRequest, "query parameter not set")
+				writeError(w, http.StatusBadRequest, codeBadRequest, "query parameter not set")
 			} else {
-				writeText(w, http.StatusBadRequest, errNoStatements.Error())
+				writeError(w, http.StatusBadRequest, codeBadRequest, errNoStatements.Error())
 			}
 			return
 		}
@@ -64,7 +64,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 		}
 		var err error
 		if stmts, err = parseBody(body, isTextPlain(r.Header.Get("Content-Type"))); err != nil {
-			writeText(w, http.StatusBadRequest, err.Error())
+			writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 			return
 		}
 	}
@@ -82,7 +82,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params
 	}
 	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
 	if err != nil {
-		writeText(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	s.metrics.statements[epRequest].Add(float64(len(stmts)))
@@ -127,7 +127,7 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, p *params, 
 		s.toLeader(w, r, p, ep, body)
 	case isNoLeader(err):
 		s.metrics.noLeader.Inc()
-		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
+		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
 	default:
 		re := classifyStoreError(err)
 		if re.code == codeStoreError {

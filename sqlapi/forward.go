@@ -3,6 +3,7 @@ package sqlapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -160,7 +161,7 @@ func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params,
 	}
 	if leader == "" {
 		s.metrics.noLeader.Inc()
-		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
+		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
 		return
 	}
 	if p.redirect {
@@ -182,15 +183,19 @@ func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params,
 		if r.Header.Get(forwardedHeader) != "" || (s.cfg.AdvAddr != "" && leader == s.cfg.AdvAddr) {
 			// Already forwarded once (the sender thought we were the leader),
 			// or our idea of the leader is ourselves: do not forward again.
-			writeText(w, http.StatusServiceUnavailable, ErrNotLeader.Error())
+			writeError(w, http.StatusServiceUnavailable, codeNotLeader, ErrNotLeader.Error())
 			return
 		}
 		resp, err := s.forwardWhileLeader(ctx, r, body, leader)
+		if err == nil && refusedAsNotLeader(resp) {
+			resp.Body.Close()
+			err = errRefusedNotLeader
+		}
 		if err == nil {
 			s.relay(w, r, resp, leader)
 			return
 		}
-		undelivered := isDialError(err)
+		undelivered := isDialError(err) || errors.Is(err, errRefusedNotLeader)
 		if !undelivered && !resendable(p, ep) {
 			s.metrics.forwardErrs.Inc()
 			msg := fmt.Sprintf("the connection to the leader at %s failed while it had the request (%v); a write may or may not have been applied", leader, err)
@@ -212,6 +217,7 @@ func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params,
 		}
 		next := ""
 		if undelivered || errors.Is(err, errLeaderChanged) {
+			// Wait until this node knows of another leader.
 			next = s.awaitLeader(ctx, leader)
 		} else if pause(ctx, forwardRetryPause) {
 			next = s.awaitLeader(ctx, "")
@@ -232,7 +238,7 @@ func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params,
 func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, p *params, body bodySource) {
 	rd, err := body.open()
 	if err != nil {
-		writeText(w, http.StatusInternalServerError, "reopening the request body: "+err.Error())
+		writeError(w, http.StatusInternalServerError, codeInternal, "reopening the request body: "+err.Error())
 		return
 	}
 	again := r.Clone(r.Context())
@@ -255,6 +261,31 @@ func pause(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// errRefusedNotLeader: the node taken for the leader answered that it is
+// not the leader, or knows none; it proposed nothing.
+var errRefusedNotLeader = errors.New("the node taken for the leader is not the leader")
+
+// maxRefusalBody bounds how much of a 503 answer refusedAsNotLeader reads.
+const maxRefusalBody = 4 << 10
+
+// refusedAsNotLeader reports whether resp is a 503 not_leader or no_leader
+// answer, which means nothing was proposed, so the request may go to the
+// next leader. It leaves resp's body readable from the start.
+func refusedAsNotLeader(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		return false
+	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxRefusalBody))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	var refusal struct {
+		Code string `json:"code"`
+	}
+	return json.Unmarshal(head, &refusal) == nil && (refusal.Code == codeNotLeader || refusal.Code == codeNoLeader)
 }
 
 // errLeaderChanged ends a forward whose target stopped being the leader.
@@ -380,6 +411,12 @@ func (s *Server) forwardFailed(w http.ResponseWriter, p *params, leader string, 
 	s.metrics.forwardErrs.Inc()
 	s.log.Warn("forwarding to the leader failed", "leader", leader, "err", err)
 	o := encodeOpts{pretty: p.pretty}
+	if errors.Is(err, errRefusedNotLeader) {
+		// Nothing was proposed anywhere: the usual "not leader".
+		writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeNotLeader,
+			fmt.Sprintf("%s: the node at %s is not the leader and no other leader is known", ErrNotLeader, leader)}, o)
+		return
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		writeRequestError(w, &requestError{http.StatusGatewayTimeout, codeTimeout,
 			fmt.Sprintf("timeout forwarding to the leader at %s", leader)}, o)

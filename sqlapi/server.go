@@ -197,7 +197,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.metrics.panics.Inc()
 			s.log.Error("panic in HTTP handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 			if !rec.wrote {
-				writeText(rec, http.StatusInternalServerError, fmt.Sprintf("internal error: %v", v))
+				writeError(rec, http.StatusInternalServerError, codeInternal, fmt.Sprintf("internal error: %v", v))
 			}
 		}
 		s.metrics.observe(ep, rec.status(), time.Since(start))
@@ -210,7 +210,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := s.route(path)
 	if rt == nil {
-		writeText(rec, http.StatusNotFound, "not found")
+		writeError(rec, http.StatusNotFound, codeNotFound, "not found")
 		return
 	}
 	ep = rt.ep
@@ -222,17 +222,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(r, rt) {
 		s.metrics.authFail.Inc()
 		rec.Header().Set("WWW-Authenticate", `Basic realm="raftlite"`)
-		writeText(rec, http.StatusUnauthorized, "unauthorized")
+		writeError(rec, http.StatusUnauthorized, codeUnauthorized, "unauthorized")
 		return
 	}
 	if !methodAllowed(rt.methods, r.Method) {
 		rec.Header().Set("Allow", strings.Join(rt.methods, ", "))
-		writeText(rec, http.StatusMethodNotAllowed, "method not allowed")
+		writeError(rec, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed")
 		return
 	}
 	p, err := parseParams(r.URL.RawQuery, s.cfg.DefaultTimeout)
 	if err != nil {
-		writeText(rec, http.StatusBadRequest, err.Error())
+		writeError(rec, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	p.start = start
@@ -286,7 +286,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	}
 	max := s.cfg.MaxBodyBytes
 	if r.ContentLength > max {
-		writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 		return nil, false
 	}
 	rd := http.MaxBytesReader(w, r.Body, max)
@@ -307,9 +307,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+				writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 			} else {
-				writeText(w, http.StatusBadRequest, "reading request body: "+err.Error())
+				writeError(w, http.StatusBadRequest, codeBadRequest, "reading request body: "+err.Error())
 			}
 			return nil, false
 		}
