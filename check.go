@@ -32,7 +32,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 
 Compares the database content of every cluster member at the same log
 index: proposes a checksum marker, gathers each member's checksum at its
-index, prints them, and exits 1 naming any member that differs.
+index, prints them, and exits 1 naming any member that differs. With
+-auth on the nodes, the user needs the execute permission (proposing the
+marker appends to the log) and status (reading each member's checksum).
 
 Flags:
 `)

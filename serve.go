@@ -262,6 +262,10 @@ var clusterErrors = []sqlapi.ErrorMapping{
 // member list needs converting.
 type storeAdapter struct{ *cluster.Node }
 
+// The HTTP layer's needs are checked here, at compile time, rather than
+// discovered at run time.
+var _ sqlapi.Store = storeAdapter{}
+
 func (a storeAdapter) Members() ([]sqlapi.Member, error) {
 	ms, err := a.Node.Members()
 	if err != nil {

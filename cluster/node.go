@@ -277,19 +277,20 @@ func (n *Node) raftConfig(hlog *slogHCLog, logs raft.LogStore, snaps raft.Snapsh
 const maxBehindScan = 4096
 
 // dbBehind reports whether the database (at FSM applied index fsmIndex)
-// misses entries included in a snapshot at snapIndex. Raft's snapshot index
-// also counts entries the FSM never sees (no-ops, barriers), so an index
-// above fsmIndex alone does not mean the database is behind: it is when an
-// entry the FSM applies (command or configuration) lies in between, or when
-// the entries in between are no longer in the log and so cannot be checked.
-func dbBehind(logs raft.LogStore, fsmIndex, snapIndex uint64) bool {
-	if snapIndex <= fsmIndex {
+// misses entries up to index (a snapshot's index, or the commit index).
+// Raft's indexes also count entries the FSM never sees (no-ops, barriers),
+// so an index above fsmIndex alone does not mean the database is behind: it
+// is when an entry the FSM applies (command or configuration) lies in
+// between, or when the entries in between are no longer in the log and so
+// cannot be checked.
+func dbBehind(logs raft.LogStore, fsmIndex, index uint64) bool {
+	if index <= fsmIndex {
 		return false
 	}
-	if snapIndex-fsmIndex > maxBehindScan {
+	if index-fsmIndex > maxBehindScan {
 		return true
 	}
-	for i := fsmIndex + 1; i <= snapIndex; i++ {
+	for i := fsmIndex + 1; i <= index; i++ {
 		var l raft.Log
 		if err := logs.GetLog(i, &l); err != nil {
 			return true

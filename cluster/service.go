@@ -51,6 +51,7 @@ const (
 	codeBadRequest  = "bad_request"
 	codeTooManyHops = "too_many_hops"
 	codeInternal    = "internal"
+	codeNotFound    = "not_found"
 )
 
 type joinRequest struct {
@@ -113,12 +114,19 @@ func errorCode(err error) (int, string) {
 		return http.StatusBadRequest, codeBadRequest
 	case errors.Is(err, errTooManyHops):
 		return http.StatusLoopDetected, codeTooManyHops
+	case errors.Is(err, errNoSuchService):
+		return http.StatusNotFound, codeNotFound
 	default:
 		return http.StatusInternalServerError, codeInternal
 	}
 }
 
 var errTooManyHops = errors.New("request forwarded too many times")
+
+// errNoSuchService answers a request for no endpoint of the service (an
+// unknown path, or a known one with another method than POST), so that
+// every answer of the service is JSON with a code.
+var errNoSuchService = errors.New("no such cluster service endpoint")
 
 // remoteError is an error reported by another node's cluster service.
 type remoteError struct {
@@ -191,6 +199,9 @@ func newServiceServer(h serviceHandler, logger *slog.Logger) *http.Server {
 	mux.HandleFunc("POST "+pathReadIndex, func(w http.ResponseWriter, r *http.Request) {
 		idx, err := h.readIndex(r.Context(), hops(r))
 		writeServiceResult(w, readIndexResponse{Index: idx}, err)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeServiceResult(w, nil, fmt.Errorf("%w: %s %s", errNoSuchService, r.Method, r.URL.Path))
 	})
 	return &http.Server{
 		Handler:           mux,

@@ -114,7 +114,7 @@ const (
 // write runs one write statement and classifies the answer. It returns the
 // rows affected and raft index when applied. Only answers that say nothing
 // was proposed count as "not applied": a refused connection, 503 "leader
-// not found" / "not leader" (plain text), and the JSON code "unavailable".
+// not found" / "not leader" (codes no_leader, not_leader) and "unavailable".
 // Everything else that is not a success (timeouts, lost connections, lost
 // leadership, a failed forward) is unknown.
 func (c *kvClient) write(n *node, stmt []any) (rowsAffected int64, raftIndex uint64, outcome writeOutcome, detail string) {
@@ -126,9 +126,6 @@ func (c *kvClient) write(n *node, stmt []any) (rowsAffected int64, raftIndex uin
 		return 0, 0, writeUnknown, err.Error()
 	}
 	text := string(bytes.TrimSpace(raw))
-	if code == http.StatusServiceUnavailable && (text == "leader not found" || text == "not leader") {
-		return 0, 0, writeNotApplied, text
-	}
 	var r struct {
 		response
 		Code string `json:"code"`
@@ -136,7 +133,7 @@ func (c *kvClient) write(n *node, stmt []any) (rowsAffected int64, raftIndex uin
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return 0, 0, writeUnknown, fmt.Sprintf("HTTP %d: %s", code, text)
 	}
-	if r.Code == "unavailable" {
+	if r.Code == "unavailable" || r.Code == "no_leader" || r.Code == "not_leader" {
 		return 0, 0, writeNotApplied, text
 	}
 	if code != http.StatusOK || r.Error != "" || len(r.Results) != 1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -167,6 +168,7 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 		f.afterCommit(b.last)
 	}
 	f.setApplied(b.last)
+	f.appliedAt.Store(time.Now().UnixNano())
 	f.applyNodeOps(b.nodeOps)
 	f.sessions.add(b.sess)
 	f.oldestSeen = b.oldestSeen

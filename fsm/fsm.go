@@ -72,9 +72,12 @@ type FSM struct {
 	roCache   *lru[bool]
 
 	applied atomic.Uint64
-	waitMu  sync.Mutex
-	waitCh  chan struct{} // closed and replaced whenever applied changes
-	done    chan struct{} // closed by Close
+	// appliedAt is when a batch of entries was last applied (Unix
+	// nanoseconds, local clock; 0 until the first since Open).
+	appliedAt atomic.Int64
+	waitMu    sync.Mutex
+	waitCh    chan struct{} // closed and replaced whenever applied changes
+	done      chan struct{} // closed by Close
 
 	nodesMu sync.RWMutex
 	nodes   map[string]NodeMeta
@@ -300,6 +303,18 @@ func (f *FSM) halt(err error) {
 // configuration changes), not no-ops or barriers, so it can trail Raft's own
 // applied index.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// AppliedAt is when this node last applied a batch of log entries (its own
+// clock), the zero time if it has applied none since Open. Restoring a
+// snapshot does not count: it says nothing about how recent the entries
+// were.
+func (f *FSM) AppliedAt() time.Time {
+	ns := f.appliedAt.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
 
 // setApplied publishes idx as the applied index and wakes WaitApplied.
 func (f *FSM) setApplied(idx uint64) {

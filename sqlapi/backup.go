@@ -47,7 +47,7 @@ const minTransferTimeout = 30 * time.Minute
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params) {
 	b, ok := s.store.(Backuper)
 	if !ok {
-		writeText(w, http.StatusNotImplemented, "backup is not supported by this node")
+		writeError(w, http.StatusNotImplemented, codeNotImplemented, "backup is not supported by this node")
 		return
 	}
 	q := r.URL.Query()
@@ -62,7 +62,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params)
 	case "sql":
 		opt.SQL = true
 	default:
-		writeText(w, http.StatusBadRequest, fmt.Sprintf("unknown backup format %q: want binary or sql", f))
+		writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("unknown backup format %q: want binary or sql", f))
 		return
 	}
 	for _, t := range strings.Split(q.Get("tables"), ",") {
@@ -104,7 +104,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params)
 		s.toLeader(w, r, p, epBackup, nil)
 		return
 	}
-	writeText(w, http.StatusInternalServerError, "backup: "+oneLine(err.Error()))
+	writeError(w, http.StatusInternalServerError, codeStoreError, "backup: "+oneLine(err.Error()))
 }
 
 // lazyWriter sends the response header with the first byte of the body.
@@ -153,7 +153,7 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 	}()
 	l, ok := s.store.(Loader)
 	if !ok {
-		writeText(w, http.StatusNotImplemented, "loading a database is not supported by this node")
+		writeError(w, http.StatusNotImplemented, codeNotImplemented, "loading a database is not supported by this node")
 		return
 	}
 	if !s.store.IsLeader() {
@@ -230,18 +230,18 @@ func (s *Server) buildFromDump(ctx context.Context, f *os.File) (*os.File, error
 func (s *Server) spoolBody(w http.ResponseWriter, r *http.Request) (*os.File, bool) {
 	max := s.cfg.MaxLoadBytes
 	if r.ContentLength > max {
-		writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 		return nil, false
 	}
 	f, err := os.CreateTemp(s.cfg.TempDir, "raftlite-load-*")
 	if err != nil {
-		writeText(w, http.StatusInternalServerError, "load: "+err.Error())
+		writeError(w, http.StatusInternalServerError, codeInternal, "load: "+err.Error())
 		return nil, false
 	}
-	fail := func(code int, msg string) (*os.File, bool) {
+	fail := func(status int, code, msg string) (*os.File, bool) {
 		f.Close()
 		os.Remove(f.Name())
-		writeText(w, code, msg)
+		writeError(w, status, code, msg)
 		return nil, false
 	}
 	if r.Body != nil {
@@ -250,16 +250,16 @@ func (s *Server) spoolBody(w http.ResponseWriter, r *http.Request) (*os.File, bo
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+			return fail(http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 		}
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return fail(http.StatusInternalServerError, "load: spooling the upload: "+err.Error())
+			return fail(http.StatusInternalServerError, codeInternal, "load: spooling the upload: "+err.Error())
 		}
-		return fail(http.StatusBadRequest, "reading request body: "+err.Error())
+		return fail(http.StatusBadRequest, codeBadRequest, "reading request body: "+err.Error())
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fail(http.StatusInternalServerError, "load: "+err.Error())
+		return fail(http.StatusInternalServerError, codeInternal, "load: "+err.Error())
 	}
 	return f, true
 }

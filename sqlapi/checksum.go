@@ -47,11 +47,12 @@ type checksumReply struct {
 //     a follower) and answer with its index and the leader's checksum at
 //     it. Every member then has its own checksum at that index, for
 //     GET ?index=N: that is how `raftlite check` compares replicas at the
-//     same point of the log.
+//     same point of the log. Appending to the log, it needs the execute
+//     permission; the GETs need status.
 func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *params) {
 	cs, ok := s.store.(Checksummer)
 	if !ok {
-		writeText(w, http.StatusNotImplemented, "checksums are not supported by this node")
+		writeError(w, http.StatusNotImplemented, codeNotImplemented, "checksums are not supported by this node")
 		return
 	}
 	ctx, cancel := requestContext(r, p)
@@ -75,7 +76,7 @@ func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *param
 	case r.URL.Query().Has("index"):
 		reply.Index, err = strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
 		if err != nil {
-			writeText(w, http.StatusBadRequest, "invalid index: "+err.Error())
+			writeError(w, http.StatusBadRequest, codeBadRequest, "invalid index: "+err.Error())
 			return
 		}
 		reply.Checksum, err = cs.ChecksumAt(ctx, reply.Index)

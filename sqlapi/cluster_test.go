@@ -130,7 +130,7 @@ func TestNodesAndLeader(t *testing.T) {
 	}
 	// No leader: 503.
 	p.follower.set(func(f *fakeStore) { f.members = members[1:]; f.leaderID = "" })
-	if code, _, body := do(t, "GET", p.followerTS.URL+"/leader", "", ""); code != 503 || body != "leader not found\n" {
+	if code, _, body := do(t, "GET", p.followerTS.URL+"/leader", "", ""); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Fatalf("GET /leader without leader: %d %q", code, body)
 	}
 }

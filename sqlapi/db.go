@@ -30,7 +30,7 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params
 	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
 	if err != nil && !(p.queue && p.wait && errors.Is(err, errNoStatements)) {
 		// (An empty queued write with ?wait is a flush marker, as in rqlite.)
-		writeText(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	s.metrics.statements[epExecute].Add(float64(len(stmts)))
@@ -50,9 +50,9 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 	if r.Method == http.MethodGet {
 		if strings.TrimSpace(p.q) == "" {
 			if p.hasQ {
-				writeText(w, http.StatusBadRequest, "query parameter not set")
+				writeError(w, http.StatusBadRequest, codeBadRequest, "query parameter not set")
 			} else {
-				writeText(w, http.StatusBadRequest, errNoStatements.Error())
+				writeError(w, http.StatusBadRequest, codeBadRequest, errNoStatements.Error())
 			}
 			return
 		}
@@ -64,7 +64,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 		}
 		var err error
 		if stmts, err = parseBody(body, isTextPlain(r.Header.Get("Content-Type"))); err != nil {
-			writeText(w, http.StatusBadRequest, err.Error())
+			writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 			return
 		}
 	}
@@ -82,7 +82,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params
 	}
 	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
 	if err != nil {
-		writeText(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	s.metrics.statements[epRequest].Add(float64(len(stmts)))
@@ -127,7 +127,7 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, p *params, 
 		s.toLeader(w, r, p, ep, body)
 	case isNoLeader(err):
 		s.metrics.noLeader.Inc()
-		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
+		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
 	default:
 		re := classifyStoreError(err)
 		if re.code == codeStoreError {
@@ -277,51 +277,24 @@ func (s *Server) readIndexFailed(w http.ResponseWriter, r *http.Request, p *para
 	writeRequestError(w, &re, p.encodeOpts(ep))
 }
 
-// checkFresh refuses a level=none read on a follower that has not heard
-// from the leader within freshness (and, with freshness_strict, whose last
-// applied entry is older than freshness).
+// checkFresh refuses a level=none read on a follower, as rqlite does, when
+// it has not heard from the leader within freshness, and, with
+// freshness_strict, also when its database is behind the commit index it
+// knows and has not applied anything within freshness (a follower that is
+// behind but applying is still fresh: the entries it lacks were committed
+// moments ago).
 func (s *Server) checkFresh(p *params) *requestError {
 	stale := &requestError{http.StatusServiceUnavailable, codeStaleRead, "stale read"}
-	lc := s.lastContact()
-	if lc.IsZero() || time.Since(lc) > p.freshness {
+	if lc := s.store.LastContact(); lc.IsZero() || time.Since(lc) > p.freshness {
 		return stale
 	}
 	if p.freshnessStrict {
-		ar, ok := s.store.(AppliedAtReporter)
-		if !ok {
-			return stale
-		}
-		if at := ar.AppliedAt(); at.IsZero() || time.Since(at) > p.freshness {
+		caughtUp, at := s.store.ApplyProgress()
+		if !caughtUp && (at.IsZero() || time.Since(at) > p.freshness) {
 			return stale
 		}
 	}
 	return nil
-}
-
-// lastContact is when this node last heard from the leader: from
-// LastContacter, else from store.raft.last_contact of Stats.
-func (s *Server) lastContact() time.Time {
-	if lc, ok := s.store.(LastContacter); ok {
-		return lc.LastContact()
-	}
-	raft, ok := s.store.Stats()["raft"].(map[string]any)
-	if !ok {
-		return time.Time{}
-	}
-	switch v := raft["last_contact"].(type) {
-	case string:
-		if v == "0" {
-			return time.Now()
-		}
-		if d, err := time.ParseDuration(v); err == nil {
-			return time.Now().Add(-d)
-		}
-	default:
-		if f, ok := toFloat(v); ok && f == 0 {
-			return time.Now() // hashicorp/raft reports 0 on the leader
-		}
-	}
-	return time.Time{} // "never" or unknown
 }
 
 // isVoter reports whether this node is a voter (level=auto).

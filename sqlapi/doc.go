@@ -70,17 +70,23 @@
 //
 // # Status codes
 //
-// 200 with a body (statement errors included), 301 with ?redirect, 400 bad
-// input (one-line text/plain reason), 401 unauthorized, 404 unknown path,
-// 405 wrong method, 413 body larger than Config.MaxBodyBytes (for an SQLite
-// file posted to /db/load, Config.MaxLoadBytes), 503 "leader
-// not found" / "not leader" / not ready (text/plain). Request-level failures
-// keep the JSON body shape {"results":[],"error":"...","code":"..."} with:
+// 200 with a body (statement errors included), 301 with ?redirect. Every
+// error answer is JSON, {"results":[],"error":"...","code":"..."}, whatever
+// its cause (only /readyz keeps rqlite's plain-text format, 503 included):
 //
 //	code                status  meaning
+//	bad_request         400     bad parameters or body; the store refused the arguments
+//	unauthorized        401     missing or wrong credentials, or a permission lacking
+//	not_found           404     unknown path
+//	method_not_allowed  405     wrong method
+//	request_too_large   413     body larger than Config.MaxBodyBytes (for /db/load, Config.MaxLoadBytes)
+//	not_implemented     501     the Store lacks the optional interface (backup, load, checksum)
+//	no_leader           503     no leader known: nothing was proposed
+//	not_leader          503     a forwarded request reached a node that is not the leader: nothing was proposed
+//	internal_error      500     a panic or an encoding failure
 //	stale_read          503     level=none read on a follower that has not heard from the leader within freshness
 //	timeout             504     the request's timeout expired (waiting for min_index, a write, a forwarded request, a queued write)
-//	forward_failed      502     the leader could not be reached or did not answer
+//	forward_failed      502     the leader could not be reached or did not answer (a write may or may not have been applied)
 //	seq_superseded      400     client session: seq lower than the last applied one
 //	session_expired     400     client session: unknown or expired client_id with seq > 1
 //	seq_reused          409     client session: seq equal to the last applied one, but a different request (statements, parameters or transaction)
@@ -88,6 +94,5 @@
 //	queue_failed        500     a queued batch could not be applied (with ?wait)
 //	leadership_lost     503     the leader lost leadership while committing: the write may or may not have been applied
 //	unavailable         503     refused for a passing reason before anything was proposed: retrying is safe
-//	bad_request         400     the store refused the arguments
 //	store_error         500     any other store failure
 package sqlapi

@@ -28,6 +28,11 @@ type fakeStore struct {
 	ready          error
 	stats          map[string]any
 	verifyErr      error
+	// lastContact, caughtUp and appliedAt are what LastContact and
+	// ApplyProgress report.
+	lastContact time.Time
+	caughtUp    bool
+	appliedAt   time.Time
 
 	execFn  func(ctx context.Context, req *fsm.Request) (*fsm.Response, error)
 	queryFn func(ctx context.Context, req *fsm.Request) ([]fsm.Result, error)
@@ -178,6 +183,14 @@ func (f *fakeStore) Stats() map[string]any {
 		},
 		"sqlite3": map[string]any{"fk_constraints": "disabled"},
 	}
+}
+
+func (f *fakeStore) LastContact() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.lastContact }
+
+func (f *fakeStore) ApplyProgress() (bool, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.caughtUp, f.appliedAt
 }
 
 func (f *fakeStore) set(fn func(f *fakeStore)) {

@@ -3,6 +3,7 @@ package sqlapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -98,8 +99,8 @@ func (s *Server) awaitLeader(ctx context.Context, not string) string {
 // toLeader answers a request that only the leader can serve, on a node
 // that is not the leader: a 301 with ?redirect, else the leader's own answer
 // to the forwarded request. body is the request body already read. While no
-// leader is known, or the known one cannot be reached at all (the request
-// was never sent, so resending it is safe), it waits for a new leader.
+// leader is known, or the known one fails, it waits for a new leader and
+// resends the request when that is safe (see toLeaderFrom).
 func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte) {
 	s.toLeaderFrom(w, r, p, ep, bytesBody(body))
 }
@@ -130,7 +131,27 @@ func (b fileBody) open() (io.Reader, error) {
 	return io.NewSectionReader(b.f, 0, st.Size()), nil
 }
 
-// toLeaderFrom is toLeader with the body taken from body.
+// maxForwardAttempts bounds how often one request is sent to a leader.
+const maxForwardAttempts = 8
+
+// forwardRetryPause is how long a resendable request waits before it is
+// sent again after its connection to the leader failed mid-request: long
+// enough for a dead leader's port to refuse, or for the others to notice.
+const forwardRetryPause = 50 * time.Millisecond
+
+// toLeaderFrom is toLeader with the body taken from body. A failed forward
+// is sent again, within the request's timeout, when that cannot apply a
+// write twice:
+//   - the request never reached the leader (the connection was refused):
+//     any request, to the next leader;
+//   - it may have reached it (the connection broke mid-request, or the
+//     leader was replaced while it had the request): reads and writes with
+//     a session (client_id/seq), which the state machine answers from
+//     memory if the first copy was applied; to whichever node leads once
+//     the failure is noticed, which may be the same one.
+//
+// A write without a session that may have reached the leader is not sent
+// again: the client hears that its outcome is unknown.
 func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body bodySource) {
 	ctx, cancel := requestContext(r, p)
 	defer cancel()
@@ -140,7 +161,7 @@ func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params,
 	}
 	if leader == "" {
 		s.metrics.noLeader.Inc()
-		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
+		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
 		return
 	}
 	if p.redirect {
@@ -154,39 +175,117 @@ func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params,
 		return
 	}
 	s.metrics.forwarded[ep].Inc()
-	for {
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 && leader == s.cfg.AdvAddr && r.Header.Get(forwardedHeader) == "" {
+			s.serveHere(w, r, p, body)
+			return
+		}
 		if r.Header.Get(forwardedHeader) != "" || (s.cfg.AdvAddr != "" && leader == s.cfg.AdvAddr) {
 			// Already forwarded once (the sender thought we were the leader),
 			// or our idea of the leader is ourselves: do not forward again.
-			writeText(w, http.StatusServiceUnavailable, ErrNotLeader.Error())
+			writeError(w, http.StatusServiceUnavailable, codeNotLeader, ErrNotLeader.Error())
 			return
 		}
 		resp, err := s.forwardWhileLeader(ctx, r, body, leader)
+		if err == nil && refusedAsNotLeader(resp) {
+			resp.Body.Close()
+			err = errRefusedNotLeader
+		}
 		if err == nil {
 			s.relay(w, r, resp, leader)
 			return
 		}
-		changed := errors.Is(err, errLeaderChanged)
-		switch {
-		case changed && !resendable(p, ep):
-			// The old leader may still commit what it received.
+		undelivered := isDialError(err) || errors.Is(err, errRefusedNotLeader)
+		if !undelivered && !resendable(p, ep) {
 			s.metrics.forwardErrs.Inc()
-			writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeLeadershipLost,
-				fmt.Sprintf("the leader at %s was replaced while the request was with it; a write may or may not have been applied", leader)},
-				encodeOpts{pretty: p.pretty})
+			msg := fmt.Sprintf("the connection to the leader at %s failed while it had the request (%v); a write may or may not have been applied", leader, err)
+			status, code := http.StatusBadGateway, codeForwardFailed
+			if errors.Is(err, errLeaderChanged) {
+				msg = fmt.Sprintf("the leader at %s was replaced while the request was with it; a write may or may not have been applied", leader)
+				status, code = http.StatusServiceUnavailable, codeLeadershipLost
+			}
+			if ctx.Err() != nil {
+				msg = fmt.Sprintf("timeout forwarding to the leader at %s; a write may or may not have been applied", leader)
+				status, code = http.StatusGatewayTimeout, codeTimeout
+			}
+			writeRequestError(w, &requestError{status, code, msg}, encodeOpts{pretty: p.pretty})
 			return
-		case !changed && !isDialError(err):
+		}
+		if attempt >= maxForwardAttempts {
 			s.forwardFailed(w, p, leader, err)
 			return
 		}
-		next := s.awaitLeader(ctx, leader)
+		next := ""
+		if undelivered || errors.Is(err, errLeaderChanged) {
+			// Wait until this node knows of another leader.
+			next = s.awaitLeader(ctx, leader)
+		} else if pause(ctx, forwardRetryPause) {
+			next = s.awaitLeader(ctx, "")
+		}
 		if next == "" {
 			s.forwardFailed(w, p, leader, err)
 			return
 		}
-		s.log.Info("leader unreachable, forwarding to the new one", "old", leader, "new", next)
+		s.log.Info("forward to the leader failed, sending it again", "old", leader, "new", next, "err", err, "attempt", attempt)
 		leader = next
 	}
+}
+
+// serveHere serves a request that waited for a new leader on the node
+// that became it: this one. The request runs through its endpoint again,
+// marked as forwarded so that, should this node have lost leadership again
+// already, it is refused rather than sent on once more.
+func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, p *params, body bodySource) {
+	rd, err := body.open()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, codeInternal, "reopening the request body: "+err.Error())
+		return
+	}
+	again := r.Clone(r.Context())
+	again.Header.Set(forwardedHeader, "1")
+	again.Body = http.NoBody
+	if rd != nil {
+		again.Body = io.NopCloser(rd)
+	}
+	s.route(r.URL.Path).handle(w, again, p)
+}
+
+// pause waits d, or less when ctx ends first; it reports whether ctx is
+// still live.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// errRefusedNotLeader: the node taken for the leader answered that it is
+// not the leader, or knows none; it proposed nothing.
+var errRefusedNotLeader = errors.New("the node taken for the leader is not the leader")
+
+// maxRefusalBody bounds how much of a 503 answer refusedAsNotLeader reads.
+const maxRefusalBody = 4 << 10
+
+// refusedAsNotLeader reports whether resp is a 503 not_leader or no_leader
+// answer, which means nothing was proposed, so the request may go to the
+// next leader. It leaves resp's body readable from the start.
+func refusedAsNotLeader(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		return false
+	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxRefusalBody))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	var refusal struct {
+		Code string `json:"code"`
+	}
+	return json.Unmarshal(head, &refusal) == nil && (refusal.Code == codeNotLeader || refusal.Code == codeNoLeader)
 }
 
 // errLeaderChanged ends a forward whose target stopped being the leader.
@@ -312,6 +411,12 @@ func (s *Server) forwardFailed(w http.ResponseWriter, p *params, leader string, 
 	s.metrics.forwardErrs.Inc()
 	s.log.Warn("forwarding to the leader failed", "leader", leader, "err", err)
 	o := encodeOpts{pretty: p.pretty}
+	if errors.Is(err, errRefusedNotLeader) {
+		// Nothing was proposed anywhere: the usual "not leader".
+		writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeNotLeader,
+			fmt.Sprintf("%s: the node at %s is not the leader and no other leader is known", ErrNotLeader, leader)}, o)
+		return
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		writeRequestError(w, &requestError{http.StatusGatewayTimeout, codeTimeout,
 			fmt.Sprintf("timeout forwarding to the leader at %s", leader)}, o)

@@ -139,10 +139,12 @@ func TestRedirect(t *testing.T) {
 func TestForwardLoopPrevented(t *testing.T) {
 	p := newPair(t, nil)
 	// The "leader" lost leadership and believes the follower leads: a
-	// forwarded request must not bounce back.
+	// forwarded request must not bounce back. It refuses with not_leader
+	// (nothing proposed), so the follower waits for another leader, and
+	// when none appears answers not_leader itself.
 	p.leader.set(func(f *fakeStore) { f.leader = false; f.leaderAPI = p.followerTS.URL })
 	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute", "", `["X"]`)
-	if code != 503 || body != "not leader\n" {
+	if code != 503 || !strings.Contains(body, `"code":"not_leader"`) {
 		t.Fatalf("loop: %d %q", code, body)
 	}
 	if p.leaderRec.count() != 1 || p.followerRec.count() != 1 {
@@ -155,14 +157,14 @@ func TestNoLeaderAnd503(t *testing.T) {
 	_, ts := newTestServer(t, store, nil)
 	for _, path := range []string{"/db/execute", "/db/query", "/db/request"} {
 		code, hdr, body := do(t, "POST", ts.URL+path, "", `["INSERT INTO t VALUES(1)"]`)
-		if code != 503 || body != "leader not found\n" || hdr.Get(versionHeader) == "" {
+		if code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` || hdr.Get(versionHeader) == "" {
 			t.Errorf("%s: %d %q", path, code, body)
 		}
 	}
 	// The leader's URL is ours (stale metadata): refuse rather than loop.
 	api, ts2 := newTestServer(t, store, nil)
 	store.set(func(f *fakeStore) { f.leaderAPI = api.cfg.AdvAddr })
-	if code, _, body := do(t, "POST", ts2.URL+"/db/execute", "", `["X"]`); code != 503 || body != "not leader\n" {
+	if code, _, body := do(t, "POST", ts2.URL+"/db/execute", "", `["X"]`); code != 503 || body != `{"results":[],"error":"not leader","code":"not_leader"}` {
 		t.Errorf("self as leader: %d %q", code, body)
 	}
 }

@@ -65,6 +65,8 @@ func (s *fsmStore) StepDown(context.Context, string) error          { return nil
 func (s *fsmStore) WaitApplied(ctx context.Context, i uint64) error { return s.f.WaitApplied(ctx, i) }
 func (s *fsmStore) Ready() error                                    { return nil }
 func (s *fsmStore) Stats() map[string]any                           { return map[string]any{"sqlite3": s.f.Stats()} }
+func (s *fsmStore) LastContact() time.Time                          { return time.Now() }
+func (s *fsmStore) ApplyProgress() (bool, time.Time)                { return true, s.f.AppliedAt() }
 
 // goldenStep is one request of a golden file and the answer it must get.
 type goldenStep struct {

@@ -100,7 +100,7 @@ func (s *Server) probeAll(ctx context.Context, members []Member, timeout time.Du
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request, p *params) {
 	members, err := s.store.Members()
 	if err != nil {
-		writeText(w, http.StatusServiceUnavailable, "store nodes: "+oneLine(err.Error()))
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "store nodes: "+oneLine(err.Error()))
 		return
 	}
 	if !p.nonVoters {
@@ -127,7 +127,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request, p *params) 
 		b, err = json.Marshal(legacy)
 	}
 	if err != nil {
-		writeText(w, http.StatusInternalServerError, "encoding nodes: "+err.Error())
+		writeError(w, http.StatusInternalServerError, codeInternal, "encoding nodes: "+err.Error())
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, b, p.pretty)
@@ -143,7 +143,7 @@ func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	members, err := s.store.Members()
 	if err != nil {
-		writeText(w, http.StatusServiceUnavailable, "store nodes: "+oneLine(err.Error()))
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "store nodes: "+oneLine(err.Error()))
 		return
 	}
 	leaderID := s.store.LeaderID()
@@ -157,13 +157,13 @@ func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	if leader == nil {
 		s.metrics.noLeader.Inc()
-		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
+		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
 		return
 	}
 	n := s.probe(r.Context(), *leader, s.probeTimeout(r))
 	b, err := json.Marshal(n)
 	if err != nil {
-		writeText(w, http.StatusInternalServerError, "encoding leader: "+err.Error())
+		writeError(w, http.StatusInternalServerError, codeInternal, "encoding leader: "+err.Error())
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, b, p.pretty)
@@ -195,7 +195,7 @@ func (s *Server) stepDown(w http.ResponseWriter, r *http.Request, p *params) {
 	}
 	target, err := idBody(body, true)
 	if err != nil {
-		writeText(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	if !s.store.IsLeader() {
@@ -220,7 +220,7 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	id, err := idBody(body, false)
 	if err != nil {
-		writeText(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	if !s.store.IsLeader() {
@@ -243,14 +243,9 @@ func (s *Server) clusterOpFailed(w http.ResponseWriter, r *http.Request, p *para
 	case isNotLeader(err):
 		s.toLeader(w, r, p, ep, body)
 	case isNoLeader(err):
-		writeText(w, http.StatusServiceUnavailable, ErrNoLeader.Error())
-	case errors.Is(err, ErrBadRequest):
-		writeText(w, http.StatusBadRequest, fmt.Sprintf("%s: %s", what, oneLine(err.Error())))
-	case isCommitTimeout(err):
-		writeText(w, http.StatusGatewayTimeout, fmt.Sprintf("%s: %s", what, oneLine(err.Error())))
-	case isLeadershipLost(err), isNotApplied(err):
-		writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("%s: %s", what, oneLine(err.Error())))
+		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
 	default:
-		writeText(w, http.StatusInternalServerError, fmt.Sprintf("%s: %s", what, oneLine(err.Error())))
+		re := classifyStoreError(err)
+		writeError(w, re.status, re.code, fmt.Sprintf("%s: %s", what, oneLine(re.msg)))
 	}
 }

@@ -368,7 +368,7 @@ func (q *writeQueue) stats() map[string]any {
 func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params, body []byte, stmts []fsm.Statement) {
 	o := p.encodeOpts(epExecute)
 	if p.clientID != "" {
-		writeText(w, http.StatusBadRequest, "client_id and seq cannot be used with queue")
+		writeError(w, http.StatusBadRequest, codeBadRequest, "client_id and seq cannot be used with queue")
 		return
 	}
 	if !s.store.IsLeader() {
@@ -380,7 +380,7 @@ func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params
 	seq, done, err := s.queue.enqueue(ctx, stmts, p.wait, r.Header.Get("Authorization"))
 	if err != nil {
 		if errors.Is(err, errQueueClosed) {
-			writeText(w, http.StatusServiceUnavailable, err.Error())
+			writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 			return
 		}
 		writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeQueueFull, "write queue is full"}, o)

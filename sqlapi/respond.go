@@ -29,6 +29,15 @@ const (
 	codeUnavailable    = "unavailable"
 	codeBadRequest     = "bad_request"
 	codeStoreError     = "store_error"
+	// Failures that are not about the request's statements.
+	codeNotFound         = "not_found"
+	codeUnauthorized     = "unauthorized"
+	codeMethodNotAllowed = "method_not_allowed"
+	codeTooLarge         = "request_too_large"
+	codeNotImplemented   = "not_implemented"
+	codeNoLeader         = "no_leader"
+	codeNotLeader        = "not_leader"
+	codeInternal         = "internal_error"
 )
 
 // The messages of the fsm's request-level session errors (API.md).
@@ -48,8 +57,16 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.msg }
 
-// writeText answers with a one-line text/plain body, as rqlite's
-// http.Error does.
+// writeError answers a failure with the JSON error shape
+// {"results":[],"error":msg,"code":code}, so that every error a client
+// meets, not only request-level ones, carries a machine-readable code.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Del("Content-Length")
+	writeRequestError(w, &requestError{status, code, msg}, encodeOpts{})
+}
+
+// writeText answers with a one-line text/plain body: /readyz (rqlite's
+// plain-text format), a redirect's body and empty successes.
 func writeText(w http.ResponseWriter, status int, msg string) {
 	h := w.Header()
 	h.Del("Content-Length")

@@ -67,8 +67,15 @@ func New(cfg Config, store Store) *Server {
 		"/db/query":   {ep: epQuery, methods: []string{http.MethodGet, http.MethodPost}, allPerms: []string{PermQuery}, handle: s.handleQuery},
 		"/db/request": {ep: epRequest, methods: post, allPerms: []string{PermExecute, PermQuery}, handle: s.handleRequest},
 		"/db/backup":  {ep: epBackup, methods: get, allPerms: []string{PermBackup}, handle: s.handleBackup},
-		"/db/checksum": {ep: epChecksum, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost},
-			anyPerms: []string{PermStatus}, handle: s.handleChecksum},
+		// Reading a checksum is diagnostics; POST appends a checksum marker
+		// to the Raft log, which takes the permission every other log
+		// append takes.
+		"/db/checksum": {ep: epChecksum, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleChecksum,
+			permsFor: map[string][]string{
+				http.MethodGet:  {PermStatus},
+				http.MethodHead: {PermStatus},
+				http.MethodPost: {PermExecute},
+			}},
 		"/db/load": {ep: epLoad, methods: post, allPerms: []string{PermLoad}, handle: s.handleLoad},
 		"/status":  {ep: epStatus, methods: get, anyPerms: []string{PermStatus}, handle: s.handleStatus},
 		"/nodes":   {ep: epNodes, methods: get, anyPerms: []string{PermNodes, PermStatus}, handle: s.handleNodes},
@@ -190,7 +197,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.metrics.panics.Inc()
 			s.log.Error("panic in HTTP handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 			if !rec.wrote {
-				writeText(rec, http.StatusInternalServerError, fmt.Sprintf("internal error: %v", v))
+				writeError(rec, http.StatusInternalServerError, codeInternal, fmt.Sprintf("internal error: %v", v))
 			}
 		}
 		s.metrics.observe(ep, rec.status(), time.Since(start))
@@ -201,15 +208,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(rec, r, "/status", http.StatusFound)
 		return
 	}
-	rt := s.routes[path]
-	if rt == nil && len(path) > 1 && strings.HasSuffix(path, "/") {
-		rt = s.routes[strings.TrimSuffix(path, "/")]
-	}
-	if rt == nil && strings.HasPrefix(path, pprofPrefix+"/") {
-		rt = s.routes[pprofPrefix]
-	}
+	rt := s.route(path)
 	if rt == nil {
-		writeText(rec, http.StatusNotFound, "not found")
+		writeError(rec, http.StatusNotFound, codeNotFound, "not found")
 		return
 	}
 	ep = rt.ep
@@ -221,21 +222,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(r, rt) {
 		s.metrics.authFail.Inc()
 		rec.Header().Set("WWW-Authenticate", `Basic realm="raftlite"`)
-		writeText(rec, http.StatusUnauthorized, "unauthorized")
+		writeError(rec, http.StatusUnauthorized, codeUnauthorized, "unauthorized")
 		return
 	}
 	if !methodAllowed(rt.methods, r.Method) {
 		rec.Header().Set("Allow", strings.Join(rt.methods, ", "))
-		writeText(rec, http.StatusMethodNotAllowed, "method not allowed")
+		writeError(rec, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed")
 		return
 	}
 	p, err := parseParams(r.URL.RawQuery, s.cfg.DefaultTimeout)
 	if err != nil {
-		writeText(rec, http.StatusBadRequest, err.Error())
+		writeError(rec, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	p.start = start
 	rt.handle(rec, r, p)
+}
+
+// route returns the endpoint serving path, nil if none.
+func (s *Server) route(path string) *route {
+	rt := s.routes[path]
+	if rt == nil && len(path) > 1 && strings.HasSuffix(path, "/") {
+		rt = s.routes[strings.TrimSuffix(path, "/")]
+	}
+	if rt == nil && strings.HasPrefix(path, pprofPrefix+"/") {
+		rt = s.routes[pprofPrefix]
+	}
+	return rt
 }
 
 func (s *Server) authorized(r *http.Request, rt *route) bool {
@@ -273,7 +286,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	}
 	max := s.cfg.MaxBodyBytes
 	if r.ContentLength > max {
-		writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 		return nil, false
 	}
 	rd := http.MaxBytesReader(w, r.Body, max)
@@ -294,9 +307,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+				writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 			} else {
-				writeText(w, http.StatusBadRequest, "reading request body: "+err.Error())
+				writeError(w, http.StatusBadRequest, codeBadRequest, "reading request body: "+err.Error())
 			}
 			return nil, false
 		}

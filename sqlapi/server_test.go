@@ -117,9 +117,19 @@ func TestExecuteResponseErrors(t *testing.T) {
 	store.set(func(f *fakeStore) {
 		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return nil, ErrNoLeader }
 	})
-	if code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`); code != 503 || body != "leader not found\n" {
+	if code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Errorf("no leader: %d %q", code, body)
 	}
+}
+
+// jsonError is the body of an error answer.
+func jsonError(code, msg string) string {
+	b, _ := json.Marshal(struct {
+		Results []any  `json:"results"`
+		Error   string `json:"error"`
+		Code    string `json:"code"`
+	}{[]any{}, msg, code})
+	return string(b)
 }
 
 func TestBadRequests(t *testing.T) {
@@ -129,24 +139,24 @@ func TestBadRequests(t *testing.T) {
 		status             int
 		want               string
 	}{
-		{"POST", "/db/execute", `not json`, 400, "invalid JSON body\n"},
-		{"POST", "/db/execute", ``, 400, "invalid JSON body\n"},
-		{"POST", "/db/execute", `{"a":1}`, 400, "invalid request\n"},
-		{"POST", "/db/execute", `[]`, 400, "no statements\n"},
-		{"POST", "/db/execute", `[["X", {"a": {}}]]`, 400, "unsupported parameter type: nested object\n"},
-		{"POST", "/db/query", `[1]`, 400, "invalid request\n"},
-		{"POST", "/db/request", `[]`, 400, "no statements\n"},
-		{"GET", "/db/query", ``, 400, "no statements\n"},
-		{"GET", "/db/query?q=", ``, 400, "query parameter not set\n"},
-		{"POST", "/db/execute", `["` + strings.Repeat("x", 200) + `"]`, 413, "request body too large: limit is 100 bytes\n"},
-		{"GET", "/db/query?q=SELECT+1&timeout=soon", ``, 400, "timeout is not a valid duration\n"},
-		{"GET", "/db/query?q=SELECT+1&freshness=x", ``, 400, "freshness is not a valid duration\n"},
-		{"GET", "/db/query?q=SELECT+1&freshness_strict", ``, 400, "freshness_strict requires freshness\n"},
-		{"GET", "/db/query?q=SELECT+1&min_index=-1", ``, 400, "min_index is not a valid log index\n"},
-		{"POST", "/db/execute?client_id=a&seq=x", `["X"]`, 400, "seq is not a valid sequence number (1, 2, 3...)\n"},
-		{"POST", "/db/execute?client_id=a", `["X"]`, 400, "client_id requires seq\n"},
-		{"POST", "/db/execute?seq=1", `["X"]`, 400, "seq requires client_id\n"},
-		{"POST", "/db/execute?queue&client_id=a&seq=1", `["X"]`, 400, "client_id and seq cannot be used with queue\n"},
+		{"POST", "/db/execute", `not json`, 400, jsonError(codeBadRequest, "invalid JSON body")},
+		{"POST", "/db/execute", ``, 400, jsonError(codeBadRequest, "invalid JSON body")},
+		{"POST", "/db/execute", `{"a":1}`, 400, jsonError(codeBadRequest, "invalid request")},
+		{"POST", "/db/execute", `[]`, 400, jsonError(codeBadRequest, "no statements")},
+		{"POST", "/db/execute", `[["X", {"a": {}}]]`, 400, jsonError(codeBadRequest, "unsupported parameter type: nested object")},
+		{"POST", "/db/query", `[1]`, 400, jsonError(codeBadRequest, "invalid request")},
+		{"POST", "/db/request", `[]`, 400, jsonError(codeBadRequest, "no statements")},
+		{"GET", "/db/query", ``, 400, jsonError(codeBadRequest, "no statements")},
+		{"GET", "/db/query?q=", ``, 400, jsonError(codeBadRequest, "query parameter not set")},
+		{"POST", "/db/execute", `["` + strings.Repeat("x", 200) + `"]`, 413, jsonError(codeTooLarge, "request body too large: limit is 100 bytes")},
+		{"GET", "/db/query?q=SELECT+1&timeout=soon", ``, 400, jsonError(codeBadRequest, "timeout is not a valid duration")},
+		{"GET", "/db/query?q=SELECT+1&freshness=x", ``, 400, jsonError(codeBadRequest, "freshness is not a valid duration")},
+		{"GET", "/db/query?q=SELECT+1&freshness_strict", ``, 400, jsonError(codeBadRequest, "freshness_strict requires freshness")},
+		{"GET", "/db/query?q=SELECT+1&min_index=-1", ``, 400, jsonError(codeBadRequest, "min_index is not a valid log index")},
+		{"POST", "/db/execute?client_id=a&seq=x", `["X"]`, 400, jsonError(codeBadRequest, "seq is not a valid sequence number (1, 2, 3...)")},
+		{"POST", "/db/execute?client_id=a", `["X"]`, 400, jsonError(codeBadRequest, "client_id requires seq")},
+		{"POST", "/db/execute?seq=1", `["X"]`, 400, jsonError(codeBadRequest, "seq requires client_id")},
+		{"POST", "/db/execute?queue&client_id=a&seq=1", `["X"]`, 400, jsonError(codeBadRequest, "client_id and seq cannot be used with queue")},
 		{"GET", "/db/query?q=%zz", ``, 400, ""},
 	}
 	for _, tt := range tests {
@@ -154,11 +164,8 @@ func TestBadRequests(t *testing.T) {
 		if code != tt.status || (tt.want != "" && body != tt.want) {
 			t.Errorf("%s %s %q = %d %q, want %d %q", tt.method, tt.path, tt.body, code, body, tt.status, tt.want)
 		}
-		if code == 400 && !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
-			t.Errorf("%s %s: 400 with Content-Type %q", tt.method, tt.path, hdr.Get("Content-Type"))
-		}
-		if strings.Count(body, "\n") > 1 {
-			t.Errorf("%s %s: reason is not one line: %q", tt.method, tt.path, body)
+		if hdr.Get("Content-Type") != contentTypeJSON || !strings.Contains(body, `"code":"`) {
+			t.Errorf("%s %s: %d with Content-Type %q: %q", tt.method, tt.path, code, hdr.Get("Content-Type"), body)
 		}
 	}
 }
@@ -270,24 +277,39 @@ func TestLinearizableWithReadIndexOnFollower(t *testing.T) {
 
 func TestStaleRead(t *testing.T) {
 	store := &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}
-	store.stats = map[string]any{"raft": map[string]any{"last_contact": "never"}}
 	_, ts := newTestServer(t, store, nil)
-	code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=1s", "", "")
+	const read, strict = "/db/query?q=SELECT+1&level=none&freshness=", "&freshness_strict"
+	code, _, body := do(t, "GET", ts.URL+read+"1s", "", "")
 	if code != 503 || body != `{"results":[],"error":"stale read","code":"stale_read"}` {
 		t.Fatalf("never contacted: %d %s", code, body)
 	}
-	store.set(func(f *fakeStore) { f.stats = map[string]any{"raft": map[string]any{"last_contact": "15ms"}} })
-	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=1s", "", ""); code != 200 {
+	store.set(func(f *fakeStore) { f.lastContact = time.Now().Add(-15 * time.Millisecond) })
+	if code, _, body := do(t, "GET", ts.URL+read+"1s", "", ""); code != 200 {
 		t.Fatalf("fresh: %d %s", code, body)
 	}
-	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=10ms", "", ""); code != 503 {
+	if code, _, _ := do(t, "GET", ts.URL+read+"10ms", "", ""); code != 503 {
 		t.Fatalf("too old: %d", code)
 	}
-	// Strict freshness without a way to know the applied entry's age fails.
-	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&freshness=1s&freshness_strict", "", ""); code != 503 {
-		t.Fatalf("strict: %d", code)
+	// Strict: in contact and caught up is fresh, however long ago the
+	// database last changed.
+	store.set(func(f *fakeStore) { f.caughtUp = true })
+	if code, _, body := do(t, "GET", ts.URL+read+"1s"+strict, "", ""); code != 200 {
+		t.Fatalf("strict, caught up: %d %s", code, body)
+	}
+	// Behind the commit index: fresh only while entries keep being applied.
+	store.set(func(f *fakeStore) { f.caughtUp, f.appliedAt = false, time.Now().Add(-100*time.Millisecond) })
+	if code, _, body := do(t, "GET", ts.URL+read+"1s"+strict, "", ""); code != 200 {
+		t.Fatalf("strict, behind but applying: %d %s", code, body)
+	}
+	if code, _, body := do(t, "GET", ts.URL+read+"50ms"+strict, "", ""); code != 503 || !strings.Contains(body, "stale_read") {
+		t.Fatalf("strict, behind and stuck: %d %s", code, body)
+	}
+	// Non-strict ignores how current the database is.
+	if code, _, body := do(t, "GET", ts.URL+read+"50ms", "", ""); code != 200 {
+		t.Fatalf("non-strict, behind: %d %s", code, body)
 	}
 	// Without freshness, level=none always reads locally.
+	store.set(func(f *fakeStore) { f.lastContact = time.Time{} })
 	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none", "", ""); code != 200 {
 		t.Fatalf("none: %d", code)
 	}
@@ -303,7 +325,7 @@ func TestAutoLevel(t *testing.T) {
 	}
 	// A voter treats auto as weak: leader-only, and no leader URL is known.
 	store.set(func(f *fakeStore) { f.stats = map[string]any{"raft": map[string]any{"voter": true}} })
-	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=auto", "", ""); code != 503 || body != "leader not found\n" {
+	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=auto", "", ""); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Fatalf("voter auto: %d %q", code, body)
 	}
 }
@@ -422,7 +444,7 @@ func TestLinearizableReadIndexWaitsForLeader(t *testing.T) {
 	store.set(func(f *fakeStore) { f.leaderID, f.leaderAPI = "", "" })
 	store.fn = func(context.Context) (uint64, error) { return 0, ErrNoLeader }
 	_, ts2 := newTestServer(t, store, func(c *Config) { c.LeaderWait = 50 * time.Millisecond })
-	if code, _, body := do(t, "GET", ts2.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 503 || strings.TrimSpace(body) != "leader not found" {
+	if code, _, body := do(t, "GET", ts2.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Fatalf("no leader: %d %q", code, body)
 	}
 }

@@ -23,7 +23,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeText(w, http.StatusInternalServerError, "encoding status: "+err.Error())
+		writeError(w, http.StatusInternalServerError, codeInternal, "encoding status: "+err.Error())
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, b, p.pretty)

@@ -43,6 +43,15 @@ type Store interface {
 	Ready() error
 	// Stats is the "store" object of /status.
 	Stats() map[string]any
+	// LastContact is when this node last heard from the leader, the zero
+	// time if never. A level=none read with freshness on a follower is
+	// refused when it is older than freshness.
+	LastContact() time.Time
+	// ApplyProgress tells how current the local database is, for
+	// freshness_strict: caughtUp when it holds every entry this node knows
+	// to be committed, and lastApplied, when it last applied entries (the
+	// zero time if never since start).
+	ApplyProgress() (caughtUp bool, lastApplied time.Time)
 }
 
 // Member is one member of the cluster.
@@ -62,28 +71,12 @@ type VoterReporter interface {
 	IsVoter() bool
 }
 
-// LastContacter is optionally implemented by a Store that knows when this
-// node last heard from the leader (the zero time if never). freshness
-// uses it on followers; without it, store.raft.last_contact of Stats is
-// read (hashicorp/raft's "never", "0" on the leader, or a duration).
-type LastContacter interface {
-	LastContact() time.Time
-}
-
 // ReadIndexer is optionally implemented by a Store that can compute a read
 // index: once this node has applied it (WaitApplied), a local read is
 // linearizable. With it, level=linearizable is served by any node,
 // followers included; without it, by the leader after VerifyLeader.
 type ReadIndexer interface {
 	ReadIndex(ctx context.Context) (uint64, error)
-}
-
-// AppliedAtReporter is optionally implemented by a Store that knows the
-// leader's timestamp of the last log entry this node applied. It is needed
-// for freshness_strict: without it a freshness_strict read on a follower is
-// answered with a stale_read error rather than with a weaker guarantee.
-type AppliedAtReporter interface {
-	AppliedAt() time.Time
 }
 
 // Errors a Store's errors match (errors.Is) to tell the HTTP layer what
