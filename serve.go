@@ -159,7 +159,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	// before Raft state is created.
 	httpLn, err := net.Listen("tcp", f.httpAddr)
 	if err != nil {
-		return fmt.Errorf("listen on HTTP address: %w", err)
+		return fmt.Errorf("listen on HTTP address (-http-addr): %w", err)
 	}
 	defer httpLn.Close()
 
@@ -188,7 +188,9 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		ReadLease:         f.readLease,
 		RaftLogLevel:      f.raftLogLevel,
 	}
-	node, err := cluster.Open(ccfg, db, logger)
+	// Start, not Open: the HTTP API serves while the node bootstraps or
+	// joins (Form below), so /readyz can say what it is waiting for.
+	node, err := cluster.Start(ccfg, db, logger)
 	if err != nil {
 		return fmt.Errorf("start cluster node: %w", err)
 	}
@@ -222,12 +224,22 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLn) }()
 	logger.Info("raftlite node started", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
+	formErr := make(chan error, 1)
+	go func() { formErr <- node.Form(ctx) }()
 
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err := <-serveErr:
-		return fmt.Errorf("HTTP server: %w", err)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			done = true
+		case err := <-serveErr:
+			return fmt.Errorf("HTTP server: %w", err)
+		case err := <-formErr:
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("form cluster: %w", err)
+			}
+			formErr = nil // formed: wait for the signal
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
