@@ -53,7 +53,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:4002", "Raft bind address")
 	fs.StringVar(&f.raftAdvAddr, "raft-adv-addr", "", "Raft address other nodes use (default: -raft-addr)")
 	fs.StringVar(&f.join, "join", "", "comma-separated Raft addresses of cluster members to join or bootstrap with")
-	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "number of nodes to wait for before bootstrapping a new cluster (with -join)")
+	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "number of nodes to wait for before bootstrapping a new cluster (with -join). "+
+		"A running cluster found at a -join address is joined only if every voter is at a -join address and it has at least N voters; "+
+		"any other (e.g. a single-node 'raftlite serve' left running) is refused: ERROR logs, /readyz 503 says why")
 	fs.StringVar(&f.authFile, "auth", "", "path to an rqlite-format JSON credentials file (enables HTTP basic auth)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.raftLogLevel, "raft-log-level", cluster.DefaultRaftLogLevel, "minimum level of hashicorp/raft's own log lines: trace, debug, info, warn, error")
