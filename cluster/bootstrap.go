@@ -111,6 +111,7 @@ func (n *Node) bootstrapExpect(ctx context.Context, targets []string) error {
 			return n.bootstrap(raft.Configuration{Servers: servers})
 		}
 		var refusals []refusal
+		memberOf := "" // a target reporting the listed nodes' cluster, with this node in it
 		for _, t := range targets {
 			resp, err := n.sendNotify(ctx, t)
 			if err != nil {
@@ -124,13 +125,21 @@ func (n *Node) bootstrapExpect(ctx context.Context, targets []string) error {
 				refusals = append(refusals, refusal{via: t, why: why})
 				continue
 			}
-			if resp.LeaderID != "" && !slices.ContainsFunc(resp.Servers, func(s configServer) bool { return s.ID == n.id }) {
+			if slices.ContainsFunc(resp.Servers, func(s configServer) bool { return s.ID == n.id }) {
+				memberOf = t
+				continue
+			}
+			if resp.LeaderID != "" {
 				n.logger.Info("the listed nodes' cluster is already running: joining it", "via", t, "leader_id", resp.LeaderID)
 				n.setFormStatus("joining the running cluster of the listed nodes via " + t)
 				return n.joinCluster(ctx, voterAddrs(resp.Servers, n.advAddr))
 			}
 		}
 		status := fmt.Sprintf("waiting for %d nodes to bootstrap a cluster, found %d %v", want, len(n.bootPeers()), peerIDs(n.bootPeers()))
+		if memberOf != "" {
+			// Its data was wiped: the leader will replicate to it.
+			status = fmt.Sprintf("a member of the running cluster reported by %s, waiting for its leader to replicate to this node", memberOf)
+		}
 		if len(refusals) > 0 {
 			status = joinRefusals(refusals) + "; " + status
 			if time.Since(lastRefusalLog) >= refusalLogInterval {
