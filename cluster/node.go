@@ -104,7 +104,7 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 // it after Node.Close.
 func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
 	if given := cfg.Listener; given != nil {
-		// The node owns a given listener, also when Open fails. (A second
+		// The node owns a given listener, also when Start fails. (A second
 		// Close after the mux closed it is harmless.)
 		defer func() {
 			if err != nil {
