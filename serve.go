@@ -53,7 +53,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:4002", "Raft bind address")
 	fs.StringVar(&f.raftAdvAddr, "raft-adv-addr", "", "Raft address other nodes use (default: -raft-addr)")
 	fs.StringVar(&f.join, "join", "", "comma-separated Raft addresses of cluster members to join or bootstrap with")
-	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "number of nodes to wait for before bootstrapping a new cluster (with -join)")
+	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "number of nodes to wait for before bootstrapping a new cluster (with -join). "+
+		"A running cluster found at a -join address is joined only if every voter is at a -join address and it has at least N voters; "+
+		"any other (e.g. a single-node 'raftlite serve' left running) is refused: ERROR logs, /readyz 503 says why")
 	fs.StringVar(&f.authFile, "auth", "", "path to an rqlite-format JSON credentials file (enables HTTP basic auth)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.raftLogLevel, "raft-log-level", cluster.DefaultRaftLogLevel, "minimum level of hashicorp/raft's own log lines: trace, debug, info, warn, error")
@@ -159,7 +161,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	// before Raft state is created.
 	httpLn, err := net.Listen("tcp", f.httpAddr)
 	if err != nil {
-		return fmt.Errorf("listen on HTTP address: %w", err)
+		return fmt.Errorf("listen on HTTP address (-http-addr): %w", err)
 	}
 	defer httpLn.Close()
 
@@ -188,7 +190,9 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		ReadLease:         f.readLease,
 		RaftLogLevel:      f.raftLogLevel,
 	}
-	node, err := cluster.Open(ccfg, db, logger)
+	// Start, not Open: the HTTP API serves while the node bootstraps or
+	// joins (Form below), so /readyz can say what it is waiting for.
+	node, err := cluster.Start(ccfg, db, logger)
 	if err != nil {
 		return fmt.Errorf("start cluster node: %w", err)
 	}
@@ -222,12 +226,22 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLn) }()
 	logger.Info("raftlite node started", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
+	formErr := make(chan error, 1)
+	go func() { formErr <- node.Form(ctx) }()
 
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err := <-serveErr:
-		return fmt.Errorf("HTTP server: %w", err)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			done = true
+		case err := <-serveErr:
+			return fmt.Errorf("HTTP server: %w", err)
+		case err := <-formErr:
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("form cluster: %w", err)
+			}
+			formErr = nil // formed: wait for the signal
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,11 @@ const (
 	// notifications.
 	notifyInterval = 500 * time.Millisecond
 	notifyTimeout  = 3 * time.Second
+	// refusalLogInterval is how often a node waiting to bootstrap repeats
+	// its ERROR about a running cluster it refuses to join: often enough
+	// to be seen in a scrolling terminal or journal while it lasts, not a
+	// line per notification round.
+	refusalLogInterval = 5 * time.Second
 )
 
 // bootState is what a node without Raft state has learnt from bootstrap
@@ -40,6 +46,7 @@ func (n *Node) form(ctx context.Context) error {
 	case n.cfg.BootstrapExpect > 1:
 		return n.bootstrapExpect(ctx, targets)
 	case len(targets) > 0:
+		n.setFormStatus(fmt.Sprintf("joining a cluster via %v", targets))
 		return n.joinCluster(ctx, targets)
 	default:
 		n.logger.Info("bootstrapping single-node cluster")
@@ -69,8 +76,11 @@ func (n *Node) bootstrap(cfg raft.Configuration) error {
 // BootstrapExpect distinct nodes (this one included) know of each other, and
 // then bootstraps a cluster of exactly those nodes. Every node ends with the
 // same set, as each notification is answered with the responder's own
-// identity. If a target reports a running cluster that does not include this
-// node, it joins that cluster instead.
+// identity. If a target reports a running cluster that the listed nodes
+// formed (see refuseCluster) and that does not include this node, it joins
+// that cluster instead. Any other running cluster it refuses and keeps
+// waiting, saying so loudly: an ERROR every refusalLogInterval, and the
+// reason in Ready.
 func (n *Node) bootstrapExpect(ctx context.Context, targets []string) error {
 	want := n.cfg.BootstrapExpect
 	if len(targets) == 0 {
@@ -81,6 +91,7 @@ func (n *Node) bootstrapExpect(ctx context.Context, targets []string) error {
 	n.addBootPeer(n.self())
 	n.logger.Info("waiting for nodes to bootstrap a cluster", "expect", want, "notify", targets)
 
+	var lastRefusalLog time.Time
 	ticker := time.NewTicker(notifyInterval)
 	defer ticker.Stop()
 	for {
@@ -99,27 +110,119 @@ func (n *Node) bootstrapExpect(ctx context.Context, targets []string) error {
 			n.logger.Info("bootstrapping cluster", "servers", fmt.Sprintf("%v", servers))
 			return n.bootstrap(raft.Configuration{Servers: servers})
 		}
+		var refusals []refusal
+		memberOf := "" // a target reporting the listed nodes' cluster, with this node in it
 		for _, t := range targets {
 			resp, err := n.sendNotify(ctx, t)
 			if err != nil {
 				n.logger.Debug("bootstrap notify failed", "to", t, "error", err)
 				continue
 			}
-			if resp.Bootstrapped && resp.LeaderID != "" && !slices.Contains(resp.Members, n.id) {
-				n.logger.Info("a cluster is already running: joining it", "via", t, "leader_id", resp.LeaderID)
-				return n.joinCluster(ctx, targets)
+			if !resp.Bootstrapped {
+				continue
+			}
+			if why := n.refuseCluster(resp.Servers); why != "" {
+				refusals = append(refusals, refusal{via: t, why: why})
+				continue
+			}
+			if slices.ContainsFunc(resp.Servers, func(s configServer) bool { return s.ID == n.id }) {
+				memberOf = t
+				continue
+			}
+			if resp.LeaderID != "" {
+				n.logger.Info("the listed nodes' cluster is already running: joining it", "via", t, "leader_id", resp.LeaderID)
+				n.setFormStatus("joining the running cluster of the listed nodes via " + t)
+				return n.joinCluster(ctx, voterAddrs(resp.Servers, n.advAddr))
 			}
 		}
+		status := fmt.Sprintf("waiting for %d nodes to bootstrap a cluster, found %d %v", want, len(n.bootPeers()), peerIDs(n.bootPeers()))
+		if memberOf != "" {
+			// Its data was wiped: the leader will replicate to it.
+			status = fmt.Sprintf("a member of the running cluster reported by %s, waiting for its leader to replicate to this node", memberOf)
+		}
+		if len(refusals) > 0 {
+			status = joinRefusals(refusals) + "; " + status
+			if time.Since(lastRefusalLog) >= refusalLogInterval {
+				lastRefusalLog = time.Now()
+				for _, r := range refusals {
+					n.logger.Error("refusing to join a running cluster: it is not the one the join list and bootstrap-expect describe",
+						"via", r.via, "reason", r.why, "hint", refusalHint)
+				}
+			}
+		}
+		n.setFormStatus(status)
 		if len(n.bootPeers()) >= want {
 			continue
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: bootstrap-expect %d: found only %d node(s) %v: %w", want, len(n.bootPeers()), peerIDs(n.bootPeers()), ctx.Err())
+			return fmt.Errorf("cluster: bootstrap-expect %d: %s: %w", want, status, ctx.Err())
 		case <-ticker.C:
 		case <-n.boot.wake:
 		}
 	}
+}
+
+// refusalHint tells an operator what to do about a refused cluster.
+const refusalHint = "a node at a join address runs a cluster of its own (e.g. a single-node 'raftlite serve' left running): " +
+	"stop it, or correct the join list; see the README's troubleshooting section"
+
+// refusal is a running cluster a bootstrap-expect node will not join: the
+// target that reported it, and why.
+type refusal struct{ via, why string }
+
+func joinRefusals(rs []refusal) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("refusing to join the cluster of the node at %s: %s", r.via, r.why)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// refuseCluster returns why a bootstrap-expect node must not join the
+// running cluster whose configuration is servers, or "" if it may. It may
+// when every voter is at an address of the join list (or this node's own)
+// and there are at least BootstrapExpect voters: then it is the cluster the
+// listed nodes formed, which a listed node whose data was wiped rejoins. A
+// single node left running at a listed address (the README's quick start,
+// say) has too few voters; another cluster's nodes are not all listed.
+// Addresses are compared as written, so the join list must name nodes by
+// their advertised Raft addresses.
+func (n *Node) refuseCluster(servers []configServer) string {
+	listed := map[string]bool{n.advAddr: true}
+	for _, a := range n.cfg.Join {
+		listed[a] = true
+	}
+	var voters, unlisted []string
+	for _, s := range servers {
+		if !s.Voter {
+			continue
+		}
+		voter := s.ID + " at " + s.RaftAddr
+		voters = append(voters, voter)
+		if !listed[s.RaftAddr] {
+			unlisted = append(unlisted, voter)
+		}
+	}
+	switch {
+	case len(unlisted) > 0:
+		return fmt.Sprintf("its voters %s are not in the join list %v", strings.Join(unlisted, ", "), n.cfg.Join)
+	case len(voters) < n.cfg.BootstrapExpect:
+		return fmt.Sprintf("it has %d voter(s) [%s], fewer than bootstrap-expect %d", len(voters), strings.Join(voters, ", "), n.cfg.BootstrapExpect)
+	}
+	return ""
+}
+
+// voterAddrs returns the Raft addresses of the voters among servers, except
+// self.
+func voterAddrs(servers []configServer, self string) []string {
+	var out []string
+	for _, s := range servers {
+		if s.Voter && s.RaftAddr != self {
+			out = append(out, s.RaftAddr)
+		}
+	}
+	return out
 }
 
 func (n *Node) sendNotify(ctx context.Context, target string) (notifyResponse, error) {
@@ -143,7 +246,7 @@ func (n *Node) notify(req peerInfo) notifyResponse {
 	if servers, err := n.servers(); err == nil && len(servers) > 0 {
 		resp.Bootstrapped = true
 		for _, s := range servers {
-			resp.Members = append(resp.Members, string(s.ID))
+			resp.Servers = append(resp.Servers, configServer{ID: string(s.ID), RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter})
 		}
 		resp.LeaderID = n.LeaderID()
 		return resp

@@ -114,7 +114,9 @@ type Config struct {
 	// BootstrapExpect, when > 1, makes new nodes exchange notifications with
 	// the Join addresses until BootstrapExpect distinct nodes (this one
 	// included) have found each other, and then bootstrap a cluster of
-	// exactly those nodes.
+	// exactly those nodes. A running cluster reported at a Join address is
+	// joined only if every voter is at a Join address and it has at least
+	// BootstrapExpect voters; any other is refused (see Node.Form).
 	BootstrapExpect int
 	// BootstrapExpectTimeout bounds that wait. Default 2m.
 	BootstrapExpectTimeout time.Duration

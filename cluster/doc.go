@@ -9,8 +9,15 @@
 // and everything applied to it; this package never touches the database
 // directly, never interprets SQL, and never serves the public HTTP API
 // (package sqlapi does, forwarding to the leader's API address it learns from
-// LeaderAPIAddr). The FSM handed to Open is owned by the caller: Close stops
-// Raft so that nothing applies to the FSM any more, but does not close it.
+// LeaderAPIAddr). The FSM handed to Open (or Start) is owned by the caller:
+// Close stops Raft so that nothing applies to the FSM any more, but does not
+// close it.
+//
+// Open starts a node and makes it part of a cluster; Start and Form do the
+// two steps separately, so that a server can answer /readyz while a new
+// node waits for the nodes it expects. A bootstrap-expect node joins a
+// running cluster only if it is the listed nodes' own (see
+// Config.BootstrapExpect) and says loudly why it refuses any other.
 //
 // Index trap: hashicorp/raft's AppliedIndex is the index raft has handed to
 // the FSM goroutine, not what the database holds. Every read and wait in this

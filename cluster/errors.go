@@ -49,6 +49,11 @@ var (
 	ErrHalted = errors.New("state machine halted on this node")
 	// ErrUnknownNode means the node ID is not a member of the cluster.
 	ErrUnknownNode = errors.New("unknown node")
+	// ErrNotFormed means this node, started without Raft state, is not yet
+	// part of a cluster: it is waiting for the nodes it expects, joining,
+	// or refusing a cluster that is not the one it was told to form (see
+	// Node.Form). Ready's error says which.
+	ErrNotFormed = errors.New("not part of a cluster")
 )
 
 // IsAmbiguous reports whether err leaves the outcome of a write unknown: the

@@ -171,13 +171,30 @@ func start(t *testing.T, cfg Config, logger *slog.Logger) *testNode {
 
 func tryStart(t *testing.T, cfg Config, logger *slog.Logger) (*testNode, error) {
 	t.Helper()
+	return startWith(t, cfg, logger, Open)
+}
+
+// startUnformed opens the FSM and starts the node for cfg without making it
+// part of a cluster: the test calls Form.
+func startUnformed(t *testing.T, cfg Config, logger *slog.Logger) *testNode {
+	t.Helper()
+	tn, err := startWith(t, cfg, logger, Start)
+	if err != nil {
+		t.Fatalf("start node %s: %v", cfg.NodeID, err)
+	}
+	return tn
+}
+
+// startWith opens the FSM and the node for cfg with open (Open or Start).
+func startWith(t *testing.T, cfg Config, logger *slog.Logger, open func(Config, *fsm.FSM, *slog.Logger) (*Node, error)) (*testNode, error) {
+	t.Helper()
 	l := logger.With("test_node", cfg.NodeID)
 	hold := &commitHold{}
 	f, err := fsm.Open(fsm.Config{Dir: filepath.Join(cfg.Dir, "db"), Logger: l, AfterCommit: hold.afterCommit})
 	if err != nil {
 		return nil, fmt.Errorf("open fsm: %w", err)
 	}
-	n, err := Open(cfg, f, l)
+	n, err := open(cfg, f, l)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -212,16 +229,22 @@ func (tn *testNode) restart() *testNode {
 	addr := tn.RaftAddr()
 	tn.stop()
 	cfg := tn.cfg
+	cfg.Listener = rebind(t, addr)
+	n := start(t, cfg, tn.logger)
+	tn.g.add(n)
+	return n
+}
+
+// rebind listens on addr again, once the node that had it has let go.
+func rebind(t *testing.T, addr string) net.Listener {
+	t.Helper()
 	var ln net.Listener
 	waitFor(t, 10*time.Second, "rebind "+addr, func() bool {
 		var err error
 		ln, err = net.Listen("tcp", addr)
 		return err == nil
 	})
-	cfg.Listener = ln
-	n := start(t, cfg, tn.logger)
-	tn.g.add(n)
-	return n
+	return ln
 }
 
 // startCluster starts n nodes with bootstrap-expect n and waits for a leader.

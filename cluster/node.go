@@ -56,6 +56,9 @@ type Node struct {
 	// not interleaved with another.
 	memberMu sync.Mutex
 	boot     bootState
+	// formStatus says why a node started without Raft state is not yet
+	// part of a cluster (see Form); nil once it is, or if it had state.
+	formStatus atomic.Pointer[string]
 	// readyTerm is the term in which this node, as leader, has applied a
 	// barrier: every entry committed before its term is then applied
 	// locally (see readIndex).
@@ -70,20 +73,39 @@ type Node struct {
 	metrics metrics
 }
 
-// Open starts a cluster node: it binds the Raft port, opens the Raft stores
-// in cfg.Dir/raft and starts Raft with f as the state machine. A node without
-// Raft state then bootstraps or joins as configured (blocking until that has
-// succeeded or failed); a node with state rejoins by itself. Open does not
-// wait for a leader; see Ready. The caller keeps ownership of f and must close
-// it after Node.Close.
+// Open starts a cluster node (Start) and makes it part of a cluster (Form),
+// blocking until that has succeeded or failed. Open does not wait for a
+// leader; see Ready. The caller keeps ownership of f and must close it after
+// Node.Close.
 func Open(cfg Config, f *fsm.FSM, logger *slog.Logger) (*Node, error) {
 	return OpenContext(context.Background(), cfg, f, logger)
 }
 
 // OpenContext is Open with a context bounding the bootstrap or join.
-func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
+func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logger) (*Node, error) {
+	n, err := Start(cfg, f, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Form(ctx); err != nil {
+		if cerr := n.Close(); cerr != nil {
+			n.logger.Warn("close after failed bootstrap or join", "error", cerr)
+		}
+		return nil, err
+	}
+	return n, nil
+}
+
+// Start starts a cluster node: it binds the Raft port, opens the Raft stores
+// in cfg.Dir/raft and starts Raft with f as the state machine. A node with
+// Raft state rejoins its cluster by itself; a node without must then be
+// made part of one with Form. Splitting the two lets a caller serve its
+// HTTP API (and so /readyz, saying why the node is not ready) while Form
+// waits for the other nodes. The caller keeps ownership of f and must close
+// it after Node.Close.
+func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
 	if given := cfg.Listener; given != nil {
-		// The node owns a given listener, also when Open fails. (A second
+		// The node owns a given listener, also when Start fails. (A second
 		// Close after the mux closed it is harmless.)
 		defer func() {
 			if err != nil {
@@ -176,6 +198,9 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 		return n, fmt.Errorf("cluster: check existing raft state: %w", err)
 	}
 
+	if !hasState {
+		n.setFormStatus("started without Raft state: not yet bootstrapped or joined")
+	}
 	if !hasState && f.AppliedIndex() > 0 {
 		// Entries of the new log would be skipped as already applied.
 		return n, fmt.Errorf("cluster: the database has applied log index %d but %s holds no Raft state: "+
@@ -205,17 +230,37 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 	go n.watchWAL()
 
 	logger.Info("raft started", "raft_addr", n.advAddr, "api_addr", cfg.APIAdvAddr, "dir", raftDir, "existing_state", hasState)
-	if hasState {
-		if len(cfg.Join) > 0 || cfg.BootstrapExpect > 0 {
-			logger.Info("existing raft state: ignoring join and bootstrap-expect settings")
-		}
-		return n, nil
-	}
-	if err := n.form(ctx); err != nil {
-		return n, err
+	if hasState && (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) {
+		logger.Info("existing raft state: ignoring join and bootstrap-expect settings")
 	}
 	return n, nil
 }
+
+// Form makes a node started without Raft state part of a cluster, as
+// configured: it bootstraps one with BootstrapExpect nodes, joins one, or
+// bootstraps a single-node cluster. It blocks until that has succeeded or
+// failed; meanwhile, and after a failure, Ready says why the node is not
+// part of a cluster. A node with Raft state is part of its cluster already:
+// Form returns nil at once. Form must not run concurrently with itself.
+func (n *Node) Form(ctx context.Context) error {
+	if n.formStatus.Load() == nil {
+		return nil
+	}
+	// Close ends the wait too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(n.ctx, cancel)()
+	if err := n.form(ctx); err != nil {
+		n.setFormStatus(err.Error())
+		return err
+	}
+	n.formStatus.Store(nil)
+	return nil
+}
+
+// setFormStatus records why this node is not (yet) part of a cluster, for
+// Ready.
+func (n *Node) setFormStatus(reason string) { n.formStatus.Store(&reason) }
 
 // raftLogger is the hclog.Logger handed to hashicorp/raft.
 func (n *Node) raftLogger() *slogHCLog {
@@ -586,13 +631,17 @@ func (n *Node) LeaderAPIAddr() string {
 }
 
 // Ready returns nil when the node is open, its state machine is healthy
-// (not halted by a failed write) and it knows a leader.
+// (not halted by a failed write), it is part of a cluster (see Form) and it
+// knows a leader. Otherwise its error says which of these is missing.
 func (n *Node) Ready() error {
 	if n.closed.Load() || n.raft.State() == raft.Shutdown {
 		return ErrClosed
 	}
 	if err := n.fsm.Err(); err != nil {
 		return fmt.Errorf("cluster: state machine halted: %w", err)
+	}
+	if reason := n.formStatus.Load(); reason != nil {
+		return fmt.Errorf("cluster: %w: %s", ErrNotFormed, *reason)
 	}
 	if n.LeaderID() == "" {
 		return ErrNoLeader

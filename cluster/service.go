@@ -70,10 +70,18 @@ type peerInfo struct {
 type notifyResponse struct {
 	peerInfo
 	// Bootstrapped is set when the responder already has a Raft
-	// configuration; Members are then its server IDs.
-	Bootstrapped bool     `json:"bootstrapped"`
-	Members      []string `json:"members,omitempty"`
-	LeaderID     string   `json:"leader_id,omitempty"`
+	// configuration; Servers are then its servers, so that a node that
+	// expects a particular cluster can tell whether this is it.
+	Bootstrapped bool           `json:"bootstrapped"`
+	Servers      []configServer `json:"servers,omitempty"`
+	LeaderID     string         `json:"leader_id,omitempty"`
+}
+
+// configServer is one server of a Raft configuration.
+type configServer struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	Voter    bool   `json:"voter"`
 }
 
 type removeRequest struct {

@@ -2,6 +2,7 @@ package sqlapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -49,6 +50,18 @@ func TestReadyz(t *testing.T) {
 	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 503 || body != "[+]node ok\n[+]leader does not exist\n" {
 		t.Fatalf("no leader: %d %q", code, body)
 	}
+	store.set(func(f *fakeStore) {
+		f.ready = errors.New("not part of a cluster: refusing to join the cluster of the node at 127.0.0.1:4002")
+	})
+	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 503 ||
+		body != "[+]node ok\n[+]leader does not exist\n[+]store not ready: not part of a cluster: refusing to join the cluster of the node at 127.0.0.1:4002\n" {
+		t.Fatalf("no leader, not formed: %d %q", code, body)
+	}
+	store.set(func(f *fakeStore) { f.ready = ErrNoLeader })
+	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 503 || body != "[+]node ok\n[+]leader does not exist\n" {
+		t.Fatalf("no leader, no other reason: %d %q", code, body)
+	}
+	store.set(func(f *fakeStore) { f.ready = nil })
 	if code, hdr, body := do(t, "GET", ts.URL+"/readyz?noleader", "", ""); code != 200 || body != "[+]node ok\n" ||
 		!strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
 		t.Fatalf("noleader: %d %q", code, body)

@@ -115,14 +115,20 @@ func asObject(v any) (map[string]any, bool) {
 }
 
 // handleReadyz serves GET /readyz: 200 when this node has a leader and an
-// open store; ?noleader checks only that this node answers.
+// open store; ?noleader checks only that this node answers. Without a
+// leader, the store's reason is added when it says more than that (e.g. the
+// node is not yet part of a cluster, and why).
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, p *params) {
 	if p.noLeader {
 		writeText(w, http.StatusOK, "[+]node ok")
 		return
 	}
 	if s.store.LeaderID() == "" && s.store.LeaderAPIAddr() == "" {
-		writeText(w, http.StatusServiceUnavailable, "[+]node ok\n[+]leader does not exist")
+		body := "[+]node ok\n[+]leader does not exist"
+		if err := s.mapErr(s.store.Ready()); err != nil && !isNoLeader(err) {
+			body += "\n[+]store not ready: " + oneLine(err.Error())
+		}
+		writeText(w, http.StatusServiceUnavailable, body)
 		return
 	}
 	if !s.store.IsLeader() && s.leaderURL() == "" {
