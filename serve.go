@@ -39,6 +39,7 @@ type serveFlags struct {
 	snapThreshold   uint64
 	snapInterval    time.Duration
 	snapWALSize     int64
+	maxEntryBytes   int
 	maxLoadBytes    int64
 	readLease       bool
 }
@@ -63,6 +64,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		"idle time after which a client session (client_id/seq) expires, judged by the leader's log timestamps; 0 never expires. Use the same value on every node")
 	fs.Uint64Var(&f.snapThreshold, "raft-snap", cluster.DefaultSnapshotThreshold, "number of log entries since the last snapshot that trigger a new one")
 	fs.DurationVar(&f.snapInterval, "raft-snap-int", cluster.DefaultSnapshotInterval, "how often raft checks whether a snapshot is due")
+	fs.IntVar(&f.maxEntryBytes, "raft-max-entry-bytes", cluster.DefaultMaxEntryBytes, "largest write request, encoded, that becomes one Raft log entry; larger writes get 413 entry_too_large")
 	fs.Int64Var(&f.snapWALSize, "raft-snap-wal-size", cluster.DefaultSnapshotWALSize, "WAL size in bytes that also triggers a snapshot (and a WAL truncation); negative: never")
 	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
@@ -187,6 +189,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		SnapshotThreshold: f.snapThreshold,
 		SnapshotInterval:  f.snapInterval,
 		SnapshotWALSize:   f.snapWALSize,
+		MaxEntryBytes:     f.maxEntryBytes,
 		ReadLease:         f.readLease,
 		RaftLogLevel:      f.raftLogLevel,
 	}
@@ -211,8 +214,9 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		Logger:  logger,
 		Errors:  clusterErrors,
 
-		MaxLoadBytes: f.maxLoadBytes,
-		TempDir:      loadDir,
+		MaxLoadBytes:  f.maxLoadBytes,
+		MaxEntryBytes: f.maxEntryBytes,
+		TempDir:       loadDir,
 	}
 	if f.authFile != "" {
 		auth, err := sqlapi.LoadAuthFile(f.authFile)
@@ -268,6 +272,7 @@ var clusterErrors = []sqlapi.ErrorMapping{
 	{From: cluster.ErrClosed, To: sqlapi.ErrNotApplied},
 	{From: cluster.ErrHalted, To: sqlapi.ErrNotApplied},
 	{From: cluster.ErrBadRequest, To: sqlapi.ErrBadRequest},
+	{From: cluster.ErrEntryTooLarge, To: sqlapi.ErrEntryTooLarge},
 	{From: cluster.ErrUnknownNode, To: sqlapi.ErrBadRequest},
 	{From: fsm.ErrInvalidLoad, To: sqlapi.ErrBadRequest},
 }

@@ -47,6 +47,9 @@ var (
 	// proposes nothing: it was not applied. The leader hands leadership to
 	// another voter within a reconciliation period; retry shortly.
 	ErrHalted = errors.New("state machine halted on this node")
+	// ErrEntryTooLarge means the write encodes to more than
+	// Config.MaxEntryBytes; it was not proposed.
+	ErrEntryTooLarge = errors.New("write too large for one log entry")
 	// ErrUnknownNode means the node ID is not a member of the cluster.
 	ErrUnknownNode = errors.New("unknown node")
 	// ErrNotFormed means this node, started without Raft state, is not yet

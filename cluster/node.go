@@ -498,6 +498,10 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode command: %w", err)
 	}
+	if len(data) > n.cfg.MaxEntryBytes {
+		return nil, fmt.Errorf("%w: it encodes to %d bytes, the limit is %d (-raft-max-entry-bytes); split it into smaller requests",
+			ErrEntryTooLarge, len(data), n.cfg.MaxEntryBytes)
+	}
 	ctx, cancel := n.withApplyTimeout(ctx)
 	defer cancel()
 	if err := ctx.Err(); err != nil {

@@ -94,22 +94,31 @@ func EncodeCommand(c *Command) ([]byte, error) {
 func encodedSizeHint(c *Command) int {
 	n := 32
 	if c.Request != nil {
-		n += len(c.Request.ClientID)
-		for _, s := range c.Request.Statements {
-			n += len(s.SQL) + 4
-			for _, p := range s.Params {
-				n += len(p.Name) + 12
-				switch v := p.Value.(type) {
-				case string:
-					n += len(v)
-				case []byte:
-					n += len(v)
-				}
-			}
-		}
+		n += len(c.Request.ClientID) + StatementsSize(c.Request.Statements)
 	}
 	if c.Node != nil {
 		n += len(c.Node.ID) + len(c.Node.APIAddr) + 4
+	}
+	return n
+}
+
+// StatementsSize bounds what stmts add to an encoded command: every length
+// and number is counted at its longest varint. Callers that gather several
+// requests into one entry use it to keep the entry under a size limit.
+func StatementsSize(stmts []Statement) int {
+	const varint = 10 // the longest uvarint
+	n := 0
+	for _, s := range stmts {
+		n += len(s.SQL) + 2*varint
+		for _, p := range s.Params {
+			n += len(p.Name) + 3*varint
+			switch v := p.Value.(type) {
+			case string:
+				n += len(v)
+			case []byte:
+				n += len(v)
+			}
+		}
 	}
 	return n
 }

@@ -58,6 +58,10 @@ type Config struct {
 	QueueCapacity int
 	// QueueBatchSize is how many statements make a full batch.
 	QueueBatchSize int
+	// MaxEntryBytes is the store's limit on one log entry (zero: none).
+	// The write queue closes a batch before its statements would pass it,
+	// and refuses a queued request that alone would, with 413.
+	MaxEntryBytes int
 	// QueueTimeout is how long a batch may wait to fill before it is sent.
 	QueueTimeout time.Duration
 	// Errors maps the Store's own error values to this package's (ErrNotLeader,

@@ -80,6 +80,7 @@
 //	not_found           404     unknown path
 //	method_not_allowed  405     wrong method
 //	request_too_large   413     body larger than Config.MaxBodyBytes (for /db/load, Config.MaxLoadBytes)
+//	entry_too_large     413     the write, encoded, is larger than one log entry may be (-raft-max-entry-bytes): not proposed
 //	not_implemented     501     the Store lacks the optional interface (backup, load, checksum)
 //	no_leader           503     no leader known: nothing was proposed
 //	not_leader          503     a forwarded request reached a node that is not the leader: nothing was proposed

@@ -35,12 +35,14 @@ import (
 
 var (
 	errQueueClosed    = errors.New("write queue is shut down")
+	errQueueTooLarge  = errors.New("queued request too large for one log entry")
 	errSessionExpired = errors.New(msgSessionExpired)
 )
 
 // queuedWrite is one accepted queued request.
 type queuedWrite struct {
 	stmts []fsm.Statement
+	size  int // fsm.StatementsSize(stmts)
 	seq   int64
 	auth  string     // Authorization header, used if the batch is forwarded
 	done  chan error // nil unless the client waits; buffered
@@ -50,6 +52,7 @@ type writeQueue struct {
 	s         *Server
 	ch        chan *queuedWrite
 	batchSize int
+	maxBytes  int // bound on a batch's fsm.StatementsSize; 0: none
 	timeout   time.Duration
 
 	nextSeq atomic.Int64 // last sequence number handed out
@@ -67,12 +70,23 @@ type writeQueue struct {
 	sessionSeq uint64 // last sequence number applied in the session
 }
 
+// queueMaxBytes is the bound on a batch's statements that keeps its entry,
+// with the command's own fields (session, time, seed), within entryLimit.
+func queueMaxBytes(entryLimit int) int {
+	const commandFields = 1 << 10
+	if entryLimit <= 0 {
+		return 0
+	}
+	return max(entryLimit-commandFields, 1)
+}
+
 func newWriteQueue(s *Server, capacity, batchSize int, timeout time.Duration) *writeQueue {
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &writeQueue{
 		s:         s,
 		ch:        make(chan *queuedWrite, capacity),
 		batchSize: batchSize,
+		maxBytes:  queueMaxBytes(s.cfg.MaxEntryBytes),
 		timeout:   timeout,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -101,7 +115,11 @@ func (q *writeQueue) enqueue(ctx context.Context, stmts []fsm.Statement, wait bo
 	if q.stopped.Load() {
 		return 0, nil, errQueueClosed
 	}
-	it := &queuedWrite{stmts: stmts, auth: auth, seq: q.nextSeq.Add(1)}
+	size := fsm.StatementsSize(stmts)
+	if q.maxBytes > 0 && size > q.maxBytes {
+		return 0, nil, fmt.Errorf("%w: its statements take up to %d bytes, the limit is %d", errQueueTooLarge, size, q.maxBytes)
+	}
+	it := &queuedWrite{stmts: stmts, size: size, auth: auth, seq: q.nextSeq.Add(1)}
 	if wait {
 		it.done = make(chan error, 1)
 	}
@@ -151,19 +169,19 @@ func (q *writeQueue) run() {
 			}
 		}
 		batch := []*queuedWrite{first}
-		n := len(first.stmts)
+		n, size := len(first.stmts), first.size
 		timer := time.NewTimer(q.timeout)
 	collect:
 		for n < q.batchSize {
 			select {
 			case it := <-q.ch:
-				if it.auth != first.auth {
-					// A forwarded batch carries one identity.
+				if !q.fits(batch, size, it) {
 					carry = it
 					break collect
 				}
 				batch = append(batch, it)
 				n += len(it.stmts)
+				size += it.size
 			case <-timer.C:
 				break collect
 			case <-q.stop:
@@ -179,17 +197,18 @@ func (q *writeQueue) run() {
 func (q *writeQueue) drain() {
 	for {
 		var batch []*queuedWrite
-		n := 0
+		n, size := 0, 0
 	fill:
 		for n < q.batchSize {
 			select {
 			case it := <-q.ch:
-				if len(batch) > 0 && it.auth != batch[0].auth {
+				if !q.fits(batch, size, it) {
 					q.flush(batch)
-					batch, n = nil, 0
+					batch, n, size = nil, 0, 0
 				}
 				batch = append(batch, it)
 				n += len(it.stmts)
+				size += it.size
 			default:
 				break fill
 			}
@@ -199,6 +218,16 @@ func (q *writeQueue) drain() {
 		}
 		q.flush(batch)
 	}
+}
+
+// fits reports whether it may join batch, whose statements take size
+// bytes: a forwarded batch carries one identity, and a batch is one log
+// entry, so it must stay within the store's entry limit.
+func (q *writeQueue) fits(batch []*queuedWrite, size int, it *queuedWrite) bool {
+	if len(batch) == 0 {
+		return true
+	}
+	return it.auth == batch[0].auth && (q.maxBytes <= 0 || size+it.size <= q.maxBytes)
 }
 
 // flush applies one batch and tells its waiters.
@@ -381,6 +410,10 @@ func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params
 	if err != nil {
 		if errors.Is(err, errQueueClosed) {
 			writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+			return
+		}
+		if errors.Is(err, errQueueTooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, codeEntryTooLarge, err.Error())
 			return
 		}
 		writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeQueueFull, "write queue is full"}, o)

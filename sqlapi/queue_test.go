@@ -206,3 +206,50 @@ func TestQueueShutdownFlushes(t *testing.T) {
 		t.Fatalf("queue after shutdown: %d", code)
 	}
 }
+
+// TestQueueKeepsBatchesWithinEntryLimit: a batch is one log entry, so the
+// queue closes a batch before its statements would pass the store's entry
+// limit, and refuses with 413 a queued request that alone would: no batch
+// fails as too large, so no accepted write is lost.
+func TestQueueKeepsBatchesWithinEntryLimit(t *testing.T) {
+	store := leaderStore()
+	const limit = 8 << 10
+	_, ts := newTestServer(t, store, func(c *Config) {
+		c.QueueTimeout = 200 * time.Millisecond
+		c.MaxEntryBytes = limit
+	})
+	stmt := `["INSERT INTO t VALUES('` + strings.Repeat("x", 3000) + `')"]`
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code, _, body := do(t, "POST", ts.URL+"/db/execute?queue", "", stmt); code != 200 {
+				t.Errorf("queued: %d %s", code, body)
+			}
+		}()
+	}
+	wg.Wait()
+	if code, _, body := do(t, "POST", ts.URL+"/db/execute?queue&wait", "", stmt); code != 200 {
+		t.Fatalf("queued wait: %d %s", code, body)
+	}
+	store.mu.Lock()
+	var stmts int
+	for _, req := range store.executed {
+		stmts += len(req.Statements)
+		if size := fsm.StatementsSize(req.Statements); size > queueMaxBytes(limit) {
+			t.Errorf("a batch of %d statements takes %d bytes, over the bound %d", len(req.Statements), size, queueMaxBytes(limit))
+		}
+	}
+	batches := len(store.executed)
+	store.mu.Unlock()
+	if stmts != 7 || batches < 4 {
+		t.Fatalf("%d statements in %d batches, want 7 in at least 4 (two per batch)", stmts, batches)
+	}
+
+	big := `["INSERT INTO t VALUES('` + strings.Repeat("x", limit) + `')"]`
+	code, _, body := do(t, "POST", ts.URL+"/db/execute?queue", "", big)
+	if b := decodeSeq(t, body); code != 413 || b.Code != "entry_too_large" {
+		t.Fatalf("queued request over the limit: %d %s, want 413 entry_too_large", code, body)
+	}
+}

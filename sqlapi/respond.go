@@ -34,6 +34,7 @@ const (
 	codeUnauthorized     = "unauthorized"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeTooLarge         = "request_too_large"
+	codeEntryTooLarge    = "entry_too_large"
 	codeNotImplemented   = "not_implemented"
 	codeNoLeader         = "no_leader"
 	codeNotLeader        = "not_leader"
@@ -120,6 +121,8 @@ func classifyStoreError(err error) *requestError {
 		return &requestError{http.StatusServiceUnavailable, codeUnavailable, err.Error()}
 	case errors.Is(err, ErrBadRequest):
 		return &requestError{http.StatusBadRequest, codeBadRequest, err.Error()}
+	case errors.Is(err, ErrEntryTooLarge):
+		return &requestError{http.StatusRequestEntityTooLarge, codeEntryTooLarge, err.Error()}
 	case errors.Is(err, fsm.ErrSeqSuperseded):
 		return &requestError{http.StatusBadRequest, codeSeqSuperseded, err.Error()}
 	case errors.Is(err, fsm.ErrUnknownSession):

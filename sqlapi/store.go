@@ -106,6 +106,9 @@ var (
 	// ErrBadRequest: the arguments were invalid, e.g. an unknown node ID
 	// (400).
 	ErrBadRequest = errors.New("bad request")
+	// ErrEntryTooLarge: the write is larger than one log entry may be; it
+	// was not proposed (413).
+	ErrEntryTooLarge = errors.New("write too large for one log entry")
 )
 
 // mapErr translates a Store error through Config.Errors, keeping its
