@@ -210,7 +210,8 @@ func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
 	if err != nil {
 		return n, err
 	}
-	trans := noPipeline{&snapshotSendCheck{voteGuard: newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout), damaged: n.replaceDamagedSnapshot}}
+	check := &snapshotSendCheck{voteGuard: newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout), damaged: n.replaceDamagedSnapshot}
+	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: check.AppendEntries, ctx: n.ctx, wanted: n.replicationWanted, logger: logger}}
 	n.raft, err = raft.NewRaft(rc, f, logStore, n.store, snaps, trans)
 	if err != nil {
 		return n, fmt.Errorf("cluster: start raft: %w", err)

@@ -2,7 +2,7 @@ package cluster
 
 import "github.com/hashicorp/raft"
 
-// noPipeline is the raft.Transport raft runs on: snapshotSendCheck without
+// noPipeline is the raft.Transport raft runs on: resendAppends without
 // pipelined replication, so that raft replicates to each follower with one
 // AppendEntries in flight at a time.
 //
@@ -14,7 +14,7 @@ import "github.com/hashicorp/raft"
 // run in fifteen: the restarted node stayed at its old rows with neither
 // node logging anything. Without the pipeline, raft batches what
 // accumulates while an AppendEntries is in flight into the next one.
-type noPipeline struct{ *snapshotSendCheck }
+type noPipeline struct{ *resendAppends }
 
 func (noPipeline) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
 	return nil, raft.ErrPipelineReplicationNotSupported
