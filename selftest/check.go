@@ -47,7 +47,7 @@ func check(cfg Config, h *history, w *workload, final *finalRead, sum *Summary) 
 	res, info := porcupine.CheckOperationsVerbose(kvModel, ops, cfg.CheckTimeout)
 	sum.Verdict = verdict(res)
 	cfg.Log.Info("selftest: porcupine", "verdict", sum.Verdict, "ops", len(ops), "took", time.Since(start).Round(time.Millisecond))
-	sum.StaleReads, sum.StaleExamples = staleReads(ops, 5)
+	sum.StaleReads, sum.StaleExamples = staleReads(ops, h.nemesisAnnotations(), 5)
 	if res == porcupine.Illegal {
 		for _, part := range kvModel.Partition(ops) {
 			if porcupine.CheckOperationsTimeout(kvModel, part, cfg.CheckTimeout) == porcupine.Illegal {
@@ -81,45 +81,61 @@ func check(cfg Config, h *history, w *workload, final *finalRead, sum *Summary) 
 // increments a key's count, the counts that reads return can only grow in
 // real time. It lists (up to limit) reads that returned a smaller count
 // than a read of the same key that had returned before they began, each
-// with the earlier read, and returns how many such reads there are.
-func staleReads(ops []porcupine.Operation, limit int) (int, []string) {
+// with the earlier read and the fault active then (faults: the nemesis's
+// annotations), and returns how many such reads there are.
+func staleReads(ops []porcupine.Operation, faults []porcupine.Annotation, limit int) (int, []string) {
 	byKey := map[int][]porcupine.Operation{}
 	for _, op := range ops {
 		if in := op.Input.(kvInput); in.Kind == opRead {
 			byKey[in.Key] = append(byKey[in.Key], op)
 		}
 	}
+	byCall := func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) }
 	total := 0
-	var examples []string
+	type staleRead struct{ stale, newer porcupine.Operation }
+	var firsts []staleRead // per newer read, the first read older than it
 	for _, reads := range byKey {
 		byReturn := slices.Clone(reads)
 		slices.SortFunc(byReturn, func(a, b porcupine.Operation) int { return cmp.Compare(a.Return, b.Return) })
-		slices.SortFunc(reads, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
-		var newest *porcupine.Operation // the returned read with the highest count
+		slices.SortFunc(reads, byCall)
+		newest := -1 // in byReturn: the returned read with the highest count
 		next := 0
+		reported := map[int]bool{}
 		for _, r := range reads {
 			for ; next < len(byReturn) && byReturn[next].Return < r.Call; next++ {
-				if newest == nil || byReturn[next].Output.(kvOutput).Count > newest.Output.(kvOutput).Count {
-					newest = &byReturn[next]
+				if newest < 0 || byReturn[next].Output.(kvOutput).Count > byReturn[newest].Output.(kvOutput).Count {
+					newest = next
 				}
 			}
-			if newest == nil || r.Output.(kvOutput).Count >= newest.Output.(kvOutput).Count {
+			if newest < 0 || r.Output.(kvOutput).Count >= byReturn[newest].Output.(kvOutput).Count {
 				continue
 			}
 			total++
-			if len(examples) < limit {
-				examples = append(examples, describeStale(r, *newest))
+			if !reported[newest] {
+				reported[newest] = true
+				firsts = append(firsts, staleRead{r, byReturn[newest]})
 			}
 		}
 	}
-	slices.Sort(examples)
+	// The earliest distinct events, in time order.
+	slices.SortFunc(firsts, func(a, b staleRead) int { return byCall(a.stale, b.stale) })
+	var examples []string
+	for _, f := range firsts[:min(limit, len(firsts))] {
+		examples = append(examples, describeStale(f.stale, f.newer, faults))
+	}
 	return total, examples
 }
 
-func describeStale(stale, newer porcupine.Operation) string {
+func describeStale(stale, newer porcupine.Operation, faults []porcupine.Annotation) string {
 	sm, nm := stale.Metadata.(opMeta), newer.Metadata.(opMeta)
 	so, no := stale.Output.(kvOutput), newer.Output.(kvOutput)
-	return fmt.Sprintf("k%d: read on %s (%s) at %v returned %d (#%d), %v after a read on %s (%s) returned %d (#%d)",
+	during := "no fault active"
+	for _, f := range faults {
+		if f.Start <= stale.Call && stale.Call <= f.End {
+			during = "during " + f.Description
+		}
+	}
+	return fmt.Sprintf("k%d: read on %s (%s) at %v returned %d (#%d), %v after a read on %s (%s) returned %d (#%d); %s",
 		stale.Input.(kvInput).Key, sm.Node, sm.Level, time.Duration(stale.Call).Round(time.Microsecond), so.Value, so.Count,
-		time.Duration(stale.Call-newer.Return), nm.Node, nm.Level, no.Value, no.Count)
+		time.Duration(stale.Call-newer.Return), nm.Node, nm.Level, no.Value, no.Count, during)
 }

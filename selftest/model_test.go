@@ -103,11 +103,13 @@ func TestStaleReads(t *testing.T) {
 		read(1, 8, 989, 0, 30+7, 50, "n2"), // begins 7 ns after the first returned
 		read(2, 8, 989, 0, 25, 60, "n3"),   // concurrent with the first: fine
 	}
-	n, examples := staleReads(ops, 5)
+	faults := []porcupine.Annotation{{Start: 0, End: 5, Description: "kill -9 n3"}}
+	n, examples := staleReads(ops, faults, 5)
 	if n != 1 || len(examples) != 1 {
 		t.Fatalf("%d stale reads %q, want exactly the one on n2", n, examples)
 	}
-	if !strings.Contains(examples[0], "read on n2") || !strings.Contains(examples[0], "after a read on n1") {
-		t.Fatalf("explanation %q does not name the stale read on n2 and the read on n1", examples[0])
+	if !strings.Contains(examples[0], "read on n2") || !strings.Contains(examples[0], "after a read on n1") ||
+		!strings.HasSuffix(examples[0], "; no fault active") {
+		t.Fatalf("explanation %q does not name the stale read on n2, the read on n1 and that no fault was active", examples[0])
 	}
 }

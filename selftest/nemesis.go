@@ -56,19 +56,20 @@ type nemesis struct {
 	cycle  int
 }
 
-// run injects faults, cycling through the list, until ctx ends or the
-// deadline passes; every fault is healed before it returns. An error is a
-// failure of the harness (e.g. a node that cannot be restarted), not of
-// the database under test.
+// run injects faults, cycling through the list, each after a quiet time,
+// until ctx ends or the deadline passes; every fault is healed before it
+// returns. An error is a failure of the harness (e.g. a node that cannot be
+// restarted), not of the database under test.
 func (nm *nemesis) run(ctx context.Context, deadline time.Time) error {
-	for i := 0; ctx.Err() == nil && time.Now().Add(faultDuration).Before(deadline); i++ {
-		if len(nm.faults) > 0 {
-			if err := nm.inject(ctx, nm.faults[i%len(nm.faults)]); err != nil {
-				return err
-			}
-		}
+	for i := 0; ctx.Err() == nil; i++ {
 		sleep(ctx, min(quietDuration, time.Until(deadline)))
-		if len(nm.faults) > 0 && (i+1)%len(nm.faults) == 0 {
+		if len(nm.faults) == 0 || time.Now().Add(faultDuration).After(deadline) {
+			break
+		}
+		if err := nm.inject(ctx, nm.faults[i%len(nm.faults)]); err != nil {
+			return err
+		}
+		if (i+1)%len(nm.faults) == 0 {
 			nm.cycle++
 		}
 	}
