@@ -178,25 +178,21 @@ func startCluster(o clusterOptions) (*cluster, error) {
 		}},
 	}
 	c.net = newNetwork(o.log)
-	ports, err := freePorts(2 * o.size)
+	c.net.owner = c.socketOwner
+	ports, err := freePorts(3 * o.size) // HTTP, Raft, proxy
 	if err != nil {
 		return nil, err
 	}
 	var advs []string
 	for i := range o.size {
-		p, err := c.net.addProxy(i, fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]))
-		if err != nil {
-			c.stop()
-			return nil, err
-		}
-		advs = append(advs, p.addr())
+		advs = append(advs, fmt.Sprintf("127.0.0.1:%d", ports[3*i+2]))
 	}
 	for i := range o.size {
 		n := &node{
 			id:       strconv.Itoa(i + 1),
 			index:    i,
-			httpAddr: fmt.Sprintf("127.0.0.1:%d", ports[2*i]),
-			raftAddr: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
+			httpAddr: fmt.Sprintf("127.0.0.1:%d", ports[3*i]),
+			raftAddr: fmt.Sprintf("127.0.0.1:%d", ports[3*i+1]),
 			advAddr:  advs[i],
 		}
 		n.logPath = filepath.Join(o.dir, n.name()+".log")
@@ -213,7 +209,14 @@ func startCluster(o clusterOptions) (*cluster, error) {
 		}
 		c.nodes = append(c.nodes, n)
 	}
-	c.net.owner = c.socketOwner
+	// The proxies start once the nodes are known: they look connections'
+	// owners up among them.
+	for _, n := range c.nodes {
+		if err := c.net.addProxy(n.index, n.advAddr, n.raftAddr); err != nil {
+			c.stop()
+			return nil, err
+		}
+	}
 	for _, n := range c.nodes {
 		if err := n.start(c.binary); err != nil {
 			c.stop()

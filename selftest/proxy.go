@@ -37,8 +37,6 @@ type proxy struct {
 	ln     net.Listener
 }
 
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
 // proxyConn is one proxied connection. A blackholed one forwards nothing in
 // either direction (like a network that drops every packet) until the
 // partition heals, when it is closed.
@@ -49,18 +47,18 @@ type proxyConn struct {
 	blackholed bool     // guarded by network.mu
 }
 
-// addProxy starts the proxy of node `to`, forwarding to target.
-func (nw *network) addProxy(to int, target string) (*proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// addProxy starts the proxy of node `to` on addr, forwarding to target.
+func (nw *network) addProxy(to int, addr, target string) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("proxy for node %d: %w", to+1, err)
+		return fmt.Errorf("proxy for node %d: %w", to+1, err)
 	}
 	p := &proxy{net: nw, to: to, target: target, ln: ln}
 	nw.mu.Lock()
 	nw.proxies = append(nw.proxies, p)
 	nw.mu.Unlock()
 	go p.serve()
-	return p, nil
+	return nil
 }
 
 func (p *proxy) serve() {

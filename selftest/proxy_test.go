@@ -3,6 +3,7 @@ package selftest
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -62,15 +63,19 @@ func TestProxyIsolate(t *testing.T) {
 	var from atomic.Int32 // the node the test pretends to be
 	nw.owner = func(_, _ *net.TCPAddr) int { return int(from.Load()) }
 	defer nw.close()
-	p0, err := nw.addProxy(0, echoServer(t))
+	ports, err := freePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nw.addProxy(1, echoServer(t)); err != nil {
+	proxy0 := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	if err := nw.addProxy(0, proxy0, echoServer(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := nw.addProxy(1, fmt.Sprintf("127.0.0.1:%d", ports[1]), echoServer(t)); err != nil {
 		t.Fatal(err)
 	}
 	from.Store(1)
-	c := dial(t, p0.addr())
+	c := dial(t, proxy0)
 	if !echoes(c, 5*time.Second) {
 		t.Fatal("no echo through the proxy before the partition")
 	}
@@ -79,12 +84,12 @@ func TestProxyIsolate(t *testing.T) {
 	if echoes(c, 300*time.Millisecond) {
 		t.Fatal("an open connection from the isolated node still gets answers")
 	}
-	fresh := dial(t, p0.addr())
+	fresh := dial(t, proxy0)
 	if echoes(fresh, 300*time.Millisecond) {
 		t.Fatal("a new connection from the isolated node gets answers")
 	}
 	from.Store(2) // node 2 is not cut off from node 0
-	other := dial(t, p0.addr())
+	other := dial(t, proxy0)
 	if !echoes(other, 5*time.Second) {
 		t.Fatal("a connection between two nodes that are not isolated is cut")
 	}
@@ -95,7 +100,7 @@ func TestProxyIsolate(t *testing.T) {
 		t.Fatalf("a blackholed connection after healing: %v, want it closed", err)
 	}
 	from.Store(1)
-	again := dial(t, p0.addr())
+	again := dial(t, proxy0)
 	if !echoes(again, 5*time.Second) {
 		t.Fatal("no echo after healing")
 	}
