@@ -10,6 +10,7 @@
 //	raftlite check [flags]              compare every replica's content
 //	raftlite backup [flags]             download a backup (-fmt binary|sql -o FILE)
 //	raftlite restore [flags] FILE       replace the database with FILE
+//	raftlite selftest [flags]           check linearizability under faults
 //	raftlite version                    print the version
 package main
 
@@ -19,6 +20,7 @@ import (
 	"os"
 
 	"github.com/raftlite/raftlite/bench"
+	"github.com/raftlite/raftlite/selftest"
 	"github.com/raftlite/raftlite/shell"
 )
 
@@ -48,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return backup(args[1:], stdout, stderr)
 	case "restore":
 		return restore(args[1:], stdout, stderr)
+	case "selftest":
+		return selftest.Main(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "raftlite %s\n", version)
 		return 0
@@ -71,8 +75,9 @@ Usage:
   raftlite check [flags]              compare every member's database at the same index (-H host:port,...)
   raftlite backup [flags]             download a consistent backup (-fmt binary|sql, -o FILE)
   raftlite restore [flags] FILE       replace the database on every node with FILE (SQLite file or SQL dump)
+  raftlite selftest [flags]           run a 3-node cluster under faults and check it with porcupine (-duration, -level, -html)
   raftlite version                    print the version
 
-Run "raftlite serve -h", "raftlite shell -h", "raftlite bench -h" or "raftlite check -h" for their flags.
+Run "raftlite serve -h", "raftlite shell -h", "raftlite bench -h", "raftlite check -h" or "raftlite selftest -h" for their flags.
 `)
 }

@@ -2,37 +2,36 @@
 
 package e2e
 
-// Linearizability of reads, checked with porcupine against real processes.
-//
-// TestLinearizableUnderFaults runs ~20 s of operations by default. The long
-// version runs many more fault cycles (about 4 minutes of operations):
+// Linearizability under faults is checked by "raftlite selftest" (package
+// selftest), run here as a user runs it: the built binary starts its own
+// three-node cluster, runs writers and back-to-back cross-node reads under
+// its nemesis, and checks the history with porcupine. The long version:
 //
 //	RAFTLITE_LONG=1 RAFTLITE_ARTIFACTS=/tmp/raftlite-artifacts \
-//	  go test -run TestLinearizableUnderFaults -timeout 30m -v ./e2e/
+//	  go test -run TestSelftest -timeout 30m -v ./e2e/
 //
-// Every check writes porcupine's HTML visualisation of the history it
-// checked to $RAFTLITE_ARTIFACTS (default: a temporary directory of the
-// test, removed afterwards; the path is logged).
+// Every run writes porcupine's HTML visualisation to $RAFTLITE_ARTIFACTS
+// (default: a temporary directory of the test, removed afterwards; the path
+// is logged). The other tests here check reads on a lagging or cut-off
+// follower directly.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os"
-	"sort"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/anishathalye/porcupine"
 
 	"github.com/raftlite/raftlite/client"
 )
@@ -176,326 +175,136 @@ func (c *kvClient) read(n *node, level string, k int, extra string) (int, error)
 	return v, nil
 }
 
-// opStats counts what the clients did, per node and kind.
-type opStats struct {
-	mu sync.Mutex
-	m  map[string]int
-}
-
-func (s *opStats) inc(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]int{}
-	}
-	s.m[key]++
-}
-
-func (s *opStats) get(key string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[key]
-}
-
-func (s *opStats) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keys := make([]string, 0, len(s.m))
-	for k := range s.m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // stable logs
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%d ", k, s.m[k])
-	}
-	return b.String()
-}
-
-// runRegisterClient does random register operations on n until stop is
-// closed: linearizable reads, writes of unique values and compare-and-sets.
-func runRegisterClient(id int, n *node, h *history, stats *opStats, nextValue *atomic.Int64, stop <-chan struct{}) {
-	c := newKVClient()
-	defer c.close()
-	rng := rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
-	seen := map[int]int{} // the last value this client saw per key
-	failures := 0
-	for {
-		select {
-		case <-stop:
-			return
-		default:
+// artifactDir is where tests write artifacts: $RAFTLITE_ARTIFACTS, or a
+// temporary directory of the test.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("RAFTLITE_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatalf("create artifact directory: %v", err)
 		}
-		// Back off while the node fails requests (it is down, paused or
-		// cut off), rather than spin on refused connections.
-		if failures > 0 {
-			time.Sleep(time.Duration(min(failures, 10)) * 10 * time.Millisecond)
-		}
-		failures++
-		k := rng.IntN(kvKeys)
-		meta := kvMeta{Node: n.name}
-		switch p := rng.IntN(10); {
-		case p < 5:
-			meta.Level = "linearizable"
-			call := h.now()
-			v, err := c.read(n, "linearizable", k, "")
-			ret := h.now()
-			if err != nil {
-				stats.inc(n.name + ".read_failed")
-				continue
-			}
-			stats.inc(n.name + ".read_ok")
-			failures = 0
-			seen[k] = v
-			h.add(id, kvInput{Op: opRead, Key: k}, kvOutput{Value: v}, call, ret, meta)
-		case p < 8:
-			meta.Level = "write"
-			v := int(nextValue.Add(1))
-			call := h.now()
-			_, _, outcome, _ := c.write(n, []any{"INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", k, v})
-			ret := h.now()
-			switch outcome {
-			case writeApplied:
-				stats.inc(n.name + ".write_ok")
-				failures = 0
-				seen[k] = v
-				h.add(id, kvInput{Op: opWrite, Key: k, Value: v}, kvOutput{}, call, ret, meta)
-			case writeUnknown:
-				stats.inc(n.name + ".write_unknown")
-				h.add(id, kvInput{Op: opWrite, Key: k, Value: v}, kvOutput{Unknown: true}, call, ret, meta)
-			default:
-				stats.inc(n.name + ".write_failed")
-			}
-		default:
-			meta.Level = "cas"
-			v, expect := int(nextValue.Add(1)), seen[k]
-			call := h.now()
-			rows, _, outcome, _ := c.write(n, []any{"UPDATE kv SET v=? WHERE k=? AND v=?", v, k, expect})
-			ret := h.now()
-			in := kvInput{Op: opCAS, Key: k, Value: v, Expect: expect}
-			switch outcome {
-			case writeApplied:
-				stats.inc(n.name + ".cas_ok")
-				failures = 0
-				if rows == 1 {
-					seen[k] = v
-				}
-				h.add(id, in, kvOutput{OK: rows == 1}, call, ret, meta)
-			case writeUnknown:
-				stats.inc(n.name + ".cas_unknown")
-				h.add(id, in, kvOutput{Unknown: true}, call, ret, meta)
-			default:
-				stats.inc(n.name + ".cas_failed")
-			}
+		return d
+	}
+	return t.TempDir()
+}
+
+var unsafeFileChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// selftestRun is what one "raftlite selftest" run printed and returned.
+type selftestRun struct {
+	exit    int
+	summary map[string]string // its "name: value" lines
+	stdout  string
+}
+
+// number is the leading integer of a summary value ("12 (reads ...)": 12).
+func (r *selftestRun) number(t *testing.T, name string) int {
+	t.Helper()
+	v, ok := r.summary[name]
+	if !ok {
+		t.Fatalf("selftest printed no %q line:\n%s", name, r.stdout)
+	}
+	n, err := strconv.Atoi(strings.Fields(v + " x")[0])
+	if err != nil {
+		t.Fatalf("selftest %q: %q is not a number", name, v)
+	}
+	return n
+}
+
+// runSelftest runs the built binary's selftest subcommand with args, its
+// visualisation in the artifact directory and its cluster in a temporary
+// directory, and logs what it printed (and, when it fails, its nodes' log
+// tails).
+func runSelftest(t *testing.T, args ...string) *selftestRun {
+	t.Helper()
+	html := filepath.Join(artifactDir(t), unsafeFileChars.ReplaceAllString(t.Name(), "_")+".html")
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"selftest", "-html", html, "-dir", dir}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err := cmd.Run()
+	run := &selftestRun{summary: map[string]string{}, stdout: stdout.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		run.exit = exitErr.ExitCode()
+	case err != nil:
+		t.Fatalf("run selftest: %v", err)
+	}
+	t.Logf("raftlite selftest %s: exit %d\n%s%s", strings.Join(args, " "), run.exit, stderr.String(), stdout.String())
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		if name, value, ok := strings.Cut(sc.Text(), ": "); ok && !strings.HasPrefix(name, " ") {
+			run.summary[name] = value
 		}
 	}
-}
-
-// nemesisStep logs what the nemesis does, at the history's clock.
-func nemesisStep(t *testing.T, h *history, format string, args ...any) {
-	t.Logf("nemesis @%v: %s", time.Duration(h.now()).Round(10*time.Millisecond), fmt.Sprintf(format, args...))
-}
-
-// TestLinearizableUnderFaults: clients on every node do linearizable reads,
-// writes and compare-and-sets on a handful of keys while a nemesis
-// partitions a node (the leader, then a follower), pauses the leader with
-// SIGSTOP for longer than the election timeout, and SIGKILLs and restarts a
-// node. The history must be linearizable (porcupine).
-//
-// The partition uses network namespaces (see netLab): a proxy in front of
-// a node cannot cut the connections the node dials itself.
-func TestLinearizableUnderFaults(t *testing.T) {
-	lab := newNetLab(t)
-	c := lab.startProcfileCluster()
-	kvSetup(t, c)
-
-	cycles := 2
-	if os.Getenv("RAFTLITE_LONG") != "" {
-		cycles = 24
-	}
-	const clientsPerNode = 3
-	h := newHistory()
-	stats := &opStats{}
-	var nextValue atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range clientsPerNode * len(c.nodes) {
-		n := c.nodes[i%len(c.nodes)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runRegisterClient(i, n, h, stats, &nextValue, stop)
-		}()
-	}
-	stopClients := sync.OnceFunc(func() {
-		close(stop)
-		wg.Wait()
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(dir, "n*.log"))
+			for _, l := range logs {
+				n := &node{name: filepath.Base(l), logPath: l}
+				t.Logf("---- tail of %s ----\n%s", l, n.logTail(logTailLines))
+			}
+		}
 	})
-	// On a failed nemesis step, stop the clients before the cluster goes.
-	defer stopClients()
+	return run
+}
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	time.Sleep(1500 * time.Millisecond)
-	for cycle := range cycles {
-		// 1. Partition one node from its peers: the leader in even cycles
-		// (it must stop serving linearizable reads; a new leader takes
-		// over), a follower in odd ones (it must refuse linearizable reads
-		// rather than serve its stale copy).
-		leader := c.waitLeader()
-		target := leader
-		if cycle%2 == 1 {
-			others := c.others(leader)
-			target = others[rng.IntN(len(others))]
+// TestSelftestLinearizable: the selftest's full nemesis (kill -9 and
+// restart, SIGSTOP of the leader, partitions of the leader and of a
+// follower, leadership transfer, snapshots every 200 entries) against
+// linearizable reads on every node, started back to back on different
+// nodes, and writers through every node. Nothing may be stale, duplicated
+// or lost.
+func TestSelftestLinearizable(t *testing.T) {
+	duration := "24s"
+	if os.Getenv("RAFTLITE_LONG") != "" {
+		duration = "4m"
+	}
+	run := runSelftest(t, "-duration", duration, "-level", "linearizable")
+	if run.exit != 0 {
+		t.Fatalf("selftest at level linearizable failed (exit %d): history %s, %s violations, %s stale reads, %s duplicates, %s lost",
+			run.exit, run.summary["history"], run.summary["violations"], run.summary["stale reads"],
+			run.summary["duplicates"], run.summary["lost"])
+	}
+	// A pass proves little if the clients or the nemesis did nothing.
+	if ops := run.number(t, "ops checked"); ops < 2000 {
+		t.Errorf("only %d operations checked", ops)
+	}
+	for _, fault := range []string{"kill=", "pause=", "partition=", "transfer="} {
+		if !strings.Contains(run.summary["faults"], fault) {
+			t.Errorf("the nemesis injected no %s fault: %s", strings.TrimSuffix(fault, "="), run.summary["faults"])
 		}
-		nemesisStep(t, h, "cycle %d: partition %s (leader %s)", cycle, target.name, leader.name)
-		lab.isolate(c, target)
-		time.Sleep(2500 * time.Millisecond)
-		nemesisStep(t, h, "heal")
-		lab.heal(c)
-		time.Sleep(time.Second)
-
-		// 2. Pause the leader beyond the election timeout.
-		leader = c.waitLeader()
-		nemesisStep(t, h, "SIGSTOP leader %s", leader.name)
-		leader.signal(t, syscall.SIGSTOP)
-		time.Sleep(2 * time.Second)
-		nemesisStep(t, h, "SIGCONT %s", leader.name)
-		leader.signal(t, syscall.SIGCONT)
-		time.Sleep(time.Second)
-
-		// 3. Kill a node and restart it.
-		victim := c.nodes[rng.IntN(len(c.nodes))]
-		nemesisStep(t, h, "SIGKILL %s", victim.name)
-		victim.kill(t)
-		time.Sleep(time.Second)
-		nemesisStep(t, h, "restart %s", victim.name)
-		lab.start(victim)
-		time.Sleep(1500 * time.Millisecond)
-	}
-	time.Sleep(time.Second)
-	stopClients()
-	requireAlive(t, c.nodes...)
-	leader := waitConverged(t, c, waitTimeout)
-	t.Logf("operations: %s", stats)
-	if st, err := leader.status(); err == nil {
-		t.Logf("leader %s read index: %s requests in %s rounds", leader.name,
-			statusString(st, "store.counters.read_index_total"), statusString(st, "store.counters.read_index_rounds_total"))
-	}
-
-	ops := h.operations()
-	res, path := checkHistory(t, ops, 5*time.Minute)
-	if res != porcupine.Ok {
-		t.Fatalf("history of %d operations is %s; see %s", len(ops), resultName(res), path)
-	}
-	// The check proves little if the clients got nothing done.
-	for _, n := range c.nodes {
-		if got := stats.get(n.name + ".read_ok"); got < 20 {
-			t.Errorf("%s served only %d linearizable reads", n.name, got)
-		}
-	}
-	writes := 0
-	for _, n := range c.nodes {
-		writes += stats.get(n.name+".write_ok") + stats.get(n.name+".cas_ok")
-	}
-	if writes < 50 {
-		t.Errorf("only %d writes succeeded", writes)
 	}
 }
 
-// TestCheckerFlagsStaleHistory: the model and check used above reject
-// histories that are not linearizable, and accept the tricky ones that are.
-func TestCheckerFlagsStaleHistory(t *testing.T) {
-	op := func(client int, in kvInput, out kvOutput, call, ret int64) porcupine.Operation {
-		return porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call, Return: ret, Metadata: kvMeta{Node: "hand-made"}}
+// TestSelftestFlagsStaleNoneReads: the same checker does fail: reads at
+// level none, which a follower serves from its own copy (stale while it is
+// cut off or merely a heartbeat behind), right after a read on another
+// node, make the selftest report a violation and exit 1.
+func TestSelftestFlagsStaleNoneReads(t *testing.T) {
+	run := runSelftest(t, "-duration", "8s", "-level", "none", "-nemesis", "partition,pause")
+	if run.exit != 1 {
+		t.Fatalf("selftest at level none exited %d, want 1 (a violation)", run.exit)
 	}
-	const inf = 1000
-	cases := []struct {
-		name string
-		ops  []porcupine.Operation
-		want porcupine.CheckResult
-	}{
-		{"stale read after a completed write", []porcupine.Operation{
-			op(0, kvInput{Op: opWrite, Key: 1, Value: 5}, kvOutput{}, 0, 10),
-			op(1, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 0}, 20, 30),
-		}, porcupine.Illegal},
-		{"read concurrent with a write may see either value", []porcupine.Operation{
-			op(0, kvInput{Op: opWrite, Key: 1, Value: 5}, kvOutput{}, 0, 10),
-			op(1, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 0}, 5, 30),
-			op(2, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 5}, 6, 7),
-		}, porcupine.Ok},
-		{"new value then old value (not monotonic)", []porcupine.Operation{
-			op(0, kvInput{Op: opWrite, Key: 1, Value: 5}, kvOutput{}, 0, 100),
-			op(1, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 5}, 10, 20),
-			op(2, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 0}, 30, 40),
-		}, porcupine.Illegal},
-		{"an unknown write may be seen late", []porcupine.Operation{
-			op(0, kvInput{Op: opWrite, Key: 1, Value: 7}, kvOutput{Unknown: true}, 0, inf),
-			op(1, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 0}, 10, 20),
-			op(1, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 7}, 30, 40),
-		}, porcupine.Ok},
-		{"an unknown write may never be seen", []porcupine.Operation{
-			op(0, kvInput{Op: opWrite, Key: 1, Value: 7}, kvOutput{Unknown: true}, 0, inf),
-			op(1, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 0}, 10, 20),
-		}, porcupine.Ok},
-		{"an unknown write seen cannot be unseen", []porcupine.Operation{
-			op(0, kvInput{Op: opWrite, Key: 1, Value: 7}, kvOutput{Unknown: true}, 0, inf),
-			op(1, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 7}, 10, 20),
-			op(1, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 0}, 30, 40),
-		}, porcupine.Illegal},
-		{"successful cas needs the expected value", []porcupine.Operation{
-			op(0, kvInput{Op: opWrite, Key: 2, Value: 3}, kvOutput{}, 0, 10),
-			op(1, kvInput{Op: opCAS, Key: 2, Expect: 0, Value: 9}, kvOutput{OK: true}, 20, 30),
-		}, porcupine.Illegal},
-		{"failed cas needs another value", []porcupine.Operation{
-			op(1, kvInput{Op: opCAS, Key: 2, Expect: 0, Value: 9}, kvOutput{OK: false}, 20, 30),
-		}, porcupine.Illegal},
-		{"cas chain", []porcupine.Operation{
-			op(0, kvInput{Op: opCAS, Key: 2, Expect: 0, Value: 9}, kvOutput{OK: true}, 0, 10),
-			op(1, kvInput{Op: opCAS, Key: 2, Expect: 0, Value: 8}, kvOutput{OK: false}, 20, 30),
-			op(2, kvInput{Op: opRead, Key: 2}, kvOutput{Value: 9}, 40, 50),
-		}, porcupine.Ok},
-		{"unknown cas that swapped", []porcupine.Operation{
-			op(0, kvInput{Op: opCAS, Key: 2, Expect: 0, Value: 9}, kvOutput{Unknown: true}, 0, inf),
-			op(2, kvInput{Op: opRead, Key: 2}, kvOutput{Value: 9}, 40, 50),
-		}, porcupine.Ok},
-		{"unknown cas cannot swap from the wrong value", []porcupine.Operation{
-			op(0, kvInput{Op: opWrite, Key: 2, Value: 4}, kvOutput{}, 0, 10),
-			op(1, kvInput{Op: opCAS, Key: 2, Expect: 0, Value: 9}, kvOutput{Unknown: true}, 20, inf),
-			op(2, kvInput{Op: opRead, Key: 2}, kvOutput{Value: 9}, 40, 50),
-		}, porcupine.Illegal},
-		{"keys are independent", []porcupine.Operation{
-			op(0, kvInput{Op: opWrite, Key: 1, Value: 5}, kvOutput{}, 0, 10),
-			op(1, kvInput{Op: opRead, Key: 2}, kvOutput{Value: 0}, 20, 30),
-			op(1, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 5}, 40, 50),
-		}, porcupine.Ok},
+	if v := run.number(t, "violations"); v == 0 || run.summary["history"] != "NOT linearizable" {
+		t.Fatalf("selftest at level none: history %q with %d violations; want NOT linearizable", run.summary["history"], v)
 	}
-	for _, tc := range cases {
-		if got := porcupine.CheckOperationsTimeout(kvModel, tc.ops, 10*time.Second); got != tc.want {
-			t.Errorf("%s: %s, want %s", tc.name, resultName(got), resultName(tc.want))
-		}
+	if stale := run.number(t, "stale reads"); stale == 0 {
+		t.Errorf("porcupine found a violation but no read older than an earlier one was listed")
 	}
-
-	// The recorder moves unknown outcomes to the end of the history, and
-	// the full check (with its visualisation) flags the stale read.
-	h := newHistory()
-	h.add(0, kvInput{Op: opWrite, Key: 1, Value: 7}, kvOutput{Unknown: true}, 0, 5, kvMeta{Node: "hand-made"})
-	h.add(1, kvInput{Op: opWrite, Key: 1, Value: 5}, kvOutput{}, 10, 20, kvMeta{Node: "hand-made"})
-	h.add(2, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 5}, 30, 40, kvMeta{Node: "hand-made"})
-	h.add(2, kvInput{Op: opRead, Key: 1}, kvOutput{Value: 0}, 50, 60, kvMeta{Node: "hand-made"})
-	ops := h.operations()
-	if ops[0].Return != 61 {
-		t.Fatalf("unknown outcome returns at %d, want 61 (end of history)", ops[0].Return)
-	}
-	if res, _ := checkHistory(t, ops, 10*time.Second); res != porcupine.Illegal {
-		t.Fatalf("stale history: %s, want NOT linearizable", resultName(res))
+	if d, l := run.number(t, "duplicates"), run.number(t, "lost"); d != 0 || l != 0 {
+		t.Errorf("level none reads cannot duplicate or lose writes: %d duplicates, %d lost", d, l)
 	}
 }
 
-// TestNoneReadsOnPartitionedFollowerAreNotLinearizable: the same recording
-// and check, against real processes, flag level=none reads served by a
-// follower that is partitioned from the leader; linearizable reads on that
-// follower fail instead of answering from its stale copy.
-func TestNoneReadsOnPartitionedFollowerAreNotLinearizable(t *testing.T) {
+// TestLinearizableReadOnPartitionedFollowerFails: a follower cut off from
+// the leader serves level=none reads from its stale copy, but refuses
+// linearizable reads rather than answer from it; once healed it catches up.
+func TestLinearizableReadOnPartitionedFollowerFails(t *testing.T) {
 	lab := newNetLab(t)
 	c := lab.startProcfileCluster()
 	leader := kvSetup(t, c)
@@ -503,43 +312,17 @@ func TestNoneReadsOnPartitionedFollowerAreNotLinearizable(t *testing.T) {
 	lab.isolate(c, follower)
 	defer lab.heal(c)
 
-	h := newHistory()
 	kc := newKVClient()
 	defer kc.close()
 	const key = 3
-	for i := 1; i <= 5; i++ {
-		call := h.now()
-		_, _, outcome, detail := kc.write(leader, []any{"INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", key, i})
-		ret := h.now()
-		if outcome != writeApplied {
+	for i := 1; i <= 3; i++ {
+		if _, _, outcome, detail := kc.write(leader, []any{"INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", key, i}); outcome != writeApplied {
 			t.Fatalf("write %d on the leader: %s", i, detail)
 		}
-		h.add(0, kvInput{Op: opWrite, Key: key, Value: i}, kvOutput{}, call, ret, kvMeta{Node: leader.name, Level: "write"})
-
-		// The write is acknowledged; now read it back on the leader
-		// (linearizable) and on the partitioned follower (none).
-		call = h.now()
-		v, err := kc.read(leader, "linearizable", key, "")
-		ret = h.now()
-		if err != nil || v != i {
-			t.Fatalf("linearizable read on the leader: %d, %v; want %d", v, err, i)
-		}
-		h.add(1, kvInput{Op: opRead, Key: key}, kvOutput{Value: v}, call, ret, kvMeta{Node: leader.name, Level: "linearizable"})
-
-		call = h.now()
-		v, err = kc.read(follower, "none", key, "")
-		ret = h.now()
-		if err != nil {
-			t.Fatalf("level=none read on the partitioned follower: %v", err)
-		}
-		h.add(2, kvInput{Op: opRead, Key: key}, kvOutput{Value: v}, call, ret, kvMeta{Node: follower.name, Level: "none"})
-		if v == i {
-			t.Fatalf("the partitioned follower has write %d: the partition did not hold", i)
+		if v, err := kc.read(follower, "none", key, ""); err != nil || v == i {
+			t.Fatalf("level=none read on the partitioned follower: %d, %v; want a stale value (did the partition hold?)", v, err)
 		}
 	}
-
-	// A linearizable read on the partitioned follower must fail, not answer
-	// from the stale copy.
 	start := time.Now()
 	v, err := kc.read(follower, "linearizable", key, "")
 	if err == nil {
@@ -547,19 +330,13 @@ func TestNoneReadsOnPartitionedFollowerAreNotLinearizable(t *testing.T) {
 	}
 	t.Logf("linearizable read on the partitioned follower failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
 
-	res, path := checkHistory(t, h.operations(), time.Minute)
-	if res != porcupine.Illegal {
-		t.Fatalf("level=none reads of a partitioned follower judged %s; want NOT linearizable (see %s)", resultName(res), path)
-	}
-
-	// Once healed, the follower catches up.
 	lab.heal(c)
 	waitFor(t, waitTimeout, "the follower to catch up", func() error {
 		v, err := kc.read(follower, "none", key, "")
 		if err != nil {
 			return err
 		}
-		if v != 5 {
+		if v != 3 {
 			return fmt.Errorf("holds %d", v)
 		}
 		return nil
