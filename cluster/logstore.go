@@ -36,7 +36,8 @@ type meteredLogStore struct {
 	// its last entry, so the total errs high by less than a span.
 	spans     []logSpan
 	spanBytes int64
-	pending   int64 // the bytes of spans
+	pending   int64  // the bytes of spans
+	snapIndex uint64 // the latest snapshot's index
 
 	// scan, while set, counts the entries and bytes GetLog reads.
 	scan atomic.Pointer[Startup]
@@ -116,6 +117,7 @@ func (m *meteredLogStore) stored(last uint64, n int64) {
 func (m *meteredLogStore) snapshotted(index uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.snapIndex = max(m.snapIndex, index)
 	i := 0
 	for i < len(m.spans) && m.spans[i].last <= index {
 		m.pending -= m.spans[i].bytes
@@ -130,6 +132,13 @@ func (m *meteredLogStore) pendingBytes() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.pending
+}
+
+// snapshotIndex returns the latest snapshot's index.
+func (m *meteredLogStore) snapshotIndex() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.snapIndex
 }
 
 // overLimit reports whether a snapshot by log size is due.

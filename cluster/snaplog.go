@@ -8,9 +8,9 @@ import (
 )
 
 // logSnapshotRetry is how long watchLogSize waits before it tries again
-// after a snapshot that failed or found nothing new to save (a follower
-// whose stored entries are not applied yet), rather than retrying at every
-// stored entry.
+// after a snapshot failed, or while raft has applied nothing since the
+// latest snapshot (at a start, or on a follower whose stored entries are
+// not committed yet), rather than retrying at every stored entry.
 const logSnapshotRetry = time.Second
 
 // watchLogSize takes a snapshot whenever the entries stored since the
@@ -27,6 +27,12 @@ func (n *Node) watchLogSize() {
 		case <-n.logs.due:
 		}
 		for n.logs.overLimit() {
+			if n.raft.AppliedIndex() <= n.logs.snapshotIndex() {
+				if !n.sleep(logSnapshotRetry) {
+					return
+				}
+				continue
+			}
 			pending := n.logs.pendingBytes()
 			n.logger.Info("raft log grew past its size limit since the last snapshot: taking a snapshot",
 				"log_bytes", pending, "limit", n.cfg.SnapshotLogSize)
@@ -45,13 +51,22 @@ func (n *Node) watchLogSize() {
 			default:
 				n.logger.Warn("snapshot by log size failed", "error", err)
 			}
-			t := time.NewTimer(logSnapshotRetry)
-			select {
-			case <-n.ctx.Done():
-				t.Stop()
+			if !n.sleep(logSnapshotRetry) {
 				return
-			case <-t.C:
 			}
 		}
+	}
+}
+
+// sleep waits for d, or until Close; it reports whether the node is still
+// open.
+func (n *Node) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-n.ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

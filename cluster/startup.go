@@ -116,7 +116,9 @@ func (n *Node) newRaft(rc *raft.Config, logs *meteredLogStore, snaps raft.Snapsh
 		p.SetPhase(PhaseScanningLog)
 	}
 	p.toScan.Store(toScan)
-	n.logger.Info("scanning the raft log after the latest snapshot", "from_index", snapIndex+1, "to_index", last, "entries", toScan)
+	if toScan > 0 {
+		n.logger.Info("scanning the raft log after the latest snapshot", "from_index", snapIndex+1, "to_index", last, "entries", toScan)
+	}
 	logs.scan.Store(p)
 	stop := make(chan struct{})
 	go tick(stop, startupLogInterval, func() bool {
@@ -133,6 +135,7 @@ func (n *Node) newRaft(rc *raft.Config, logs *meteredLogStore, snaps raft.Snapsh
 	}
 	st := p.Status()
 	n.logger.Info("raft log scanned", "entries", st.EntriesScanned, "bytes", st.BytesScanned, "took", time.Since(start).Round(time.Millisecond))
+	logs.snapshotted(snapIndex)
 	logs.stored(last, int64(st.BytesScanned))
 	return r, nil
 }
