@@ -76,9 +76,11 @@ const (
 	DefaultRaftLogLevel = "warn"
 
 	maxJoinInterval = 10 * time.Second
-	// logCacheSize is how many recent log entries are kept in memory in
-	// front of the BoltDB log store (replication to followers reads them).
-	logCacheSize = 512
+	// logCacheSize and logCacheBytes bound the recent log entries kept in
+	// memory in front of the BoltDB log store (replication to followers
+	// reads them): 512 small entries, or 32 MiB of large ones.
+	logCacheSize  = 512
+	logCacheBytes = 32 << 20
 	// snapshotRetain is how many snapshots the snapshot store keeps.
 	snapshotRetain = 2
 	// transportMaxPool is how many idle connections NetworkTransport keeps

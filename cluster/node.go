@@ -162,11 +162,7 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 	if err != nil {
 		return n, fmt.Errorf("cluster: open raft log store %s: %w", filepath.Join(raftDir, "raft.db"), err)
 	}
-	cache, err := raft.NewLogCache(logCacheSize, n.store)
-	if err != nil {
-		return n, fmt.Errorf("cluster: raft log cache: %w", err)
-	}
-	n.logs = newMeteredLogStore(cache, cfg.SnapshotLogSize)
+	n.logs = newMeteredLogStore(newLogCache(n.store, logCacheSize, logCacheBytes), cfg.SnapshotLogSize)
 	// Holding the log store's lock, this is the only process using the
 	// directory: no snapshot is being written.
 	snaps, err := newSnapshotStore(raftDir, snapshotRetain, f.PrepareRestore, n.base.With("component", "snapshots"))

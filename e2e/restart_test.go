@@ -92,6 +92,9 @@ func TestRestartBench(t *testing.T) {
 	start := time.Now()
 	writeLargeEntries(t, c, mb)
 	t.Logf("wrote %d entries of 1 MB in %v", mb, time.Since(start).Round(time.Millisecond))
+	for _, n := range c.nodes {
+		t.Logf("%s: heap in use after the writes %d MB", n.name, heapInUse(t, n)>>20)
+	}
 	f := c.others(c.waitLeader())[0]
 	st, err := os.Stat(filepath.Join(f.dataDir(), "raft", "raft.db"))
 	if err != nil {
@@ -174,12 +177,19 @@ func restartCold(t *testing.T, n *node) restart {
 	})
 	r.ready = time.Since(began)
 	r.peakRSS = peakRSS(n)
+	r.heapAtReady = heapInUse(t, n)
+	return r
+}
+
+// heapInUse is n's Go heap in use, in bytes (garbage not yet collected
+// included).
+func heapInUse(t *testing.T, n *node) int64 {
+	t.Helper()
 	var vars struct{ Memstats struct{ HeapInuse int64 } }
 	if err := n.doJSON("GET", "/debug/vars", nil, &vars); err != nil {
 		t.Fatalf("%s: /debug/vars: %v", n.name, err)
 	}
-	r.heapAtReady = vars.Memstats.HeapInuse
-	return r
+	return vars.Memstats.HeapInuse
 }
 
 // callWithin GETs path from n, allowing firstAnswerWithin for the answer.
