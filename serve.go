@@ -40,6 +40,7 @@ type serveFlags struct {
 	snapInterval    time.Duration
 	snapWALSize     int64
 	maxEntryBytes   int
+	snapLogSize     int64
 	maxLoadBytes    int64
 	readLease       bool
 }
@@ -66,6 +67,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.DurationVar(&f.snapInterval, "raft-snap-int", cluster.DefaultSnapshotInterval, "how often raft checks whether a snapshot is due")
 	fs.IntVar(&f.maxEntryBytes, "raft-max-entry-bytes", cluster.DefaultMaxEntryBytes, "largest write request, encoded, that becomes one Raft log entry; larger writes get 413 entry_too_large")
 	fs.Int64Var(&f.snapWALSize, "raft-snap-wal-size", cluster.DefaultSnapshotWALSize, "WAL size in bytes that also triggers a snapshot (and a WAL truncation); negative: never")
+	fs.Int64Var(&f.snapLogSize, "raft-snap-log-size", cluster.DefaultSnapshotLogSize,
+		"bytes of log entries since the last snapshot that also trigger one (a restart reads them before it is ready); negative: never")
 	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
 	fs.Usage = func() {
@@ -167,40 +170,6 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	}
 	defer httpLn.Close()
 
-	ttl := f.sessionTTL
-	if ttl == 0 {
-		ttl = -1 // fsm: negative means never
-	}
-	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: ttl})
-	if err != nil {
-		return fmt.Errorf("open database: %w", err)
-	}
-	defer db.Close()
-
-	ccfg := cluster.Config{
-		NodeID:          f.nodeID,
-		RaftAddr:        f.raftAddr,
-		RaftAdvAddr:     f.raftAdvAddr,
-		APIAdvAddr:      apiURL(f.httpAdvAddr),
-		Dir:             f.dataDir,
-		Join:            f.joinAddrs(),
-		BootstrapExpect: f.bootstrapExpect,
-
-		SnapshotThreshold: f.snapThreshold,
-		SnapshotInterval:  f.snapInterval,
-		SnapshotWALSize:   f.snapWALSize,
-		MaxEntryBytes:     f.maxEntryBytes,
-		ReadLease:         f.readLease,
-		RaftLogLevel:      f.raftLogLevel,
-	}
-	// Start, not Open: the HTTP API serves while the node bootstraps or
-	// joins (Form below), so /readyz can say what it is waiting for.
-	node, err := cluster.Start(ccfg, db, logger)
-	if err != nil {
-		return fmt.Errorf("start cluster node: %w", err)
-	}
-	defer node.Close()
-
 	// Uploads are spooled next to the database, not in a small /tmp.
 	loadDir := filepath.Join(f.dataDir, "upload")
 	os.RemoveAll(loadDir) // an earlier run's leftovers
@@ -225,10 +194,57 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		}
 		acfg.Auth = auth
 	}
-	api := sqlapi.New(acfg, storeAdapter{node})
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+
+	// Serve HTTP from the start: until the node is open (which may mean
+	// reading much of the Raft log), every endpoint answers 503 with the
+	// phase of the start, so a restarting node is seen to be starting.
+	startup := new(cluster.Startup)
+	startup.SetPhase(phaseOpeningDatabase)
+	gate := sqlapi.NewStarting(acfg, func() sqlapi.StartupProgress { return startupProgress(startup.Status()) })
+	srv := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLn) }()
+	defer srv.Close()
+	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
+
+	ttl := f.sessionTTL
+	if ttl == 0 {
+		ttl = -1 // fsm: negative means never
+	}
+	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: ttl})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+
+	ccfg := cluster.Config{
+		NodeID:          f.nodeID,
+		RaftAddr:        f.raftAddr,
+		RaftAdvAddr:     f.raftAdvAddr,
+		APIAdvAddr:      apiURL(f.httpAdvAddr),
+		Dir:             f.dataDir,
+		Join:            f.joinAddrs(),
+		BootstrapExpect: f.bootstrapExpect,
+
+		SnapshotThreshold: f.snapThreshold,
+		SnapshotInterval:  f.snapInterval,
+		SnapshotWALSize:   f.snapWALSize,
+		SnapshotLogSize:   f.snapLogSize,
+		MaxEntryBytes:     f.maxEntryBytes,
+		Startup:           startup,
+		ReadLease:         f.readLease,
+		RaftLogLevel:      f.raftLogLevel,
+	}
+	// Start, not Open: the HTTP API serves while the node bootstraps or
+	// joins (Form below), so /readyz can say what it is waiting for.
+	node, err := cluster.Start(ccfg, db, logger)
+	if err != nil {
+		return fmt.Errorf("start cluster node: %w", err)
+	}
+	defer node.Close()
+
+	api := sqlapi.New(acfg, storeAdapter{node})
+	gate.Started(api)
 	logger.Info("raftlite node started", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 	formErr := make(chan error, 1)
 	go func() { formErr <- node.Form(ctx) }()
@@ -257,6 +273,21 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		logger.Warn("API shutdown", "err", err)
 	}
 	return nil
+}
+
+// phaseOpeningDatabase is the first phase of a start, before the cluster
+// package reports its own.
+const phaseOpeningDatabase = "opening database"
+
+// startupProgress presents a start's state to the HTTP layer.
+func startupProgress(st cluster.StartupStatus) sqlapi.StartupProgress {
+	details := map[string]any{"in_phase": st.InPhase.Round(time.Millisecond).String()}
+	if st.EntriesToScan > 0 {
+		details["log_entries_to_scan"] = st.EntriesToScan
+		details["log_entries_scanned"] = st.EntriesScanned
+		details["log_bytes_scanned"] = st.BytesScanned
+	}
+	return sqlapi.StartupProgress{Phase: st.Phase, Details: details}
 }
 
 // clusterErrors tells the HTTP layer what the cluster package's errors mean,

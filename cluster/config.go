@@ -48,6 +48,12 @@ const (
 	DefaultSnapshotInterval = 10 * time.Second
 	// DefaultSnapshotWALSize is the WAL size that triggers a snapshot.
 	DefaultSnapshotWALSize = 64 << 20
+	// DefaultSnapshotLogSize is the size of the log entries stored since
+	// the last snapshot that triggers one. A restart reads those entries
+	// twice (raft scans them, then re-delivers them to the FSM), at a few
+	// hundred MB/s from a cold disk: 64 MiB keeps that well under a second
+	// while large writes still take a snapshot only every 64 MiB.
+	DefaultSnapshotLogSize = 64 << 20
 	// DefaultTrailingLogs is how many entries stay in the log after a
 	// snapshot, so a briefly lagging follower catches up from the log
 	// rather than by a full snapshot install.
@@ -82,9 +88,11 @@ const (
 	DefaultRaftLogLevel = "warn"
 
 	maxJoinInterval = 10 * time.Second
-	// logCacheSize is how many recent log entries are kept in memory in
-	// front of the BoltDB log store (replication to followers reads them).
-	logCacheSize = 512
+	// logCacheSize and logCacheBytes bound the recent log entries kept in
+	// memory in front of the BoltDB log store (replication to followers
+	// reads them): 512 small entries, or 32 MiB of large ones.
+	logCacheSize  = 512
+	logCacheBytes = 32 << 20
 	// snapshotRetain is how many snapshots the snapshot store keeps.
 	snapshotRetain = 2
 	// transportMaxPool is how many idle connections NetworkTransport keeps
@@ -154,6 +162,13 @@ type Config struct {
 	// WAL, when the database's WAL file grows past this many bytes
 	// (default DefaultSnapshotWALSize; negative: never).
 	SnapshotWALSize int64
+	// SnapshotLogSize also triggers a snapshot when the log entries stored
+	// since the last snapshot pass this many bytes (default
+	// DefaultSnapshotLogSize; negative: never). SnapshotThreshold counts
+	// entries whatever their size, so without it a few hundred large
+	// writes make a log of hundreds of megabytes that every restart reads
+	// through before the node can serve.
+	SnapshotLogSize int64
 	// MaxAppendEntries: 1..1024.
 	MaxAppendEntries int
 	// MaxEntryBytes bounds the encoded size of one proposed entry; a
@@ -178,6 +193,10 @@ type Config struct {
 	// before shutting down, which shortens the unavailability of a planned
 	// restart from an election timeout to a round trip.
 	StepDownOnClose bool
+
+	// Startup, when set, is kept up to date by Open with how far the start
+	// has got, so that the caller can report it while Open runs.
+	Startup *Startup
 
 	// RaftLogLevel is the minimum level of hashicorp/raft's own log lines
 	// passed on to the node's slog logger: "trace", "debug", "info",
@@ -206,6 +225,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SnapshotWALSize == 0 {
 		c.SnapshotWALSize = DefaultSnapshotWALSize
+	}
+	if c.SnapshotLogSize == 0 {
+		c.SnapshotLogSize = DefaultSnapshotLogSize
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = DefaultTrailingLogs

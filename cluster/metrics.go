@@ -26,6 +26,7 @@ type metrics struct {
 	notifiesReceived  atomic.Uint64
 	snapshotsRestored atomic.Uint64
 	snapshotsDamaged  atomic.Uint64
+	logSizeSnapshots  atomic.Uint64
 }
 
 func (m *metrics) observeExecute(start time.Time, err error) {
@@ -63,5 +64,6 @@ func (n *Node) Counters() map[string]uint64 {
 		"bootstrap_notifies_total":        m.notifiesReceived.Load(),
 		"startup_snapshot_restores_total": m.snapshotsRestored.Load(),
 		"snapshots_refused_corrupt_total": m.snapshotsDamaged.Load(),
+		"snapshots_by_log_size_total":     m.logSizeSnapshots.Load(),
 	}
 }

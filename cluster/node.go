@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,7 +37,7 @@ type Node struct {
 	transport *raft.NetworkTransport
 	layer     *raftLayer
 	store     *raftboltdb.BoltStore
-	logs      raft.LogStore // store behind the cache of recent entries
+	logs      *meteredLogStore // raft's log store: store, cached and measured
 	mux       *mux
 	server    *http.Server
 	client    *serviceClient
@@ -69,6 +70,12 @@ type Node struct {
 	lease readLease
 	// lastMetaWarn is when reconcile last warned (watch goroutine only).
 	lastMetaWarn time.Time
+
+	// startup is Config.Startup, or a private one.
+	startup *Startup
+	// replayTo is the FSM's applied index at the start while raft is
+	// re-delivering the entries up to it, else 0 (see startReplay).
+	replayTo atomic.Uint64
 
 	metrics metrics
 }
@@ -131,7 +138,8 @@ func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
 		return nil, fmt.Errorf("cluster: create raft directory: %w", err)
 	}
 
-	n = &Node{cfg: cfg, id: cfg.NodeID, logger: logger, base: base, fsm: f, client: newServiceClient()}
+	n = &Node{cfg: cfg, id: cfg.NodeID, logger: logger, base: base, fsm: f, client: newServiceClient(),
+		startup: cmp.Or(cfg.Startup, new(Startup))}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.initReads()
 	n.raftDown = make(chan struct{})
@@ -163,6 +171,8 @@ func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
 	n.mux.serve()
 
 	hlog := n.raftLogger()
+	n.startup.SetPhase(PhaseOpeningLog)
+	n.logger.Info("opening the raft log", "dir", raftDir)
 
 	// Stores: BoltDB for the log and stable state, an in-memory cache of
 	// recent entries in front of it, and files for snapshots.
@@ -174,17 +184,14 @@ func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
 	if err != nil {
 		return n, fmt.Errorf("cluster: open raft log store %s: %w", filepath.Join(raftDir, "raft.db"), err)
 	}
-	logStore, err := raft.NewLogCache(logCacheSize, n.store)
-	if err != nil {
-		return n, fmt.Errorf("cluster: raft log cache: %w", err)
-	}
-	n.logs = logStore
+	n.logs = newMeteredLogStore(newLogCache(n.store, logCacheSize, logCacheBytes), cfg.SnapshotLogSize)
 	// Holding the log store's lock, this is the only process using the
 	// directory: no snapshot is being written.
 	snaps, err := newSnapshotStore(raftDir, snapshotRetain, f.PrepareRestore, n.base.With("component", "snapshots"))
 	if err != nil {
 		return n, fmt.Errorf("cluster: %w", err)
 	}
+	snaps.completed = n.logs.snapshotted
 
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.layer,
@@ -193,7 +200,7 @@ func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
 		Logger:  hlog.Named("transport"),
 	})
 
-	hasState, err := raft.HasExistingState(logStore, n.store, snaps)
+	hasState, err := raft.HasExistingState(n.logs, n.store, snaps)
 	if err != nil {
 		return n, fmt.Errorf("cluster: check existing raft state: %w", err)
 	}
@@ -206,16 +213,17 @@ func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
 		return n, fmt.Errorf("cluster: the database has applied log index %d but %s holds no Raft state: "+
 			"it belongs to another cluster's history; remove the database or restore the Raft directory", f.AppliedIndex(), raftDir)
 	}
-	rc, err := n.raftConfig(hlog, logStore, snaps)
+	rc, err := n.raftConfig(hlog, n.logs, snaps)
 	if err != nil {
 		return n, err
 	}
 	check := &snapshotSendCheck{voteGuard: newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout), damaged: n.replaceDamagedSnapshot}
 	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: check.AppendEntries, ctx: n.ctx, wanted: n.replicationWanted, logger: logger}}
-	n.raft, err = raft.NewRaft(rc, f, logStore, n.store, snaps, trans)
+	n.raft, err = n.newRaft(rc, n.logs, snaps, trans)
 	if err != nil {
 		return n, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	n.startReplay()
 
 	n.server = newServiceServer(n, logger)
 	n.wg.Add(1)
@@ -229,6 +237,8 @@ func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
 	go n.watch()
 	n.wg.Add(1)
 	go n.watchWAL()
+	n.wg.Add(1)
+	go n.watchLogSize()
 
 	logger.Info("raft started", "raft_addr", n.advAddr, "api_addr", cfg.APIAdvAddr, "dir", raftDir, "existing_state", hasState)
 	if hasState && (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) {
@@ -251,6 +261,7 @@ func (n *Node) Form(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(n.ctx, cancel)()
+	n.startup.SetPhase(PhaseFormingCluster)
 	if err := n.form(ctx); err != nil {
 		n.setFormStatus(err.Error())
 		return err
@@ -636,8 +647,9 @@ func (n *Node) LeaderAPIAddr() string {
 }
 
 // Ready returns nil when the node is open, its state machine is healthy
-// (not halted by a failed write), it is part of a cluster (see Form) and it
-// knows a leader. Otherwise its error says which of these is missing.
+// (not halted by a failed write), it is part of a cluster (see Form), it
+// knows a leader and, after a restart, raft has replayed its log up to where
+// the database was. Otherwise its error says which of these is missing.
 func (n *Node) Ready() error {
 	if n.closed.Load() || n.raft.State() == raft.Shutdown {
 		return ErrClosed
@@ -651,7 +663,7 @@ func (n *Node) Ready() error {
 	if n.LeaderID() == "" {
 		return ErrNoLeader
 	}
-	return nil
+	return n.replaying()
 }
 
 // servers returns the latest Raft configuration's servers.

@@ -128,6 +128,9 @@ func (s *storeSink) Close() error {
 	if err := s.store.reap(); err != nil {
 		s.store.logger.Warn("cannot remove old snapshots", "error", err)
 	}
+	if s.store.completed != nil {
+		s.store.completed(s.meta.Index)
+	}
 	return nil
 }
 

@@ -47,6 +47,9 @@ type snapshotStore struct {
 	retain  int                   // how many snapshots are kept
 	prepare func(io.Reader) error // nil: never
 	logger  *slog.Logger
+	// completed, when set, is told the index of each snapshot completed
+	// (taken here or received), from which a restart scans the log.
+	completed func(index uint64)
 }
 
 const (

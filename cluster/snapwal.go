@@ -23,28 +23,22 @@ func (n *Node) watchWAL() {
 	if limit <= 0 {
 		return
 	}
-	t := time.NewTicker(walCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick(n.ctx.Done(), walCheckInterval, func() bool {
 		size := n.fsm.WALSize()
 		if size <= limit {
-			continue
+			return true
 		}
 		n.logger.Info("WAL over its size limit: taking a snapshot", "wal_bytes", size, "limit", limit)
 		err := n.raft.Snapshot().Error()
 		if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
 			if errors.Is(err, raft.ErrRaftShutdown) {
-				return
+				return false
 			}
 			n.logger.Warn("WAL-size snapshot failed", "error", err)
 		}
 		if err := n.fsm.TruncateWAL(n.ctx); err != nil {
 			n.logger.Warn("truncating the WAL failed", "error", err)
 		}
-	}
+		return true
+	})
 }

@@ -37,10 +37,13 @@ func (n *Node) Stats() map[string]any {
 		"snapshot_threshold": n.cfg.SnapshotThreshold,
 		"snapshot_interval":  n.cfg.SnapshotInterval.String(),
 		"trailing_logs":      n.cfg.TrailingLogs,
-		"max_append_entries": uint64(n.cfg.MaxAppendEntries),
-		"counters":           n.Counters(),
-		"sqlite3":            n.fsm.Stats(),
-		"sessions":           n.fsm.SessionStats(),
+		"snapshot_log_size":  n.cfg.SnapshotLogSize,
+		// An upper bound, by less than SnapshotLogSize/64.
+		"log_bytes_since_snapshot": n.logs.pendingBytes(),
+		"max_append_entries":       uint64(n.cfg.MaxAppendEntries),
+		"counters":                 n.Counters(),
+		"sqlite3":                  n.fsm.Stats(),
+		"sessions":                 n.fsm.SessionStats(),
 	}
 	if n.closed.Load() || n.raft.State() == raft.Shutdown {
 		s["raft"] = map[string]any{"state": raft.Shutdown.String(), "voter": false}

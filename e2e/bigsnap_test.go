@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // TestBigSnapshotBench is the large-size bench of snapshots (run by hand,
@@ -257,17 +255,7 @@ func countInLogs(c *cluster, sub string) int { return len(grepLogs(c, sub)) }
 func timeCopy(t *testing.T, src, dst string, cold bool) (cp, cpSync time.Duration) {
 	t.Helper()
 	if cold {
-		f, err := os.Open(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+		evictFromPageCache(t, src)
 	}
 	defer os.Remove(dst)
 	start := time.Now()

@@ -64,9 +64,11 @@
 // Loader, which installs it through Raft's snapshot path (an SQL dump is
 // first built into a fresh SQLite file beside the spool).
 //
-// main then builds the handler with New, serves it with its own http.Server
-// (or Server.Serve) and calls Server.Shutdown (or Close) on the way out so
-// that the write queue is flushed.
+// main serves a Starting handler from the moment the process starts (every
+// request answered 503 "starting" with the phase of the start), builds the
+// API with New once the node is open and hands it over (Starting.Started),
+// and calls Server.Shutdown (or Close) on the way out so that the write
+// queue is flushed.
 //
 // # Status codes
 //
@@ -95,5 +97,6 @@
 //	queue_failed        500     a queued batch could not be applied (with ?wait)
 //	leadership_lost     503     the leader lost leadership while committing: the write may or may not have been applied
 //	unavailable         503     refused for a passing reason before anything was proposed: retrying is safe
+//	starting            503     the node is still starting (see Starting); nothing was done: retry, or ask another node
 //	store_error         500     any other store failure
 package sqlapi

@@ -1,0 +1,93 @@
+package sqlapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
+)
+
+// codeStarting is the code of every answer of a node that is still
+// starting: nothing was done; retry, or ask another node.
+const codeStarting = "starting"
+
+// Starting is a node's HTTP handler from the moment its process starts,
+// so that a restart that has to read its Raft log first is seen to be
+// starting, and why, rather than refusing connections. Until Started hands
+// it the API, it answers every request with 503 and a JSON body carrying
+// code "starting" and the phase of the start; /readyz and /status (with
+// their usual permissions) also carry the progress the phase reports.
+// After Started it passes every request to the API.
+type Starting struct {
+	cfg      Config
+	progress func() StartupProgress
+	api      atomic.Pointer[Server]
+}
+
+// StartupProgress is how far a node's start has got.
+type StartupProgress struct {
+	// Phase names what the node is doing, e.g. "scanning raft log".
+	Phase string
+	// Details are further facts about the phase (entries scanned, ...),
+	// reported under "starting" by /readyz and /status.
+	Details map[string]any
+}
+
+// NewStarting returns the handler of a starting node; progress reports
+// how far the start has got.
+func NewStarting(cfg Config, progress func() StartupProgress) *Starting {
+	return &Starting{cfg: cfg.withDefaults(), progress: progress}
+}
+
+// Started hands every request from now on to api.
+func (s *Starting) Started(api *Server) { s.api.Store(api) }
+
+// startingBody is the JSON answer of a starting node.
+type startingBody struct {
+	Results  json.RawMessage `json:"results,omitempty"`
+	Error    string          `json:"error"`
+	Code     string          `json:"code"`
+	Ready    *bool           `json:"ready,omitempty"`
+	Starting map[string]any  `json:"starting,omitempty"`
+}
+
+func (s *Starting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if api := s.api.Load(); api != nil {
+		api.ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set(versionHeader, s.cfg.Version)
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	var perm string
+	switch path {
+	case "/readyz":
+		perm = PermReady
+	case "/status":
+		perm = PermStatus
+	}
+	if perm != "" && !s.cfg.Auth.allowedAny(r, perm) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="raftlite"`)
+		writeText(w, http.StatusUnauthorized, "unauthorized")
+		return
+	}
+	p := s.progress()
+	body := startingBody{Error: "node is starting: " + p.Phase, Code: codeStarting}
+	switch {
+	case perm != "":
+		ready := false
+		body.Ready = &ready
+		body.Starting = map[string]any{"phase": p.Phase}
+		for k, v := range p.Details {
+			body.Starting[k] = v
+		}
+	case strings.HasPrefix(path, "/db/"):
+		body.Results = json.RawMessage("[]") // the shape of a request-level failure
+	}
+	b, err := json.Marshal(body)
+	if err != nil { // only plain values: cannot happen
+		writeText(w, http.StatusInternalServerError, "encoding the startup state: "+err.Error())
+		return
+	}
+	w.Header().Set("Retry-After", "1")
+	writeJSONBytes(w, http.StatusServiceUnavailable, b, false)
+}
