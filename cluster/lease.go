@@ -78,6 +78,13 @@ func (l *readLease) remaining(term uint64, now time.Time) time.Duration {
 	return l.until.Sub(now)
 }
 
+// transferring reports whether a leadership transfer is under way.
+func (l *readLease) transferring() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.suspended > 0
+}
+
 // suspend revokes the lease until the returned resume is called.
 func (l *readLease) suspend() (resume func()) {
 	l.mu.Lock()

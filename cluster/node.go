@@ -217,12 +217,15 @@ func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
 	if err != nil {
 		return n, err
 	}
-	check := &snapshotSendCheck{voteGuard: newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout), damaged: n.replaceDamagedSnapshot}
+	guard := newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout)
+	check := &snapshotSendCheck{voteGuard: guard, damaged: n.replaceDamagedSnapshot}
 	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: check.AppendEntries, ctx: n.ctx, wanted: n.replicationWanted, logger: logger}}
 	n.raft, err = n.newRaft(rc, n.logs, snaps, trans)
 	if err != nil {
 		return n, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	var state raftState = n.raft
+	guard.raft.Store(&state)
 	n.startReplay()
 
 	n.server = newServiceServer(n, logger)

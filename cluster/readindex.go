@@ -227,9 +227,9 @@ func (n *Node) leaderRound() (uint64, error) {
 // WaitApplied would wait for forever, so it walks down from the commit index
 // to the last entry the FSM applies; entries at or below the FSM's applied
 // index need no look-up. An entry missing from the log lies at or below the
-// latest snapshot, so raft has handed it to the FSM already: had the FSM
-// applied it, its applied index would reach it, so it is one of the entries
-// the FSM never sees.
+// latest snapshot (it may have been compacted during the walk), so raft has
+// handed the FSM every entry up to it, and the FSM's applied index, read
+// again, covers it and everything below.
 func (n *Node) coveringIndex() (uint64, error) {
 	applied := n.fsm.AppliedIndex()
 	for i := n.raft.CommitIndex(); i > applied; i-- {
@@ -237,6 +237,7 @@ func (n *Node) coveringIndex() (uint64, error) {
 		err := n.logs.GetLog(i, &l)
 		switch {
 		case errors.Is(err, raft.ErrLogNotFound):
+			return n.fsm.AppliedIndex(), nil
 		case err != nil:
 			return 0, fmt.Errorf("cluster: read index: log entry %d: %w", i, err)
 		case l.Type == raft.LogCommand || l.Type == raft.LogConfiguration:

@@ -22,9 +22,14 @@ import (
 // sees one slow call instead of a run of failures, so it never backs off,
 // and the follower hears from the leader within resendPause of being back.
 //
-// A call is wanted while this node leads in the request's term and the
-// follower is still in the configuration; otherwise the last error goes
-// back to raft, which then stops replicating to it as before. Resending is
+// A call is wanted while this node leads in the request's term, the
+// follower is still in the configuration at the same address, and no
+// leadership transfer is under way; otherwise the last error goes back to
+// raft, which then stops replicating to it, or retries, as before. (During
+// a transfer raft hands its replication goroutine a deferred error through
+// a one-slot channel that only the goroutine's own loop empties: a resend
+// holding the goroutine would leave a second transfer blocked forever, and
+// with it raft's "leadership transfer in progress" flag.) Resending is
 // safe: AppendEntries is idempotent. Heartbeats, which raft sends on its
 // own schedule with a short capped backoff, and snapshots pass through.
 type resendAppends struct {
@@ -32,7 +37,7 @@ type resendAppends struct {
 	// send is snapshotSendCheck's AppendEntries (a fake in tests).
 	send   func(raft.ServerID, raft.ServerAddress, *raft.AppendEntriesRequest, *raft.AppendEntriesResponse) error
 	ctx    context.Context // the node's: ends the resending on Close
-	wanted func(term uint64, peer raft.ServerID) bool
+	wanted func(term uint64, peer raft.ServerID, addr raft.ServerAddress) bool
 	logger *slog.Logger
 }
 
@@ -53,7 +58,7 @@ func (r *resendAppends) AppendEntries(id raft.ServerID, target raft.ServerAddres
 			return err
 		case <-time.After(resendPause):
 		}
-		if !r.wanted(args.Term, id) {
+		if !r.wanted(args.Term, id, target) {
 			return err
 		}
 		if err = r.send(id, target, args, resp); err == nil {
@@ -69,10 +74,11 @@ func isHeartbeat(req *raft.AppendEntriesRequest) bool {
 	return req.PrevLogEntry == 0 && req.PrevLogTerm == 0 && len(req.Entries) == 0 && req.LeaderCommitIndex == 0
 }
 
-// replicationWanted reports whether this node still leads in term and peer
-// is still in the configuration, i.e. whether raft still replicates to it.
-func (n *Node) replicationWanted(term uint64, peer raft.ServerID) bool {
-	if n.closed.Load() || n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term {
+// replicationWanted reports whether this node still leads in term, peer is
+// still in the configuration at addr, and no leadership transfer is under
+// way: whether a failed AppendEntries to it should be sent again.
+func (n *Node) replicationWanted(term uint64, peer raft.ServerID, addr raft.ServerAddress) bool {
+	if n.closed.Load() || n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term || n.lease.transferring() {
 		return false
 	}
 	servers, err := n.servers()
@@ -81,7 +87,7 @@ func (n *Node) replicationWanted(term uint64, peer raft.ServerID) bool {
 	}
 	for _, s := range servers {
 		if s.ID == peer {
-			return true
+			return s.Address == addr
 		}
 	}
 	return false

@@ -28,7 +28,7 @@ func TestResendAppends(t *testing.T) {
 			return nil
 		},
 		ctx:    context.Background(),
-		wanted: func(uint64, raft.ServerID) bool { return wanted.Load() },
+		wanted: func(uint64, raft.ServerID, raft.ServerAddress) bool { return wanted.Load() },
 		logger: testLogger(t),
 	}
 	entries := &raft.AppendEntriesRequest{Term: 3, PrevLogEntry: 10, PrevLogTerm: 2, Entries: []*raft.Log{{Index: 11, Term: 3}}, LeaderCommitIndex: 10}
