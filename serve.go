@@ -243,7 +243,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	}
 	defer node.Close()
 
-	api := sqlapi.New(acfg, storeAdapter{node})
+	api := sqlapi.New(acfg, node)
 	gate.Started(api)
 	logger.Info("raftlite node started", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 	formErr := make(chan error, 1)
@@ -308,22 +308,6 @@ var clusterErrors = []sqlapi.ErrorMapping{
 	{From: fsm.ErrInvalidLoad, To: sqlapi.ErrBadRequest},
 }
 
-// storeAdapter presents a cluster node as the HTTP layer's Store; only the
-// member list needs converting.
-type storeAdapter struct{ *cluster.Node }
-
 // The HTTP layer's needs are checked here, at compile time, rather than
 // discovered at run time.
-var _ sqlapi.Store = storeAdapter{}
-
-func (a storeAdapter) Members() ([]sqlapi.Member, error) {
-	ms, err := a.Node.Members()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]sqlapi.Member, len(ms))
-	for i, m := range ms {
-		out[i] = sqlapi.Member{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Voter: m.Voter, Leader: m.Leader}
-	}
-	return out, nil
-}
+var _ sqlapi.Store = (*cluster.Node)(nil)

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // Client talks to a raftlite cluster. It is safe for concurrent use; see the
@@ -105,7 +107,7 @@ func defaultHTTPClient() (*http.Client, *http.Transport) {
 // options. It shares c's session, index tracking, node preference and
 // connections, so it is cheap to make per call:
 //
-//	resp, err := c.With(client.WithLevel(client.LevelNone)).Query(ctx, client.SQL("SELECT 1"))
+//	resp, err := c.With(client.WithLevel(api.LevelNone)).Query(ctx, client.SQL("SELECT 1"))
 //
 // An invalid option makes every call of the returned Client fail.
 func (c *Client) With(opts ...Option) *Client {
@@ -205,7 +207,7 @@ func (c *Client) dbRequest(path string, body []byte) *request {
 
 // addReadParams adds the read consistency parameters.
 func (c *Client) addReadParams(q *params) {
-	if c.opts.level != LevelDefault {
+	if c.opts.level != api.LevelDefault {
 		q.set("level", string(c.opts.level))
 	}
 	if c.opts.freshness > 0 {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // newTestClient makes a Client with short retry delays for tests.
@@ -417,10 +419,10 @@ func TestReadsCarryMinIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.With(WithLevel(LevelNone)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
+	if _, err := c.With(WithLevel(api.LevelNone)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.With(WithMinIndex(10), WithLevel(LevelStrong)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
+	if _, err := c.With(WithMinIndex(10), WithLevel(api.LevelStrong)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
 		t.Fatal(err)
 	}
 	calls := fc.callsTo("/db/query")
@@ -460,7 +462,7 @@ func TestCallOptionsOnTheWire(t *testing.T) {
 	n := fc.node("a")
 	c := newTestClient(t, Config{Nodes: []string{n.srv.URL}})
 	ctx := context.Background()
-	tc := c.With(WithTransaction(), WithTimings(), WithFreshness(time.Second, true), WithLevel(LevelAuto), WithTimeout(3*time.Second))
+	tc := c.With(WithTransaction(), WithTimings(), WithFreshness(time.Second, true), WithLevel(api.LevelAuto), WithTimeout(3*time.Second))
 	if _, err := tc.Request(ctx, insert(1), SQL("SELECT v FROM t")); err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +585,7 @@ func TestConcurrentUse(t *testing.T) {
 				if _, err := c.Execute(ctx, insert(v)); err != nil {
 					errs <- fmt.Errorf("Execute %s: %w", v, err)
 				}
-				if _, err := c.With(WithLevel(LevelNone)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
+				if _, err := c.With(WithLevel(api.LevelNone)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
 					errs <- fmt.Errorf("Query: %w", err)
 				}
 				_ = c.SessionID()

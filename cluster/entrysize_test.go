@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // TestEntryTooLargeNotProposed: a write that encodes to more than
@@ -15,7 +15,7 @@ func TestEntryTooLargeNotProposed(t *testing.T) {
 	leader := nodes[0]
 	createTable(t, leader)
 	before := leader.raft.LastIndex()
-	_, err := leader.Execute(ctxT(t), &fsm.Request{Statements: []fsm.Statement{
+	_, err := leader.Execute(ctxT(t), &api.Request{Statements: []api.Statement{
 		stmt("INSERT INTO foo(id, v) VALUES(1, ?)", strings.Repeat("x", 64<<10)),
 	}})
 	if !errors.Is(err, ErrEntryTooLarge) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -369,10 +370,10 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func stmt(sql string, args ...any) fsm.Statement {
-	s := fsm.Statement{SQL: sql}
+func stmt(sql string, args ...any) api.Statement {
+	s := api.Statement{SQL: sql}
 	for _, a := range args {
-		s.Params = append(s.Params, fsm.Param{Value: a})
+		s.Params = append(s.Params, api.Param{Value: a})
 	}
 	return s
 }
@@ -380,7 +381,7 @@ func stmt(sql string, args ...any) fsm.Statement {
 // exec runs idempotent statements on n, or on the current leader of n's
 // group if leadership moved (a spurious election on a loaded machine is
 // legitimate), and fails the test on any other error.
-func exec(t *testing.T, n *testNode, stmts ...fsm.Statement) *fsm.Response {
+func exec(t *testing.T, n *testNode, stmts ...api.Statement) *api.Response {
 	t.Helper()
 	resp, err := tryExec(n, stmts...)
 	if err != nil {
@@ -390,10 +391,10 @@ func exec(t *testing.T, n *testNode, stmts ...fsm.Statement) *fsm.Response {
 }
 
 // tryExec is exec for any goroutine.
-func tryExec(n *testNode, stmts ...fsm.Statement) (*fsm.Response, error) {
+func tryExec(n *testNode, stmts ...api.Statement) (*api.Response, error) {
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := n.Execute(ctx, &fsm.Request{Statements: stmts})
+		resp, err := n.Execute(ctx, &api.Request{Statements: stmts})
 		cancel()
 		retryable := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipTransfer) || IsAmbiguous(err)
 		if err != nil && retryable && attempt < 10 {
@@ -429,7 +430,7 @@ func insertRow(t *testing.T, leader *testNode, id int) uint64 {
 	return exec(t, leader, insertStmt(id)).Index
 }
 
-func insertStmt(id int) fsm.Statement {
+func insertStmt(id int) api.Statement {
 	return stmt("INSERT OR REPLACE INTO foo(id, v) VALUES(?, ?)", int64(id), int64(id*10))
 }
 
@@ -445,9 +446,9 @@ func insertRows(t *testing.T, leader *testNode, from, count int) uint64 {
 }
 
 // rows reads all of table foo from n's local copy.
-func rows(t *testing.T, n *testNode) [][]fsm.Value {
+func rows(t *testing.T, n *testNode) [][]api.Value {
 	t.Helper()
-	res, err := n.Query(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("SELECT id, v FROM foo ORDER BY id")}})
+	res, err := n.Query(ctxT(t), &api.Request{Statements: []api.Statement{stmt("SELECT id, v FROM foo ORDER BY id")}})
 	if err != nil {
 		t.Fatalf("query on %s: %v", n.id, err)
 	}
@@ -475,13 +476,13 @@ func waitSame(t *testing.T, index uint64, nodes ...*testNode) int {
 	return len(want)
 }
 
-func memberIDs(t *testing.T, n *testNode) map[string]Member {
+func memberIDs(t *testing.T, n *testNode) map[string]api.Member {
 	t.Helper()
 	ms, err := n.Members()
 	if err != nil {
 		t.Fatalf("members on %s: %v", n.id, err)
 	}
-	out := make(map[string]Member, len(ms))
+	out := make(map[string]api.Member, len(ms))
 	for _, m := range ms {
 		out[m.ID] = m
 	}

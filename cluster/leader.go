@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -233,7 +234,7 @@ func (n *Node) applyMeta(ctx context.Context, cmd *fsm.Command) error {
 	switch v := res.(type) {
 	case error:
 		return fmt.Errorf("FSM: %w", v)
-	case *fsm.Response:
+	case *api.Response:
 		if v != nil && v.Err != nil {
 			return fmt.Errorf("FSM: %w", v.Err)
 		}

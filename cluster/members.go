@@ -7,30 +7,22 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftlite/raftlite/api"
 )
 
-// Member is one server of the Raft configuration with its replicated
-// metadata.
-type Member struct {
-	ID       string
-	RaftAddr string
-	APIAddr  string // "" until the member's metadata is recorded
-	Voter    bool
-	Leader   bool
-}
-
 // Members returns the cluster's servers, sorted by ID.
-func (n *Node) Members() ([]Member, error) {
+func (n *Node) Members() ([]api.Member, error) {
 	servers, err := n.servers()
 	if err != nil {
 		return nil, err
 	}
 	nodes := n.fsm.Nodes()
 	leader := n.LeaderID()
-	out := make([]Member, 0, len(servers))
+	out := make([]api.Member, 0, len(servers))
 	for _, s := range servers {
 		id := string(s.ID)
-		out = append(out, Member{
+		out = append(out, api.Member{
 			ID:       id,
 			RaftAddr: string(s.Address),
 			APIAddr:  nodes[id].APIAddr,

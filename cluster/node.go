@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -467,7 +468,7 @@ func (n *Node) APIAddr() string { return n.cfg.APIAdvAddr }
 // not in the returned error. Errors for which IsAmbiguous is true
 // (ErrLeadershipLost, ErrCommitTimeout) mean the write may or may not have
 // been applied. Concurrent calls pipeline: raft batches them.
-func (n *Node) Execute(ctx context.Context, req *fsm.Request) (resp *fsm.Response, err error) {
+func (n *Node) Execute(ctx context.Context, req *api.Request) (resp *api.Response, err error) {
 	start := time.Now()
 	defer func() { n.metrics.observeExecute(start, err) }()
 	if req == nil {
@@ -478,7 +479,7 @@ func (n *Node) Execute(ctx context.Context, req *fsm.Request) (resp *fsm.Respons
 		return nil, err
 	}
 	switch v := res.(type) {
-	case *fsm.Response:
+	case *api.Response:
 		if v == nil {
 			return nil, errors.New("cluster: execute: FSM returned a nil response")
 		}
@@ -574,12 +575,12 @@ func (n *Node) markRaftDown() {
 
 // Query reads the local copy of the database (no consistency check; callers
 // check leadership, a read index or freshness first as their level needs).
-func (n *Node) Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, error) {
+func (n *Node) Query(ctx context.Context, req *api.Request) ([]api.Result, error) {
 	return n.fsm.Query(ctx, req)
 }
 
 // AllReadOnly reports whether every statement of req is read-only.
-func (n *Node) AllReadOnly(ctx context.Context, req *fsm.Request) (bool, error) {
+func (n *Node) AllReadOnly(ctx context.Context, req *api.Request) (bool, error) {
 	return n.fsm.AllReadOnly(ctx, req)
 }
 

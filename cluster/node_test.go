@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 func TestSingleNodeBootstrapExecuteQuery(t *testing.T) {
@@ -109,7 +109,7 @@ func TestThreeNodeBootstrapExpect(t *testing.T) {
 	// Followers refuse writes without proposing them.
 	leader = waitLeader(t, nodes...)
 	for _, f := range followers(leader, nodes...) {
-		_, err := f.Execute(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("INSERT INTO foo(v) VALUES(1)")}})
+		_, err := f.Execute(ctxT(t), &api.Request{Statements: []api.Statement{stmt("INSERT INTO foo(v) VALUES(1)")}})
 		if !errors.Is(err, ErrNotLeader) {
 			t.Fatalf("Execute on follower %s: %v, want ErrNotLeader", f.id, err)
 		}
@@ -455,7 +455,7 @@ func TestExecuteErrors(t *testing.T) {
 	// An expired context: nothing is proposed.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := n.Execute(ctx, &fsm.Request{Statements: []fsm.Statement{stmt("INSERT INTO foo(v) VALUES(1)")}})
+	_, err := n.Execute(ctx, &api.Request{Statements: []api.Statement{stmt("INSERT INTO foo(v) VALUES(1)")}})
 	if !errors.Is(err, ErrTimeout) || IsAmbiguous(err) {
 		t.Fatalf("Execute with cancelled context = %v", err)
 	}
@@ -463,7 +463,7 @@ func TestExecuteErrors(t *testing.T) {
 		t.Fatal("Execute(nil) succeeded")
 	}
 	// Statement errors are results, not errors.
-	resp, err := n.Execute(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("INSERT INTO nosuch VALUES(1)")}})
+	resp, err := n.Execute(ctxT(t), &api.Request{Statements: []api.Statement{stmt("INSERT INTO nosuch VALUES(1)")}})
 	if err != nil || len(resp.Results) != 1 || resp.Results[0].Error == "" {
 		t.Fatalf("statement error: %+v, %v", resp, err)
 	}
@@ -474,7 +474,7 @@ func TestExecuteErrors(t *testing.T) {
 	if err := n.Node.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := n.Execute(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("SELECT 1")}}); !errors.Is(err, ErrClosed) {
+	if _, err := n.Execute(ctxT(t), &api.Request{Statements: []api.Statement{stmt("SELECT 1")}}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Execute after close = %v", err)
 	}
 	if err := n.Ready(); !errors.Is(err, ErrClosed) {

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/raftlite/raftlite/internal/sqltest"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/raftlite/raftlite/internal/sqltest"
 )
 
 // schemaRows is every object of a database but raftlite's own.

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // Client sessions: exactly-once writes (API.md, "Exactly-once writes").
@@ -148,9 +150,9 @@ func migrateSessionTable(ctx context.Context, db sqlExecQueryer) error {
 // upgrade into ErrSeqReused. Statements are encoded one at a time into
 // one buffer, so the cost is a hash pass and a copy of the largest
 // statement.
-func requestDigest(r *Request) ([]byte, error) {
+func requestDigest(r *api.Request) ([]byte, error) {
 	h := sha256.New()
-	buf := binary.AppendUvarint(append(make([]byte, 0, 256), r.flags()), uint64(len(r.Statements)))
+	buf := binary.AppendUvarint(append(make([]byte, 0, 256), requestFlags(r)), uint64(len(r.Statements)))
 	h.Write(buf)
 	for i := range r.Statements {
 		var err error
@@ -300,7 +302,7 @@ func (f *FSM) sweepSessions(ctx context.Context, ts int64, oldest *int64, d *ses
 // digest is the request's requestDigest. It returns a response when the
 // request must not execute (a retry, or a session error), or nil, with
 // known telling whether the session exists.
-func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []byte, d *sessionCounts) (resp *Response, known bool, err error) {
+func (f *FSM) sessionCheck(ctx context.Context, e entry, req *api.Request, digest []byte, d *sessionCounts) (resp *api.Response, known bool, err error) {
 	ss := &f.w.sess
 	var (
 		last         int64
@@ -327,11 +329,11 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []
 	}
 
 	if req.Seq == 0 {
-		return &Response{Index: e.Index, Err: ErrBadSequence}, known, nil
+		return &api.Response{Index: e.Index, Err: ErrBadSequence}, known, nil
 	}
 	if !known {
 		if req.Seq > 1 {
-			return &Response{Index: e.Index, Err: ErrUnknownSession}, false, nil
+			return &api.Response{Index: e.Index, Err: ErrUnknownSession}, false, nil
 		}
 		return nil, false, nil
 	}
@@ -339,12 +341,12 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []
 	case req.Seq > seq:
 		return nil, true, nil
 	case req.Seq < seq:
-		return &Response{Index: e.Index, Err: ErrSeqSuperseded}, true, nil
+		return &api.Response{Index: e.Index, Err: ErrSeqSuperseded}, true, nil
 	}
 	if storedDigest != nil && !bytes.Equal(storedDigest, digest) {
 		// Not a retry: the number was used for another request. The
 		// session is left as it was, so the true retry still works.
-		return &Response{Index: e.Index, Err: ErrSeqReused}, true, nil
+		return &api.Response{Index: e.Index, Err: ErrSeqReused}, true, nil
 	}
 	// A retry of the last write: answer from memory. Using the session
 	// keeps it alive.
@@ -357,7 +359,7 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []
 		// Every replica holds the same bytes and fails alike; this is a
 		// damaged row, not a reason to halt the cluster.
 		f.logger.Error("remembered session response is unreadable", "client_id", req.ClientID, "seq", req.Seq, "error", derr)
-		return &Response{Index: e.Index, Err: fmt.Errorf("remembered response of session %q seq %d is unreadable: %w", req.ClientID, req.Seq, derr)}, true, nil
+		return &api.Response{Index: e.Index, Err: fmt.Errorf("remembered response of session %q seq %d is unreadable: %w", req.ClientID, req.Seq, derr)}, true, nil
 	}
 	resp.Deduplicated = true
 	return resp, true, nil
@@ -366,7 +368,7 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []
 // sessionRecord remembers resp as the outcome of the request's sequence
 // number, with the request's digest. *oldest is the batch's lower bound of
 // the oldest last_seen (see sweepSessions).
-func (f *FSM) sessionRecord(ctx context.Context, e entry, req *Request, digest []byte, resp *Response, known bool, oldest *int64, d *sessionCounts) error {
+func (f *FSM) sessionRecord(ctx context.Context, e entry, req *api.Request, digest []byte, resp *api.Response, known bool, oldest *int64, d *sessionCounts) error {
 	if _, err := f.w.sess.put.ExecContext(ctx, req.ClientID, int64(req.Seq), encodeResponse(resp), e.Timestamp, digest); err != nil {
 		return fmt.Errorf("store session: %w", err)
 	}
@@ -407,7 +409,7 @@ const resultQueryShape = 1 << 0
 //	result: flags byte | error string | last insert id varint | rows affected varint
 //	        [query shape]: n × column string | n × type string | n × row
 //	        (each counted by a uvarint; a row is n uvarint | n × value)
-func encodeResponse(r *Response) []byte {
+func encodeResponse(r *api.Response) []byte {
 	b := make([]byte, 0, 16+16*len(r.Results))
 	b = append(b, responseVersion)
 	b = binary.AppendUvarint(b, r.Index)
@@ -452,7 +454,7 @@ func encodeResponse(r *Response) []byte {
 }
 
 // decodeResponse decodes encodeResponse's output.
-func decodeResponse(b []byte) (*Response, error) {
+func decodeResponse(b []byte) (*api.Response, error) {
 	d := decoder{b: b}
 	v, err := d.byte()
 	if err != nil {
@@ -461,7 +463,7 @@ func decodeResponse(b []byte) (*Response, error) {
 	if v != responseVersion {
 		return nil, fmt.Errorf("unsupported response version %d", v)
 	}
-	r := &Response{}
+	r := &api.Response{}
 	if r.Index, err = d.uvarint(); err != nil {
 		return nil, err
 	}
@@ -469,7 +471,7 @@ func decodeResponse(b []byte) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Results = make([]Result, n)
+	r.Results = make([]api.Result, n)
 	for i := range r.Results {
 		res := &r.Results[i]
 		flags, err := d.byte()
@@ -502,14 +504,14 @@ func decodeResponse(b []byte) (*Response, error) {
 			return nil, err
 		}
 		if nr > 0 {
-			res.Rows = make([][]Value, nr)
+			res.Rows = make([][]api.Value, nr)
 		}
 		for j := range res.Rows {
 			nv, err := d.count()
 			if err != nil {
 				return nil, err
 			}
-			row := make([]Value, nv)
+			row := make([]api.Value, nv)
 			for k := range row {
 				if row[k], err = d.value(); err != nil {
 					return nil, err

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/raftlite/raftlite/internal/sqltest"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/raftlite/raftlite/internal/sqltest"
 
 	"github.com/raftlite/raftlite/fsm"
 )

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 func TestStatus(t *testing.T) {
@@ -85,7 +87,7 @@ func TestNodesAndLeader(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	members := []Member{
+	members := []api.Member{
 		{ID: "1", RaftAddr: "127.0.0.1:4002", APIAddr: p.leaderTS.URL, Voter: true, Leader: true},
 		{ID: "2", RaftAddr: "127.0.0.1:4012", APIAddr: p.followerTS.URL, Voter: true},
 		{ID: "3", RaftAddr: "127.0.0.1:4022", APIAddr: "http://" + dead, Voter: true},

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 func (p *params) encodeOpts(ep endpoint) encodeOpts {
@@ -38,7 +38,7 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params
 		s.queuedExecute(w, r, p, body, stmts)
 		return
 	}
-	req := &fsm.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
+	req := &api.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
 	s.write(w, r, p, epExecute, body, req)
 }
 
@@ -46,7 +46,7 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params
 // requested consistency level.
 func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) {
 	var body []byte
-	var stmts []fsm.Statement
+	var stmts []api.Statement
 	if r.Method == http.MethodGet {
 		if strings.TrimSpace(p.q) == "" {
 			if p.hasQ {
@@ -56,7 +56,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 			}
 			return
 		}
-		stmts = []fsm.Statement{{SQL: p.q}}
+		stmts = []api.Statement{{SQL: p.q}}
 	} else {
 		var ok bool
 		if body, ok = s.readBody(w, r); !ok {
@@ -69,7 +69,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 		}
 	}
 	s.metrics.statements[epQuery].Add(float64(len(stmts)))
-	s.read(w, r, p, epQuery, body, &fsm.Request{Statements: stmts, Transaction: p.tx})
+	s.read(w, r, p, epQuery, body, &api.Request{Statements: stmts, Transaction: p.tx})
 }
 
 // handleRequest serves POST /db/request: a read-only request is a read at
@@ -86,7 +86,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params
 		return
 	}
 	s.metrics.statements[epRequest].Add(float64(len(stmts)))
-	req := &fsm.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
+	req := &api.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
 	ctx, cancel := requestContext(r, p)
 	ro, err := s.store.AllReadOnly(ctx, req)
 	cancel()
@@ -102,7 +102,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params
 
 // write runs req through the Raft log on the leader, or sends the request
 // to the leader.
-func (s *Server) write(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, req *fsm.Request) {
+func (s *Server) write(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, req *api.Request) {
 	if !s.store.IsLeader() {
 		s.toLeader(w, r, p, ep, body)
 		return
@@ -138,7 +138,7 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, p *params, 
 }
 
 // writeExecuted answers with what applying a log entry produced.
-func (s *Server) writeExecuted(w http.ResponseWriter, p *params, ep endpoint, resp *fsm.Response) {
+func (s *Server) writeExecuted(w http.ResponseWriter, p *params, ep endpoint, resp *api.Response) {
 	o := p.encodeOpts(ep)
 	if resp == nil {
 		writeRequestError(w, &requestError{http.StatusInternalServerError, codeStoreError, "store returned no response"}, o)
@@ -159,16 +159,16 @@ func (s *Server) writeExecuted(w http.ResponseWriter, p *params, ep endpoint, re
 }
 
 // read serves a read at the requested consistency level.
-func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, req *fsm.Request) {
+func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, req *api.Request) {
 	lvl := p.level
-	if lvl == levelAuto {
-		lvl = levelWeak
+	if lvl == api.LevelAuto {
+		lvl = api.LevelWeak
 		if !s.isVoter() {
-			lvl = levelNone
+			lvl = api.LevelNone
 		}
 	}
 	ri, hasReadIndex := s.store.(ReadIndexer)
-	leaderOnly := lvl == levelWeak || lvl == levelStrong || (lvl == levelLinearizable && !hasReadIndex)
+	leaderOnly := lvl == api.LevelWeak || lvl == api.LevelStrong || (lvl == api.LevelLinearizable && !hasReadIndex)
 	if leaderOnly && !s.store.IsLeader() {
 		s.toLeader(w, r, p, ep, body)
 		return
@@ -177,7 +177,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 	defer cancel()
 	minIndex := p.minIndex
 	switch lvl {
-	case levelNone:
+	case api.LevelNone:
 		if p.freshness > 0 && !s.store.IsLeader() {
 			if re := s.checkFresh(p); re != nil {
 				s.metrics.staleReads.Inc()
@@ -185,7 +185,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 				return
 			}
 		}
-	case levelLinearizable:
+	case api.LevelLinearizable:
 		if hasReadIndex {
 			// Any node: the leader proves its leadership and names an
 			// index; the read waits for the local copy to reach it.
@@ -199,7 +199,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 			s.storeFailed(w, r, p, ep, body, err)
 			return
 		}
-	case levelStrong:
+	case api.LevelStrong:
 		// Through the log: every earlier entry is applied before this one,
 		// so min_index needs no wait.
 		strong := *req

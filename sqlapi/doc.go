@@ -18,19 +18,19 @@
 // # Wiring
 //
 // *cluster.Node has every Store method except that its Members returns
-// []cluster.Member, so package main wraps it in a tiny adapter (optional
+// []api.Member, so package main wraps it in a tiny adapter (optional
 // interfaces such as ReadIndexer are promoted through the embedding):
 //
 //	type storeAdapter struct{ *cluster.Node }
 //
-//	func (a storeAdapter) Members() ([]sqlapi.Member, error) {
+//	func (a storeAdapter) Members() ([]api.Member, error) {
 //		ms, err := a.Node.Members()
 //		if err != nil {
 //			return nil, err
 //		}
-//		out := make([]sqlapi.Member, len(ms))
+//		out := make([]api.Member, len(ms))
 //		for i, m := range ms {
-//			out[i] = sqlapi.Member{ID: m.ID, RaftAddr: m.RaftAddr,
+//			out[i] = api.Member{ID: m.ID, RaftAddr: m.RaftAddr,
 //				APIAddr: m.APIAddr, Voter: m.Voter, Leader: m.Leader}
 //		}
 //		return out, nil

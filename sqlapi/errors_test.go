@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // TestEveryErrorIsJSONWithCode walks the API's error paths (routing, auth,
@@ -22,7 +22,7 @@ func TestEveryErrorIsJSONWithCode(t *testing.T) {
 	}
 	_, authed := newTestServer(t, leaderStore(), func(c *Config) { c.Auth = auth })
 	panicking := leaderStore()
-	panicking.queryFn = func(context.Context, *fsm.Request) ([]fsm.Result, error) { panic("boom") }
+	panicking.queryFn = func(context.Context, *api.Request) ([]api.Result, error) { panic("boom") }
 	_, broken := newTestServer(t, panicking, nil)
 	_, leader := newTestServer(t, leaderStore(), func(c *Config) { c.MaxBodyBytes = 64 })
 	_, leaderless := newTestServer(t, &fakeStore{}, func(c *Config) { c.LeaderWait = 20 * time.Millisecond })

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // fakeStore is a Store for unit tests of routing, parsing and encoding.
@@ -24,7 +24,7 @@ type fakeStore struct {
 	leaderAPI string
 	// leaderAPICalls counts LeaderAPIAddr calls.
 	leaderAPICalls int
-	members        []Member
+	members        []api.Member
 	ready          error
 	stats          map[string]any
 	verifyErr      error
@@ -34,20 +34,20 @@ type fakeStore struct {
 	caughtUp    bool
 	appliedAt   time.Time
 
-	execFn  func(ctx context.Context, req *fsm.Request) (*fsm.Response, error)
-	queryFn func(ctx context.Context, req *fsm.Request) ([]fsm.Result, error)
-	roFn    func(req *fsm.Request) (bool, error)
+	execFn  func(ctx context.Context, req *api.Request) (*api.Response, error)
+	queryFn func(ctx context.Context, req *api.Request) ([]api.Result, error)
+	roFn    func(req *api.Request) (bool, error)
 	waitFn  func(ctx context.Context, idx uint64) error
 
-	executed []*fsm.Request
-	queried  []*fsm.Request
+	executed []*api.Request
+	queried  []*api.Request
 	waited   []uint64
 	verified int
 	removed  []string
 	stepped  []string
 }
 
-func (f *fakeStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Response, error) {
+func (f *fakeStore) Execute(ctx context.Context, req *api.Request) (*api.Response, error) {
 	f.mu.Lock()
 	f.executed = append(f.executed, req)
 	fn, leader := f.execFn, f.leader
@@ -58,18 +58,18 @@ func (f *fakeStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Respons
 	if fn != nil {
 		return fn(ctx, req)
 	}
-	res := make([]fsm.Result, len(req.Statements))
+	res := make([]api.Result, len(req.Statements))
 	for i := range res {
 		if req.ReadOnly {
-			res[i] = fsm.Result{Columns: []string{"n"}, Types: []string{"integer"}, Rows: [][]fsm.Value{{int64(1)}}}
+			res[i] = api.Result{Columns: []string{"n"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(1)}}}
 		} else {
-			res[i] = fsm.Result{LastInsertID: int64(i + 1), RowsAffected: 1}
+			res[i] = api.Result{LastInsertID: int64(i + 1), RowsAffected: 1}
 		}
 	}
-	return &fsm.Response{Results: res, Index: 42}, nil
+	return &api.Response{Results: res, Index: 42}, nil
 }
 
-func (f *fakeStore) Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, error) {
+func (f *fakeStore) Query(ctx context.Context, req *api.Request) ([]api.Result, error) {
 	f.mu.Lock()
 	f.queried = append(f.queried, req)
 	fn := f.queryFn
@@ -77,14 +77,14 @@ func (f *fakeStore) Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, 
 	if fn != nil {
 		return fn(ctx, req)
 	}
-	res := make([]fsm.Result, len(req.Statements))
+	res := make([]api.Result, len(req.Statements))
 	for i := range res {
-		res[i] = fsm.Result{Columns: []string{"n"}, Types: []string{"integer"}, Rows: [][]fsm.Value{{int64(1)}}}
+		res[i] = api.Result{Columns: []string{"n"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(1)}}}
 	}
 	return res, nil
 }
 
-func (f *fakeStore) AllReadOnly(ctx context.Context, req *fsm.Request) (bool, error) {
+func (f *fakeStore) AllReadOnly(ctx context.Context, req *api.Request) (bool, error) {
 	f.mu.Lock()
 	fn := f.roFn
 	f.mu.Unlock()
@@ -121,10 +121,10 @@ func (f *fakeStore) LeaderAPIAddr() string {
 
 func (f *fakeStore) leaderLookups() int { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderAPICalls }
 
-func (f *fakeStore) Members() ([]Member, error) {
+func (f *fakeStore) Members() ([]api.Member, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Member(nil), f.members...), nil
+	return append([]api.Member(nil), f.members...), nil
 }
 
 func (f *fakeStore) Remove(ctx context.Context, id string) error {

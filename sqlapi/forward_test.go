@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // recorder remembers the requests a server received.
@@ -283,7 +283,7 @@ func TestForwardNotLeaderFromExecute(t *testing.T) {
 	p := newPair(t, nil)
 	p.follower.set(func(f *fakeStore) { f.leader = true })
 	p.follower.set(func(f *fakeStore) {
-		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return nil, ErrNotLeader }
+		f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return nil, ErrNotLeader }
 	})
 	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute", "", `["X"]`)
 	if code != 200 || p.leader.executedCount() != 1 {
@@ -304,7 +304,7 @@ func TestErrorMapping(t *testing.T) {
 	// cluster's words) that it does not: the write goes to the leader.
 	p.follower.set(func(f *fakeStore) {
 		f.leader = true
-		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) {
+		f.execFn = func(context.Context, *api.Request) (*api.Response, error) {
 			return nil, fmt.Errorf("execute: %w", errClusterNotLeader)
 		}
 	})
@@ -312,7 +312,7 @@ func TestErrorMapping(t *testing.T) {
 		t.Fatalf("mapped not-leader: %d %s", code, body)
 	}
 	p.follower.set(func(f *fakeStore) {
-		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return nil, errClusterBusy }
+		f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return nil, errClusterBusy }
 	})
 	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute", "", `["X"]`)
 	if code != 503 || body != `{"results":[],"error":"cluster: busy","code":"unavailable"}` {

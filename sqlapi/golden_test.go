@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -30,7 +31,7 @@ type fsmStore struct {
 	index uint64
 }
 
-func (s *fsmStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Response, error) {
+func (s *fsmStore) Execute(ctx context.Context, req *api.Request) (*api.Response, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	data, err := fsm.EncodeCommand(&fsm.Command{Type: fsm.CmdExecute, Timestamp: time.Now().UnixNano(), Seed: 1, Request: req})
@@ -40,7 +41,7 @@ func (s *fsmStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Response
 	s.index++
 	out := s.f.ApplyBatch([]*raft.Log{{Index: s.index, Term: 1, Type: raft.LogCommand, Data: data, AppendedAt: time.Now()}})[0]
 	switch v := out.(type) {
-	case *fsm.Response:
+	case *api.Response:
 		return v, nil
 	case error:
 		return nil, v
@@ -48,18 +49,18 @@ func (s *fsmStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Response
 	return nil, fmt.Errorf("unexpected apply result %T", out)
 }
 
-func (s *fsmStore) Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, error) {
+func (s *fsmStore) Query(ctx context.Context, req *api.Request) ([]api.Result, error) {
 	return s.f.Query(ctx, req)
 }
 
-func (s *fsmStore) AllReadOnly(ctx context.Context, req *fsm.Request) (bool, error) {
+func (s *fsmStore) AllReadOnly(ctx context.Context, req *api.Request) (bool, error) {
 	return s.f.AllReadOnly(ctx, req)
 }
 func (s *fsmStore) IsLeader() bool                                  { return true }
 func (s *fsmStore) VerifyLeader(context.Context) error              { return nil }
 func (s *fsmStore) LeaderID() string                                { return "1" }
 func (s *fsmStore) LeaderAPIAddr() string                           { return "" }
-func (s *fsmStore) Members() ([]Member, error)                      { return nil, nil }
+func (s *fsmStore) Members() ([]api.Member, error)                  { return nil, nil }
 func (s *fsmStore) Remove(context.Context, string) error            { return nil }
 func (s *fsmStore) StepDown(context.Context, string) error          { return nil }
 func (s *fsmStore) WaitApplied(ctx context.Context, i uint64) error { return s.f.WaitApplied(ctx, i) }

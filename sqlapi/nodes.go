@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // node is one member as /nodes and /leader show it. Field order and
@@ -38,7 +40,7 @@ func (s *Server) probeTimeout(r *http.Request) time.Duration {
 
 // probe fills in whether m's API answers, its version and the round trip
 // time. This node answers for itself without a network round trip.
-func (s *Server) probe(ctx context.Context, m Member, timeout time.Duration) *node {
+func (s *Server) probe(ctx context.Context, m api.Member, timeout time.Duration) *node {
 	n := &node{ID: m.ID, APIAddr: normalizeURL(m.APIAddr), Addr: m.RaftAddr, Voter: m.Voter}
 	start := time.Now()
 	defer func() {
@@ -80,7 +82,7 @@ func (s *Server) probe(ctx context.Context, m Member, timeout time.Duration) *no
 }
 
 // probeAll probes members in parallel.
-func (s *Server) probeAll(ctx context.Context, members []Member, timeout time.Duration) []*node {
+func (s *Server) probeAll(ctx context.Context, members []api.Member, timeout time.Duration) []*node {
 	out := make([]*node, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
@@ -147,7 +149,7 @@ func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request, p *params)
 		return
 	}
 	leaderID := s.store.LeaderID()
-	var leader *Member
+	var leader *api.Member
 	for i := range members {
 		if members[i].Leader || (leaderID != "" && members[i].ID == leaderID) {
 			leader = &members[i]

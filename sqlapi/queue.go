@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -41,7 +42,7 @@ var (
 
 // queuedWrite is one accepted queued request.
 type queuedWrite struct {
-	stmts []fsm.Statement
+	stmts []api.Statement
 	size  int // fsm.StatementsSize(stmts)
 	seq   int64
 	auth  string     // Authorization header, used if the batch is forwarded
@@ -111,7 +112,7 @@ func (q *writeQueue) newSession() {
 // enqueue accepts stmts and returns their sequence number and, when wait,
 // a channel that receives the outcome of their batch. It fails when the
 // queue stays full until ctx ends, or is shut down.
-func (q *writeQueue) enqueue(ctx context.Context, stmts []fsm.Statement, wait bool, auth string) (int64, <-chan error, error) {
+func (q *writeQueue) enqueue(ctx context.Context, stmts []api.Statement, wait bool, auth string) (int64, <-chan error, error) {
 	if q.stopped.Load() {
 		return 0, nil, errQueueClosed
 	}
@@ -232,7 +233,7 @@ func (q *writeQueue) fits(batch []*queuedWrite, size int, it *queuedWrite) bool 
 
 // flush applies one batch and tells its waiters.
 func (q *writeQueue) flush(batch []*queuedWrite) {
-	var stmts []fsm.Statement
+	var stmts []api.Statement
 	maxSeq := int64(0)
 	for _, it := range batch {
 		stmts = append(stmts, it.stmts...)
@@ -262,7 +263,7 @@ func (q *writeQueue) flush(batch []*queuedWrite) {
 
 // apply applies stmts as one log entry, retrying transient failures until
 // it succeeds, fails for good, or the queue is shut down.
-func (q *writeQueue) apply(stmts []fsm.Statement, auth string) error {
+func (q *writeQueue) apply(stmts []api.Statement, auth string) error {
 	if len(stmts) == 0 {
 		return nil
 	}
@@ -308,7 +309,7 @@ func (e *transientError) Temporary() bool { return true }
 
 // applyOnce makes one attempt: Execute when this node leads, else forward
 // the batch to the leader.
-func (q *writeQueue) applyOnce(stmts []fsm.Statement, auth string) error {
+func (q *writeQueue) applyOnce(stmts []api.Statement, auth string) error {
 	if q.ctx.Err() != nil {
 		return errQueueClosed
 	}
@@ -316,7 +317,7 @@ func (q *writeQueue) applyOnce(stmts []fsm.Statement, auth string) error {
 	defer cancel()
 	seq := q.sessionSeq + 1
 	if q.s.store.IsLeader() {
-		resp, err := q.s.store.Execute(ctx, &fsm.Request{Statements: stmts, ClientID: q.clientID, Seq: seq})
+		resp, err := q.s.store.Execute(ctx, &api.Request{Statements: stmts, ClientID: q.clientID, Seq: seq})
 		if err != nil {
 			return err
 		}
@@ -340,7 +341,7 @@ func (q *writeQueue) applyOnce(stmts []fsm.Statement, auth string) error {
 
 // forwardBatch sends a batch to the leader's /db/execute under the queue's
 // session.
-func (q *writeQueue) forwardBatch(ctx context.Context, leader string, stmts []fsm.Statement, auth string, seq uint64) error {
+func (q *writeQueue) forwardBatch(ctx context.Context, leader string, stmts []api.Statement, auth string, seq uint64) error {
 	body := appendRequestBody(nil, stmts)
 	u := leader + "/db/execute?client_id=" + url.QueryEscape(q.clientID) + "&seq=" + strconv.FormatUint(seq, 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
@@ -394,7 +395,7 @@ func (q *writeQueue) stats() map[string]any {
 // queuedExecute serves /db/execute?queue: accept the write into the queue
 // and answer {"results":[],"sequence_number":N} at once, or (with ?wait)
 // when its batch is applied.
-func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params, body []byte, stmts []fsm.Statement) {
+func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params, body []byte, stmts []api.Statement) {
 	o := p.encodeOpts(epExecute)
 	if p.clientID != "" {
 		writeError(w, http.StatusBadRequest, codeBadRequest, "client_id and seq cannot be used with queue")

@@ -4,14 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 func leaderStore() *fakeStore {
@@ -87,16 +88,16 @@ func TestExecuteResponseErrors(t *testing.T) {
 	store := leaderStore()
 	_, ts := newTestServer(t, store, nil)
 	cases := []struct {
-		resp   *fsm.Response
+		resp   *api.Response
 		err    error
 		status int
 		want   string
 	}{
-		{&fsm.Response{Err: errors.New("sequence number already superseded")}, nil, 400,
+		{&api.Response{Err: errors.New("sequence number already superseded")}, nil, 400,
 			`{"results":[],"error":"sequence number already superseded","code":"seq_superseded"}`},
-		{&fsm.Response{Err: errors.New("unknown or expired session")}, nil, 400,
+		{&api.Response{Err: errors.New("unknown or expired session")}, nil, 400,
 			`{"results":[],"error":"unknown or expired session","code":"session_expired"}`},
-		{&fsm.Response{Results: []fsm.Result{{RowsAffected: 1}}, Index: 5, Deduplicated: true}, nil, 200,
+		{&api.Response{Results: []api.Result{{RowsAffected: 1}}, Index: 5, Deduplicated: true}, nil, 200,
 			`{"results":[{"rows_affected":1}],"deduplicated":true}`},
 		{nil, errors.Join(ErrLeadershipLost, errors.New("detail")), 503, `"code":"leadership_lost"`},
 		{nil, ErrCommitTimeout, 504, `"code":"timeout"`},
@@ -106,7 +107,7 @@ func TestExecuteResponseErrors(t *testing.T) {
 	}
 	for i, c := range cases {
 		store.set(func(f *fakeStore) {
-			f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return c.resp, c.err }
+			f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return c.resp, c.err }
 		})
 		code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`)
 		if code != c.status || !strings.Contains(body, c.want) {
@@ -115,7 +116,7 @@ func TestExecuteResponseErrors(t *testing.T) {
 	}
 	// No leader known: 503 leader not found.
 	store.set(func(f *fakeStore) {
-		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return nil, ErrNoLeader }
+		f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return nil, ErrNoLeader }
 	})
 	if code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Errorf("no leader: %d %q", code, body)
@@ -181,7 +182,7 @@ func TestUnknownParamsIgnoredAndFlagsPresenceOnly(t *testing.T) {
 
 func TestPanicRecovered(t *testing.T) {
 	store := leaderStore()
-	store.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { panic("boom") }
+	store.execFn = func(context.Context, *api.Request) (*api.Response, error) { panic("boom") }
 	api, ts := newTestServer(t, store, nil)
 	code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`)
 	if code != 500 || !strings.Contains(body, "boom") {
@@ -204,9 +205,9 @@ func TestDBRequestRouting(t *testing.T) {
 		t.Fatalf("read-only request: %d %s q=%d e=%d", code, body, store.queriedCount(), store.executedCount())
 	}
 	store.set(func(f *fakeStore) {
-		f.execFn = func(_ context.Context, req *fsm.Request) (*fsm.Response, error) {
-			return &fsm.Response{Results: []fsm.Result{{LastInsertID: 3, RowsAffected: 1},
-				{Columns: []string{"c"}, Types: []string{"integer"}, Rows: [][]fsm.Value{{int64(1)}}}}}, nil
+		f.execFn = func(_ context.Context, req *api.Request) (*api.Response, error) {
+			return &api.Response{Results: []api.Result{{LastInsertID: 3, RowsAffected: 1},
+				{Columns: []string{"c"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(1)}}}}}, nil
 		}
 	})
 	code, _, body = do(t, "POST", ts.URL+"/db/request?associative", "", `["INSERT INTO t VALUES(1)", "SELECT COUNT(*) AS c FROM t"]`)
@@ -216,7 +217,7 @@ func TestDBRequestRouting(t *testing.T) {
 	}
 	// Unclassifiable statements go through the log.
 	store.set(func(f *fakeStore) {
-		f.roFn = func(*fsm.Request) (bool, error) { return false, errors.New("syntax error") }
+		f.roFn = func(*api.Request) (bool, error) { return false, errors.New("syntax error") }
 	})
 	do(t, "POST", ts.URL+"/db/request", "", `["SELEC 1"]`)
 	if store.executedCount() != 2 {

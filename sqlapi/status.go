@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"expvar"
 	"fmt"
-	dto "github.com/prometheus/client_model/go"
 	"net/http"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // handleStatus serves GET /status: node and cluster diagnostics. The store

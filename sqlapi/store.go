@@ -7,7 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // Store is everything the HTTP layer needs from the node. *cluster.Node
@@ -17,11 +17,11 @@ type Store interface {
 	// Execute proposes req as one Raft log entry and returns what applying it
 	// produced. Leader only: on a follower it fails with an error matching
 	// ErrNotLeader, and nothing is proposed.
-	Execute(ctx context.Context, req *fsm.Request) (*fsm.Response, error)
+	Execute(ctx context.Context, req *api.Request) (*api.Response, error)
 	// Query reads the local copy of the database.
-	Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, error)
+	Query(ctx context.Context, req *api.Request) ([]api.Result, error)
 	// AllReadOnly reports whether every statement of req is read-only.
-	AllReadOnly(ctx context.Context, req *fsm.Request) (bool, error)
+	AllReadOnly(ctx context.Context, req *api.Request) (bool, error)
 	// IsLeader reports whether this node believes it is the leader.
 	IsLeader() bool
 	// VerifyLeader confirms with a quorum that this node is still the leader.
@@ -31,7 +31,7 @@ type Store interface {
 	// LeaderAPIAddr is the leader's HTTP API URL, "" when unknown.
 	LeaderAPIAddr() string
 	// Members lists the cluster's members.
-	Members() ([]Member, error)
+	Members() ([]api.Member, error)
 	// Remove removes a member from the cluster (leader only).
 	Remove(ctx context.Context, id string) error
 	// StepDown makes the leader hand leadership over, to targetID when it is
@@ -52,15 +52,6 @@ type Store interface {
 	// to be committed, and lastApplied, when it last applied entries (the
 	// zero time if never since start).
 	ApplyProgress() (caughtUp bool, lastApplied time.Time)
-}
-
-// Member is one member of the cluster.
-type Member struct {
-	ID       string
-	RaftAddr string // host:port of its Raft transport
-	APIAddr  string // URL of its HTTP API, e.g. "http://127.0.0.1:4001"; "" if unknown
-	Voter    bool
-	Leader   bool
 }
 
 // VoterReporter is optionally implemented by a Store that knows whether
