@@ -12,16 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/raftlite/raftlite/cluster"
-	"github.com/raftlite/raftlite/sqlapi"
-)
-
-// The node serves /db/backup and /db/load through these (see package
-// sqlapi); without them the endpoints would answer 501.
-var (
-	_ sqlapi.Backuper = (*cluster.Node)(nil)
-	_ sqlapi.Loader   = (*cluster.Node)(nil)
 )
 
 // transferFlags are the flags backup and restore share.

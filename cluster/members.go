@@ -34,6 +34,22 @@ func (n *Node) Members() ([]api.Member, error) {
 	return out, nil
 }
 
+// IsVoter reports whether this node is a voting member of the cluster's
+// configuration (level=auto reads are weak on voters, none elsewhere). A
+// node not yet in a configuration is not a voter.
+func (n *Node) IsVoter() bool {
+	servers, err := n.servers()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if string(s.ID) == n.id {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
+}
+
 // Remove removes node id from the cluster and forgets its metadata. On a
 // follower the request is passed to the leader. Removing a node that is not
 // a member succeeds (and forgets any metadata left of it). A removed node

@@ -46,6 +46,9 @@ func TestSingleNodeBootstrapExecuteQuery(t *testing.T) {
 	if m := ms[0]; m.ID != "solo" || m.RaftAddr != n.RaftAddr() || m.APIAddr != n.cfg.APIAdvAddr || !m.Voter || !m.Leader {
 		t.Fatalf("member = %+v", m)
 	}
+	if !n.IsVoter() {
+		t.Fatal("IsVoter = false on the only voter")
+	}
 
 	// Stats: the keys /status clients read, numbers as numbers.
 	s := n.Stats()

@@ -15,21 +15,6 @@ import (
 	"github.com/raftlite/raftlite/fsm"
 )
 
-// Backuper is optionally implemented by a Store that can write a
-// consistent copy of its database: the SQLite file, or with opt.SQL an SQL
-// text dump. Without it /db/backup answers 501.
-type Backuper interface {
-	Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) error
-}
-
-// Loader is optionally implemented by a Store that can replace the whole
-// database with an uploaded SQLite file (leader only; ErrNotLeader
-// otherwise). /db/load hands it SQL dumps too, once turned into an SQLite
-// file. Without it /db/load answers 501.
-type Loader interface {
-	Load(ctx context.Context, sqliteFile io.Reader) error
-}
-
 // sqliteHeader starts every SQLite database file.
 var sqliteHeader = []byte("SQLite format 3\x00")
 
@@ -45,11 +30,6 @@ const minTransferTimeout = 30 * time.Minute
 // error later aborts the response, so a truncated download is never taken
 // for a whole one.
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params) {
-	b, ok := s.store.(Backuper)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, codeNotImplemented, "backup is not supported by this node")
-		return
-	}
 	q := r.URL.Query()
 	local := p.noLeader || q.Get("level") == "none"
 	if !local && !s.store.IsLeader() {
@@ -86,7 +66,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params)
 		gz = gzip.NewWriter(lw)
 		dst = gz
 	}
-	err := b.Backup(ctx, dst, opt)
+	err := s.store.Backup(ctx, dst, opt)
 	if err == nil && gz != nil {
 		err = gz.Close()
 	}
@@ -134,9 +114,9 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 // uploaded SQLite file or SQL dump. The body, up to Config.MaxLoadBytes, is
 // spooled to a file in Config.TempDir, never held in memory; a follower
 // streams the spooled file to the leader. On the leader an SQLite file
-// (recognised by its header) goes to the Loader as it is; an SQL dump is
+// (recognised by its header) goes to Store.Load as it is; an SQL dump is
 // first run, statement by statement, into a fresh database in a scratch
-// file beside the spool (fsm.BuildFromDump), which then goes to the Loader
+// file beside the spool (fsm.BuildFromDump), which then goes to Store.Load
 // like an uploaded file. Either way the new database reaches every node
 // through Raft's snapshot path, never the log. A dump that fails (a bad
 // statement, one a write may not run) is a 400 naming its line, and the
@@ -151,11 +131,6 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 		f.Close()
 		os.Remove(f.Name())
 	}()
-	l, ok := s.store.(Loader)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, codeNotImplemented, "loading a database is not supported by this node")
-		return
-	}
 	if !s.store.IsLeader() {
 		s.toLeaderFrom(w, r, p, epLoad, fileBody{f})
 		return
@@ -183,7 +158,7 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 	}
 	src, err := fileBody{db}.open()
 	if err == nil {
-		err = l.Load(ctx, src)
+		err = s.store.Load(ctx, src)
 	}
 	if err != nil {
 		err = s.mapErr(err)

@@ -97,10 +97,6 @@ func TestBackupOptionsAndErrors(t *testing.T) {
 }
 
 func TestBackupAndLoad(t *testing.T) {
-	_, plain := newTestServer(t, leaderStore(), nil)
-	if code, _, _ := do(t, "GET", plain.URL+"/db/backup", "", ""); code != 501 {
-		t.Fatalf("backup without Backuper: %d", code)
-	}
 
 	store := &backupStore{fakeStore: leaderStore()}
 	_, ts := newTestServer(t, store, nil)
@@ -133,11 +129,6 @@ func TestBackupAndLoad(t *testing.T) {
 	}
 	if got := loadedRows(t, store.loaded, "SELECT x FROM t"); got != "1" {
 		t.Fatalf("loaded dump holds %q", got)
-	}
-
-	// Without a Loader, nothing can be loaded.
-	if code, _, body := do(t, "POST", plain.URL+"/db/load", "text/plain", "CREATE TABLE t (x);"); code != 501 {
-		t.Fatalf("load without Loader: %d %s", code, body)
 	}
 }
 

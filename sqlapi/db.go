@@ -163,12 +163,11 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 	lvl := p.level
 	if lvl == api.LevelAuto {
 		lvl = api.LevelWeak
-		if !s.isVoter() {
+		if !s.store.IsVoter() {
 			lvl = api.LevelNone
 		}
 	}
-	ri, hasReadIndex := s.store.(ReadIndexer)
-	leaderOnly := lvl == api.LevelWeak || lvl == api.LevelStrong || (lvl == api.LevelLinearizable && !hasReadIndex)
+	leaderOnly := lvl == api.LevelWeak || lvl == api.LevelStrong
 	if leaderOnly && !s.store.IsLeader() {
 		s.toLeader(w, r, p, ep, body)
 		return
@@ -186,19 +185,14 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 			}
 		}
 	case api.LevelLinearizable:
-		if hasReadIndex {
-			// Any node: the leader proves its leadership and names an
-			// index; the read waits for the local copy to reach it.
-			idx, err := s.readIndex(ctx, ri)
-			if err != nil {
-				s.readIndexFailed(w, r, p, ep, body, err)
-				return
-			}
-			minIndex = max(minIndex, idx)
-		} else if err := s.store.VerifyLeader(ctx); err != nil {
-			s.storeFailed(w, r, p, ep, body, err)
+		// Any node: the leader proves its leadership and names an index;
+		// the read waits for the local copy to reach it.
+		idx, err := s.readIndex(ctx)
+		if err != nil {
+			s.readIndexFailed(w, r, p, ep, body, err)
 			return
 		}
+		minIndex = max(minIndex, idx)
 	case api.LevelStrong:
 		// Through the log: every earlier entry is applied before this one,
 		// so min_index needs no wait.
@@ -242,9 +236,9 @@ const maxReadIndexAttempts = 3
 // readIndex obtains a read index. While no leader is known (an election is
 // under way) it waits, within ctx and Config.LeaderWait, for one and asks
 // again, as requests that need the leader do.
-func (s *Server) readIndex(ctx context.Context, ri ReadIndexer) (uint64, error) {
+func (s *Server) readIndex(ctx context.Context) (uint64, error) {
 	for attempt := 1; ; attempt++ {
-		idx, err := ri.ReadIndex(ctx)
+		idx, err := s.store.ReadIndex(ctx)
 		if err == nil {
 			return idx, nil
 		}
@@ -295,20 +289,4 @@ func (s *Server) checkFresh(p *params) *requestError {
 		}
 	}
 	return nil
-}
-
-// isVoter reports whether this node is a voter (level=auto).
-func (s *Server) isVoter() bool {
-	if vr, ok := s.store.(VoterReporter); ok {
-		return vr.IsVoter()
-	}
-	if raft, ok := s.store.Stats()["raft"].(map[string]any); ok {
-		switch v := raft["voter"].(type) {
-		case bool:
-			return v
-		case string:
-			return v != "false"
-		}
-	}
-	return true
 }

@@ -17,27 +17,11 @@
 //
 // # Wiring
 //
-// *cluster.Node has every Store method except that its Members returns
-// []api.Member, so package main wraps it in a tiny adapter (optional
-// interfaces such as ReadIndexer are promoted through the embedding):
+// *cluster.Node implements Store, which has no optional methods: package
+// main asserts it at compile time (var _ sqlapi.Store = (*cluster.Node)(nil))
+// and hands the node to New as it is.
 //
-//	type storeAdapter struct{ *cluster.Node }
-//
-//	func (a storeAdapter) Members() ([]api.Member, error) {
-//		ms, err := a.Node.Members()
-//		if err != nil {
-//			return nil, err
-//		}
-//		out := make([]api.Member, len(ms))
-//		for i, m := range ms {
-//			out[i] = api.Member{ID: m.ID, RaftAddr: m.RaftAddr,
-//				APIAddr: m.APIAddr, Voter: m.Voter, Leader: m.Leader}
-//		}
-//		return out, nil
-//	}
-//
-// *cluster.Node also implements the optional ReadIndexer (linearizable
-// reads served by followers). Config.Errors tells this package what the
+// Config.Errors tells this package what the
 // cluster's errors mean, without importing it:
 //
 //	Errors: []sqlapi.ErrorMapping{
@@ -58,10 +42,9 @@
 // never retried here, because the entry may have been committed: only a
 // client session (client_id/seq) makes a retry safe.
 //
-// /db/backup and /db/load need the optional Backuper and Loader (see
-// backup.go): backups stream from the leader (any node with level=none),
+// /db/backup and /db/load (see backup.go): backups stream from the leader (any node with level=none),
 // and an upload is spooled to Config.TempDir and handed to the leader's
-// Loader, which installs it through Raft's snapshot path (an SQL dump is
+// Store.Load, which installs it through Raft's snapshot path (an SQL dump is
 // first built into a fresh SQLite file beside the spool).
 //
 // main serves a Starting handler from the moment the process starts (every
@@ -83,7 +66,6 @@
 //	method_not_allowed  405     wrong method
 //	request_too_large   413     body larger than Config.MaxBodyBytes (for /db/load, Config.MaxLoadBytes)
 //	entry_too_large     413     the write, encoded, is larger than one log entry may be (-raft-max-entry-bytes): not proposed
-//	not_implemented     501     the Store lacks the optional interface (backup, load, checksum)
 //	no_leader           503     no leader known: nothing was proposed
 //	not_leader          503     a forwarded request reached a node that is not the leader: nothing was proposed
 //	internal_error      500     a panic or an encoding failure

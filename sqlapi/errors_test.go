@@ -50,9 +50,6 @@ func TestEveryErrorIsJSONWithCode(t *testing.T) {
 		{"remove: bad body", "DELETE", leader.URL + "/remove", `{}`, nil, 400, codeBadRequest},
 		{"remove: unknown node", "DELETE", leader.URL + "/remove", `{"id":"unknown"}`, nil, 400, codeBadRequest},
 		{"step down: bad body", "POST", leader.URL + "/leader", `{"id":3}`, nil, 400, codeBadRequest},
-		{"backup unsupported", "GET", leader.URL + "/db/backup", "", nil, 501, codeNotImplemented},
-		{"load unsupported", "POST", leader.URL + "/db/load", "CREATE TABLE t (x)", nil, 501, codeNotImplemented},
-		{"checksum unsupported", "GET", leader.URL + "/db/checksum", "", nil, 501, codeNotImplemented},
 		{"panic", "GET", broken.URL + "/db/query?q=SELECT+1", "", nil, 500, codeInternal},
 	}
 	for _, tc := range cases {

@@ -3,6 +3,7 @@ package sqlapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/api"
+	"github.com/raftlite/raftlite/fsm"
 )
 
 // fakeStore is a Store for unit tests of routing, parsing and encoding.
@@ -27,7 +29,13 @@ type fakeStore struct {
 	members        []api.Member
 	ready          error
 	stats          map[string]any
-	verifyErr      error
+	// nonVoter makes IsVoter false.
+	nonVoter bool
+	// readIndexFn scripts ReadIndex; without it the leader answers its
+	// commit index (7, as Stats says) and a follower ErrNotLeader.
+	readIndexFn func(ctx context.Context) (uint64, error)
+	// triggered counts TriggerChecksum calls.
+	triggered int
 	// lastContact, caughtUp and appliedAt are what LastContact and
 	// ApplyProgress report.
 	lastContact time.Time
@@ -39,12 +47,12 @@ type fakeStore struct {
 	roFn    func(req *api.Request) (bool, error)
 	waitFn  func(ctx context.Context, idx uint64) error
 
-	executed []*api.Request
-	queried  []*api.Request
-	waited   []uint64
-	verified int
-	removed  []string
-	stepped  []string
+	executed    []*api.Request
+	queried     []*api.Request
+	waited      []uint64
+	readIndexes int
+	removed     []string
+	stepped     []string
 }
 
 func (f *fakeStore) Execute(ctx context.Context, req *api.Request) (*api.Response, error) {
@@ -101,14 +109,51 @@ func (f *fakeStore) AllReadOnly(ctx context.Context, req *api.Request) (bool, er
 
 func (f *fakeStore) IsLeader() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.leader }
 
-func (f *fakeStore) VerifyLeader(ctx context.Context) error {
+func (f *fakeStore) IsVoter() bool { f.mu.Lock(); defer f.mu.Unlock(); return !f.nonVoter }
+
+func (f *fakeStore) ReadIndex(ctx context.Context) (uint64, error) {
+	f.mu.Lock()
+	f.readIndexes++
+	fn, leader := f.readIndexFn, f.leader
+	f.mu.Unlock()
+	switch {
+	case fn != nil:
+		return fn(ctx)
+	case !leader:
+		return 0, ErrNotLeader
+	}
+	return 7, nil
+}
+
+func (f *fakeStore) ID() string { return "n1" }
+
+// errNotScripted is what the fake's Backup and Load answer; backupStore
+// scripts them.
+var errNotScripted = errors.New("fake store: backup and load are not scripted")
+
+func (f *fakeStore) Backup(context.Context, io.Writer, fsm.BackupOptions) error {
+	return errNotScripted
+}
+func (f *fakeStore) Load(context.Context, io.Reader) error { return errNotScripted }
+
+// The fake has checksum 7/cafe now and beef at marker 9, which
+// TriggerChecksum proposes.
+func (f *fakeStore) Checksum(context.Context) (uint64, string, error) {
+	return 7, "cafe", nil
+}
+
+func (f *fakeStore) ChecksumAt(_ context.Context, index uint64) (string, error) {
+	if index != 9 {
+		return "", fmt.Errorf("index %d: %w", index, fsm.ErrNoChecksum)
+	}
+	return "beef", nil
+}
+
+func (f *fakeStore) TriggerChecksum(context.Context) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.verified++
-	if !f.leader {
-		return ErrNotLeader
-	}
-	return f.verifyErr
+	f.triggered++
+	return 9, nil
 }
 
 func (f *fakeStore) LeaderID() string { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderID }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,7 +58,9 @@ func (s *fsmStore) AllReadOnly(ctx context.Context, req *api.Request) (bool, err
 	return s.f.AllReadOnly(ctx, req)
 }
 func (s *fsmStore) IsLeader() bool                                  { return true }
-func (s *fsmStore) VerifyLeader(context.Context) error              { return nil }
+func (s *fsmStore) IsVoter() bool                                   { return true }
+func (s *fsmStore) ReadIndex(context.Context) (uint64, error)       { return s.f.AppliedIndex(), nil }
+func (s *fsmStore) ID() string                                      { return "1" }
 func (s *fsmStore) LeaderID() string                                { return "1" }
 func (s *fsmStore) LeaderAPIAddr() string                           { return "" }
 func (s *fsmStore) Members() ([]api.Member, error)                  { return nil, nil }
@@ -68,6 +71,19 @@ func (s *fsmStore) Ready() error                                    { return nil
 func (s *fsmStore) Stats() map[string]any                           { return map[string]any{"sqlite3": s.f.Stats()} }
 func (s *fsmStore) LastContact() time.Time                          { return time.Now() }
 func (s *fsmStore) ApplyProgress() (bool, time.Time)                { return true, s.f.AppliedAt() }
+
+func (s *fsmStore) Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) error {
+	return s.f.Backup(ctx, w, opt)
+}
+func (s *fsmStore) Checksum(ctx context.Context) (uint64, string, error) { return s.f.Checksum(ctx) }
+func (s *fsmStore) ChecksumAt(ctx context.Context, i uint64) (string, error) {
+	return s.f.ChecksumAt(ctx, i)
+}
+
+// Load and TriggerChecksum need Raft (a restore, a marker entry), which the
+// golden files do not exercise.
+func (s *fsmStore) Load(context.Context, io.Reader) error           { return errNotScripted }
+func (s *fsmStore) TriggerChecksum(context.Context) (uint64, error) { return 0, errNotScripted }
 
 // goldenStep is one request of a golden file and the answer it must get.
 type goldenStep struct {

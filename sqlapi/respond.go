@@ -35,7 +35,6 @@ const (
 	codeMethodNotAllowed = "method_not_allowed"
 	codeTooLarge         = "request_too_large"
 	codeEntryTooLarge    = "entry_too_large"
-	codeNotImplemented   = "not_implemented"
 	codeNoLeader         = "no_leader"
 	codeNotLeader        = "not_leader"
 	codeInternal         = "internal_error"

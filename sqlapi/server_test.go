@@ -237,12 +237,13 @@ func TestReadLevelsOnLeader(t *testing.T) {
 	if code != 200 || store.executedCount() != 1 || !store.executed[0].ReadOnly || store.executed[0].ClientID != "" {
 		t.Fatalf("strong: %d %s %+v", code, body, store.executed)
 	}
-	// linearizable: VerifyLeader, then local read.
-	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 200 || store.verified != 1 || store.queriedCount() != 2 {
-		t.Fatalf("linearizable: %d verified=%d", code, store.verified)
+	// linearizable: a read index (the leader's commit index), then a local
+	// read once it is applied.
+	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 200 || store.readIndexes != 1 || store.queriedCount() != 2 || store.waited[0] != 7 {
+		t.Fatalf("linearizable: %d read indexes=%d waited=%v", code, store.readIndexes, store.waited)
 	}
 	// min_index waits before the read.
-	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&min_index=12", "", ""); code != 200 || store.waited[0] != 12 {
+	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&min_index=12", "", ""); code != 200 || store.waited[1] != 12 {
 		t.Fatalf("min_index: %d %v", code, store.waited)
 	}
 	// min_index that never arrives: 504 with code timeout, bounded by ?timeout.
@@ -259,16 +260,8 @@ func TestReadLevelsOnLeader(t *testing.T) {
 	}
 }
 
-// readIndexStore adds ReadIndex to fakeStore.
-type readIndexStore struct {
-	*fakeStore
-	index uint64
-}
-
-func (s *readIndexStore) ReadIndex(context.Context) (uint64, error) { return s.index, nil }
-
 func TestLinearizableWithReadIndexOnFollower(t *testing.T) {
-	store := &readIndexStore{fakeStore: &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}, index: 31}
+	store := &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1", readIndexFn: func(context.Context) (uint64, error) { return 31, nil }}
 	_, ts := newTestServer(t, store, nil)
 	code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable&min_index=5", "", "")
 	if code != 200 || len(store.waited) != 1 || store.waited[0] != 31 || store.queriedCount() != 1 {
@@ -318,14 +311,14 @@ func TestStaleRead(t *testing.T) {
 
 func TestAutoLevel(t *testing.T) {
 	store := &fakeStore{leaderID: "2", leaderAPI: ""} // follower, no leader URL
-	store.stats = map[string]any{"raft": map[string]any{"voter": false}}
+	store.nonVoter = true
 	_, ts := newTestServer(t, store, nil)
 	// A read-only member serves auto locally (none).
 	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=auto", "", ""); code != 200 {
 		t.Fatalf("non-voter auto: %d %s", code, body)
 	}
 	// A voter treats auto as weak: leader-only, and no leader URL is known.
-	store.set(func(f *fakeStore) { f.stats = map[string]any{"raft": map[string]any{"voter": true}} })
+	store.set(func(f *fakeStore) { f.nonVoter = false })
 	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=auto", "", ""); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Fatalf("voter auto: %d %q", code, body)
 	}
@@ -385,19 +378,11 @@ func TestPprof(t *testing.T) {
 	}
 }
 
-// readIndexFnStore adds a scripted ReadIndex to fakeStore.
-type readIndexFnStore struct {
-	*fakeStore
-	fn func(ctx context.Context) (uint64, error)
-}
-
-func (s *readIndexFnStore) ReadIndex(ctx context.Context) (uint64, error) { return s.fn(ctx) }
-
 // A linearizable read whose read index cannot be had never reads the local
 // copy: it fails with a request-level error that says why.
 func TestLinearizableReadIndexFailure(t *testing.T) {
-	store := &readIndexFnStore{fakeStore: &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}}
-	store.fn = func(context.Context) (uint64, error) {
+	store := &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}
+	store.readIndexFn = func(context.Context) (uint64, error) {
 		return 0, errors.New("cluster: read index from leader: dial tcp 127.0.0.1:1: i/o timeout")
 	}
 	_, ts := newTestServer(t, store, nil)
@@ -411,7 +396,7 @@ func TestLinearizableReadIndexFailure(t *testing.T) {
 	}
 
 	// A timeout is a timeout.
-	store.fn = func(ctx context.Context) (uint64, error) {
+	store.readIndexFn = func(ctx context.Context) (uint64, error) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	}
@@ -426,9 +411,9 @@ func TestLinearizableReadIndexFailure(t *testing.T) {
 
 // While an election is under way the read waits for a leader and asks again.
 func TestLinearizableReadIndexWaitsForLeader(t *testing.T) {
-	store := &readIndexFnStore{fakeStore: &fakeStore{}} // no leader known yet
+	store := &fakeStore{} // no leader known yet
 	var calls atomic.Int32
-	store.fn = func(context.Context) (uint64, error) {
+	store.readIndexFn = func(context.Context) (uint64, error) {
 		if calls.Add(1) == 1 {
 			store.set(func(f *fakeStore) { f.leaderID, f.leaderAPI = "2", "http://127.0.0.1:1" })
 			return 0, ErrNoLeader
@@ -443,7 +428,7 @@ func TestLinearizableReadIndexWaitsForLeader(t *testing.T) {
 
 	// Still no leader after the wait: 503 leader not found.
 	store.set(func(f *fakeStore) { f.leaderID, f.leaderAPI = "", "" })
-	store.fn = func(context.Context) (uint64, error) { return 0, ErrNoLeader }
+	store.readIndexFn = func(context.Context) (uint64, error) { return 0, ErrNoLeader }
 	_, ts2 := newTestServer(t, store, func(c *Config) { c.LeaderWait = 50 * time.Millisecond })
 	if code, _, body := do(t, "GET", ts2.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Fatalf("no leader: %d %q", code, body)

@@ -3,16 +3,18 @@ package sqlapi
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/raftlite/raftlite/api"
+	"github.com/raftlite/raftlite/fsm"
 )
 
-// Store is everything the HTTP layer needs from the node. *cluster.Node
-// implements it through a small adapter in package main (see the package
-// documentation).
+// Store is everything the HTTP layer needs from the node, with no optional
+// methods: a node that lacks a capability does not compile. *cluster.Node
+// implements it (package main asserts so).
 type Store interface {
 	// Execute proposes req as one Raft log entry and returns what applying it
 	// produced. Leader only: on a follower it fails with an error matching
@@ -24,8 +26,13 @@ type Store interface {
 	AllReadOnly(ctx context.Context, req *api.Request) (bool, error)
 	// IsLeader reports whether this node believes it is the leader.
 	IsLeader() bool
-	// VerifyLeader confirms with a quorum that this node is still the leader.
-	VerifyLeader(ctx context.Context) error
+	// IsVoter reports whether this node is a voter; level=auto is weak on
+	// voters and none on read-only members.
+	IsVoter() bool
+	// ReadIndex is a read index: once this node has applied it
+	// (WaitApplied), a local read is linearizable, so level=linearizable
+	// is served by any node, followers included.
+	ReadIndex(ctx context.Context) (uint64, error)
 	// LeaderID is the leader's node ID, "" when no leader is known.
 	LeaderID() string
 	// LeaderAPIAddr is the leader's HTTP API URL, "" when unknown.
@@ -52,22 +59,27 @@ type Store interface {
 	// to be committed, and lastApplied, when it last applied entries (the
 	// zero time if never since start).
 	ApplyProgress() (caughtUp bool, lastApplied time.Time)
-}
+	// ID is this node's ID.
+	ID() string
 
-// VoterReporter is optionally implemented by a Store that knows whether
-// this node is a voter; level=auto uses it (weak on voters, none on
-// read-only members). Without it, store.raft.voter of Stats is consulted,
-// and a node is taken for a voter when that is absent too.
-type VoterReporter interface {
-	IsVoter() bool
-}
+	// Backup writes a consistent copy of the database: the SQLite file,
+	// or with opt.SQL an SQL text dump (/db/backup).
+	Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) error
+	// Load replaces the whole database with an SQLite file (leader only;
+	// ErrNotLeader otherwise). /db/load hands it SQL dumps too, once
+	// turned into an SQLite file.
+	Load(ctx context.Context, sqliteFile io.Reader) error
 
-// ReadIndexer is optionally implemented by a Store that can compute a read
-// index: once this node has applied it (WaitApplied), a local read is
-// linearizable. With it, level=linearizable is served by any node,
-// followers included; without it, by the leader after VerifyLeader.
-type ReadIndexer interface {
-	ReadIndex(ctx context.Context) (uint64, error)
+	// Checksum is the checksum of the database now (see package fsm,
+	// checksum.go), with the applied index it describes.
+	Checksum(ctx context.Context) (index uint64, sum string, err error)
+	// ChecksumAt is the checksum as of a checksum marker's index, once
+	// this node has applied it; an error matching fsm.ErrNoChecksum when
+	// this node did not take one there.
+	ChecksumAt(ctx context.Context, index uint64) (string, error)
+	// TriggerChecksum proposes a checksum marker and returns its index
+	// (leader only: ErrNotLeader otherwise).
+	TriggerChecksum(ctx context.Context) (uint64, error)
 }
 
 // Errors a Store's errors match (errors.Is) to tell the HTTP layer what
