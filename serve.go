@@ -207,11 +207,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	defer srv.Close()
 	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 
-	ttl := f.sessionTTL
-	if ttl == 0 {
-		ttl = -1 // fsm: negative means never
-	}
-	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: ttl})
+	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: f.sessionTTL})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}

@@ -92,8 +92,8 @@ var (
 	ErrSeqReused = errors.New("sequence number already used by a different request")
 )
 
-// DefaultSessionTTL is how long a client session may stay idle before it
-// expires, when Config.SessionTTL is zero.
+// DefaultSessionTTL is the default of -session-ttl: how long a client
+// session may stay idle before it expires.
 const DefaultSessionTTL = 24 * time.Hour
 
 // sessionSweepLimit bounds how many expired sessions one entry deletes. An
@@ -239,24 +239,12 @@ func (w *writer) storeSessionCounts(ctx context.Context, d sessionCounts) error 
 	return nil
 }
 
-// sessionTTL returns the effective idle time after which sessions expire,
-// or 0 when they never do.
-func sessionTTL(d time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return DefaultSessionTTL
-	case d < 0:
-		return 0
-	}
-	return d
-}
-
 // expiryCutoff returns the leader time before which a session last used
 // counts as expired, for an entry stamped ts; ok is false when nothing
 // expires (no TTL, or an entry without a usable timestamp).
 func (f *FSM) expiryCutoff(ts int64) (cutoff int64, ok bool) {
 	ttl := int64(f.sessionTTL)
-	if ttl <= 0 || ts <= ttl {
+	if ttl == 0 || ts <= ttl {
 		return 0, false
 	}
 	return ts - ttl, true
