@@ -157,7 +157,7 @@ func openAPINode(t *testing.T, id string, raftLn, httpLn net.Listener, joins []s
 	n := &apiNode{t: t, id: id, url: url, db: db, node: node}
 	n.api = sqlapi.New(sqlapi.Config{
 		Addr: httpLn.Addr().String(), AdvAddr: url, Version: "v-test", Logger: logger,
-		Errors: clusterErrors, Auth: auth,
+		Auth: auth,
 	}, node)
 	n.srv = &http.Server{Handler: n, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = n.srv.Serve(httpLn) }()

@@ -181,7 +181,6 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		AdvAddr: apiURL(f.httpAdvAddr),
 		Version: version,
 		Logger:  logger,
-		Errors:  clusterErrors,
 
 		MaxLoadBytes:  f.maxLoadBytes,
 		MaxEntryBytes: f.maxEntryBytes,
@@ -284,24 +283,6 @@ func startupProgress(st cluster.StartupStatus) sqlapi.StartupProgress {
 		details["log_bytes_scanned"] = st.BytesScanned
 	}
 	return sqlapi.StartupProgress{Phase: st.Phase, Details: details}
-}
-
-// clusterErrors tells the HTTP layer what the cluster package's errors mean,
-// so sqlapi need not import cluster. The first match wins.
-var clusterErrors = []sqlapi.ErrorMapping{
-	{From: cluster.ErrNotLeader, To: sqlapi.ErrNotLeader},
-	{From: cluster.ErrNoLeader, To: sqlapi.ErrNoLeader},
-	{From: cluster.ErrLeadershipLost, To: sqlapi.ErrLeadershipLost},
-	{From: cluster.ErrCommitTimeout, To: sqlapi.ErrCommitTimeout},
-	{From: cluster.ErrApplyFailed, To: sqlapi.ErrUnknownOutcome},
-	{From: cluster.ErrTimeout, To: sqlapi.ErrNotApplied},
-	{From: cluster.ErrLeadershipTransfer, To: sqlapi.ErrNotApplied},
-	{From: cluster.ErrClosed, To: sqlapi.ErrNotApplied},
-	{From: cluster.ErrHalted, To: sqlapi.ErrNotApplied},
-	{From: cluster.ErrBadRequest, To: sqlapi.ErrBadRequest},
-	{From: cluster.ErrEntryTooLarge, To: sqlapi.ErrEntryTooLarge},
-	{From: cluster.ErrUnknownNode, To: sqlapi.ErrBadRequest},
-	{From: fsm.ErrInvalidLoad, To: sqlapi.ErrBadRequest},
 }
 
 // The HTTP layer's needs are checked here, at compile time, rather than

@@ -269,7 +269,7 @@ func (c *Client) write(ctx context.Context, path string, stmts []Statement) (*Re
 			return c.written(rep, stmts), nil
 		}
 		switch {
-		case errors.Is(err, ErrUnknownSession):
+		case errors.Is(err, api.ErrSessionExpired):
 			if rerr := sess.renew(); rerr != nil {
 				return nil, errors.Join(err, rerr)
 			}
@@ -283,7 +283,7 @@ func (c *Client) write(ctx context.Context, path string, stmts []Statement) (*Re
 			}
 			c.core.log.Debug("raftlite client: session unknown to the server, write outcome unknown",
 				"old", id, "seq", seq, "new", c.SessionID())
-		case errors.Is(err, ErrSuperseded), errors.Is(err, ErrSeqReused):
+		case errors.Is(err, api.ErrSeqSuperseded), errors.Is(err, api.ErrSeqReused):
 			// The server is ahead of this session, or something else
 			// wrote under it: it is unusable.
 			if rerr := sess.renew(); rerr != nil {

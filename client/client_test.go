@@ -341,8 +341,8 @@ func TestUnknownSessionAfterAmbiguousAttempt(t *testing.T) {
 		resetConn(w)
 	}))
 	_, err := c.Execute(ctx, insert(2))
-	if !errors.Is(err, ErrUnknownSession) || !errors.Is(err, ErrUnknownOutcome) {
-		t.Fatalf("err = %v, want ErrUnknownSession and ErrUnknownOutcome", err)
+	if !errors.Is(err, api.ErrSessionExpired) || !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("err = %v, want api.ErrSessionExpired and ErrUnknownOutcome", err)
 	}
 	var apiErr *APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest {
@@ -373,8 +373,8 @@ func TestSupersededRenewsSession(t *testing.T) {
 	c := newTestClient(t, Config{Nodes: []string{n.srv.URL}})
 	old := c.SessionID()
 	_, err := c.Execute(context.Background(), insert(1))
-	if !errors.Is(err, ErrSuperseded) || errors.Is(err, ErrUnknownOutcome) {
-		t.Fatalf("err = %v, want ErrSuperseded alone", err)
+	if !errors.Is(err, api.ErrSeqSuperseded) || errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("err = %v, want api.ErrSeqSuperseded alone", err)
 	}
 	if c.SessionID() == old {
 		t.Error("session not renewed")
@@ -394,8 +394,8 @@ func TestSeqReusedRenewsSession(t *testing.T) {
 	old := c.SessionID()
 	_, err := c.Execute(context.Background(), insert(1))
 	var apiErr *APIError
-	if !errors.Is(err, ErrSeqReused) || errors.Is(err, ErrUnknownOutcome) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
-		t.Fatalf("err = %v, want a 409 APIError that is ErrSeqReused alone", err)
+	if !errors.Is(err, api.ErrSeqReused) || errors.Is(err, ErrUnknownOutcome) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
+		t.Fatalf("err = %v, want a 409 APIError that is api.ErrSeqReused alone", err)
 	}
 	if c.SessionID() == old {
 		t.Error("session not renewed")

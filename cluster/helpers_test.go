@@ -396,7 +396,7 @@ func tryExec(n *testNode, stmts ...api.Statement) (*api.Response, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		resp, err := n.Execute(ctx, &api.Request{Statements: stmts})
 		cancel()
-		retryable := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipTransfer) || IsAmbiguous(err)
+		retryable := errors.Is(err, api.ErrNotLeader) || errors.Is(err, api.ErrLeadershipTransfer) || api.IsAmbiguous(err)
 		if err != nil && retryable && attempt < 10 {
 			n.logger.Warn("test: retrying write on the current leader", "node", n.id, "error", err)
 			if n, err = findLeader(n.g.live()...); err != nil {

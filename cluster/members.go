@@ -56,7 +56,7 @@ func (n *Node) IsVoter() bool {
 // shuts its Raft down.
 func (n *Node) Remove(ctx context.Context, id string) error {
 	if id == "" {
-		return fmt.Errorf("cluster: remove: %w: missing node id", ErrBadRequest)
+		return fmt.Errorf("cluster: remove: %w: missing node id", api.ErrBadRequest)
 	}
 	if err := n.remove(ctx, id, 0); err != nil {
 		return fmt.Errorf("cluster: remove %s: %w", id, err)
@@ -66,7 +66,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 
 func (n *Node) remove(ctx context.Context, id string, hops int) error {
 	if id == "" {
-		return fmt.Errorf("%w: missing node id", ErrBadRequest)
+		return fmt.Errorf("%w: missing node id", api.ErrBadRequest)
 	}
 	if !n.IsLeader() {
 		return n.forward(ctx, pathRemove, hops, removeRequest{ID: id}, nil)
@@ -105,14 +105,14 @@ func (n *Node) remove(ctx context.Context, id string, hops int) error {
 }
 
 // StepDown transfers leadership to targetID, or to the most up-to-date other
-// voter when targetID is "". Only the leader can (ErrNotLeader elsewhere).
+// voter when targetID is "". Only the leader can (api.ErrNotLeader elsewhere).
 // It returns once the transfer succeeded or failed.
 func (n *Node) StepDown(ctx context.Context, targetID string) error {
 	if n.closed.Load() {
-		return ErrClosed
+		return api.ErrClosed
 	}
 	if !n.IsLeader() {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	var transfer func() raft.Future
 	if targetID == "" {
@@ -121,7 +121,7 @@ func (n *Node) StepDown(ctx context.Context, targetID string) error {
 			return err
 		}
 		if !hasOtherVoter(servers, n.id) {
-			return fmt.Errorf("cluster: step down: %w: no other voter to hand leadership to", ErrBadRequest)
+			return fmt.Errorf("cluster: step down: %w: no other voter to hand leadership to", api.ErrBadRequest)
 		}
 		transfer = n.raft.LeadershipTransfer
 	} else {
@@ -139,10 +139,10 @@ func (n *Node) StepDown(ctx context.Context, targetID string) error {
 			}
 		}
 		if target == nil {
-			return fmt.Errorf("cluster: step down: %w: %s", ErrUnknownNode, targetID)
+			return fmt.Errorf("cluster: step down: %w: %s", api.ErrUnknownNode, targetID)
 		}
 		if target.Suffrage != raft.Voter {
-			return fmt.Errorf("cluster: step down: %w: %s is not a voter", ErrBadRequest, targetID)
+			return fmt.Errorf("cluster: step down: %w: %s is not a voter", api.ErrBadRequest, targetID)
 		}
 		transfer = func() raft.Future { return n.raft.LeadershipTransferToServer(target.ID, target.Address) }
 	}

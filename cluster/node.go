@@ -463,10 +463,10 @@ func (n *Node) APIAddr() string { return n.cfg.APIAdvAddr }
 
 // Execute proposes req as one log entry and returns the FSM's response once
 // it is committed and applied here. Only the leader proposes: elsewhere it
-// returns ErrNotLeader without proposing. A request-level failure decided by
+// returns api.ErrNotLeader without proposing. A request-level failure decided by
 // the FSM (e.g. a superseded sequence number) is in the response's Err field,
-// not in the returned error. Errors for which IsAmbiguous is true
-// (ErrLeadershipLost, ErrCommitTimeout) mean the write may or may not have
+// not in the returned error. Errors for which api.IsAmbiguous is true
+// (api.ErrLeadershipLost, api.ErrCommitTimeout) mean the write may or may not have
 // been applied. Concurrent calls pipeline: raft batches them.
 func (n *Node) Execute(ctx context.Context, req *api.Request) (resp *api.Response, err error) {
 	start := time.Now()
@@ -485,7 +485,7 @@ func (n *Node) Execute(ctx context.Context, req *api.Request) (resp *api.Respons
 		}
 		return v, nil
 	case error:
-		return nil, fmt.Errorf("cluster: execute: %w: %w", ErrApplyFailed, v)
+		return nil, fmt.Errorf("cluster: execute: %w: %w", api.ErrApplyFailed, v)
 	default:
 		return nil, fmt.Errorf("cluster: execute: unexpected FSM response type %T", res)
 	}
@@ -495,15 +495,15 @@ func (n *Node) Execute(ctx context.Context, req *api.Request) (resp *api.Respons
 // and waits for it to be applied locally, returning the FSM's response.
 func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 	if n.closed.Load() {
-		return nil, ErrClosed
+		return nil, api.ErrClosed
 	}
 	if n.raft.State() != raft.Leader {
-		return nil, ErrNotLeader
+		return nil, api.ErrNotLeader
 	}
 	if err := n.fsm.Err(); err != nil {
 		// It would commit the entry but could not apply it here, so it
 		// could not tell the outcome.
-		return nil, fmt.Errorf("%w: %w", ErrHalted, err)
+		return nil, fmt.Errorf("%w: %w", api.ErrHalted, err)
 	}
 	cmd.Timestamp = time.Now().UnixNano()
 	cmd.Seed = rand.Uint64()
@@ -513,18 +513,18 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 	}
 	if len(data) > n.cfg.MaxEntryBytes {
 		return nil, fmt.Errorf("%w: it encodes to %d bytes, the limit is %d (-raft-max-entry-bytes); split it into smaller requests",
-			ErrEntryTooLarge, len(data), n.cfg.MaxEntryBytes)
+			api.ErrEntryTooLarge, len(data), n.cfg.MaxEntryBytes)
 	}
 	ctx, cancel := n.withApplyTimeout(ctx)
 	defer cancel()
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
+		return nil, fmt.Errorf("%w: %w", api.ErrEnqueueTimeout, err)
 	}
 	deadline, _ := ctx.Deadline()
 	f := n.raft.Apply(data, time.Until(deadline))
 	if err := n.wait(ctx, f); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
-			return nil, fmt.Errorf("%w: %w", ErrCommitTimeout, ctxErr)
+			return nil, fmt.Errorf("%w: %w", api.ErrCommitTimeout, ctxErr)
 		}
 		return nil, mapApplyError(err)
 	}
@@ -599,16 +599,16 @@ func (n *Node) IsLeader() bool {
 }
 
 // VerifyLeader confirms with a quorum round that this node is still the
-// leader; it returns ErrNotLeader otherwise. hashicorp/raft also counts
+// leader; it returns api.ErrNotLeader otherwise. hashicorp/raft also counts
 // answers to replication RPCs sent before the call, so after a long pause
 // this can confirm a leadership that has already passed; ReadIndex does not
 // rely on it (see there).
 func (n *Node) VerifyLeader(ctx context.Context) error {
 	if n.closed.Load() {
-		return ErrClosed
+		return api.ErrClosed
 	}
 	if n.raft.State() != raft.Leader {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	if err := n.wait(ctx, n.raft.VerifyLeader()); err != nil {
 		if ctx.Err() != nil {
@@ -653,7 +653,7 @@ func (n *Node) LeaderAPIAddr() string {
 // the database was. Otherwise its error says which of these is missing.
 func (n *Node) Ready() error {
 	if n.closed.Load() || n.raft.State() == raft.Shutdown {
-		return ErrClosed
+		return api.ErrClosed
 	}
 	if err := n.fsm.Err(); err != nil {
 		return fmt.Errorf("cluster: state machine halted: %w", err)
@@ -662,7 +662,7 @@ func (n *Node) Ready() error {
 		return fmt.Errorf("cluster: %w: %s", ErrNotFormed, *reason)
 	}
 	if n.LeaderID() == "" {
-		return ErrNoLeader
+		return api.ErrNoLeader
 	}
 	return n.replaying()
 }
@@ -670,7 +670,7 @@ func (n *Node) Ready() error {
 // servers returns the latest Raft configuration's servers.
 func (n *Node) servers() ([]raft.Server, error) {
 	if n.closed.Load() {
-		return nil, ErrClosed
+		return nil, api.ErrClosed
 	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {

@@ -177,8 +177,8 @@ func TestPrepareLoadRejectsBadFiles(t *testing.T) {
 	} {
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, body, 0o644)
-		if err := dst.PrepareLoad(ctx, p); !errors.Is(err, ErrInvalidLoad) {
-			t.Errorf("%s: %v, want ErrInvalidLoad", name, err)
+		if err := dst.PrepareLoad(ctx, p); !errors.Is(err, api.ErrInvalidLoad) {
+			t.Errorf("%s: %v, want api.ErrInvalidLoad", name, err)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/internal/sqltest"
 )
 
@@ -108,7 +109,7 @@ func TestBuildFromDumpErrors(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "built.db")
 		err := BuildFromDump(context.Background(), strings.NewReader(tt.dump), path)
 		var de *DumpError
-		if !errors.As(err, &de) || !errors.Is(err, ErrInvalidLoad) {
+		if !errors.As(err, &de) || !errors.Is(err, api.ErrInvalidLoad) {
 			t.Errorf("%s: %v, want a DumpError", name, err)
 			continue
 		}

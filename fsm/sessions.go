@@ -26,7 +26,7 @@ import (
 //
 // A retry must be the same request: the row also holds the digest of the
 // request applied under its seq (requestDigest), and the same seq with a
-// different digest is refused (ErrSeqReused) rather than answered with
+// different digest is refused (api.ErrSeqReused) rather than answered with
 // another request's result. The digest is computed by every replica from
 // the decoded request in the entry, not by the proposer: it is then a pure
 // function of the log, the log format stays as it was (nodes of the
@@ -56,7 +56,7 @@ import (
 // while nothing can be expired, which is almost always.
 //
 // Once a session has expired, a retry of any seq above 1 is refused
-// (ErrUnknownSession): its write may or may not have been applied, and
+// (api.ErrSessionExpired): its write may or may not have been applied, and
 // running it again could apply it twice. A seq of 1 in an unknown session
 // starts a new one, so a session's first write cannot be told from its
 // retry once the session expired: exactly-once holds for retries sent
@@ -74,23 +74,12 @@ import (
 // reliable once every node runs this version; a downgrade is not
 // supported.
 
-var (
-	// ErrSeqSuperseded is the Response.Err of a request whose sequence
-	// number is lower than the last one applied in its session.
-	ErrSeqSuperseded = errors.New("sequence number already superseded")
-	// ErrUnknownSession is the Response.Err of a request with a sequence
-	// number above 1 in a session the state machine does not know: it
-	// never existed, or it expired. Nothing was executed.
-	ErrUnknownSession = errors.New("unknown or expired session")
-	// ErrBadSequence is the Response.Err of a request with a ClientID and
-	// sequence number 0 (sequence numbers start at 1).
-	ErrBadSequence = errors.New("invalid sequence number 0: sequence numbers start at 1")
-	// ErrSeqReused is the Response.Err of a request whose sequence number
-	// is the last one applied in its session but whose statements or
-	// flags differ from the request applied under it: not a retry but a
-	// reuse of the number. Nothing was executed.
-	ErrSeqReused = errors.New("sequence number already used by a different request")
-)
+// A request a session refuses gets one of api's session errors as its
+// Response.Err, with nothing executed: api.ErrSeqSuperseded (a sequence
+// number lower than the last applied one), api.ErrSessionExpired (above 1
+// in a session this state machine does not know: it never existed, or it
+// expired), api.ErrBadSequence (0) or api.ErrSeqReused (the last applied
+// number with other statements or flags: a reuse, not a retry).
 
 // DefaultSessionTTL is the default of -session-ttl: how long a client
 // session may stay idle before it expires.
@@ -147,7 +136,7 @@ func migrateSessionTable(ctx context.Context, db sqlExecQueryer) error {
 // values), without its session. Two requests have the same digest exactly
 // when they would run alike. Stored digests outlive binaries, so this
 // definition must not change: a change would turn retries sent across an
-// upgrade into ErrSeqReused. Statements are encoded one at a time into
+// upgrade into api.ErrSeqReused. Statements are encoded one at a time into
 // one buffer, so the cost is a hash pass and a copy of the largest
 // statement.
 func requestDigest(r *api.Request) ([]byte, error) {
@@ -317,11 +306,11 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *api.Request, diges
 	}
 
 	if req.Seq == 0 {
-		return &api.Response{Index: e.Index, Err: ErrBadSequence}, known, nil
+		return &api.Response{Index: e.Index, Err: api.ErrBadSequence}, known, nil
 	}
 	if !known {
 		if req.Seq > 1 {
-			return &api.Response{Index: e.Index, Err: ErrUnknownSession}, false, nil
+			return &api.Response{Index: e.Index, Err: api.ErrSessionExpired}, false, nil
 		}
 		return nil, false, nil
 	}
@@ -329,12 +318,12 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *api.Request, diges
 	case req.Seq > seq:
 		return nil, true, nil
 	case req.Seq < seq:
-		return &api.Response{Index: e.Index, Err: ErrSeqSuperseded}, true, nil
+		return &api.Response{Index: e.Index, Err: api.ErrSeqSuperseded}, true, nil
 	}
 	if storedDigest != nil && !bytes.Equal(storedDigest, digest) {
 		// Not a retry: the number was used for another request. The
 		// session is left as it was, so the true retry still works.
-		return &api.Response{Index: e.Index, Err: ErrSeqReused}, true, nil
+		return &api.Response{Index: e.Index, Err: api.ErrSeqReused}, true, nil
 	}
 	// A retry of the last write: answer from memory. Using the session
 	// keeps it alive.

@@ -127,12 +127,12 @@ func TestSessionDeduplicates(t *testing.T) {
 		seq  uint64
 		want error
 	}{
-		{"c1", 2, ErrSeqSuperseded},
-		{"c1", 1, ErrSeqSuperseded},
-		{"c2", 2, ErrUnknownSession},
-		{"never-seen", 99, ErrUnknownSession},
-		{"c1", 0, ErrBadSequence},
-		{"c3", 0, ErrBadSequence},
+		{"c1", 2, api.ErrSeqSuperseded},
+		{"c1", 1, api.ErrSeqSuperseded},
+		{"c2", 2, api.ErrSessionExpired},
+		{"never-seen", 99, api.ErrSessionExpired},
+		{"c1", 0, api.ErrBadSequence},
+		{"c3", 0, api.ErrBadSequence},
 	} {
 		r := sessExec(t, f, f.AppliedIndex()+1, ts, c.id, c.seq, stmt("INSERT INTO foo(v) VALUES('no')"))
 		if !errors.Is(r.Err, c.want) || r.Results != nil || r.Deduplicated {
@@ -142,7 +142,7 @@ func TestSessionDeduplicates(t *testing.T) {
 	if n := count(t, f, "foo"); n != 3 {
 		t.Fatalf("rows = %d after refused requests, want 3", n)
 	}
-	if ErrSeqSuperseded.Error() != "sequence number already superseded" || ErrUnknownSession.Error() != "unknown or expired session" {
+	if api.ErrSeqSuperseded.Error() != "sequence number already superseded" || api.ErrSessionExpired.Error() != "unknown or expired session" {
 		t.Fatal("session error messages differ from API.md")
 	}
 	// The last write is still the one remembered.
@@ -330,7 +330,7 @@ func TestSessionExpiryIsDeterministic(t *testing.T) {
 
 	at := func(i int) *api.Response { return r1[i] }
 	first := 1 + 80 // position of the entry after the 80 session creations
-	if !errors.Is(at(first).Err, ErrUnknownSession) {
+	if !errors.Is(at(first).Err, api.ErrSessionExpired) {
 		t.Fatalf("expired session: %+v", at(first))
 	}
 	if !at(first + 1).Deduplicated {
@@ -339,7 +339,7 @@ func TestSessionExpiryIsDeterministic(t *testing.T) {
 	if at(first+2).Err != nil || at(first+2).Deduplicated {
 		t.Fatalf("new session under an expired id: %+v", at(first+2))
 	}
-	if !errors.Is(at(first+3).Err, ErrUnknownSession) {
+	if !errors.Is(at(first+3).Err, api.ErrSessionExpired) {
 		t.Fatalf("expired session with a lagging leader clock: %+v", at(first+3))
 	}
 	if at(first+4).Err != nil || at(first+4).Deduplicated {
@@ -549,7 +549,7 @@ func TestMillionSessions(t *testing.T) {
 		}
 		s := time.Now()
 		for _, l := range logs {
-			if r := response(t, f.Apply(l)); r.Err != nil && !errors.Is(r.Err, ErrUnknownSession) {
+			if r := response(t, f.Apply(l)); r.Err != nil && !errors.Is(r.Err, api.ErrSessionExpired) {
 				t.Fatalf("%s: %v", what, r.Err)
 			}
 		}
@@ -632,7 +632,7 @@ func BenchmarkSessionOverhead(b *testing.B) {
 }
 
 // The same (client_id, seq) with a different request is a client bug, not
-// a retry: it is refused with ErrSeqReused, runs nothing and changes no
+// a retry: it is refused with api.ErrSeqReused, runs nothing and changes no
 // session state, and the real retry is still answered from memory.
 func TestSessionSeqReusedByDifferentRequest(t *testing.T) {
 	f := newFSM(t)
@@ -663,8 +663,8 @@ func TestSessionSeqReusedByDifferentRequest(t *testing.T) {
 		{"no statements", api.Request{}},
 	} {
 		r := apply(c.req)
-		if !errors.Is(r.Err, ErrSeqReused) || r.Deduplicated || r.Results != nil {
-			t.Fatalf("%s: %+v (deduplicated %v), want ErrSeqReused", c.name, r.Err, r.Deduplicated)
+		if !errors.Is(r.Err, api.ErrSeqReused) || r.Deduplicated || r.Results != nil {
+			t.Fatalf("%s: %+v (deduplicated %v), want api.ErrSeqReused", c.name, r.Err, r.Deduplicated)
 		}
 		if got := sessionRows(t, f); !reflect.DeepEqual(got, rows) || sessionCountsOf(f) != counts {
 			t.Fatalf("%s: session state changed: %v %+v, was %v %+v", c.name, got, sessionCountsOf(f), rows, counts)
@@ -696,7 +696,7 @@ func TestSessionSequenceGaps(t *testing.T) {
 	if five.Err != nil || five.Deduplicated {
 		t.Fatalf("seq 5 after 1: %+v", five)
 	}
-	if r := write(3, "s3"); !errors.Is(r.Err, ErrSeqSuperseded) {
+	if r := write(3, "s3"); !errors.Is(r.Err, api.ErrSeqSuperseded) {
 		t.Fatalf("skipped seq 3 sent late: %+v", r)
 	}
 	if r := write(5, "s5"); !r.Deduplicated || r.Index != five.Index {
@@ -726,7 +726,7 @@ func TestSessionRetryAfterExpiry(t *testing.T) {
 	late := base + int64(time.Minute) + int64(ttl) + 1
 	for _, seq := range []uint64{2, 3} {
 		r := sessExec(t, f, f.AppliedIndex()+1, late, "e", seq, ins)
-		if !errors.Is(r.Err, ErrUnknownSession) || r.Results != nil {
+		if !errors.Is(r.Err, api.ErrSessionExpired) || r.Results != nil {
 			t.Fatalf("seq %d after expiry: %+v", seq, r)
 		}
 	}
@@ -783,7 +783,7 @@ func TestSessionsV1DatabaseMigrates(t *testing.T) {
 	if _, got, err := migrated.Checksum(context.Background()); err != nil || got != want {
 		t.Fatalf("migrated checksum %s (%v), fresh %s", got, err, want)
 	}
-	if r := sessExec(t, migrated, 5, ts, "v1-client", 3, stmt("INSERT INTO t(v) VALUES('other')")); !errors.Is(r.Err, ErrSeqReused) {
+	if r := sessExec(t, migrated, 5, ts, "v1-client", 3, stmt("INSERT INTO t(v) VALUES('other')")); !errors.Is(r.Err, api.ErrSeqReused) {
 		t.Fatalf("changed retry of a write applied after the migration: %+v", r)
 	}
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -42,7 +43,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params)
 	case "sql":
 		opt.SQL = true
 	default:
-		writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("unknown backup format %q: want binary or sql", f))
+		writeError(w, api.ErrBadRequest, fmt.Sprintf("unknown backup format %q: want binary or sql", f))
 		return
 	}
 	for _, t := range strings.Split(q.Get("tables"), ",") {
@@ -80,11 +81,11 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params)
 		s.log.Warn("backup failed while streaming", "err", err)
 		panic(http.ErrAbortHandler)
 	}
-	if isNotLeader(s.mapErr(err)) && !local {
+	if errors.Is(err, api.ErrNotLeader) && !local {
 		s.toLeader(w, r, p, epBackup, nil)
 		return
 	}
-	writeError(w, http.StatusInternalServerError, codeStoreError, "backup: "+oneLine(err.Error()))
+	writeError(w, api.ErrStore, "backup: "+oneLine(err.Error()))
 }
 
 // lazyWriter sends the response header with the first byte of the body.
@@ -144,9 +145,6 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 		var err error
 		db, err = s.buildFromDump(ctx, f)
 		if err != nil {
-			if errors.Is(err, fsm.ErrInvalidLoad) {
-				err = &mappedError{kind: ErrBadRequest, err: err}
-			}
 			s.storeFailed(w, r, p, epLoad, nil, err)
 			return
 		}
@@ -161,8 +159,7 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 		err = s.store.Load(ctx, src)
 	}
 	if err != nil {
-		err = s.mapErr(err)
-		if isNotLeader(err) {
+		if errors.Is(err, api.ErrNotLeader) {
 			s.toLeaderFrom(w, r, p, epLoad, fileBody{f})
 			return
 		}
@@ -205,18 +202,18 @@ func (s *Server) buildFromDump(ctx context.Context, f *os.File) (*os.File, error
 func (s *Server) spoolBody(w http.ResponseWriter, r *http.Request) (*os.File, bool) {
 	max := s.cfg.MaxLoadBytes
 	if r.ContentLength > max {
-		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+		writeError(w, api.ErrRequestTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 		return nil, false
 	}
 	f, err := os.CreateTemp(s.cfg.TempDir, "raftlite-load-*")
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, codeInternal, "load: "+err.Error())
+		writeError(w, api.ErrInternal, "load: "+err.Error())
 		return nil, false
 	}
-	fail := func(status int, code, msg string) (*os.File, bool) {
+	fail := func(outcome *api.Error, msg string) (*os.File, bool) {
 		f.Close()
 		os.Remove(f.Name())
-		writeError(w, status, code, msg)
+		writeError(w, outcome, msg)
 		return nil, false
 	}
 	if r.Body != nil {
@@ -225,16 +222,16 @@ func (s *Server) spoolBody(w http.ResponseWriter, r *http.Request) (*os.File, bo
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return fail(http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+			return fail(api.ErrRequestTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 		}
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return fail(http.StatusInternalServerError, codeInternal, "load: spooling the upload: "+err.Error())
+			return fail(api.ErrInternal, "load: spooling the upload: "+err.Error())
 		}
-		return fail(http.StatusBadRequest, codeBadRequest, "reading request body: "+err.Error())
+		return fail(api.ErrBadRequest, "reading request body: "+err.Error())
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fail(http.StatusInternalServerError, codeInternal, "load: "+err.Error())
+		return fail(api.ErrInternal, "load: "+err.Error())
 	}
 	return f, true
 }

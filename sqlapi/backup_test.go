@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/internal/sqltest"
 
 	"github.com/raftlite/raftlite/fsm"
@@ -90,7 +91,7 @@ func TestBackupOptionsAndErrors(t *testing.T) {
 	if code, _, body := do(t, "POST", ts.URL+"/db/load", "application/octet-stream", string(big)); code != 413 {
 		t.Fatalf("oversized load: %d %s", code, body)
 	}
-	store.loadErr = fmt.Errorf("load: %w", ErrBadRequest)
+	store.loadErr = fmt.Errorf("load: %w", api.ErrBadRequest)
 	if code, _, body := do(t, "POST", ts.URL+"/db/load", "application/octet-stream", string(big[:500])); code != 400 || len(store.loaded) != 500 {
 		t.Fatalf("invalid load: %d %s (%d bytes loaded)", code, body, len(store.loaded))
 	}
@@ -218,7 +219,7 @@ func TestLoadDump(t *testing.T) {
 	}
 
 	// The Loader's own refusal of the built file is passed on.
-	store.loadErr = fmt.Errorf("load: %w", ErrBadRequest)
+	store.loadErr = fmt.Errorf("load: %w", api.ErrBadRequest)
 	if code, _, body := do(t, "POST", ts.URL+"/db/load", "application/sql", "CREATE TABLE t (x);"); code != 400 {
 		t.Fatalf("refused load: %d %s", code, body)
 	}

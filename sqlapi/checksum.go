@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -43,7 +44,7 @@ func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *param
 			return
 		}
 		reply.Index, err = s.store.TriggerChecksum(ctx)
-		if err != nil && isNotLeader(err) {
+		if err != nil && errors.Is(err, api.ErrNotLeader) {
 			s.toLeader(w, r, p, epChecksum, nil)
 			return
 		}
@@ -53,7 +54,7 @@ func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *param
 	case r.URL.Query().Has("index"):
 		reply.Index, err = strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, codeBadRequest, "invalid index: "+err.Error())
+			writeError(w, api.ErrBadRequest, "invalid index: "+err.Error())
 			return
 		}
 		reply.Checksum, err = s.store.ChecksumAt(ctx, reply.Index)
@@ -69,7 +70,7 @@ func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *param
 		case errors.Is(err, context.DeadlineExceeded), ctx.Err() != nil:
 			status = http.StatusGatewayTimeout
 		default:
-			status = classifyStoreError(s.mapErr(err)).status
+			status = classifyStoreError(err).outcome.Status
 		}
 	}
 	body, _ := json.Marshal(reply)

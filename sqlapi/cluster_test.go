@@ -59,7 +59,7 @@ func TestReadyz(t *testing.T) {
 		body != "[+]node ok\n[+]leader does not exist\n[+]store not ready: not part of a cluster: refusing to join the cluster of the node at 127.0.0.1:4002\n" {
 		t.Fatalf("no leader, not formed: %d %q", code, body)
 	}
-	store.set(func(f *fakeStore) { f.ready = ErrNoLeader })
+	store.set(func(f *fakeStore) { f.ready = api.ErrNoLeader })
 	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 503 || body != "[+]node ok\n[+]leader does not exist\n" {
 		t.Fatalf("no leader, no other reason: %d %q", code, body)
 	}
@@ -72,7 +72,7 @@ func TestReadyz(t *testing.T) {
 	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 503 || !strings.Contains(body, "[+]leader not contactable") {
 		t.Fatalf("leader API unknown: %d %q", code, body)
 	}
-	store.set(func(f *fakeStore) { f.leaderAPI = "127.0.0.1:4001"; f.ready = ErrNoLeader })
+	store.set(func(f *fakeStore) { f.leaderAPI = "127.0.0.1:4001"; f.ready = api.ErrNoLeader })
 	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 503 || !strings.Contains(body, "[+]store not ready") {
 		t.Fatalf("not ready: %d %q", code, body)
 	}

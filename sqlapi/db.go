@@ -30,7 +30,7 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params
 	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
 	if err != nil && !(p.queue && p.wait && errors.Is(err, errNoStatements)) {
 		// (An empty queued write with ?wait is a flush marker, as in rqlite.)
-		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
 	s.metrics.statements[epExecute].Add(float64(len(stmts)))
@@ -50,9 +50,9 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 	if r.Method == http.MethodGet {
 		if strings.TrimSpace(p.q) == "" {
 			if p.hasQ {
-				writeError(w, http.StatusBadRequest, codeBadRequest, "query parameter not set")
+				writeError(w, api.ErrBadRequest, "query parameter not set")
 			} else {
-				writeError(w, http.StatusBadRequest, codeBadRequest, errNoStatements.Error())
+				writeError(w, api.ErrBadRequest, errNoStatements.Error())
 			}
 			return
 		}
@@ -64,7 +64,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 		}
 		var err error
 		if stmts, err = parseBody(body, isTextPlain(r.Header.Get("Content-Type"))); err != nil {
-			writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+			writeError(w, api.ErrBadRequest, err.Error())
 			return
 		}
 	}
@@ -82,7 +82,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params
 	}
 	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
 	s.metrics.statements[epRequest].Add(float64(len(stmts)))
@@ -121,16 +121,15 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, p *params, ep end
 // proposed) goes to the leader, "no leader" is a 503, anything else a
 // request-level failure.
 func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, err error) {
-	err = s.mapErr(err)
 	switch {
-	case isNotLeader(err):
+	case errors.Is(err, api.ErrNotLeader):
 		s.toLeader(w, r, p, ep, body)
-	case isNoLeader(err):
+	case errors.Is(err, api.ErrNoLeader):
 		s.metrics.noLeader.Inc()
-		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
+		writeError(w, api.ErrNoLeader, api.ErrNoLeader.Error())
 	default:
 		re := classifyStoreError(err)
-		if re.code == codeStoreError {
+		if re.outcome == api.ErrStore {
 			s.log.Warn("store request failed", "path", r.URL.Path, "err", err)
 		}
 		writeRequestError(w, re, p.encodeOpts(ep))
@@ -141,7 +140,7 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, p *params, 
 func (s *Server) writeExecuted(w http.ResponseWriter, p *params, ep endpoint, resp *api.Response) {
 	o := p.encodeOpts(ep)
 	if resp == nil {
-		writeRequestError(w, &requestError{http.StatusInternalServerError, codeStoreError, "store returned no response"}, o)
+		writeRequestError(w, &requestError{api.ErrStore, "store returned no response"}, o)
 		return
 	}
 	if resp.Err != nil {
@@ -209,8 +208,8 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 	}
 	if minIndex > 0 {
 		if err := s.store.WaitApplied(ctx, minIndex); err != nil {
-			re := classifyStoreError(s.mapErr(err))
-			if re.code == codeTimeout {
+			re := classifyStoreError(err)
+			if errors.Is(re.outcome, api.ErrTimeout) {
 				re.msg = fmt.Sprintf("timeout waiting for log index %d to be applied", minIndex)
 			}
 			writeRequestError(w, re, p.encodeOpts(ep))
@@ -242,7 +241,7 @@ func (s *Server) readIndex(ctx context.Context) (uint64, error) {
 		if err == nil {
 			return idx, nil
 		}
-		if attempt >= maxReadIndexAttempts || ctx.Err() != nil || !isNoLeader(s.mapErr(err)) {
+		if attempt >= maxReadIndexAttempts || ctx.Err() != nil || !errors.Is(err, api.ErrNoLeader) {
 			return 0, err
 		}
 		if s.awaitLeader(ctx, "") == "" {
@@ -258,14 +257,13 @@ func (s *Server) readIndex(ctx context.Context) (uint64, error) {
 // leader-only request, "no leader" is the usual 503, and anything else (the
 // leader unreachable, a timeout) a request-level error that says so.
 func (s *Server) readIndexFailed(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, err error) {
-	err = s.mapErr(err)
-	if isNotLeader(err) || isNoLeader(err) {
+	if errors.Is(err, api.ErrNotLeader) || errors.Is(err, api.ErrNoLeader) {
 		s.storeFailed(w, r, p, ep, body, err)
 		return
 	}
 	re := *classifyStoreError(err)
-	if re.code == codeStoreError {
-		re.status, re.code = http.StatusServiceUnavailable, codeUnavailable
+	if re.outcome == api.ErrStore {
+		re.outcome = api.ErrUnavailable
 	}
 	re.msg = "linearizable read: no read index from the leader: " + re.msg
 	writeRequestError(w, &re, p.encodeOpts(ep))
@@ -278,7 +276,7 @@ func (s *Server) readIndexFailed(w http.ResponseWriter, r *http.Request, p *para
 // behind but applying is still fresh: the entries it lacks were committed
 // moments ago).
 func (s *Server) checkFresh(p *params) *requestError {
-	stale := &requestError{http.StatusServiceUnavailable, codeStaleRead, "stale read"}
+	stale := &requestError{api.ErrStaleRead, "stale read"}
 	if lc := s.store.LastContact(); lc.IsZero() || time.Since(lc) > p.freshness {
 		return stale
 	}

@@ -32,7 +32,7 @@ type fakeStore struct {
 	// nonVoter makes IsVoter false.
 	nonVoter bool
 	// readIndexFn scripts ReadIndex; without it the leader answers its
-	// commit index (7, as Stats says) and a follower ErrNotLeader.
+	// commit index (7, as Stats says) and a follower api.ErrNotLeader.
 	readIndexFn func(ctx context.Context) (uint64, error)
 	// triggered counts TriggerChecksum calls.
 	triggered int
@@ -61,7 +61,7 @@ func (f *fakeStore) Execute(ctx context.Context, req *api.Request) (*api.Respons
 	fn, leader := f.execFn, f.leader
 	f.mu.Unlock()
 	if !leader {
-		return nil, ErrNotLeader
+		return nil, api.ErrNotLeader
 	}
 	if fn != nil {
 		return fn(ctx, req)
@@ -120,7 +120,7 @@ func (f *fakeStore) ReadIndex(ctx context.Context) (uint64, error) {
 	case fn != nil:
 		return fn(ctx)
 	case !leader:
-		return 0, ErrNotLeader
+		return 0, api.ErrNotLeader
 	}
 	return 7, nil
 }
@@ -176,10 +176,10 @@ func (f *fakeStore) Remove(ctx context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.leader {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	if id == "unknown" {
-		return errors.Join(ErrBadRequest, errors.New("unknown node"))
+		return errors.Join(api.ErrBadRequest, errors.New("unknown node"))
 	}
 	f.removed = append(f.removed, id)
 	return nil
@@ -189,7 +189,7 @@ func (f *fakeStore) StepDown(ctx context.Context, target string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.leader {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	f.stepped = append(f.stepped, target)
 	return nil

@@ -102,7 +102,7 @@ func (s *Server) probeAll(ctx context.Context, members []api.Member, timeout tim
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request, p *params) {
 	members, err := s.store.Members()
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "store nodes: "+oneLine(err.Error()))
+		writeError(w, api.ErrUnavailable, "store nodes: "+oneLine(err.Error()))
 		return
 	}
 	if !p.nonVoters {
@@ -129,7 +129,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request, p *params) 
 		b, err = json.Marshal(legacy)
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, codeInternal, "encoding nodes: "+err.Error())
+		writeError(w, api.ErrInternal, "encoding nodes: "+err.Error())
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, b, p.pretty)
@@ -145,7 +145,7 @@ func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	members, err := s.store.Members()
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "store nodes: "+oneLine(err.Error()))
+		writeError(w, api.ErrUnavailable, "store nodes: "+oneLine(err.Error()))
 		return
 	}
 	leaderID := s.store.LeaderID()
@@ -159,13 +159,13 @@ func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	if leader == nil {
 		s.metrics.noLeader.Inc()
-		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
+		writeError(w, api.ErrNoLeader, api.ErrNoLeader.Error())
 		return
 	}
 	n := s.probe(r.Context(), *leader, s.probeTimeout(r))
 	b, err := json.Marshal(n)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, codeInternal, "encoding leader: "+err.Error())
+		writeError(w, api.ErrInternal, "encoding leader: "+err.Error())
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, b, p.pretty)
@@ -197,7 +197,7 @@ func (s *Server) stepDown(w http.ResponseWriter, r *http.Request, p *params) {
 	}
 	target, err := idBody(body, true)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
 	if !s.store.IsLeader() {
@@ -222,7 +222,7 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	id, err := idBody(body, false)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
 	if !s.store.IsLeader() {
@@ -240,14 +240,13 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request, p *params)
 }
 
 func (s *Server) clusterOpFailed(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, what string, err error) {
-	err = s.mapErr(err)
 	switch {
-	case isNotLeader(err):
+	case errors.Is(err, api.ErrNotLeader):
 		s.toLeader(w, r, p, ep, body)
-	case isNoLeader(err):
-		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
+	case errors.Is(err, api.ErrNoLeader):
+		writeError(w, api.ErrNoLeader, api.ErrNoLeader.Error())
 	default:
 		re := classifyStoreError(err)
-		writeError(w, re.status, re.code, fmt.Sprintf("%s: %s", what, oneLine(re.msg)))
+		writeError(w, re.outcome, fmt.Sprintf("%s: %s", what, oneLine(re.msg)))
 	}
 }

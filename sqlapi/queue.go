@@ -35,9 +35,8 @@ import (
 // ambiguous failure is not applied twice.
 
 var (
-	errQueueClosed    = errors.New("write queue is shut down")
-	errQueueTooLarge  = errors.New("queued request too large for one log entry")
-	errSessionExpired = errors.New(msgSessionExpired)
+	errQueueClosed   = errors.New("write queue is shut down")
+	errQueueTooLarge = errors.New("queued request too large for one log entry")
 )
 
 // queuedWrite is one accepted queued request.
@@ -269,12 +268,12 @@ func (q *writeQueue) apply(stmts []api.Statement, auth string) error {
 	}
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := q.s.mapErr(q.applyOnce(stmts, auth))
+		err := q.applyOnce(stmts, auth)
 		if err == nil {
 			q.sessionSeq++
 			return nil
 		}
-		if errors.Is(err, errSessionExpired) {
+		if errors.Is(err, api.ErrSessionExpired) {
 			q.newSession() // nothing was applied under the expired session
 			continue
 		}
@@ -297,8 +296,8 @@ func (q *writeQueue) apply(stmts []api.Statement, auth string) error {
 // isTransient reports whether a failed attempt may succeed if retried.
 func isTransient(err error) bool {
 	var te interface{ Temporary() bool }
-	return isNotLeader(err) || isNoLeader(err) || isLeadershipLost(err) ||
-		isCommitTimeout(err) || isNotApplied(err) || (errors.As(err, &te) && te.Temporary())
+	return errors.Is(err, api.ErrNotLeader) || errors.Is(err, api.ErrNoLeader) || errors.Is(err, api.ErrLeadershipLost) ||
+		errors.Is(err, api.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, api.ErrUnavailable) || (errors.As(err, &te) && te.Temporary())
 }
 
 // transientError is a failure worth retrying (from a forwarded batch).
@@ -322,19 +321,16 @@ func (q *writeQueue) applyOnce(stmts []api.Statement, auth string) error {
 			return err
 		}
 		if resp != nil && resp.Err != nil {
-			if errors.Is(resp.Err, fsm.ErrUnknownSession) || strings.Contains(resp.Err.Error(), msgSessionExpired) {
-				return errSessionExpired
-			}
 			return resp.Err
 		}
 		return nil
 	}
 	leader := q.s.leaderURL()
 	if leader == "" {
-		return ErrNoLeader
+		return api.ErrNoLeader
 	}
 	if leader == q.s.cfg.AdvAddr {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	return q.forwardBatch(ctx, leader, stmts, auth, seq)
 }
@@ -368,8 +364,8 @@ func (q *writeQueue) forwardBatch(ctx context.Context, leader string, stmts []ap
 	}
 	_ = json.Unmarshal(raw, &top)
 	switch {
-	case top.Code == codeSessionExpired:
-		return errSessionExpired
+	case top.Code == api.ErrSessionExpired.Code:
+		return api.ErrSessionExpired
 	case resp.StatusCode == http.StatusOK && top.Error == "":
 		return nil
 	case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway ||
@@ -398,7 +394,7 @@ func (q *writeQueue) stats() map[string]any {
 func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params, body []byte, stmts []api.Statement) {
 	o := p.encodeOpts(epExecute)
 	if p.clientID != "" {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "client_id and seq cannot be used with queue")
+		writeError(w, api.ErrBadRequest, "client_id and seq cannot be used with queue")
 		return
 	}
 	if !s.store.IsLeader() {
@@ -410,14 +406,14 @@ func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params
 	seq, done, err := s.queue.enqueue(ctx, stmts, p.wait, r.Header.Get("Authorization"))
 	if err != nil {
 		if errors.Is(err, errQueueClosed) {
-			writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+			writeError(w, api.ErrUnavailable, err.Error())
 			return
 		}
 		if errors.Is(err, errQueueTooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, codeEntryTooLarge, err.Error())
+			writeError(w, api.ErrEntryTooLarge, err.Error())
 			return
 		}
-		writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeQueueFull, "write queue is full"}, o)
+		writeRequestError(w, &requestError{api.ErrQueueFull, "write queue is full"}, o)
 		return
 	}
 	out := &apiResponse{seqNum: seq}
@@ -425,12 +421,12 @@ func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params
 		select {
 		case err := <-done:
 			if err != nil {
-				out.err, out.code = err.Error(), codeQueueFailed
+				out.err, out.code = err.Error(), api.ErrQueueFailed.Code
 				writeResponse(w, http.StatusInternalServerError, out, o)
 				return
 			}
 		case <-ctx.Done():
-			out.err, out.code = "timeout waiting for queued statements to be applied", codeTimeout
+			out.err, out.code = "timeout waiting for queued statements to be applied", api.ErrTimeout.Code
 			writeResponse(w, http.StatusGatewayTimeout, out, o)
 			return
 		}

@@ -87,7 +87,7 @@ func TestQueueRetriesTransientFailures(t *testing.T) {
 		defer mu.Unlock()
 		if fails > 0 {
 			fails--
-			return nil, ErrLeadershipLost
+			return nil, api.ErrLeadershipLost
 		}
 		return &api.Response{Results: make([]api.Result, len(req.Statements))}, nil
 	}
@@ -109,7 +109,7 @@ func TestQueueNewSessionWhenExpired(t *testing.T) {
 	store.execFn = func(_ context.Context, req *api.Request) (*api.Response, error) {
 		if first {
 			first = false
-			return &api.Response{Err: errors.New("unknown or expired session")}, nil
+			return &api.Response{Err: api.ErrSessionExpired}, nil
 		}
 		return &api.Response{Results: make([]api.Result, len(req.Statements))}, nil
 	}
@@ -168,7 +168,7 @@ func TestQueueForwardsBatchAfterLeadershipMoves(t *testing.T) {
 			f.mu.Lock()
 			f.leader = false
 			f.mu.Unlock()
-			return nil, ErrNotLeader
+			return nil, api.ErrNotLeader
 		}
 	})
 	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute?queue&wait", "", `[["INSERT INTO t VALUES(?, ?)", 1.0, [1,2]]]`,

@@ -93,16 +93,16 @@ func TestExecuteResponseErrors(t *testing.T) {
 		status int
 		want   string
 	}{
-		{&api.Response{Err: errors.New("sequence number already superseded")}, nil, 400,
+		{&api.Response{Err: api.ErrSeqSuperseded}, nil, 400,
 			`{"results":[],"error":"sequence number already superseded","code":"seq_superseded"}`},
-		{&api.Response{Err: errors.New("unknown or expired session")}, nil, 400,
+		{&api.Response{Err: api.ErrSessionExpired}, nil, 400,
 			`{"results":[],"error":"unknown or expired session","code":"session_expired"}`},
 		{&api.Response{Results: []api.Result{{RowsAffected: 1}}, Index: 5, Deduplicated: true}, nil, 200,
 			`{"results":[{"rows_affected":1}],"deduplicated":true}`},
-		{nil, errors.Join(ErrLeadershipLost, errors.New("detail")), 503, `"code":"leadership_lost"`},
-		{nil, ErrCommitTimeout, 504, `"code":"timeout"`},
-		{nil, ErrUnknownOutcome, 503, `"code":"unknown_outcome"`},
-		{nil, ErrNotApplied, 503, `"code":"unavailable"`},
+		{nil, errors.Join(api.ErrLeadershipLost, errors.New("detail")), 503, `"code":"leadership_lost"`},
+		{nil, api.ErrCommitTimeout, 504, `"code":"timeout"`},
+		{nil, api.ErrUnknownOutcome, 503, `"code":"unknown_outcome"`},
+		{nil, api.ErrUnavailable, 503, `"code":"unavailable"`},
 		{nil, errors.New("disk on fire"), 500, `{"results":[],"error":"disk on fire","code":"store_error"}`},
 	}
 	for i, c := range cases {
@@ -116,7 +116,7 @@ func TestExecuteResponseErrors(t *testing.T) {
 	}
 	// No leader known: 503 leader not found.
 	store.set(func(f *fakeStore) {
-		f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return nil, ErrNoLeader }
+		f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return nil, api.ErrNoLeader }
 	})
 	if code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Errorf("no leader: %d %q", code, body)
@@ -140,24 +140,24 @@ func TestBadRequests(t *testing.T) {
 		status             int
 		want               string
 	}{
-		{"POST", "/db/execute", `not json`, 400, jsonError(codeBadRequest, "invalid JSON body")},
-		{"POST", "/db/execute", ``, 400, jsonError(codeBadRequest, "invalid JSON body")},
-		{"POST", "/db/execute", `{"a":1}`, 400, jsonError(codeBadRequest, "invalid request")},
-		{"POST", "/db/execute", `[]`, 400, jsonError(codeBadRequest, "no statements")},
-		{"POST", "/db/execute", `[["X", {"a": {}}]]`, 400, jsonError(codeBadRequest, "unsupported parameter type: nested object")},
-		{"POST", "/db/query", `[1]`, 400, jsonError(codeBadRequest, "invalid request")},
-		{"POST", "/db/request", `[]`, 400, jsonError(codeBadRequest, "no statements")},
-		{"GET", "/db/query", ``, 400, jsonError(codeBadRequest, "no statements")},
-		{"GET", "/db/query?q=", ``, 400, jsonError(codeBadRequest, "query parameter not set")},
-		{"POST", "/db/execute", `["` + strings.Repeat("x", 200) + `"]`, 413, jsonError(codeTooLarge, "request body too large: limit is 100 bytes")},
-		{"GET", "/db/query?q=SELECT+1&timeout=soon", ``, 400, jsonError(codeBadRequest, "timeout is not a valid duration")},
-		{"GET", "/db/query?q=SELECT+1&freshness=x", ``, 400, jsonError(codeBadRequest, "freshness is not a valid duration")},
-		{"GET", "/db/query?q=SELECT+1&freshness_strict", ``, 400, jsonError(codeBadRequest, "freshness_strict requires freshness")},
-		{"GET", "/db/query?q=SELECT+1&min_index=-1", ``, 400, jsonError(codeBadRequest, "min_index is not a valid log index")},
-		{"POST", "/db/execute?client_id=a&seq=x", `["X"]`, 400, jsonError(codeBadRequest, "seq is not a valid sequence number (1, 2, 3...)")},
-		{"POST", "/db/execute?client_id=a", `["X"]`, 400, jsonError(codeBadRequest, "client_id requires seq")},
-		{"POST", "/db/execute?seq=1", `["X"]`, 400, jsonError(codeBadRequest, "seq requires client_id")},
-		{"POST", "/db/execute?queue&client_id=a&seq=1", `["X"]`, 400, jsonError(codeBadRequest, "client_id and seq cannot be used with queue")},
+		{"POST", "/db/execute", `not json`, 400, jsonError("bad_request", "invalid JSON body")},
+		{"POST", "/db/execute", ``, 400, jsonError("bad_request", "invalid JSON body")},
+		{"POST", "/db/execute", `{"a":1}`, 400, jsonError("bad_request", "invalid request")},
+		{"POST", "/db/execute", `[]`, 400, jsonError("bad_request", "no statements")},
+		{"POST", "/db/execute", `[["X", {"a": {}}]]`, 400, jsonError("bad_request", "unsupported parameter type: nested object")},
+		{"POST", "/db/query", `[1]`, 400, jsonError("bad_request", "invalid request")},
+		{"POST", "/db/request", `[]`, 400, jsonError("bad_request", "no statements")},
+		{"GET", "/db/query", ``, 400, jsonError("bad_request", "no statements")},
+		{"GET", "/db/query?q=", ``, 400, jsonError("bad_request", "query parameter not set")},
+		{"POST", "/db/execute", `["` + strings.Repeat("x", 200) + `"]`, 413, jsonError("request_too_large", "request body too large: limit is 100 bytes")},
+		{"GET", "/db/query?q=SELECT+1&timeout=soon", ``, 400, jsonError("bad_request", "timeout is not a valid duration")},
+		{"GET", "/db/query?q=SELECT+1&freshness=x", ``, 400, jsonError("bad_request", "freshness is not a valid duration")},
+		{"GET", "/db/query?q=SELECT+1&freshness_strict", ``, 400, jsonError("bad_request", "freshness_strict requires freshness")},
+		{"GET", "/db/query?q=SELECT+1&min_index=-1", ``, 400, jsonError("bad_request", "min_index is not a valid log index")},
+		{"POST", "/db/execute?client_id=a&seq=x", `["X"]`, 400, jsonError("bad_request", "seq is not a valid sequence number (1, 2, 3...)")},
+		{"POST", "/db/execute?client_id=a", `["X"]`, 400, jsonError("bad_request", "client_id requires seq")},
+		{"POST", "/db/execute?seq=1", `["X"]`, 400, jsonError("bad_request", "seq requires client_id")},
+		{"POST", "/db/execute?queue&client_id=a&seq=1", `["X"]`, 400, jsonError("bad_request", "client_id and seq cannot be used with queue")},
 		{"GET", "/db/query?q=%zz", ``, 400, ""},
 	}
 	for _, tt := range tests {
@@ -416,7 +416,7 @@ func TestLinearizableReadIndexWaitsForLeader(t *testing.T) {
 	store.readIndexFn = func(context.Context) (uint64, error) {
 		if calls.Add(1) == 1 {
 			store.set(func(f *fakeStore) { f.leaderID, f.leaderAPI = "2", "http://127.0.0.1:1" })
-			return 0, ErrNoLeader
+			return 0, api.ErrNoLeader
 		}
 		return 7, nil
 	}
@@ -428,7 +428,7 @@ func TestLinearizableReadIndexWaitsForLeader(t *testing.T) {
 
 	// Still no leader after the wait: 503 leader not found.
 	store.set(func(f *fakeStore) { f.leaderID, f.leaderAPI = "", "" })
-	store.readIndexFn = func(context.Context) (uint64, error) { return 0, ErrNoLeader }
+	store.readIndexFn = func(context.Context) (uint64, error) { return 0, api.ErrNoLeader }
 	_, ts2 := newTestServer(t, store, func(c *Config) { c.LeaderWait = 50 * time.Millisecond })
 	if code, _, body := do(t, "GET", ts2.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Fatalf("no leader: %d %q", code, body)

@@ -2,7 +2,6 @@ package sqlapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -121,12 +120,10 @@ func TestSessionErrorsByIdentity(t *testing.T) {
 		status int
 		code   string
 	}{
-		{fmt.Errorf("entry 9: %w", fsm.ErrSeqSuperseded), 400, codeSeqSuperseded},
-		{fmt.Errorf("entry 9: %w", fsm.ErrUnknownSession), 400, codeSessionExpired},
-		{fsm.ErrBadSequence, 400, codeBadRequest},
-		{fmt.Errorf("entry 9: %w", fsm.ErrSeqReused), 409, codeSeqReused},
-		// Identity lost (a message from elsewhere): recognised by its text.
-		{errors.New("leader: " + fsm.ErrSeqReused.Error()), 409, codeSeqReused},
+		{fmt.Errorf("entry 9: %w", api.ErrSeqSuperseded), 400, "seq_superseded"},
+		{fmt.Errorf("entry 9: %w", api.ErrSessionExpired), 400, "session_expired"},
+		{api.ErrBadSequence, 400, "bad_request"},
+		{fmt.Errorf("entry 9: %w", api.ErrSeqReused), 409, "seq_reused"},
 	} {
 		store.set(func(f *fakeStore) {
 			f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return &api.Response{Err: c.err}, nil }

@@ -2,11 +2,8 @@ package sqlapi
 
 import (
 	"context"
-	"errors"
 	"io"
 	"time"
-
-	"github.com/hashicorp/raft"
 
 	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
@@ -18,7 +15,7 @@ import (
 type Store interface {
 	// Execute proposes req as one Raft log entry and returns what applying it
 	// produced. Leader only: on a follower it fails with an error matching
-	// ErrNotLeader, and nothing is proposed.
+	// api.ErrNotLeader, and nothing is proposed.
 	Execute(ctx context.Context, req *api.Request) (*api.Response, error)
 	// Query reads the local copy of the database.
 	Query(ctx context.Context, req *api.Request) ([]api.Result, error)
@@ -66,7 +63,7 @@ type Store interface {
 	// or with opt.SQL an SQL text dump (/db/backup).
 	Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) error
 	// Load replaces the whole database with an SQLite file (leader only;
-	// ErrNotLeader otherwise). /db/load hands it SQL dumps too, once
+	// api.ErrNotLeader otherwise). /db/load hands it SQL dumps too, once
 	// turned into an SQLite file.
 	Load(ctx context.Context, sqliteFile io.Reader) error
 
@@ -78,94 +75,6 @@ type Store interface {
 	// this node did not take one there.
 	ChecksumAt(ctx context.Context, index uint64) (string, error)
 	// TriggerChecksum proposes a checksum marker and returns its index
-	// (leader only: ErrNotLeader otherwise).
+	// (leader only: api.ErrNotLeader otherwise).
 	TriggerChecksum(ctx context.Context) (uint64, error)
-}
-
-// Errors a Store's errors match (errors.Is) to tell the HTTP layer what
-// happened. A Store error matching none of them is a 500 store_error.
-var (
-	// ErrNotLeader: refused because this node is not the leader; nothing
-	// was proposed. The request is forwarded to the leader.
-	ErrNotLeader = errors.New("not leader")
-	// ErrNoLeader: no leader is known (503 "leader not found").
-	ErrNoLeader = errors.New("leader not found")
-	// ErrLeadershipLost: proposed, but leadership was lost before the
-	// outcome was known; the write may or may not have been applied (503
-	// leadership_lost).
-	ErrLeadershipLost = errors.New("leadership lost while committing")
-	// ErrCommitTimeout: proposed, but the request's time ran out before it
-	// committed; the write may or may not have been applied (504 timeout).
-	ErrCommitTimeout = errors.New("timed out waiting for commit")
-	// ErrUnknownOutcome: committed to the log, but this node could not
-	// apply it and so cannot tell its results; it takes effect on the other
-	// nodes (503 unknown_outcome). A retry with the same client_id/seq is
-	// answered from the session once a node has applied it.
-	ErrUnknownOutcome = errors.New("outcome unknown")
-	// ErrNotApplied: refused for a passing reason (busy, leadership
-	// transfer, shutting down) before anything was proposed; a retry is
-	// safe (503 unavailable).
-	ErrNotApplied = errors.New("not applied")
-	// ErrBadRequest: the arguments were invalid, e.g. an unknown node ID
-	// (400).
-	ErrBadRequest = errors.New("bad request")
-	// ErrEntryTooLarge: the write is larger than one log entry may be; it
-	// was not proposed (413).
-	ErrEntryTooLarge = errors.New("write too large for one log entry")
-)
-
-// mapErr translates a Store error through Config.Errors, keeping its
-// message.
-func (s *Server) mapErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	for _, m := range s.cfg.Errors {
-		if m.From != nil && m.To != nil && errors.Is(err, m.From) {
-			if errors.Is(err, m.To) {
-				return err
-			}
-			return &mappedError{kind: m.To, err: err}
-		}
-	}
-	return err
-}
-
-// mappedError is a Store error that means one of this package's errors.
-type mappedError struct {
-	kind error
-	err  error
-}
-
-func (e *mappedError) Error() string   { return e.err.Error() }
-func (e *mappedError) Unwrap() []error { return []error{e.kind, e.err} }
-
-// isNotLeader reports whether err says the request was refused because this
-// node is not the leader (and so nothing was proposed).
-func isNotLeader(err error) bool {
-	return errors.Is(err, ErrNotLeader) || errors.Is(err, raft.ErrNotLeader)
-}
-
-// isNoLeader reports whether err says no leader is known.
-func isNoLeader(err error) bool {
-	return errors.Is(err, ErrNoLeader)
-}
-
-// isLeadershipLost reports whether err says the write was proposed but
-// leadership was lost before it was known to be committed.
-func isLeadershipLost(err error) bool {
-	return errors.Is(err, ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipLost) ||
-		errors.Is(err, raft.ErrAbortedByRestore)
-}
-
-// isCommitTimeout reports whether err says the request's time ran out.
-func isCommitTimeout(err error) bool {
-	return errors.Is(err, ErrCommitTimeout) || errors.Is(err, context.DeadlineExceeded)
-}
-
-// isNotApplied reports whether err says the request was refused, for a
-// passing reason, before anything was proposed.
-func isNotApplied(err error) bool {
-	return errors.Is(err, ErrNotApplied) || errors.Is(err, raft.ErrEnqueueTimeout) ||
-		errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrRaftShutdown)
 }
