@@ -66,8 +66,11 @@ type testNode struct {
 	t      *testing.T
 	cfg    Config
 	logger *slog.Logger
-	fsm    *fsm.FSM // nil once stopped
-	g      *group
+	fsm    closableStateMachine // nil once stopped
+	// newSM opens the node's state machine (SQLite or in memory), again at
+	// a restart.
+	newSM stateMachineOpener
+	g     *group
 	// hold can stop the node's FSM between a batch's commit and the
 	// publication of its index (fsm.Config.AfterCommit).
 	hold *commitHold
@@ -172,35 +175,52 @@ func start(t *testing.T, cfg Config, logger *slog.Logger) *testNode {
 
 func tryStart(t *testing.T, cfg Config, logger *slog.Logger) (*testNode, error) {
 	t.Helper()
-	return startWith(t, cfg, logger, Open)
+	return startWith(t, cfg, logger, Open, openSQLite)
+}
+
+// closableStateMachine is a state machine the test closes after its node.
+type closableStateMachine interface {
+	StateMachine
+	Close() error
+}
+
+// stateMachineOpener opens the state machine of a node whose data is in
+// dir; hold may pause it after a commit (the SQLite one only).
+type stateMachineOpener func(dir string, l *slog.Logger, hold *commitHold) (closableStateMachine, error)
+
+// openSQLite opens the product's state machine.
+func openSQLite(dir string, l *slog.Logger, hold *commitHold) (closableStateMachine, error) {
+	return fsm.Open(fsm.Config{Dir: filepath.Join(dir, "db"), Logger: l, AfterCommit: hold.afterCommit})
 }
 
 // startUnformed opens the FSM and starts the node for cfg without making it
 // part of a cluster: the test calls Form.
 func startUnformed(t *testing.T, cfg Config, logger *slog.Logger) *testNode {
 	t.Helper()
-	tn, err := startWith(t, cfg, logger, Start)
+	tn, err := startWith(t, cfg, logger, Start, openSQLite)
 	if err != nil {
 		t.Fatalf("start node %s: %v", cfg.NodeID, err)
 	}
 	return tn
 }
 
-// startWith opens the FSM and the node for cfg with open (Open or Start).
-func startWith(t *testing.T, cfg Config, logger *slog.Logger, open func(Config, *fsm.FSM, *slog.Logger) (*Node, error)) (*testNode, error) {
+// startWith opens the state machine (newSM) and the node for cfg with open
+// (Open or Start).
+func startWith(t *testing.T, cfg Config, logger *slog.Logger, open func(Config, StateMachine, *slog.Logger) (*Node, error),
+	newSM stateMachineOpener) (*testNode, error) {
 	t.Helper()
 	l := logger.With("test_node", cfg.NodeID)
 	hold := &commitHold{}
-	f, err := fsm.Open(fsm.Config{Dir: filepath.Join(cfg.Dir, "db"), Logger: l, AfterCommit: hold.afterCommit})
+	f, err := newSM(cfg.Dir, l, hold)
 	if err != nil {
-		return nil, fmt.Errorf("open fsm: %w", err)
+		return nil, fmt.Errorf("open state machine: %w", err)
 	}
 	n, err := open(cfg, f, l)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	tn := &testNode{t: t, cfg: cfg, logger: logger, fsm: f, hold: hold, Node: n}
+	tn := &testNode{t: t, cfg: cfg, logger: logger, fsm: f, newSM: newSM, hold: hold, Node: n}
 	(&group{}).add(tn)
 	t.Cleanup(tn.stop)
 	return tn, nil
@@ -231,7 +251,10 @@ func (tn *testNode) restart() *testNode {
 	tn.stop()
 	cfg := tn.cfg
 	cfg.Listener = rebind(t, addr)
-	n := start(t, cfg, tn.logger)
+	n, err := startWith(t, cfg, tn.logger, Open, tn.newSM)
+	if err != nil {
+		t.Fatalf("restart node %s: %v", cfg.NodeID, err)
+	}
 	tn.g.add(n)
 	return n
 }
@@ -250,6 +273,13 @@ func rebind(t *testing.T, addr string) net.Listener {
 
 // startCluster starts n nodes with bootstrap-expect n and waits for a leader.
 func startCluster(t *testing.T, n int, tweak func(*Config)) []*testNode {
+	t.Helper()
+	return startClusterOf(t, n, tweak, openSQLite)
+}
+
+// startClusterOf is startCluster with the nodes' state machines opened by
+// newSM.
+func startClusterOf(t *testing.T, n int, tweak func(*Config), newSM stateMachineOpener) []*testNode {
 	t.Helper()
 	logger := testLogger(t)
 	lns := make([]net.Listener, n)
@@ -271,7 +301,7 @@ func startCluster(t *testing.T, n int, tweak func(*Config)) []*testNode {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			nodes[i], errs[i] = tryStart(t, cfg, logger)
+			nodes[i], errs[i] = startWith(t, cfg, logger, Open, newSM)
 		}()
 	}
 	wg.Wait()

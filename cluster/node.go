@@ -32,7 +32,7 @@ type Node struct {
 	advAddr string       // Raft address other nodes use
 	logger  *slog.Logger // component=cluster
 	base    *slog.Logger // without the component attribute
-	fsm     *fsm.FSM
+	fsm     StateMachine
 
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
@@ -85,12 +85,12 @@ type Node struct {
 // blocking until that has succeeded or failed. Open does not wait for a
 // leader; see Ready. The caller keeps ownership of f and must close it after
 // Node.Close.
-func Open(cfg Config, f *fsm.FSM, logger *slog.Logger) (*Node, error) {
+func Open(cfg Config, f StateMachine, logger *slog.Logger) (*Node, error) {
 	return OpenContext(context.Background(), cfg, f, logger)
 }
 
 // OpenContext is Open with a context bounding the bootstrap or join.
-func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logger) (*Node, error) {
+func OpenContext(ctx context.Context, cfg Config, f StateMachine, logger *slog.Logger) (*Node, error) {
 	n, err := Start(cfg, f, logger)
 	if err != nil {
 		return nil, err
@@ -111,7 +111,7 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 // HTTP API (and so /readyz, saying why the node is not ready) while Form
 // waits for the other nodes. The caller keeps ownership of f and must close
 // it after Node.Close.
-func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
+func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error) {
 	if given := cfg.Listener; given != nil {
 		// The node owns a given listener, also when Start fails. (A second
 		// Close after the mux closed it is harmless.)
