@@ -157,8 +157,8 @@ func openAPINode(t *testing.T, id string, raftLn, httpLn net.Listener, joins []s
 	n := &apiNode{t: t, id: id, url: url, db: db, node: node}
 	n.api = sqlapi.New(sqlapi.Config{
 		Addr: httpLn.Addr().String(), AdvAddr: url, Version: "v-test", Logger: logger,
-		Errors: clusterErrors, Auth: auth,
-	}, storeAdapter{node})
+		Auth: auth,
+	}, node)
 	n.srv = &http.Server{Handler: n, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = n.srv.Serve(httpLn) }()
 	return n, nil

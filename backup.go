@@ -12,15 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/raftlite/raftlite/sqlapi"
-)
-
-// The node serves /db/backup and /db/load through these (see package
-// sqlapi); without them the endpoints would answer 501.
-var (
-	_ sqlapi.Backuper = storeAdapter{}
-	_ sqlapi.Loader   = storeAdapter{}
 )
 
 // transferFlags are the flags backup and restore share.

@@ -10,11 +10,7 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/client"
-	"github.com/raftlite/raftlite/sqlapi"
 )
-
-// storeAdapter serves /db/checksum through the node's checksum methods.
-var _ sqlapi.Checksummer = storeAdapter{}
 
 // check runs `raftlite check`: it proposes a checksum marker, asks every
 // member for its checksum at the marker's index (client.CheckReplicas) and

@@ -181,7 +181,6 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		AdvAddr: apiURL(f.httpAdvAddr),
 		Version: version,
 		Logger:  logger,
-		Errors:  clusterErrors,
 
 		MaxLoadBytes:  f.maxLoadBytes,
 		MaxEntryBytes: f.maxEntryBytes,
@@ -207,11 +206,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	defer srv.Close()
 	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 
-	ttl := f.sessionTTL
-	if ttl == 0 {
-		ttl = -1 // fsm: negative means never
-	}
-	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: ttl})
+	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: f.sessionTTL})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -243,7 +238,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	}
 	defer node.Close()
 
-	api := sqlapi.New(acfg, storeAdapter{node})
+	api := sqlapi.New(acfg, node)
 	gate.Started(api)
 	logger.Info("raftlite node started", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 	formErr := make(chan error, 1)
@@ -290,40 +285,6 @@ func startupProgress(st cluster.StartupStatus) sqlapi.StartupProgress {
 	return sqlapi.StartupProgress{Phase: st.Phase, Details: details}
 }
 
-// clusterErrors tells the HTTP layer what the cluster package's errors mean,
-// so sqlapi need not import cluster. The first match wins.
-var clusterErrors = []sqlapi.ErrorMapping{
-	{From: cluster.ErrNotLeader, To: sqlapi.ErrNotLeader},
-	{From: cluster.ErrNoLeader, To: sqlapi.ErrNoLeader},
-	{From: cluster.ErrLeadershipLost, To: sqlapi.ErrLeadershipLost},
-	{From: cluster.ErrCommitTimeout, To: sqlapi.ErrCommitTimeout},
-	{From: cluster.ErrApplyFailed, To: sqlapi.ErrUnknownOutcome},
-	{From: cluster.ErrTimeout, To: sqlapi.ErrNotApplied},
-	{From: cluster.ErrLeadershipTransfer, To: sqlapi.ErrNotApplied},
-	{From: cluster.ErrClosed, To: sqlapi.ErrNotApplied},
-	{From: cluster.ErrHalted, To: sqlapi.ErrNotApplied},
-	{From: cluster.ErrBadRequest, To: sqlapi.ErrBadRequest},
-	{From: cluster.ErrEntryTooLarge, To: sqlapi.ErrEntryTooLarge},
-	{From: cluster.ErrUnknownNode, To: sqlapi.ErrBadRequest},
-	{From: fsm.ErrInvalidLoad, To: sqlapi.ErrBadRequest},
-}
-
-// storeAdapter presents a cluster node as the HTTP layer's Store; only the
-// member list needs converting.
-type storeAdapter struct{ *cluster.Node }
-
 // The HTTP layer's needs are checked here, at compile time, rather than
 // discovered at run time.
-var _ sqlapi.Store = storeAdapter{}
-
-func (a storeAdapter) Members() ([]sqlapi.Member, error) {
-	ms, err := a.Node.Members()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]sqlapi.Member, len(ms))
-	for i, m := range ms {
-		out[i] = sqlapi.Member{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Voter: m.Voter, Leader: m.Leader}
-	}
-	return out, nil
-}
+var _ sqlapi.Store = (*cluster.Node)(nil)

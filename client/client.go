@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // Client talks to a raftlite cluster. It is safe for concurrent use; see the
@@ -105,7 +107,7 @@ func defaultHTTPClient() (*http.Client, *http.Transport) {
 // options. It shares c's session, index tracking, node preference and
 // connections, so it is cheap to make per call:
 //
-//	resp, err := c.With(client.WithLevel(client.LevelNone)).Query(ctx, client.SQL("SELECT 1"))
+//	resp, err := c.With(client.WithLevel(api.LevelNone)).Query(ctx, client.SQL("SELECT 1"))
 //
 // An invalid option makes every call of the returned Client fail.
 func (c *Client) With(opts ...Option) *Client {
@@ -205,7 +207,7 @@ func (c *Client) dbRequest(path string, body []byte) *request {
 
 // addReadParams adds the read consistency parameters.
 func (c *Client) addReadParams(q *params) {
-	if c.opts.level != LevelDefault {
+	if c.opts.level != api.LevelDefault {
 		q.set("level", string(c.opts.level))
 	}
 	if c.opts.freshness > 0 {
@@ -267,7 +269,7 @@ func (c *Client) write(ctx context.Context, path string, stmts []Statement) (*Re
 			return c.written(rep, stmts), nil
 		}
 		switch {
-		case errors.Is(err, ErrUnknownSession):
+		case errors.Is(err, api.ErrSessionExpired):
 			if rerr := sess.renew(); rerr != nil {
 				return nil, errors.Join(err, rerr)
 			}
@@ -281,7 +283,7 @@ func (c *Client) write(ctx context.Context, path string, stmts []Statement) (*Re
 			}
 			c.core.log.Debug("raftlite client: session unknown to the server, write outcome unknown",
 				"old", id, "seq", seq, "new", c.SessionID())
-		case errors.Is(err, ErrSuperseded), errors.Is(err, ErrSeqReused):
+		case errors.Is(err, api.ErrSeqSuperseded), errors.Is(err, api.ErrSeqReused):
 			// The server is ahead of this session, or something else
 			// wrote under it: it is unusable.
 			if rerr := sess.renew(); rerr != nil {

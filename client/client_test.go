@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // newTestClient makes a Client with short retry delays for tests.
@@ -339,8 +341,8 @@ func TestUnknownSessionAfterAmbiguousAttempt(t *testing.T) {
 		resetConn(w)
 	}))
 	_, err := c.Execute(ctx, insert(2))
-	if !errors.Is(err, ErrUnknownSession) || !errors.Is(err, ErrUnknownOutcome) {
-		t.Fatalf("err = %v, want ErrUnknownSession and ErrUnknownOutcome", err)
+	if !errors.Is(err, api.ErrSessionExpired) || !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("err = %v, want api.ErrSessionExpired and ErrUnknownOutcome", err)
 	}
 	var apiErr *APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest {
@@ -371,8 +373,8 @@ func TestSupersededRenewsSession(t *testing.T) {
 	c := newTestClient(t, Config{Nodes: []string{n.srv.URL}})
 	old := c.SessionID()
 	_, err := c.Execute(context.Background(), insert(1))
-	if !errors.Is(err, ErrSuperseded) || errors.Is(err, ErrUnknownOutcome) {
-		t.Fatalf("err = %v, want ErrSuperseded alone", err)
+	if !errors.Is(err, api.ErrSeqSuperseded) || errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("err = %v, want api.ErrSeqSuperseded alone", err)
 	}
 	if c.SessionID() == old {
 		t.Error("session not renewed")
@@ -392,8 +394,8 @@ func TestSeqReusedRenewsSession(t *testing.T) {
 	old := c.SessionID()
 	_, err := c.Execute(context.Background(), insert(1))
 	var apiErr *APIError
-	if !errors.Is(err, ErrSeqReused) || errors.Is(err, ErrUnknownOutcome) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
-		t.Fatalf("err = %v, want a 409 APIError that is ErrSeqReused alone", err)
+	if !errors.Is(err, api.ErrSeqReused) || errors.Is(err, ErrUnknownOutcome) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
+		t.Fatalf("err = %v, want a 409 APIError that is api.ErrSeqReused alone", err)
 	}
 	if c.SessionID() == old {
 		t.Error("session not renewed")
@@ -417,10 +419,10 @@ func TestReadsCarryMinIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.With(WithLevel(LevelNone)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
+	if _, err := c.With(WithLevel(api.LevelNone)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.With(WithMinIndex(10), WithLevel(LevelStrong)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
+	if _, err := c.With(WithMinIndex(10), WithLevel(api.LevelStrong)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
 		t.Fatal(err)
 	}
 	calls := fc.callsTo("/db/query")
@@ -460,7 +462,7 @@ func TestCallOptionsOnTheWire(t *testing.T) {
 	n := fc.node("a")
 	c := newTestClient(t, Config{Nodes: []string{n.srv.URL}})
 	ctx := context.Background()
-	tc := c.With(WithTransaction(), WithTimings(), WithFreshness(time.Second, true), WithLevel(LevelAuto), WithTimeout(3*time.Second))
+	tc := c.With(WithTransaction(), WithTimings(), WithFreshness(time.Second, true), WithLevel(api.LevelAuto), WithTimeout(3*time.Second))
 	if _, err := tc.Request(ctx, insert(1), SQL("SELECT v FROM t")); err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +585,7 @@ func TestConcurrentUse(t *testing.T) {
 				if _, err := c.Execute(ctx, insert(v)); err != nil {
 					errs <- fmt.Errorf("Execute %s: %w", v, err)
 				}
-				if _, err := c.With(WithLevel(LevelNone)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
+				if _, err := c.With(WithLevel(api.LevelNone)).Query(ctx, SQL("SELECT v FROM t")); err != nil {
 					errs <- fmt.Errorf("Query: %w", err)
 				}
 				_ = c.SessionID()

@@ -50,8 +50,8 @@ func (w *wireResponse) requestError() (msg, code string) {
 		return w.Error, w.Code
 	}
 	for i := range w.Results {
-		if e := w.Results[i].Error; e != "" && sessionSentinel(e, "") != nil {
-			return e, w.Code
+		if o := sessionOutcome(w.Results[i].Error); o != nil {
+			return o.Error(), o.Code
 		}
 	}
 	return "", ""

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 func TestDecodeResponse(t *testing.T) {
@@ -140,11 +142,11 @@ func TestAPIErrorSentinels(t *testing.T) {
 		e    *APIError
 		want error
 	}{
-		{&APIError{Status: 400, Message: "unknown or expired session", Code: "session_expired"}, ErrUnknownSession},
-		{&APIError{Status: 400, Message: "", Code: "session_expired"}, ErrUnknownSession},
-		{&APIError{Status: 400, Message: "sequence number already superseded", Code: "seq_superseded"}, ErrSuperseded},
-		{&APIError{Status: 409, Message: "sequence number already used by a different request", Code: "seq_reused"}, ErrSeqReused},
-		{&APIError{Status: 409, Code: "seq_reused"}, ErrSeqReused},
+		{&APIError{Status: 400, Message: "unknown or expired session", Code: "session_expired"}, api.ErrSessionExpired},
+		{&APIError{Status: 400, Message: "", Code: "session_expired"}, api.ErrSessionExpired},
+		{&APIError{Status: 400, Message: "sequence number already superseded", Code: "seq_superseded"}, api.ErrSeqSuperseded},
+		{&APIError{Status: 409, Message: "sequence number already used by a different request", Code: "seq_reused"}, api.ErrSeqReused},
+		{&APIError{Status: 409, Code: "seq_reused"}, api.ErrSeqReused},
 		{&APIError{Status: 503, Message: "leader not found"}, nil},
 	} {
 		var err error = tt.e

@@ -33,10 +33,10 @@
 // applied, the error wraps ErrUnknownOutcome. When the server no longer knows
 // the session (it expired), the Client starts a new one; if the pending write
 // certainly was not applied it is resent transparently in the new session,
-// otherwise the error wraps both ErrUnknownSession and ErrUnknownOutcome.
+// otherwise the error wraps both api.ErrSessionExpired and ErrUnknownOutcome.
 // A retry resends the request unchanged; should the server have applied a
 // different request under its sequence number (something else wrote in the
-// session), the error wraps ErrSeqReused, the write was not applied, and the
+// session), the error wraps api.ErrSeqReused, the write was not applied, and the
 // Client starts a new session.
 //
 // Statement errors (a syntax error, a constraint violation) are not Go

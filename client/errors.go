@@ -5,30 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 var (
 	// ErrNoNodes is returned by New when Config.Nodes is empty.
 	ErrNoNodes = errors.New("raftlite client: no nodes configured")
-
-	// ErrUnknownSession means the server does not know the session (it never
-	// saw it, or it expired). The Client has already started a new session
-	// when it returns this error. An error that also wraps ErrUnknownOutcome
-	// belongs to a write whose fate is unknown.
-	ErrUnknownSession = errors.New("unknown or expired session")
-
-	// ErrSuperseded means the server has already applied a later sequence
-	// number of the session than the one sent. The Client starts a new
-	// session when it sees it.
-	ErrSuperseded = errors.New("sequence number already superseded")
-
-	// ErrSeqReused means the server applied a different request (other
-	// statements, parameters or transaction flag) under the session's
-	// sequence number sent (HTTP 409, code seq_reused): the request sent
-	// was not applied under it. Its retries resend the same request, so
-	// the Client only meets this when something else used its session; it
-	// starts a new session when it sees it.
-	ErrSeqReused = errors.New("sequence number already used by a different request")
 
 	// ErrUnknownOutcome is wrapped by the error of a write (or of a cluster
 	// change) that failed after it may have reached the server: it may or may
@@ -41,8 +24,9 @@ var (
 
 // APIError is a request-level failure reported by a node: a status code other
 // than 2xx, or a 2xx response whose body carries a top-level "error". Its
-// Unwrap returns ErrUnknownSession, ErrSuperseded or ErrSeqReused when the
-// message or code is one of those, so errors.Is works on it.
+// Unwrap returns the api outcome its Code names (api.ErrSessionExpired,
+// api.ErrSeqSuperseded, api.ErrSeqReused, api.ErrNoLeader, ...), so
+// errors.Is works on it as on the server's own errors.
 type APIError struct {
 	// Node is the base URL of the node that answered.
 	Node string
@@ -73,23 +57,39 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the sentinel error the message denotes, or nil.
-func (e *APIError) Unwrap() error { return sessionSentinel(e.Message, e.Code) }
+// Unwrap returns the outcome Code names; without a code, the session
+// outcome whose message the server sent; or nil.
+func (e *APIError) Unwrap() error {
+	o := api.ByCode(e.Code)
+	if e.Code == "" {
+		o = sessionOutcome(e.Message)
+	}
+	if o == nil {
+		return nil
+	}
+	return o
+}
 
-// sessionSentinel maps the server's session errors to their sentinels.
-func sessionSentinel(msg, code string) error {
-	m := strings.ToLower(msg + " " + strings.ReplaceAll(code, "_", " "))
-	switch {
-	case strings.Contains(m, "unknown or expired session"),
-		strings.Contains(m, "unknown session"),
-		strings.Contains(m, "expired session"),
-		strings.Contains(m, "session expired"):
-		return ErrUnknownSession
-	case strings.Contains(m, "superseded"):
-		return ErrSuperseded
-	case strings.Contains(m, "seq reused"),
-		strings.Contains(m, "already used by a different request"):
-		return ErrSeqReused
+// isSessionError reports whether err is one of sessionOutcomes.
+func isSessionError(err error) bool {
+	for _, o := range sessionOutcomes {
+		if errors.Is(err, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionOutcomes are the session errors a client starts a new session on.
+var sessionOutcomes = []*api.Error{api.ErrSessionExpired, api.ErrSeqSuperseded, api.ErrSeqReused}
+
+// sessionOutcome is the session outcome whose message a server put in a
+// statement's slot, or nil.
+func sessionOutcome(msg string) *api.Error {
+	for _, o := range sessionOutcomes {
+		if msg == o.Error() {
+			return o
+		}
 	}
 	return nil
 }

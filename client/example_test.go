@@ -7,6 +7,7 @@ import (
 	"log"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/client"
 )
 
@@ -44,7 +45,7 @@ func Example() {
 
 	// A read at level none may be served by any node, and still sees the
 	// writes above: the client sends their Raft index as min_index.
-	rows, err := c.With(client.WithLevel(client.LevelNone)).Query(ctx,
+	rows, err := c.With(client.WithLevel(api.LevelNone)).Query(ctx,
 		client.SQL("SELECT id, name, data FROM foo WHERE name = ?", "fiona"))
 	if err != nil {
 		log.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // Defaults applied by New to the zero fields of Config.
@@ -192,31 +194,9 @@ func (cfg *Config) validate() (settings, error) {
 	return s, nil
 }
 
-// Level is a read consistency level (see API.md, "Read consistency levels").
-type Level string
-
-// The read consistency levels. LevelDefault sends no level: the server uses
-// weak.
-const (
-	LevelDefault      Level = ""
-	LevelNone         Level = "none"
-	LevelWeak         Level = "weak"
-	LevelStrong       Level = "strong"
-	LevelLinearizable Level = "linearizable"
-	LevelAuto         Level = "auto"
-)
-
-func (l Level) valid() bool {
-	switch l {
-	case LevelDefault, LevelNone, LevelWeak, LevelStrong, LevelLinearizable, LevelAuto:
-		return true
-	}
-	return false
-}
-
 // callOptions are the per-call settings an Option changes.
 type callOptions struct {
-	level           Level
+	level           api.Level
 	transaction     bool
 	timeout         time.Duration // 0: the Client's attempt timeout
 	minIndex        uint64
@@ -232,9 +212,9 @@ type Option func(*callOptions)
 
 // WithLevel sets the read consistency level of Query and Request. Execute
 // ignores it.
-func WithLevel(l Level) Option {
+func WithLevel(l api.Level) Option {
 	return func(o *callOptions) {
-		if !l.valid() {
+		if !l.Valid() {
 			o.setErr(fmt.Errorf("raftlite client: unknown consistency level %q", string(l)))
 			return
 		}

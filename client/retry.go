@@ -213,7 +213,7 @@ func classify(rq *request, rep *reply) (outcome, error) {
 	}
 	apiErr := &APIError{Node: rep.node, Status: rep.status, Message: msg, Code: code}
 	switch {
-	case apiErr.Unwrap() != nil:
+	case isSessionError(apiErr):
 		return outcomeFatal, apiErr
 	case retryableStatus(rep.status):
 		return outcomeAmbiguous, apiErr

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 	"github.com/raftlite/raftlite/snapshot"
 )
@@ -36,7 +37,7 @@ func (n *Node) Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) e
 }
 
 // Load replaces the whole database, on every node, with the SQLite database
-// file read from r. Leader only (ErrNotLeader otherwise).
+// file read from r. Leader only (api.ErrNotLeader otherwise).
 //
 // The upload is spooled to a file in the data directory, checked and
 // prepared (fsm.FSM.PrepareLoad: integrity check, internal tables, member
@@ -46,11 +47,11 @@ func (n *Node) Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) e
 // receive it by InstallSnapshot, like any snapshot: the data never goes
 // through the log, so memory stays bounded whatever the size. Load returns
 // once a quorum holds the new database. An upload that is not a sound
-// SQLite file fails with an error wrapping fsm.ErrInvalidLoad before
+// SQLite file fails with an error wrapping api.ErrInvalidLoad before
 // anything changes.
 func (n *Node) Load(ctx context.Context, r io.Reader) error {
 	if !n.IsLeader() {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	loadMu.Lock()
 	defer loadMu.Unlock()
@@ -73,7 +74,7 @@ func (n *Node) Load(ctx context.Context, r io.Reader) error {
 		return fmt.Errorf("load: %w", err)
 	}
 	if !n.IsLeader() {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	metaIndex := n.raft.LastIndex() + loadIndexGap
 	index := metaIndex + 1

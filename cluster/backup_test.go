@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -32,11 +33,11 @@ func TestLoadThroughUserSnapshot(t *testing.T) {
 	want := rows(t, src[0])
 
 	for _, f := range followers(leader, nodes...) {
-		if err := f.Load(ctxT(t), bytes.NewReader(file.Bytes())); !errors.Is(err, ErrNotLeader) {
+		if err := f.Load(ctxT(t), bytes.NewReader(file.Bytes())); !errors.Is(err, api.ErrNotLeader) {
 			t.Fatalf("load on a follower: %v", err)
 		}
 	}
-	if err := leader.Load(ctxT(t), bytes.NewReader(file.Bytes()[:file.Len()/2])); !errors.Is(err, fsm.ErrInvalidLoad) {
+	if err := leader.Load(ctxT(t), bytes.NewReader(file.Bytes()[:file.Len()/2])); !errors.Is(err, api.ErrInvalidLoad) {
 		t.Fatalf("truncated load: %v", err)
 	}
 	if err := leader.Load(ctxT(t), bytes.NewReader(file.Bytes())); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -17,7 +18,7 @@ func (n *Node) TriggerChecksum(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	switch v := res.(type) {
-	case *fsm.Response:
+	case *api.Response:
 		if v == nil {
 			return 0, errors.New("cluster: checksum: FSM returned a nil response")
 		}

@@ -26,7 +26,7 @@ import (
 // requires >=); candidates randomize it, which breaks split votes.
 // LeaderLeaseTimeout is how long a leader keeps leading without hearing
 // from a quorum: 300 ms makes a partitioned old leader step down (failing
-// its pending writes as ErrLeadershipLost) before a follower can time out
+// its pending writes as api.ErrLeadershipLost) before a follower can time out
 // and elect a new one (no sooner than 350 ms), so two leaders rarely accept
 // writes at the same time, yet rides out the whole-machine stalls of
 // 60-220 ms measured on two cores under load while large entries are
@@ -172,7 +172,7 @@ type Config struct {
 	// MaxAppendEntries: 1..1024.
 	MaxAppendEntries int
 	// MaxEntryBytes bounds the encoded size of one proposed entry; a
-	// larger write fails with ErrEntryTooLarge before it is proposed.
+	// larger write fails with api.ErrEntryTooLarge before it is proposed.
 	// Default DefaultMaxEntryBytes.
 	MaxEntryBytes int
 

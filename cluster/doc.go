@@ -5,13 +5,15 @@
 // replicated member metadata (each node's HTTP API address).
 //
 // A Node proposes log entries built from fsm.Command values and reads the
-// local database through the FSM. The FSM (package fsm) owns the SQLite file
-// and everything applied to it; this package never touches the database
-// directly, never interprets SQL, and never serves the public HTTP API
-// (package sqlapi does, forwarding to the leader's API address it learns from
-// LeaderAPIAddr). The FSM handed to Open (or Start) is owned by the caller:
-// Close stops Raft so that nothing applies to the FSM any more, but does not
-// close it.
+// local state through its StateMachine, an interface of the methods this
+// package calls: the product's is *fsm.FSM, which owns the SQLite file and
+// everything applied to it; the tests also use an in-memory statement log.
+// This package never touches the database directly, never interprets SQL,
+// and never serves the public HTTP API (package sqlapi does, forwarding to
+// the leader's API address it learns from LeaderAPIAddr). Its errors are
+// package api's outcome errors. The state machine handed to Open (or Start)
+// is owned by the caller: Close stops Raft so that nothing applies to it
+// any more, but does not close it.
 //
 // Open starts a node and makes it part of a cluster; Start and Form do the
 // two steps separately, so that a server can answer /readyz while a new
@@ -21,5 +23,5 @@
 //
 // Index trap: hashicorp/raft's AppliedIndex is the index raft has handed to
 // the FSM goroutine, not what the database holds. Every read and wait in this
-// package uses the FSM's own applied index (fsm.FSM.AppliedIndex).
+// package uses the state machine's own applied index (StateMachine.AppliedIndex).
 package cluster

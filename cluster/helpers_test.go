@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -65,8 +66,11 @@ type testNode struct {
 	t      *testing.T
 	cfg    Config
 	logger *slog.Logger
-	fsm    *fsm.FSM // nil once stopped
-	g      *group
+	fsm    closableStateMachine // nil once stopped
+	// newSM opens the node's state machine (SQLite or in memory), again at
+	// a restart.
+	newSM stateMachineOpener
+	g     *group
 	// hold can stop the node's FSM between a batch's commit and the
 	// publication of its index (fsm.Config.AfterCommit).
 	hold *commitHold
@@ -171,35 +175,52 @@ func start(t *testing.T, cfg Config, logger *slog.Logger) *testNode {
 
 func tryStart(t *testing.T, cfg Config, logger *slog.Logger) (*testNode, error) {
 	t.Helper()
-	return startWith(t, cfg, logger, Open)
+	return startWith(t, cfg, logger, Open, openSQLite)
+}
+
+// closableStateMachine is a state machine the test closes after its node.
+type closableStateMachine interface {
+	StateMachine
+	Close() error
+}
+
+// stateMachineOpener opens the state machine of a node whose data is in
+// dir; hold may pause it after a commit (the SQLite one only).
+type stateMachineOpener func(dir string, l *slog.Logger, hold *commitHold) (closableStateMachine, error)
+
+// openSQLite opens the product's state machine.
+func openSQLite(dir string, l *slog.Logger, hold *commitHold) (closableStateMachine, error) {
+	return fsm.Open(fsm.Config{Dir: filepath.Join(dir, "db"), Logger: l, AfterCommit: hold.afterCommit})
 }
 
 // startUnformed opens the FSM and starts the node for cfg without making it
 // part of a cluster: the test calls Form.
 func startUnformed(t *testing.T, cfg Config, logger *slog.Logger) *testNode {
 	t.Helper()
-	tn, err := startWith(t, cfg, logger, Start)
+	tn, err := startWith(t, cfg, logger, Start, openSQLite)
 	if err != nil {
 		t.Fatalf("start node %s: %v", cfg.NodeID, err)
 	}
 	return tn
 }
 
-// startWith opens the FSM and the node for cfg with open (Open or Start).
-func startWith(t *testing.T, cfg Config, logger *slog.Logger, open func(Config, *fsm.FSM, *slog.Logger) (*Node, error)) (*testNode, error) {
+// startWith opens the state machine (newSM) and the node for cfg with open
+// (Open or Start).
+func startWith(t *testing.T, cfg Config, logger *slog.Logger, open func(Config, StateMachine, *slog.Logger) (*Node, error),
+	newSM stateMachineOpener) (*testNode, error) {
 	t.Helper()
 	l := logger.With("test_node", cfg.NodeID)
 	hold := &commitHold{}
-	f, err := fsm.Open(fsm.Config{Dir: filepath.Join(cfg.Dir, "db"), Logger: l, AfterCommit: hold.afterCommit})
+	f, err := newSM(cfg.Dir, l, hold)
 	if err != nil {
-		return nil, fmt.Errorf("open fsm: %w", err)
+		return nil, fmt.Errorf("open state machine: %w", err)
 	}
 	n, err := open(cfg, f, l)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	tn := &testNode{t: t, cfg: cfg, logger: logger, fsm: f, hold: hold, Node: n}
+	tn := &testNode{t: t, cfg: cfg, logger: logger, fsm: f, newSM: newSM, hold: hold, Node: n}
 	(&group{}).add(tn)
 	t.Cleanup(tn.stop)
 	return tn, nil
@@ -230,7 +251,10 @@ func (tn *testNode) restart() *testNode {
 	tn.stop()
 	cfg := tn.cfg
 	cfg.Listener = rebind(t, addr)
-	n := start(t, cfg, tn.logger)
+	n, err := startWith(t, cfg, tn.logger, Open, tn.newSM)
+	if err != nil {
+		t.Fatalf("restart node %s: %v", cfg.NodeID, err)
+	}
 	tn.g.add(n)
 	return n
 }
@@ -249,6 +273,13 @@ func rebind(t *testing.T, addr string) net.Listener {
 
 // startCluster starts n nodes with bootstrap-expect n and waits for a leader.
 func startCluster(t *testing.T, n int, tweak func(*Config)) []*testNode {
+	t.Helper()
+	return startClusterOf(t, n, tweak, openSQLite)
+}
+
+// startClusterOf is startCluster with the nodes' state machines opened by
+// newSM.
+func startClusterOf(t *testing.T, n int, tweak func(*Config), newSM stateMachineOpener) []*testNode {
 	t.Helper()
 	logger := testLogger(t)
 	lns := make([]net.Listener, n)
@@ -270,7 +301,7 @@ func startCluster(t *testing.T, n int, tweak func(*Config)) []*testNode {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			nodes[i], errs[i] = tryStart(t, cfg, logger)
+			nodes[i], errs[i] = startWith(t, cfg, logger, Open, newSM)
 		}()
 	}
 	wg.Wait()
@@ -369,10 +400,10 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func stmt(sql string, args ...any) fsm.Statement {
-	s := fsm.Statement{SQL: sql}
+func stmt(sql string, args ...any) api.Statement {
+	s := api.Statement{SQL: sql}
 	for _, a := range args {
-		s.Params = append(s.Params, fsm.Param{Value: a})
+		s.Params = append(s.Params, api.Param{Value: a})
 	}
 	return s
 }
@@ -380,7 +411,7 @@ func stmt(sql string, args ...any) fsm.Statement {
 // exec runs idempotent statements on n, or on the current leader of n's
 // group if leadership moved (a spurious election on a loaded machine is
 // legitimate), and fails the test on any other error.
-func exec(t *testing.T, n *testNode, stmts ...fsm.Statement) *fsm.Response {
+func exec(t *testing.T, n *testNode, stmts ...api.Statement) *api.Response {
 	t.Helper()
 	resp, err := tryExec(n, stmts...)
 	if err != nil {
@@ -390,12 +421,12 @@ func exec(t *testing.T, n *testNode, stmts ...fsm.Statement) *fsm.Response {
 }
 
 // tryExec is exec for any goroutine.
-func tryExec(n *testNode, stmts ...fsm.Statement) (*fsm.Response, error) {
+func tryExec(n *testNode, stmts ...api.Statement) (*api.Response, error) {
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := n.Execute(ctx, &fsm.Request{Statements: stmts})
+		resp, err := n.Execute(ctx, &api.Request{Statements: stmts})
 		cancel()
-		retryable := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipTransfer) || IsAmbiguous(err)
+		retryable := errors.Is(err, api.ErrNotLeader) || errors.Is(err, api.ErrLeadershipTransfer) || api.IsAmbiguous(err)
 		if err != nil && retryable && attempt < 10 {
 			n.logger.Warn("test: retrying write on the current leader", "node", n.id, "error", err)
 			if n, err = findLeader(n.g.live()...); err != nil {
@@ -429,7 +460,7 @@ func insertRow(t *testing.T, leader *testNode, id int) uint64 {
 	return exec(t, leader, insertStmt(id)).Index
 }
 
-func insertStmt(id int) fsm.Statement {
+func insertStmt(id int) api.Statement {
 	return stmt("INSERT OR REPLACE INTO foo(id, v) VALUES(?, ?)", int64(id), int64(id*10))
 }
 
@@ -445,9 +476,9 @@ func insertRows(t *testing.T, leader *testNode, from, count int) uint64 {
 }
 
 // rows reads all of table foo from n's local copy.
-func rows(t *testing.T, n *testNode) [][]fsm.Value {
+func rows(t *testing.T, n *testNode) [][]api.Value {
 	t.Helper()
-	res, err := n.Query(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("SELECT id, v FROM foo ORDER BY id")}})
+	res, err := n.Query(ctxT(t), &api.Request{Statements: []api.Statement{stmt("SELECT id, v FROM foo ORDER BY id")}})
 	if err != nil {
 		t.Fatalf("query on %s: %v", n.id, err)
 	}
@@ -475,13 +506,13 @@ func waitSame(t *testing.T, index uint64, nodes ...*testNode) int {
 	return len(want)
 }
 
-func memberIDs(t *testing.T, n *testNode) map[string]Member {
+func memberIDs(t *testing.T, n *testNode) map[string]api.Member {
 	t.Helper()
 	ms, err := n.Members()
 	if err != nil {
 		t.Fatalf("members on %s: %v", n.id, err)
 	}
-	out := make(map[string]Member, len(ms))
+	out := make(map[string]api.Member, len(ms))
 	for _, m := range ms {
 		out[m.ID] = m
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // joinTargets returns the Join addresses other than this node's own.
@@ -62,7 +64,7 @@ func (n *Node) join(ctx context.Context, req joinRequest, hops int) error {
 		return err
 	}
 	if req.APIAddr == "" {
-		return fmt.Errorf("%w: join of %s without an API address", ErrBadRequest, req.ID)
+		return fmt.Errorf("%w: join of %s without an API address", api.ErrBadRequest, req.ID)
 	}
 	if n.IsLeader() {
 		return n.joinLocal(ctx, req)
@@ -98,7 +100,7 @@ func (n *Node) joinLocal(ctx context.Context, req joinRequest) error {
 			}
 		case sameID || sameAddr:
 			if string(s.ID) == n.id {
-				return fmt.Errorf("%w: node %s at %s conflicts with the leader %s at %s", ErrBadRequest, req.ID, req.RaftAddr, s.ID, s.Address)
+				return fmt.Errorf("%w: node %s at %s conflicts with the leader %s at %s", api.ErrBadRequest, req.ID, req.RaftAddr, s.ID, s.Address)
 			}
 			n.logger.Info("removing member before re-adding", "id", s.ID, "addr", s.Address, "joining_id", req.ID, "joining_addr", req.RaftAddr)
 			if err := n.configChange(ctx, func(t time.Duration) raft.IndexFuture {
@@ -147,19 +149,19 @@ func (n *Node) configChange(ctx context.Context, change func(enqueueTimeout time
 // forward sends a leader-only service request to the leader.
 func (n *Node) forward(ctx context.Context, path string, hops int, in, out any) error {
 	if n.closed.Load() {
-		return ErrClosed
+		return api.ErrClosed
 	}
 	if hops >= maxHops {
 		return errTooManyHops
 	}
 	addr, id := n.raft.LeaderWithID()
 	if addr == "" {
-		return ErrNoLeader
+		return api.ErrNoLeader
 	}
 	if string(id) == n.id {
 		// Raft still names us but we are no longer leader: let the caller
 		// retry once the cluster has settled.
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	n.metrics.forwarded.Add(1)
 	return n.client.call(ctx, string(addr), path, hops+1, in, out)
@@ -169,10 +171,10 @@ func (n *Node) forward(ctx context.Context, path string, hops int, in, out any) 
 // apiAddr is allowed here (callers that need one check).
 func validatePeer(id, raftAddr, apiAddr string) error {
 	if id == "" {
-		return fmt.Errorf("%w: missing node id", ErrBadRequest)
+		return fmt.Errorf("%w: missing node id", api.ErrBadRequest)
 	}
 	if _, _, err := net.SplitHostPort(raftAddr); err != nil {
-		return fmt.Errorf("%w: raft address %q: %w", ErrBadRequest, raftAddr, err)
+		return fmt.Errorf("%w: raft address %q: %w", api.ErrBadRequest, raftAddr, err)
 	}
 	if apiAddr != "" {
 		return validateAPIAddr(apiAddr)
@@ -182,7 +184,7 @@ func validatePeer(id, raftAddr, apiAddr string) error {
 
 func validateAPIAddr(apiAddr string) error {
 	if u, err := url.Parse(apiAddr); err != nil || u.Host == "" {
-		return fmt.Errorf("%w: API address %q is not a URL", ErrBadRequest, apiAddr)
+		return fmt.Errorf("%w: API address %q is not a URL", api.ErrBadRequest, apiAddr)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -121,7 +122,7 @@ func (n *Node) handOffHalted(ctx context.Context, cause error) {
 	switch {
 	case err == nil:
 		n.logger.Warn("state machine halted: handed leadership to another node", "cause", cause)
-	case errors.Is(err, ErrBadRequest): // no other voter
+	case errors.Is(err, api.ErrBadRequest): // no other voter
 	default:
 		n.logger.Warn("state machine halted: handing leadership to another node failed; retrying", "error", err)
 	}
@@ -149,7 +150,7 @@ func (n *Node) establishLeadership(ctx context.Context) error {
 // a current member; other nodes pass the request on to the leader.
 func (n *Node) setMeta(ctx context.Context, req metaRequest, hops int) error {
 	if req.ID == "" {
-		return fmt.Errorf("%w: missing node id", ErrBadRequest)
+		return fmt.Errorf("%w: missing node id", api.ErrBadRequest)
 	}
 	if err := validateAPIAddr(req.APIAddr); err != nil {
 		return err
@@ -167,7 +168,7 @@ func (n *Node) setMeta(ctx context.Context, req metaRequest, hops int) error {
 			return n.setMetaLocked(ctx, req.ID, req.APIAddr)
 		}
 	}
-	return fmt.Errorf("%w: %s is not a member", ErrUnknownNode, req.ID)
+	return fmt.Errorf("%w: %s is not a member", api.ErrUnknownNode, req.ID)
 }
 
 // setMetaLocked records id's API address unless it already is. The caller
@@ -233,7 +234,7 @@ func (n *Node) applyMeta(ctx context.Context, cmd *fsm.Command) error {
 	switch v := res.(type) {
 	case error:
 		return fmt.Errorf("FSM: %w", v)
-	case *fsm.Response:
+	case *api.Response:
 		if v != nil && v.Err != nil {
 			return fmt.Errorf("FSM: %w", v.Err)
 		}

@@ -7,30 +7,22 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftlite/raftlite/api"
 )
 
-// Member is one server of the Raft configuration with its replicated
-// metadata.
-type Member struct {
-	ID       string
-	RaftAddr string
-	APIAddr  string // "" until the member's metadata is recorded
-	Voter    bool
-	Leader   bool
-}
-
 // Members returns the cluster's servers, sorted by ID.
-func (n *Node) Members() ([]Member, error) {
+func (n *Node) Members() ([]api.Member, error) {
 	servers, err := n.servers()
 	if err != nil {
 		return nil, err
 	}
 	nodes := n.fsm.Nodes()
 	leader := n.LeaderID()
-	out := make([]Member, 0, len(servers))
+	out := make([]api.Member, 0, len(servers))
 	for _, s := range servers {
 		id := string(s.ID)
-		out = append(out, Member{
+		out = append(out, api.Member{
 			ID:       id,
 			RaftAddr: string(s.Address),
 			APIAddr:  nodes[id].APIAddr,
@@ -42,13 +34,29 @@ func (n *Node) Members() ([]Member, error) {
 	return out, nil
 }
 
+// IsVoter reports whether this node is a voting member of the cluster's
+// configuration (level=auto reads are weak on voters, none elsewhere). A
+// node not yet in a configuration is not a voter.
+func (n *Node) IsVoter() bool {
+	servers, err := n.servers()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if string(s.ID) == n.id {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
+}
+
 // Remove removes node id from the cluster and forgets its metadata. On a
 // follower the request is passed to the leader. Removing a node that is not
 // a member succeeds (and forgets any metadata left of it). A removed node
 // shuts its Raft down.
 func (n *Node) Remove(ctx context.Context, id string) error {
 	if id == "" {
-		return fmt.Errorf("cluster: remove: %w: missing node id", ErrBadRequest)
+		return fmt.Errorf("cluster: remove: %w: missing node id", api.ErrBadRequest)
 	}
 	if err := n.remove(ctx, id, 0); err != nil {
 		return fmt.Errorf("cluster: remove %s: %w", id, err)
@@ -58,7 +66,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 
 func (n *Node) remove(ctx context.Context, id string, hops int) error {
 	if id == "" {
-		return fmt.Errorf("%w: missing node id", ErrBadRequest)
+		return fmt.Errorf("%w: missing node id", api.ErrBadRequest)
 	}
 	if !n.IsLeader() {
 		return n.forward(ctx, pathRemove, hops, removeRequest{ID: id}, nil)
@@ -97,14 +105,14 @@ func (n *Node) remove(ctx context.Context, id string, hops int) error {
 }
 
 // StepDown transfers leadership to targetID, or to the most up-to-date other
-// voter when targetID is "". Only the leader can (ErrNotLeader elsewhere).
+// voter when targetID is "". Only the leader can (api.ErrNotLeader elsewhere).
 // It returns once the transfer succeeded or failed.
 func (n *Node) StepDown(ctx context.Context, targetID string) error {
 	if n.closed.Load() {
-		return ErrClosed
+		return api.ErrClosed
 	}
 	if !n.IsLeader() {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	var transfer func() raft.Future
 	if targetID == "" {
@@ -113,7 +121,7 @@ func (n *Node) StepDown(ctx context.Context, targetID string) error {
 			return err
 		}
 		if !hasOtherVoter(servers, n.id) {
-			return fmt.Errorf("cluster: step down: %w: no other voter to hand leadership to", ErrBadRequest)
+			return fmt.Errorf("cluster: step down: %w: no other voter to hand leadership to", api.ErrBadRequest)
 		}
 		transfer = n.raft.LeadershipTransfer
 	} else {
@@ -131,10 +139,10 @@ func (n *Node) StepDown(ctx context.Context, targetID string) error {
 			}
 		}
 		if target == nil {
-			return fmt.Errorf("cluster: step down: %w: %s", ErrUnknownNode, targetID)
+			return fmt.Errorf("cluster: step down: %w: %s", api.ErrUnknownNode, targetID)
 		}
 		if target.Suffrage != raft.Voter {
-			return fmt.Errorf("cluster: step down: %w: %s is not a voter", ErrBadRequest, targetID)
+			return fmt.Errorf("cluster: step down: %w: %s is not a voter", api.ErrBadRequest, targetID)
 		}
 		transfer = func() raft.Future { return n.raft.LeadershipTransferToServer(target.ID, target.Address) }
 	}

@@ -3,6 +3,8 @@ package cluster
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // metrics are the node's counters; Counters exposes them for a metrics
@@ -34,10 +36,10 @@ func (m *metrics) observeExecute(start time.Time, err error) {
 	m.executeNanos.Add(uint64(time.Since(start)))
 	if err != nil {
 		m.executeErrors.Add(1)
-		if err == ErrNotLeader {
+		if err == api.ErrNotLeader {
 			m.executeNotLeader.Add(1)
 		}
-		if IsAmbiguous(err) {
+		if api.IsAmbiguous(err) {
 			m.executeAmbiguous.Add(1)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -31,7 +32,7 @@ type Node struct {
 	advAddr string       // Raft address other nodes use
 	logger  *slog.Logger // component=cluster
 	base    *slog.Logger // without the component attribute
-	fsm     *fsm.FSM
+	fsm     StateMachine
 
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
@@ -84,12 +85,12 @@ type Node struct {
 // blocking until that has succeeded or failed. Open does not wait for a
 // leader; see Ready. The caller keeps ownership of f and must close it after
 // Node.Close.
-func Open(cfg Config, f *fsm.FSM, logger *slog.Logger) (*Node, error) {
+func Open(cfg Config, f StateMachine, logger *slog.Logger) (*Node, error) {
 	return OpenContext(context.Background(), cfg, f, logger)
 }
 
 // OpenContext is Open with a context bounding the bootstrap or join.
-func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logger) (*Node, error) {
+func OpenContext(ctx context.Context, cfg Config, f StateMachine, logger *slog.Logger) (*Node, error) {
 	n, err := Start(cfg, f, logger)
 	if err != nil {
 		return nil, err
@@ -110,7 +111,7 @@ func OpenContext(ctx context.Context, cfg Config, f *fsm.FSM, logger *slog.Logge
 // HTTP API (and so /readyz, saying why the node is not ready) while Form
 // waits for the other nodes. The caller keeps ownership of f and must close
 // it after Node.Close.
-func Start(cfg Config, f *fsm.FSM, logger *slog.Logger) (n *Node, err error) {
+func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error) {
 	if given := cfg.Listener; given != nil {
 		// The node owns a given listener, also when Start fails. (A second
 		// Close after the mux closed it is harmless.)
@@ -465,12 +466,12 @@ func (n *Node) APIAddr() string { return n.cfg.APIAdvAddr }
 
 // Execute proposes req as one log entry and returns the FSM's response once
 // it is committed and applied here. Only the leader proposes: elsewhere it
-// returns ErrNotLeader without proposing. A request-level failure decided by
+// returns api.ErrNotLeader without proposing. A request-level failure decided by
 // the FSM (e.g. a superseded sequence number) is in the response's Err field,
-// not in the returned error. Errors for which IsAmbiguous is true
-// (ErrLeadershipLost, ErrCommitTimeout) mean the write may or may not have
+// not in the returned error. Errors for which api.IsAmbiguous is true
+// (api.ErrLeadershipLost, api.ErrCommitTimeout) mean the write may or may not have
 // been applied. Concurrent calls pipeline: raft batches them.
-func (n *Node) Execute(ctx context.Context, req *fsm.Request) (resp *fsm.Response, err error) {
+func (n *Node) Execute(ctx context.Context, req *api.Request) (resp *api.Response, err error) {
 	start := time.Now()
 	defer func() { n.metrics.observeExecute(start, err) }()
 	if req == nil {
@@ -481,13 +482,13 @@ func (n *Node) Execute(ctx context.Context, req *fsm.Request) (resp *fsm.Respons
 		return nil, err
 	}
 	switch v := res.(type) {
-	case *fsm.Response:
+	case *api.Response:
 		if v == nil {
 			return nil, errors.New("cluster: execute: FSM returned a nil response")
 		}
 		return v, nil
 	case error:
-		return nil, fmt.Errorf("cluster: execute: %w: %w", ErrApplyFailed, v)
+		return nil, fmt.Errorf("cluster: execute: %w: %w", api.ErrApplyFailed, v)
 	default:
 		return nil, fmt.Errorf("cluster: execute: unexpected FSM response type %T", res)
 	}
@@ -497,15 +498,15 @@ func (n *Node) Execute(ctx context.Context, req *fsm.Request) (resp *fsm.Respons
 // and waits for it to be applied locally, returning the FSM's response.
 func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 	if n.closed.Load() {
-		return nil, ErrClosed
+		return nil, api.ErrClosed
 	}
 	if n.raft.State() != raft.Leader {
-		return nil, ErrNotLeader
+		return nil, api.ErrNotLeader
 	}
 	if err := n.fsm.Err(); err != nil {
 		// It would commit the entry but could not apply it here, so it
 		// could not tell the outcome.
-		return nil, fmt.Errorf("%w: %w", ErrHalted, err)
+		return nil, fmt.Errorf("%w: %w", api.ErrHalted, err)
 	}
 	cmd.Timestamp = time.Now().UnixNano()
 	cmd.Seed = rand.Uint64()
@@ -515,18 +516,18 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 	}
 	if len(data) > n.cfg.MaxEntryBytes {
 		return nil, fmt.Errorf("%w: it encodes to %d bytes, the limit is %d (-raft-max-entry-bytes); split it into smaller requests",
-			ErrEntryTooLarge, len(data), n.cfg.MaxEntryBytes)
+			api.ErrEntryTooLarge, len(data), n.cfg.MaxEntryBytes)
 	}
 	ctx, cancel := n.withApplyTimeout(ctx)
 	defer cancel()
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
+		return nil, fmt.Errorf("%w: %w", api.ErrEnqueueTimeout, err)
 	}
 	deadline, _ := ctx.Deadline()
 	f := n.raft.Apply(data, time.Until(deadline))
 	if err := n.wait(ctx, f); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
-			return nil, fmt.Errorf("%w: %w", ErrCommitTimeout, ctxErr)
+			return nil, fmt.Errorf("%w: %w", api.ErrCommitTimeout, ctxErr)
 		}
 		return nil, mapApplyError(err)
 	}
@@ -577,12 +578,12 @@ func (n *Node) markRaftDown() {
 
 // Query reads the local copy of the database (no consistency check; callers
 // check leadership, a read index or freshness first as their level needs).
-func (n *Node) Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, error) {
+func (n *Node) Query(ctx context.Context, req *api.Request) ([]api.Result, error) {
 	return n.fsm.Query(ctx, req)
 }
 
 // AllReadOnly reports whether every statement of req is read-only.
-func (n *Node) AllReadOnly(ctx context.Context, req *fsm.Request) (bool, error) {
+func (n *Node) AllReadOnly(ctx context.Context, req *api.Request) (bool, error) {
 	return n.fsm.AllReadOnly(ctx, req)
 }
 
@@ -601,16 +602,16 @@ func (n *Node) IsLeader() bool {
 }
 
 // VerifyLeader confirms with a quorum round that this node is still the
-// leader; it returns ErrNotLeader otherwise. hashicorp/raft also counts
+// leader; it returns api.ErrNotLeader otherwise. hashicorp/raft also counts
 // answers to replication RPCs sent before the call, so after a long pause
 // this can confirm a leadership that has already passed; ReadIndex does not
 // rely on it (see there).
 func (n *Node) VerifyLeader(ctx context.Context) error {
 	if n.closed.Load() {
-		return ErrClosed
+		return api.ErrClosed
 	}
 	if n.raft.State() != raft.Leader {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	if err := n.wait(ctx, n.raft.VerifyLeader()); err != nil {
 		if ctx.Err() != nil {
@@ -655,7 +656,7 @@ func (n *Node) LeaderAPIAddr() string {
 // the database was. Otherwise its error says which of these is missing.
 func (n *Node) Ready() error {
 	if n.closed.Load() || n.raft.State() == raft.Shutdown {
-		return ErrClosed
+		return api.ErrClosed
 	}
 	if err := n.fsm.Err(); err != nil {
 		return fmt.Errorf("cluster: state machine halted: %w", err)
@@ -664,7 +665,7 @@ func (n *Node) Ready() error {
 		return fmt.Errorf("cluster: %w: %s", ErrNotFormed, *reason)
 	}
 	if n.LeaderID() == "" {
-		return ErrNoLeader
+		return api.ErrNoLeader
 	}
 	return n.replaying()
 }
@@ -672,7 +673,7 @@ func (n *Node) Ready() error {
 // servers returns the latest Raft configuration's servers.
 func (n *Node) servers() ([]raft.Server, error) {
 	if n.closed.Load() {
-		return nil, ErrClosed
+		return nil, api.ErrClosed
 	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 func TestSingleNodeBootstrapExecuteQuery(t *testing.T) {
@@ -31,8 +31,8 @@ func TestSingleNodeBootstrapExecuteQuery(t *testing.T) {
 	if err := n.VerifyLeader(ctxT(t)); err != nil {
 		t.Fatalf("VerifyLeader: %v", err)
 	}
-	if err := n.StepDown(ctxT(t), ""); !errors.Is(err, ErrBadRequest) || !n.IsLeader() {
-		t.Fatalf("StepDown with no other voter = %v (leader %v), want ErrBadRequest and still leader", err, n.IsLeader())
+	if err := n.StepDown(ctxT(t), ""); !errors.Is(err, api.ErrBadRequest) || !n.IsLeader() {
+		t.Fatalf("StepDown with no other voter = %v (leader %v), want api.ErrBadRequest and still leader", err, n.IsLeader())
 	}
 	ri, err := n.ReadIndex(ctxT(t))
 	if err != nil || ri < idx {
@@ -45,6 +45,9 @@ func TestSingleNodeBootstrapExecuteQuery(t *testing.T) {
 	}
 	if m := ms[0]; m.ID != "solo" || m.RaftAddr != n.RaftAddr() || m.APIAddr != n.cfg.APIAdvAddr || !m.Voter || !m.Leader {
 		t.Fatalf("member = %+v", m)
+	}
+	if !n.IsVoter() {
+		t.Fatal("IsVoter = false on the only voter")
 	}
 
 	// Stats: the keys /status clients read, numbers as numbers.
@@ -109,17 +112,17 @@ func TestThreeNodeBootstrapExpect(t *testing.T) {
 	// Followers refuse writes without proposing them.
 	leader = waitLeader(t, nodes...)
 	for _, f := range followers(leader, nodes...) {
-		_, err := f.Execute(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("INSERT INTO foo(v) VALUES(1)")}})
-		if !errors.Is(err, ErrNotLeader) {
-			t.Fatalf("Execute on follower %s: %v, want ErrNotLeader", f.id, err)
+		_, err := f.Execute(ctxT(t), &api.Request{Statements: []api.Statement{stmt("INSERT INTO foo(v) VALUES(1)")}})
+		if !errors.Is(err, api.ErrNotLeader) {
+			t.Fatalf("Execute on follower %s: %v, want api.ErrNotLeader", f.id, err)
 		}
-		if IsAmbiguous(err) {
+		if api.IsAmbiguous(err) {
 			t.Fatal("ErrNotLeader must not be ambiguous")
 		}
-		if err := f.VerifyLeader(ctxT(t)); !errors.Is(err, ErrNotLeader) {
+		if err := f.VerifyLeader(ctxT(t)); !errors.Is(err, api.ErrNotLeader) {
 			t.Fatalf("VerifyLeader on follower: %v", err)
 		}
-		if err := f.StepDown(ctxT(t), ""); !errors.Is(err, ErrNotLeader) {
+		if err := f.StepDown(ctxT(t), ""); !errors.Is(err, api.ErrNotLeader) {
 			t.Fatalf("StepDown on follower: %v", err)
 		}
 	}
@@ -409,7 +412,7 @@ func TestStepDownAndRemoveLeader(t *testing.T) {
 	if got := waitLeader(t, nodes...); got != target {
 		t.Fatalf("leader after transfer = %s, want %s", got.id, target.id)
 	}
-	if err := target.StepDown(ctxT(t), "nobody"); !errors.Is(err, ErrUnknownNode) {
+	if err := target.StepDown(ctxT(t), "nobody"); !errors.Is(err, api.ErrUnknownNode) {
 		t.Fatalf("StepDown(nobody) = %v", err)
 	}
 
@@ -455,15 +458,15 @@ func TestExecuteErrors(t *testing.T) {
 	// An expired context: nothing is proposed.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := n.Execute(ctx, &fsm.Request{Statements: []fsm.Statement{stmt("INSERT INTO foo(v) VALUES(1)")}})
-	if !errors.Is(err, ErrTimeout) || IsAmbiguous(err) {
+	_, err := n.Execute(ctx, &api.Request{Statements: []api.Statement{stmt("INSERT INTO foo(v) VALUES(1)")}})
+	if !errors.Is(err, api.ErrEnqueueTimeout) || api.IsAmbiguous(err) {
 		t.Fatalf("Execute with cancelled context = %v", err)
 	}
 	if _, err := n.Execute(ctxT(t), nil); err == nil {
 		t.Fatal("Execute(nil) succeeded")
 	}
 	// Statement errors are results, not errors.
-	resp, err := n.Execute(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("INSERT INTO nosuch VALUES(1)")}})
+	resp, err := n.Execute(ctxT(t), &api.Request{Statements: []api.Statement{stmt("INSERT INTO nosuch VALUES(1)")}})
 	if err != nil || len(resp.Results) != 1 || resp.Results[0].Error == "" {
 		t.Fatalf("statement error: %+v, %v", resp, err)
 	}
@@ -474,10 +477,10 @@ func TestExecuteErrors(t *testing.T) {
 	if err := n.Node.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := n.Execute(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("SELECT 1")}}); !errors.Is(err, ErrClosed) {
+	if _, err := n.Execute(ctxT(t), &api.Request{Statements: []api.Statement{stmt("SELECT 1")}}); !errors.Is(err, api.ErrClosed) {
 		t.Fatalf("Execute after close = %v", err)
 	}
-	if err := n.Ready(); !errors.Is(err, ErrClosed) {
+	if err := n.Ready(); !errors.Is(err, api.ErrClosed) {
 		t.Fatalf("Ready after close = %v", err)
 	}
 	if s := n.Stats(); s["raft"].(map[string]any)["state"] != "Shutdown" {

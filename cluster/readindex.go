@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // ReadIndex returns an index i such that a read of any node's local copy,
@@ -65,7 +67,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 // other nodes (hops > 0).
 func (n *Node) readIndex(ctx context.Context, hops int) (uint64, error) {
 	if n.closed.Load() {
-		return 0, ErrClosed
+		return 0, api.ErrClosed
 	}
 	n.metrics.readIndexes.Add(1)
 	switch {
@@ -171,7 +173,7 @@ func (n *Node) watchRound(changed func() bool) (context.Context, context.CancelF
 // roundErr explains why a round context ended.
 func roundErr(ctx context.Context) error {
 	if errors.Is(context.Cause(ctx), errRoundAborted) {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	return fmt.Errorf("read-index round timed out: %w", ctx.Err())
 }
@@ -179,11 +181,11 @@ func roundErr(ctx context.Context) error {
 // leaderRound computes a read index as leader (see ReadIndex).
 func (n *Node) leaderRound() (uint64, error) {
 	if n.closed.Load() {
-		return 0, ErrClosed
+		return 0, api.ErrClosed
 	}
 	term := n.raft.CurrentTerm()
 	if n.raft.State() != raft.Leader {
-		return 0, ErrNotLeader
+		return 0, api.ErrNotLeader
 	}
 	n.metrics.readIndexRounds.Add(1)
 	deposed := func() bool {
@@ -203,7 +205,7 @@ func (n *Node) leaderRound() (uint64, error) {
 		}
 		// A barrier is only known to cover the term it was issued in.
 		if n.readyTerm.Load() != term {
-			return 0, ErrNotLeader
+			return 0, api.ErrNotLeader
 		}
 	}
 	index, err := n.coveringIndex()
@@ -215,7 +217,7 @@ func (n *Node) leaderRound() (uint64, error) {
 		return 0, err
 	}
 	if n.raft.CurrentTerm() != term {
-		return 0, ErrNotLeader
+		return 0, api.ErrNotLeader
 	}
 	n.lease.grant(term, sent.Add(n.leaseDuration()), epoch)
 	return index, nil
@@ -251,7 +253,7 @@ func (n *Node) coveringIndex() (uint64, error) {
 // node has become the leader since its readers arrived.
 func (n *Node) followerRound() (uint64, error) {
 	if n.closed.Load() {
-		return 0, ErrClosed
+		return 0, api.ErrClosed
 	}
 	if n.IsLeader() {
 		return n.leaderRound()
@@ -268,7 +270,7 @@ func (n *Node) followerRound() (uint64, error) {
 		if errors.Is(context.Cause(ctx), errRoundAborted) {
 			// Our idea of the leader changed while the request was out
 			// (e.g. it was sent to a leader that is now partitioned away).
-			return 0, fmt.Errorf("cluster: read index from leader: %w", ErrNoLeader)
+			return 0, fmt.Errorf("cluster: read index from leader: %w", api.ErrNoLeader)
 		}
 		return 0, fmt.Errorf("cluster: read index from leader: %w", roundErr(ctx))
 	}
@@ -284,7 +286,7 @@ func (n *Node) followerRound() (uint64, error) {
 // read index was taken: unlike raft's VerifyLeader, no answer to an RPC
 // sent earlier is counted.
 //
-// It gives up with ErrNotLeader as soon as deposed reports true (checked
+// It gives up with api.ErrNotLeader as soon as deposed reports true (checked
 // every readRoundPoll) or a quorum can no longer accept, and with a timeout
 // error at deadline.
 func (n *Node) confirmTerm(term uint64, deadline time.Time, deposed func() bool) error {
@@ -306,7 +308,7 @@ func (n *Node) confirmTerm(term uint64, deadline time.Time, deposed func() bool)
 		peers = append(peers, s)
 	}
 	if !self {
-		return ErrNotLeader // removed from the configuration
+		return api.ErrNotLeader // removed from the configuration
 	}
 	need := voters/2 + 1 - 1 // the quorum, less this node's own vote
 	if need <= 0 {
@@ -360,20 +362,20 @@ func (n *Node) confirmTerm(term uint64, deadline time.Time, deposed func() bool)
 			}
 			if len(peers)-no < need {
 				if why != nil {
-					return fmt.Errorf("%w: leadership not confirmed by a quorum: %w", ErrNotLeader, why)
+					return fmt.Errorf("%w: leadership not confirmed by a quorum: %w", api.ErrNotLeader, why)
 				}
-				return fmt.Errorf("%w: leadership not confirmed by a quorum", ErrNotLeader)
+				return fmt.Errorf("%w: leadership not confirmed by a quorum", api.ErrNotLeader)
 			}
 		case <-poll.C:
 			if deposed() {
-				return ErrNotLeader
+				return api.ErrNotLeader
 			}
 			if time.Now().After(deadline) {
 				return fmt.Errorf("cluster: read index: confirming leadership: read-index round timed out: %w", context.DeadlineExceeded)
 			}
 			poll.Reset(readRoundPoll)
 		case <-n.ctx.Done():
-			return ErrClosed
+			return api.ErrClosed
 		}
 	}
 }
@@ -412,7 +414,7 @@ func (b *readBatcher) wait(ctx context.Context) (uint64, error) {
 	b.mu.Lock()
 	if b.stopped {
 		b.mu.Unlock()
-		return 0, ErrClosed
+		return 0, api.ErrClosed
 	}
 	batch := b.next
 	if batch == nil {

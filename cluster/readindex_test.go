@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // TestReadBatcherServesOnlyLaterRounds checks the property batching must
@@ -81,8 +83,8 @@ func TestReadBatcherServesOnlyLaterRounds(t *testing.T) {
 	wg.Wait()
 
 	b.stop()
-	if _, err := b.wait(context.Background()); !errors.Is(err, ErrClosed) {
-		t.Fatalf("wait after stop: %v, want ErrClosed", err)
+	if _, err := b.wait(context.Background()); !errors.Is(err, api.ErrClosed) {
+		t.Fatalf("wait after stop: %v, want api.ErrClosed", err)
 	}
 }
 

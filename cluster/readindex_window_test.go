@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // TestReadIndexCoversStatesReadersSaw forces the window between a batch's
@@ -76,7 +76,7 @@ func TestReadIndexCoversStatesReadersSaw(t *testing.T) {
 // value reads foo's v for id 1 from n's local copy.
 func value(t *testing.T, n *testNode) int64 {
 	t.Helper()
-	res, err := n.Query(ctxT(t), &fsm.Request{Statements: []fsm.Statement{stmt("SELECT v FROM foo WHERE id = 1")}})
+	res, err := n.Query(ctxT(t), &api.Request{Statements: []api.Statement{stmt("SELECT v FROM foo WHERE id = 1")}})
 	if err != nil || len(res) != 1 || res[0].Error != "" || len(res[0].Rows) != 1 {
 		t.Fatalf("query on %s: %+v, %v", n.id, res, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // The cluster service is a small JSON-over-HTTP RPC served on the Raft port
@@ -38,20 +39,6 @@ const (
 	// earlier deadline (a join waits for a configuration change to commit).
 	serviceCallTimeout = 30 * time.Second
 	serviceDialTimeout = 5 * time.Second
-)
-
-// Error codes carried in service error responses so that typed errors
-// survive the hop.
-const (
-	codeNotLeader   = "not_leader"
-	codeNoLeader    = "no_leader"
-	codeUnknownNode = "unknown_node"
-	codeClosed      = "closed"
-	codeTransfer    = "leadership_transfer"
-	codeBadRequest  = "bad_request"
-	codeTooManyHops = "too_many_hops"
-	codeInternal    = "internal"
-	codeNotFound    = "not_found"
 )
 
 type joinRequest struct {
@@ -106,64 +93,23 @@ type errorResponse struct {
 	Code  string `json:"code"`
 }
 
-func errorCode(err error) (int, string) {
-	switch {
-	case errors.Is(err, ErrNotLeader):
-		return http.StatusServiceUnavailable, codeNotLeader
-	case errors.Is(err, ErrNoLeader):
-		return http.StatusServiceUnavailable, codeNoLeader
-	case errors.Is(err, ErrLeadershipTransfer):
-		return http.StatusServiceUnavailable, codeTransfer
-	case errors.Is(err, ErrClosed):
-		return http.StatusServiceUnavailable, codeClosed
-	case errors.Is(err, ErrUnknownNode):
-		return http.StatusNotFound, codeUnknownNode
-	case errors.Is(err, ErrBadRequest):
-		return http.StatusBadRequest, codeBadRequest
-	case errors.Is(err, errTooManyHops):
-		return http.StatusLoopDetected, codeTooManyHops
-	case errors.Is(err, errNoSuchService):
-		return http.StatusNotFound, codeNotFound
-	default:
-		return http.StatusInternalServerError, codeInternal
-	}
-}
-
-var errTooManyHops = errors.New("request forwarded too many times")
+// errTooManyHops refuses a request that bounced between nodes that each
+// think another leads: there is no agreed leader for now.
+var errTooManyHops = api.ErrUnavailable.New("request forwarded too many times")
 
 // errNoSuchService answers a request for no endpoint of the service (an
 // unknown path, or a known one with another method than POST), so that
 // every answer of the service is JSON with a code.
-var errNoSuchService = errors.New("no such cluster service endpoint")
+var errNoSuchService = api.ErrNotFound.New("no such cluster service endpoint")
 
 // remoteError is an error reported by another node's cluster service.
 type remoteError struct {
 	addr, msg string
-	base      error // the sentinel matching its code, or nil
+	outcome   error // the outcome its code names, or nil
 }
 
 func (e *remoteError) Error() string { return fmt.Sprintf("node %s: %s", e.addr, e.msg) }
-func (e *remoteError) Unwrap() error { return e.base }
-
-func codeError(code string) error {
-	switch code {
-	case codeNotLeader:
-		return ErrNotLeader
-	case codeNoLeader:
-		return ErrNoLeader
-	case codeTransfer:
-		return ErrLeadershipTransfer
-	case codeClosed:
-		return ErrClosed
-	case codeUnknownNode:
-		return ErrUnknownNode
-	case codeBadRequest:
-		return ErrBadRequest
-	case codeTooManyHops:
-		return errTooManyHops
-	}
-	return nil
-}
+func (e *remoteError) Unwrap() error { return e.outcome }
 
 // serviceHandler is what the cluster service calls into (the Node).
 type serviceHandler interface {
@@ -230,7 +176,7 @@ func hops(r *http.Request) int {
 func decodeServiceRequest(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxServiceRequestBody))
 	if err := dec.Decode(v); err != nil {
-		writeServiceResult(w, nil, fmt.Errorf("%w: %w", ErrBadRequest, err))
+		writeServiceResult(w, nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err))
 		return false
 	}
 	return true
@@ -239,14 +185,14 @@ func decodeServiceRequest(w http.ResponseWriter, r *http.Request, v any) bool {
 func writeServiceResult(w http.ResponseWriter, v any, err error) {
 	status := http.StatusOK
 	if err != nil {
-		var code string
-		status, code = errorCode(err)
-		v = errorResponse{Error: err.Error(), Code: code}
+		o := api.OutcomeOf(err)
+		status = o.Status
+		v = errorResponse{Error: err.Error(), Code: o.Code}
 	}
 	body, merr := json.Marshal(v)
 	if merr != nil {
 		status = http.StatusInternalServerError
-		body = []byte(`{"error":"encoding response","code":"internal"}`)
+		body = []byte(`{"error":"encoding response","code":"` + api.ErrInternal.Code + `"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -306,7 +252,11 @@ func (c *serviceClient) call(ctx context.Context, raftAddr, path string, hops in
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = fmt.Sprintf("%s: HTTP %d", path, resp.StatusCode)
 		}
-		return &remoteError{addr: raftAddr, msg: e.Error, base: codeError(e.Code)}
+		var outcome error
+		if o := api.ByCode(e.Code); o != nil {
+			outcome = o
+		}
+		return &remoteError{addr: raftAddr, msg: e.Error, outcome: outcome}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

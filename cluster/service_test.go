@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // TestServiceErrorsAreJSON: every error the cluster service answers, its
@@ -20,10 +22,10 @@ func TestServiceErrorsAreJSON(t *testing.T) {
 		status             int
 		code               string
 	}{
-		{"POST", "/cluster/v1/nope", `{}`, http.StatusNotFound, codeNotFound},
-		{"GET", pathJoin, ``, http.StatusNotFound, codeNotFound},
-		{"POST", pathJoin, `{not json`, http.StatusBadRequest, codeBadRequest},
-		{"POST", pathRemove, strings.Repeat(" ", maxServiceRequestBody+1) + `{}`, http.StatusBadRequest, codeBadRequest},
+		{"POST", "/cluster/v1/nope", `{}`, http.StatusNotFound, api.ErrNotFound.Code},
+		{"GET", pathJoin, ``, http.StatusNotFound, api.ErrNotFound.Code},
+		{"POST", pathJoin, `{not json`, http.StatusBadRequest, api.ErrBadRequest.Code},
+		{"POST", pathRemove, strings.Repeat(" ", maxServiceRequestBody+1) + `{}`, http.StatusBadRequest, api.ErrBadRequest.Code},
 	}
 	for _, tc := range cases {
 		rec := httptest.NewRecorder()

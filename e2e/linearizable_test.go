@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/client"
 )
 
@@ -455,7 +456,7 @@ func TestReadYourWritesOnLaggingFollower(t *testing.T) {
 			t.Fatalf("client write: %v", err)
 		}
 		for _, cl := range []*client.Client{writer, reader.With(client.WithMinIndex(writer.LastIndex()))} {
-			resp, err := cl.With(client.WithLevel(client.LevelNone)).Query(ctx, client.SQL("SELECT v FROM kv WHERE k=?", key))
+			resp, err := cl.With(client.WithLevel(api.LevelNone)).Query(ctx, client.SQL("SELECT v FROM kv WHERE k=?", key))
 			if err != nil {
 				t.Fatalf("client read: %v", err)
 			}

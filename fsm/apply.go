@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // entry is the log entry being applied, as the apply path sees it. The
@@ -35,7 +37,7 @@ type batch struct {
 	// settled holds the responses of entries whose own statements ended
 	// the batch transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)). Such
 	// an entry has no effect; the batch is rerun without it.
-	settled map[int]*Response
+	settled map[int]*api.Response
 	nodeOps []nodeOp
 	// cmds holds the decoded commands (nil where an entry is not a new
 	// command), and decodeErrs why an entry did not decode, so a rerun
@@ -133,7 +135,7 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 		return fail(fmt.Errorf("fsm halted: %w", err))
 	}
 
-	b := &batch{logs: logs, from: f.applied.Load(), resps: resps, settled: map[int]*Response{},
+	b := &batch{logs: logs, from: f.applied.Load(), resps: resps, settled: map[int]*api.Response{},
 		cmds: make([]*Command, len(logs)), decodeErrs: make([]error, len(logs))}
 	b.last = b.from
 	for i, l := range logs {
@@ -146,7 +148,7 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 				}
 			}
 		} else if l.Type == raft.LogCommand {
-			resps[i] = &Response{Index: l.Index}
+			resps[i] = &api.Response{Index: l.Index}
 		}
 	}
 	if b.last == b.from {
@@ -226,19 +228,19 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 		case CmdChecksum:
 			// The checksum is taken once the batch, which ends
 			// here, has committed (see ApplyBatch).
-			b.resps[i] = &Response{Index: l.Index}
+			b.resps[i] = &api.Response{Index: l.Index}
 		case CmdSetNode:
 			if _, err := w.setNode.ExecContext(ctx, cmd.Node.ID, cmd.Node.APIAddr); err != nil {
 				return -1, fmt.Errorf("entry %d: set node %q: %w", l.Index, cmd.Node.ID, err)
 			}
 			b.nodeOps = append(b.nodeOps, nodeOp{meta: *cmd.Node})
-			b.resps[i] = &Response{Index: l.Index}
+			b.resps[i] = &api.Response{Index: l.Index}
 		case CmdRemoveNode:
 			if _, err := w.removeNode.ExecContext(ctx, cmd.Node.ID); err != nil {
 				return -1, fmt.Errorf("entry %d: remove node %q: %w", l.Index, cmd.Node.ID, err)
 			}
 			b.nodeOps = append(b.nodeOps, nodeOp{remove: true, meta: *cmd.Node})
-			b.resps[i] = &Response{Index: l.Index}
+			b.resps[i] = &api.Response{Index: l.Index}
 		}
 	}
 	if err := w.storeSessionCounts(ctx, b.sess); err != nil {
@@ -268,14 +270,14 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 // settled entry, their settled outcome stands) and the response is
 // remembered, whatever it is: statement errors and a rolled-back
 // transaction are outcomes too.
-func (f *FSM) execute(ctx context.Context, e entry, req *Request, settled *Response, b *batch) (resp *Response, ended bool, err error) {
+func (f *FSM) execute(ctx context.Context, e entry, req *api.Request, settled *api.Response, b *batch) (resp *api.Response, ended bool, err error) {
 	known := false
 	var digest []byte
 	if req.ClientID != "" {
 		if digest, err = requestDigest(req); err != nil {
 			// Decoded requests hold only encodable values; should one
 			// not, every replica refuses it alike.
-			return &Response{Index: e.Index, Err: err}, false, nil
+			return &api.Response{Index: e.Index, Err: err}, false, nil
 		}
 		r, k, err := f.sessionCheck(ctx, e, req, digest, &b.sess)
 		if err != nil {
@@ -304,9 +306,9 @@ func (f *FSM) execute(ctx context.Context, e entry, req *Request, settled *Respo
 
 // runStatements runs a request's statements inside the batch transaction,
 // in a savepoint of their own; see execute.
-func (f *FSM) runStatements(ctx context.Context, e entry, req *Request) (resp *Response, ended bool, err error) {
+func (f *FSM) runStatements(ctx context.Context, e entry, req *api.Request) (resp *api.Response, ended bool, err error) {
 	w := f.w
-	resp = &Response{Index: e.Index}
+	resp = &api.Response{Index: e.Index}
 	if _, err := w.saveEntry.ExecContext(ctx); err != nil {
 		return nil, false, fmt.Errorf("savepoint: %w", err)
 	}
@@ -326,7 +328,7 @@ func (f *FSM) runStatements(ctx context.Context, e entry, req *Request) (resp *R
 	// entry; only the statements of a multi-statement request without
 	// Transaction need a savepoint each.
 	perStmt := !req.Transaction && len(req.Statements) > 1
-	resp.Results = make([]Result, 0, len(req.Statements))
+	resp.Results = make([]api.Result, 0, len(req.Statements))
 	for j := range req.Statements {
 		if perStmt {
 			if _, err := w.saveStmt.ExecContext(ctx); err != nil {
@@ -336,7 +338,7 @@ func (f *FSM) runStatements(ctx context.Context, e entry, req *Request) (resp *R
 		w.guard.mode = mode
 		res, serr := f.runStatement(ctx, w.dbConn, &req.Statements[j])
 		if serr != nil {
-			res = Result{Error: w.guard.errorText(serr)}
+			res = api.Result{Error: w.guard.errorText(serr)}
 		}
 		w.guard.mode = modeInternal
 		if serr != nil && environmental(serr) {

@@ -5,13 +5,15 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"github.com/raftlite/raftlite/internal/sqltest"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/raftlite/raftlite/api"
+	"github.com/raftlite/raftlite/internal/sqltest"
 
 	"github.com/hashicorp/raft"
 
@@ -115,9 +117,9 @@ func TestLoadReplacesDatabaseKeepingNodes(t *testing.T) {
 
 	dst := newFSM(t)
 	dst.ApplyBatch([]*raft.Log{commandLog(t, 1, &Command{Type: CmdSetNode, Node: &NodeMeta{ID: "1", APIAddr: "http://a:4001"}})})
-	noErrors(t, execAt(t, dst, 2, &Request{Statements: []Statement{stmt("CREATE TABLE old (x)")}}))
-	res := response(t, dst.Apply(commandLog(t, 3, &Command{Type: CmdExecute, Request: &Request{
-		Statements: []Statement{stmt("INSERT INTO old VALUES (1)")}, ClientID: "c1", Seq: 1}})))
+	noErrors(t, execAt(t, dst, 2, &api.Request{Statements: []api.Statement{stmt("CREATE TABLE old (x)")}}))
+	res := response(t, dst.Apply(commandLog(t, 3, &Command{Type: CmdExecute, Request: &api.Request{
+		Statements: []api.Statement{stmt("INSERT INTO old VALUES (1)")}, ClientID: "c1", Seq: 1}})))
 	noErrors(t, res.Results)
 
 	up := filepath.Join(t.TempDir(), "up.db")
@@ -151,7 +153,7 @@ func TestLoadReplacesDatabaseKeepingNodes(t *testing.T) {
 	if got := sqltest.Rows(t, live, "SELECT name FROM sqlite_master WHERE name = 'old'"); len(got) != 0 {
 		t.Errorf("the old table survived the load")
 	}
-	noErrors(t, execAt(t, dst, 501, &Request{Statements: []Statement{stmt("INSERT INTO other VALUES (1)")}}))
+	noErrors(t, execAt(t, dst, 501, &api.Request{Statements: []api.Statement{stmt("INSERT INTO other VALUES (1)")}}))
 }
 
 func TestPrepareLoadRejectsBadFiles(t *testing.T) {
@@ -175,8 +177,8 @@ func TestPrepareLoadRejectsBadFiles(t *testing.T) {
 	} {
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, body, 0o644)
-		if err := dst.PrepareLoad(ctx, p); !errors.Is(err, ErrInvalidLoad) {
-			t.Errorf("%s: %v, want ErrInvalidLoad", name, err)
+		if err := dst.PrepareLoad(ctx, p); !errors.Is(err, api.ErrInvalidLoad) {
+			t.Errorf("%s: %v, want api.ErrInvalidLoad", name, err)
 		}
 	}
 }

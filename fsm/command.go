@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // commandVersion is the first byte of every encoded Command. Raft logs and
@@ -105,7 +107,7 @@ func encodedSizeHint(c *Command) int {
 // StatementsSize bounds what stmts add to an encoded command: every length
 // and number is counted at its longest varint. Callers that gather several
 // requests into one entry use it to keep the entry under a size limit.
-func StatementsSize(stmts []Statement) int {
+func StatementsSize(stmts []api.Statement) int {
 	const varint = 10 // the longest uvarint
 	n := 0
 	for _, s := range stmts {
@@ -123,8 +125,8 @@ func StatementsSize(stmts []Statement) int {
 	return n
 }
 
-func appendRequest(b []byte, r *Request) ([]byte, error) {
-	b = append(b, r.flags())
+func appendRequest(b []byte, r *api.Request) ([]byte, error) {
+	b = append(b, requestFlags(r))
 	b = appendString(b, r.ClientID)
 	b = binary.AppendUvarint(b, r.Seq)
 	b = binary.AppendUvarint(b, uint64(len(r.Statements)))
@@ -137,8 +139,8 @@ func appendRequest(b []byte, r *Request) ([]byte, error) {
 	return b, nil
 }
 
-// flags returns the request's flags byte.
-func (r *Request) flags() byte {
+// requestFlags returns the request's flags byte.
+func requestFlags(r *api.Request) byte {
 	var flags byte
 	if r.Transaction {
 		flags |= flagTransaction
@@ -150,7 +152,7 @@ func (r *Request) flags() byte {
 }
 
 // appendStatement appends one statement's encoding.
-func appendStatement(b []byte, s *Statement) ([]byte, error) {
+func appendStatement(b []byte, s *api.Statement) ([]byte, error) {
 	b = appendString(b, s.SQL)
 	b = binary.AppendUvarint(b, uint64(len(s.Params)))
 	for j, p := range s.Params {
@@ -168,7 +170,7 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func appendValue(b []byte, v Value) ([]byte, error) {
+func appendValue(b []byte, v api.Value) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
 		return append(b, tagNull), nil
@@ -271,7 +273,7 @@ func (d *decoder) command() (*Command, error) {
 	return c, nil
 }
 
-func (d *decoder) request() (*Request, error) {
+func (d *decoder) request() (*api.Request, error) {
 	flags, err := d.byte()
 	if err != nil {
 		return nil, err
@@ -279,7 +281,7 @@ func (d *decoder) request() (*Request, error) {
 	if flags&^(flagTransaction|flagReadOnly) != 0 {
 		return nil, fmt.Errorf("unknown request flags %#x", flags)
 	}
-	r := &Request{Transaction: flags&flagTransaction != 0, ReadOnly: flags&flagReadOnly != 0}
+	r := &api.Request{Transaction: flags&flagTransaction != 0, ReadOnly: flags&flagReadOnly != 0}
 	if r.ClientID, err = d.string(); err != nil {
 		return nil, err
 	}
@@ -291,7 +293,7 @@ func (d *decoder) request() (*Request, error) {
 		return nil, err
 	}
 	if n > 0 {
-		r.Statements = make([]Statement, n)
+		r.Statements = make([]api.Statement, n)
 	}
 	for i := range r.Statements {
 		s := &r.Statements[i]
@@ -303,7 +305,7 @@ func (d *decoder) request() (*Request, error) {
 			return nil, err
 		}
 		if np > 0 {
-			s.Params = make([]Param, np)
+			s.Params = make([]api.Param, np)
 		}
 		for j := range s.Params {
 			if s.Params[j].Name, err = d.string(); err != nil {
@@ -317,7 +319,7 @@ func (d *decoder) request() (*Request, error) {
 	return r, nil
 }
 
-func (d *decoder) value() (Value, error) {
+func (d *decoder) value() (api.Value, error) {
 	tag, err := d.byte()
 	if err != nil {
 		return nil, err

@@ -6,26 +6,28 @@ import (
 	"math"
 	"reflect"
 	"testing"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 func sampleCommands() []*Command {
 	return []*Command{
-		{Type: CmdExecute, Timestamp: 1_700_000_000_000_000_000, Seed: 42, Request: &Request{
-			Statements: []Statement{
+		{Type: CmdExecute, Timestamp: 1_700_000_000_000_000_000, Seed: 42, Request: &api.Request{
+			Statements: []api.Statement{
 				{SQL: "CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT)"},
-				{SQL: "INSERT INTO foo(name, n, f, b, ok, z) VALUES(?, ?, ?, ?, ?, ?)", Params: []Param{
+				{SQL: "INSERT INTO foo(name, n, f, b, ok, z) VALUES(?, ?, ?, ?, ?, ?)", Params: []api.Param{
 					{Value: "fiona"}, {Value: int64(-20)}, {Value: 3.25}, {Value: []byte{0, 1, 255}},
 					{Value: true}, {Value: nil},
 				}},
-				{SQL: "SELECT * FROM foo WHERE name = :name", Params: []Param{{Name: "name", Value: "fiona"}}},
+				{SQL: "SELECT * FROM foo WHERE name = :name", Params: []api.Param{{Name: "name", Value: "fiona"}}},
 			},
 			Transaction: true,
 			ClientID:    "client-1",
 			Seq:         7,
 		}},
-		{Type: CmdExecute, Timestamp: -5, Request: &Request{ReadOnly: true, Statements: []Statement{{SQL: "SELECT 1"}}}},
-		{Type: CmdExecute, Request: &Request{}},
-		{Type: CmdExecute, Request: &Request{Statements: []Statement{{SQL: "", Params: []Param{
+		{Type: CmdExecute, Timestamp: -5, Request: &api.Request{ReadOnly: true, Statements: []api.Statement{{SQL: "SELECT 1"}}}},
+		{Type: CmdExecute, Request: &api.Request{}},
+		{Type: CmdExecute, Request: &api.Request{Statements: []api.Statement{{SQL: "", Params: []api.Param{
 			{Value: math.Inf(-1)}, {Value: int64(math.MinInt64)}, {Value: false}, {Value: ""}, {Value: []byte{}},
 		}}}}},
 		{Type: CmdSetNode, Seed: math.MaxUint64, Node: &NodeMeta{ID: "n1", APIAddr: "http://127.0.0.1:4001"}},
@@ -54,8 +56,8 @@ func TestEncodeCommandRejects(t *testing.T) {
 		nil,
 		{Type: CmdExecute},
 		{Type: CmdSetNode},
-		{Type: 99, Request: &Request{}},
-		{Type: CmdExecute, Request: &Request{Statements: []Statement{{SQL: "x", Params: []Param{{Value: 1}}}}}},
+		{Type: 99, Request: &api.Request{}},
+		{Type: CmdExecute, Request: &api.Request{Statements: []api.Statement{{SQL: "x", Params: []api.Param{{Value: 1}}}}}},
 	}
 	for i, c := range bad {
 		if _, err := EncodeCommand(c); err == nil {
@@ -94,8 +96,8 @@ func TestDecodeCommandRejects(t *testing.T) {
 }
 
 func TestDecodeCommandCopiesBytes(t *testing.T) {
-	b, err := EncodeCommand(&Command{Type: CmdExecute, Request: &Request{Statements: []Statement{
-		{SQL: "x", Params: []Param{{Value: []byte{1, 2, 3}}}},
+	b, err := EncodeCommand(&Command{Type: CmdExecute, Request: &api.Request{Statements: []api.Statement{
+		{SQL: "x", Params: []api.Param{{Value: []byte{1, 2, 3}}}},
 	}}})
 	if err != nil {
 		t.Fatal(err)

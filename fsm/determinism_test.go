@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // detEntry is an execute entry with a fixed timestamp and seed.
-func detEntry(t testing.TB, index uint64, ts int64, seed uint64, stmts ...Statement) *raft.Log {
+func detEntry(t testing.TB, index uint64, ts int64, seed uint64, stmts ...api.Statement) *raft.Log {
 	t.Helper()
-	return commandLog(t, index, &Command{Type: CmdExecute, Timestamp: ts, Seed: seed, Request: &Request{Statements: stmts}})
+	return commandLog(t, index, &Command{Type: CmdExecute, Timestamp: ts, Seed: seed, Request: &api.Request{Statements: stmts}})
 }
 
 func checksumMarker(t testing.TB, index uint64) *raft.Log {
@@ -60,7 +62,7 @@ func determinismEntries(t testing.TB, ts int64) []*raft.Log {
 func applyAll(t *testing.T, f *FSM, logs []*raft.Log) {
 	t.Helper()
 	for _, r := range f.ApplyBatch(logs) {
-		if resp, ok := r.(*Response); ok {
+		if resp, ok := r.(*api.Response); ok {
 			noErrors(t, resp.Results)
 		} else if r != nil {
 			t.Fatalf("apply: %v", r)
@@ -68,9 +70,9 @@ func applyAll(t *testing.T, f *FSM, logs []*raft.Log) {
 	}
 }
 
-func queryRowsT(t *testing.T, f *FSM, q string) [][]Value {
+func queryRowsT(t *testing.T, f *FSM, q string) [][]api.Value {
 	t.Helper()
-	res, err := f.Query(context.Background(), &Request{Statements: []Statement{{SQL: q}}})
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{{SQL: q}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,12 +134,12 @@ func TestDeterministicApply(t *testing.T) {
 		t.Fatalf("trigger rows %d, distinct tags %d", len(audit), len(tags))
 	}
 
-	got := map[string]Value{}
+	got := map[string]api.Value{}
 	for _, r := range queryRowsT(t, a, "SELECT k, val FROM f") {
 		got[r[0].(string)] = r[1]
 	}
 	ts3 := time.Unix(0, ts).Add(1500 * time.Millisecond).UTC() // 07:08:10.623
-	want := map[string]Value{
+	want := map[string]api.Value{
 		"current_timestamp": "2024-05-06 07:08:10", "current_date": "2024-05-06", "current_time": "07:08:10",
 		"date": "2024-05-06", "date0": "2024-05-06", "time": "07:08:10", "time0": "07:08:10",
 		"datetime": "2024-05-06 07:08:10", "datetime0": "2024-05-06 07:08:10", "datetime_NOW": "2024-05-07 07:08:10",

@@ -54,12 +54,12 @@
 // A Request with a ClientID is applied at most once per (ClientID, Seq): a
 // retry of a session's last write gets the remembered response with
 // Deduplicated set; the same Seq with a different request (its digest of
-// statements, parameters and flags differs) ErrSeqReused; an older Seq
-// ErrSeqSuperseded; and Seq > 1 in an unknown session ErrUnknownSession
+// statements, parameters and flags differs) api.ErrSeqReused; an older Seq
+// api.ErrSeqSuperseded; and Seq > 1 in an unknown session api.ErrSessionExpired
 // (all in Response.Err, with nothing executed). Seq may skip numbers. Sessions
 // idle longer than Config.SessionTTL expire by the leader timestamps in the
 // log, so every replica expires the same sessions at the same index; a
-// retry after expiry is refused (ErrUnknownSession), except Seq 1, which
+// retry after expiry is refused (api.ErrSessionExpired), except Seq 1, which
 // starts a new session. Databases from before request digests gain the
 // digest column on open, by the same ALTER TABLE that new databases get,
 // so replica checksums stay equal. See sessions.go.

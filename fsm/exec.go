@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // stmtInfo is what preparing a SQL text tells about it that depends only on
@@ -28,21 +30,21 @@ type stmtInfo struct {
 // The result's shape follows rqlite: a statement that returns rows (column
 // count > 0: SELECT, PRAGMA, ... RETURNING) gets the query shape, anything
 // else the execute shape.
-func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *Statement) (Result, error) {
+func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *api.Statement) (api.Result, error) {
 	start := time.Now()
 	c.guard.reset()
 	info, ok := f.stmtCache.get(st.SQL)
 	if !ok {
 		n, err := c.columnCount(st.SQL)
 		if err != nil {
-			return Result{}, err
+			return api.Result{}, err
 		}
 		info = stmtInfo{rows: n > 0, silent: c.guard.actions == 0}
 		f.stmtCache.put(st.SQL, info)
 	}
 	if info.silent && c.guard.mode == modeReadOnly {
 		c.guard.denied = errReadOnly
-		return Result{}, errors.New(errReadOnly)
+		return api.Result{}, errors.New(errReadOnly)
 	}
 	// Forget what preparing for the column count told the guard; running
 	// the statement prepares it again.
@@ -50,7 +52,7 @@ func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *Statement) (Resul
 
 	args := bindArgs(st.Params)
 	var (
-		res Result
+		res api.Result
 		err error
 	)
 	switch {
@@ -62,7 +64,7 @@ func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *Statement) (Resul
 		res, err = c.execResult(c.conn.ExecContext(ctx, st.SQL, args...))
 	}
 	if err != nil {
-		return Result{}, err
+		return api.Result{}, err
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
@@ -70,7 +72,7 @@ func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *Statement) (Resul
 
 // bindArgs converts parameters to database/sql arguments: positional ones
 // bind to ? and ?NNN, named ones (sql.Named) to :name, @name and $name.
-func bindArgs(params []Param) []any {
+func bindArgs(params []api.Param) []any {
 	if len(params) == 0 {
 		return nil
 	}
@@ -87,10 +89,10 @@ func bindArgs(params []Param) []any {
 
 // runPrepared runs query through c's prepared statements: scanning its rows
 // if it returns rows, else in the execute shape.
-func (c *dbConn) runPrepared(ctx context.Context, query string, args []any, rows bool) (Result, error) {
+func (c *dbConn) runPrepared(ctx context.Context, query string, args []any, rows bool) (api.Result, error) {
 	p, err := c.prepare(ctx, query)
 	if err != nil {
-		return Result{}, err
+		return api.Result{}, err
 	}
 	// Running re-prepares the statement if the schema changed since, which
 	// shows it to the guard again; otherwise the guard sees nothing, and
@@ -118,18 +120,18 @@ func (c *dbConn) runPrepared(ctx context.Context, query string, args []any, rows
 // only when such a statement changed rows; the apply path resets
 // last_insert_rowid at the start of every entry, so the value never leaks
 // across entries.
-func (c *dbConn) execResult(r sql.Result, err error) (Result, error) {
+func (c *dbConn) execResult(r sql.Result, err error) (api.Result, error) {
 	if err != nil {
-		return Result{}, err
+		return api.Result{}, err
 	}
-	var res Result
+	var res api.Result
 	if c.guard.dml && !c.guard.ddl {
 		if res.RowsAffected, err = r.RowsAffected(); err != nil {
-			return Result{}, err
+			return api.Result{}, err
 		}
 		if res.RowsAffected > 0 {
 			if res.LastInsertID, err = r.LastInsertId(); err != nil {
-				return Result{}, err
+				return api.Result{}, err
 			}
 		}
 	}
@@ -140,20 +142,20 @@ func (c *dbConn) execResult(r sql.Result, err error) (Result, error) {
 // Types are the declared column types in lower case; a column without one
 // (an expression) takes the type of its value in the first row, as rqlite
 // does, or "" when there is no row or the value is NULL.
-func scanRows(rows *sql.Rows, err error) (Result, error) {
+func scanRows(rows *sql.Rows, err error) (api.Result, error) {
 	if err != nil {
-		return Result{}, err
+		return api.Result{}, err
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return Result{}, err
+		return api.Result{}, err
 	}
 	cts, err := rows.ColumnTypes()
 	if err != nil {
-		return Result{}, err
+		return api.Result{}, err
 	}
-	res := Result{Columns: cols, Types: make([]string, len(cols))}
+	res := api.Result{Columns: cols, Types: make([]string, len(cols))}
 	if res.Columns == nil {
 		res.Columns = []string{}
 	}
@@ -167,12 +169,12 @@ func scanRows(rows *sql.Rows, err error) (Result, error) {
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return Result{}, err
+			return api.Result{}, err
 		}
-		row := make([]Value, len(dest))
+		row := make([]api.Value, len(dest))
 		for i, v := range dest {
 			if row[i], err = resultValue(v); err != nil {
-				return Result{}, fmt.Errorf("column %q: %w", cols[i], err)
+				return api.Result{}, fmt.Errorf("column %q: %w", cols[i], err)
 			}
 		}
 		if res.Rows == nil {
@@ -185,7 +187,7 @@ func scanRows(rows *sql.Rows, err error) (Result, error) {
 		res.Rows = append(res.Rows, row)
 	}
 	if err := rows.Err(); err != nil {
-		return Result{}, err
+		return api.Result{}, err
 	}
 	return res, rows.Close()
 }
@@ -193,7 +195,7 @@ func scanRows(rows *sql.Rows, err error) (Result, error) {
 // resultValue converts a scanned value to a Value. The driver turns TEXT
 // and INTEGER values of DATE, DATETIME and TIMESTAMP columns into
 // time.Time; like rqlite, raftlite reports those as RFC 3339 text.
-func resultValue(v any) (Value, error) {
+func resultValue(v any) (api.Value, error) {
 	switch v := v.(type) {
 	case nil, int64, float64, string, []byte:
 		return v, nil
@@ -211,7 +213,7 @@ func resultValue(v any) (Value, error) {
 
 // valueType names the SQLite storage class of v, for a column without a
 // declared type.
-func valueType(v Value) string {
+func valueType(v api.Value) string {
 	switch v.(type) {
 	case int64:
 		return "integer"

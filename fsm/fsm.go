@@ -29,8 +29,9 @@ type Config struct {
 	Dir    string
 	Logger *slog.Logger
 	// SessionTTL is how long a client session may stay idle before it
-	// expires, judged by the leader timestamps of the log entries (zero:
-	// DefaultSessionTTL; negative: sessions never expire). Every node of a
+	// expires, judged by the leader timestamps of the log entries; zero
+	// means never, as for -session-ttl (DefaultSessionTTL is the flag's
+	// default). Every node of a
 	// cluster must use the same value: expiry is part of the replicated
 	// state, and nodes with different values would diverge.
 	SessionTTL time.Duration
@@ -82,8 +83,8 @@ type FSM struct {
 	nodesMu sync.RWMutex
 	nodes   map[string]NodeMeta
 
-	// sessionTTL is the effective session idle time (0: no expiry), and
-	// sessions the published session counters.
+	// sessionTTL is Config.SessionTTL, and sessions the published session
+	// counters.
 	sessionTTL time.Duration
 	sessions   sessionCounters
 	// afterCommit is Config.AfterCommit.
@@ -120,6 +121,9 @@ func Open(cfg Config) (*FSM, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("open fsm: no directory")
 	}
+	if cfg.SessionTTL < 0 {
+		return nil, fmt.Errorf("open fsm: negative session TTL %v (zero means never)", cfg.SessionTTL)
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -146,7 +150,7 @@ func Open(cfg Config) (*FSM, error) {
 		waitCh:    make(chan struct{}),
 		done:      make(chan struct{}),
 
-		sessionTTL:  sessionTTL(cfg.SessionTTL),
+		sessionTTL:  cfg.SessionTTL,
 		afterCommit: cfg.AfterCommit,
 	}
 	f.checksums.init()

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 func quietLogger() *slog.Logger {
@@ -36,13 +38,13 @@ func newFSM(t testing.TB) *FSM {
 	return openFSM(t, t.TempDir())
 }
 
-func stmt(sql string, params ...any) Statement {
-	s := Statement{SQL: sql}
+func stmt(sql string, params ...any) api.Statement {
+	s := api.Statement{SQL: sql}
 	for _, p := range params {
-		if np, ok := p.(Param); ok {
+		if np, ok := p.(api.Param); ok {
 			s.Params = append(s.Params, np)
 		} else {
-			s.Params = append(s.Params, Param{Value: p})
+			s.Params = append(s.Params, api.Param{Value: p})
 		}
 	}
 	return s
@@ -57,22 +59,22 @@ func commandLog(t testing.TB, index uint64, c *Command) *raft.Log {
 	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: b}
 }
 
-func execLog(t testing.TB, index uint64, req *Request) *raft.Log {
+func execLog(t testing.TB, index uint64, req *api.Request) *raft.Log {
 	t.Helper()
 	return commandLog(t, index, &Command{Type: CmdExecute, Timestamp: time.Now().UnixNano(), Request: req})
 }
 
 // execAt applies one execute entry at index and returns its results.
-func execAt(t testing.TB, f *FSM, index uint64, req *Request) []Result {
+func execAt(t testing.TB, f *FSM, index uint64, req *api.Request) []api.Result {
 	t.Helper()
 	return response(t, f.Apply(execLog(t, index, req))).Results
 }
 
-func response(t testing.TB, v any) *Response {
+func response(t testing.TB, v any) *api.Response {
 	t.Helper()
-	r, ok := v.(*Response)
+	r, ok := v.(*api.Response)
 	if !ok {
-		t.Fatalf("response is %T (%v), want *Response", v, v)
+		t.Fatalf("response is %T (%v), want *api.Response", v, v)
 	}
 	return r
 }
@@ -82,14 +84,14 @@ type seq struct{ next uint64 }
 
 func (s *seq) idx() uint64 { s.next++; return s.next }
 
-func (s *seq) exec(t testing.TB, f *FSM, stmts ...Statement) []Result {
+func (s *seq) exec(t testing.TB, f *FSM, stmts ...api.Statement) []api.Result {
 	t.Helper()
-	return execAt(t, f, s.idx(), &Request{Statements: stmts})
+	return execAt(t, f, s.idx(), &api.Request{Statements: stmts})
 }
 
 func count(t testing.TB, f *FSM, table string) int64 {
 	t.Helper()
-	res, err := f.Query(context.Background(), &Request{Statements: []Statement{{SQL: "SELECT COUNT(*) FROM " + table}}})
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{{SQL: "SELECT COUNT(*) FROM " + table}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +101,7 @@ func count(t testing.TB, f *FSM, table string) int64 {
 	return res[0].Rows[0][0].(int64)
 }
 
-func noErrors(t testing.TB, rs []Result) {
+func noErrors(t testing.TB, rs []api.Result) {
 	t.Helper()
 	for i, r := range rs {
 		if r.Error != "" {
@@ -109,10 +111,10 @@ func noErrors(t testing.TB, rs []Result) {
 }
 
 // sameResults compares results ignoring timings.
-func sameResults(t testing.TB, got, want []Result) {
+func sameResults(t testing.TB, got, want []api.Result) {
 	t.Helper()
-	strip := func(rs []Result) []Result {
-		out := make([]Result, len(rs))
+	strip := func(rs []api.Result) []api.Result {
+		out := make([]api.Result, len(rs))
 		for i, r := range rs {
 			r.Seconds = 0
 			out[i] = r
@@ -140,7 +142,7 @@ func TestExecuteAndQueryShapes(t *testing.T) {
 		stmt("DELETE FROM foo WHERE id = 3"),
 		stmt("PRAGMA foreign_keys"),
 	)
-	sameResults(t, got, []Result{
+	sameResults(t, got, []api.Result{
 		{},
 		{LastInsertID: 1, RowsAffected: 1},
 		{LastInsertID: 2, RowsAffected: 1},
@@ -151,15 +153,15 @@ func TestExecuteAndQueryShapes(t *testing.T) {
 		{
 			Columns: []string{"id", "name", "age", "score", "ts", "age * 2", "'lit'", "NULL"},
 			Types:   []string{"integer", "text", "integer", "real", "datetime", "integer", "text", ""},
-			Rows: [][]Value{
+			Rows: [][]api.Value{
 				{int64(1), "fiona", int64(21), 1.5, nil, int64(42), "lit", nil},
 				{int64(2), "sinead", int64(26), nil, "2024-01-02T03:04:05Z", int64(52), "lit", nil},
 			},
 		},
 		{Columns: []string{"id", "name", "age", "score", "ts"}, Types: []string{"integer", "text", "integer", "real", "datetime"}},
-		{Columns: []string{"id", "name"}, Types: []string{"integer", "text"}, Rows: [][]Value{{int64(3), "una"}}},
+		{Columns: []string{"id", "name"}, Types: []string{"integer", "text"}, Rows: [][]api.Value{{int64(3), "una"}}},
 		{LastInsertID: 3, RowsAffected: 1},
-		{Columns: []string{"foreign_keys"}, Types: []string{"integer"}, Rows: [][]Value{{int64(1)}}},
+		{Columns: []string{"foreign_keys"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(1)}}},
 	})
 	for i, r := range got {
 		if r.Seconds <= 0 {
@@ -178,7 +180,7 @@ func TestLastInsertIDDoesNotLeakAcrossEntries(t *testing.T) {
 	s.exec(t, f, stmt("INSERT INTO foo(n) VALUES(1)"))
 	// An UPDATE in a later entry must not report the earlier insert's
 	// rowid: a replica that restarted in between would not.
-	sameResults(t, s.exec(t, f, stmt("UPDATE foo SET n = 2")), []Result{{RowsAffected: 1}})
+	sameResults(t, s.exec(t, f, stmt("UPDATE foo SET n = 2")), []api.Result{{RowsAffected: 1}})
 }
 
 func TestNullAndBlob(t *testing.T) {
@@ -189,23 +191,23 @@ func TestNullAndBlob(t *testing.T) {
 		stmt("INSERT INTO b(data, note) VALUES(?, ?)", []byte{0, 1, 2, 255}, nil),
 		stmt("INSERT INTO b(data, note) VALUES(NULL, x'CAFE')"),
 	))
-	res, err := f.Query(context.Background(), &Request{Statements: []Statement{
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{
 		stmt("SELECT data, note, typeof(note) FROM b ORDER BY id"),
 		stmt("SELECT x'00ff', NULL"),
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameResults(t, res, []Result{
+	sameResults(t, res, []api.Result{
 		{
 			Columns: []string{"data", "note", "typeof(note)"},
 			Types:   []string{"blob", "text", "text"},
-			Rows: [][]Value{
+			Rows: [][]api.Value{
 				{[]byte{0, 1, 2, 255}, nil, "null"},
 				{nil, []byte{0xca, 0xfe}, "blob"},
 			},
 		},
-		{Columns: []string{"x'00ff'", "NULL"}, Types: []string{"blob", ""}, Rows: [][]Value{{[]byte{0, 0xff}, nil}}},
+		{Columns: []string{"x'00ff'", "NULL"}, Types: []string{"blob", ""}, Rows: [][]api.Value{{[]byte{0, 0xff}, nil}}},
 	})
 }
 
@@ -216,22 +218,22 @@ func TestParameters(t *testing.T) {
 		stmt("CREATE TABLE p (a, b, c)"),
 		stmt("INSERT INTO p VALUES(?, ?, ?)", int64(1), 2.5, "three"),
 		stmt("INSERT INTO p VALUES(?3, ?1, ?2)", int64(10), true, false),
-		stmt("INSERT INTO p VALUES(:a, @b, $c)", Param{Name: "c", Value: "C"}, Param{Name: "a", Value: int64(7)}, Param{Name: "b", Value: nil}),
+		stmt("INSERT INTO p VALUES(:a, @b, $c)", api.Param{Name: "c", Value: "C"}, api.Param{Name: "a", Value: int64(7)}, api.Param{Name: "b", Value: nil}),
 	))
-	res, err := f.Query(context.Background(), &Request{Statements: []Statement{
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{
 		stmt("SELECT a, b, c FROM p ORDER BY rowid"),
-		stmt("SELECT a FROM p WHERE c = :c", Param{Name: "c", Value: "C"}),
+		stmt("SELECT a FROM p WHERE c = :c", api.Param{Name: "c", Value: "C"}),
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameResults(t, res, []Result{
-		{Columns: []string{"a", "b", "c"}, Types: []string{"integer", "real", "text"}, Rows: [][]Value{
+	sameResults(t, res, []api.Result{
+		{Columns: []string{"a", "b", "c"}, Types: []string{"integer", "real", "text"}, Rows: [][]api.Value{
 			{int64(1), 2.5, "three"},
 			{int64(0), int64(10), int64(1)},
 			{int64(7), nil, "C"},
 		}},
-		{Columns: []string{"a"}, Types: []string{"integer"}, Rows: [][]Value{{int64(7)}}},
+		{Columns: []string{"a"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(7)}}},
 	})
 
 	got := s.exec(t, f, stmt("INSERT INTO p VALUES(?, ?, ?)", int64(1)))
@@ -251,7 +253,7 @@ func TestErrorAmidGoodStatements(t *testing.T) {
 		stmt("SELEC 1"),
 		stmt("INSERT INTO foo(name) VALUES('c')"),
 	)
-	sameResults(t, got, []Result{
+	sameResults(t, got, []api.Result{
 		{LastInsertID: 1, RowsAffected: 1},
 		{Error: "no such table: bar"},
 		{Error: "UNIQUE constraint failed: foo.id"},
@@ -285,27 +287,27 @@ func TestTransactionRollback(t *testing.T) {
 	f := newFSM(t)
 	var s seq
 	s.exec(t, f, stmt("CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT)"), stmt("INSERT INTO foo(id, name) VALUES(1, 'x')"))
-	got := execAt(t, f, s.idx(), &Request{Transaction: true, Statements: []Statement{
+	got := execAt(t, f, s.idx(), &api.Request{Transaction: true, Statements: []api.Statement{
 		stmt("INSERT INTO foo(name) VALUES('a')"),
 		stmt("UPDATE foo SET name = 'changed'"),
 		stmt("INSERT INTO foo(id, name) VALUES(1, 'dup')"),
 		stmt("INSERT INTO foo(name) VALUES('never')"),
 	}})
-	sameResults(t, got, []Result{
+	sameResults(t, got, []api.Result{
 		{LastInsertID: 2, RowsAffected: 1},
 		{LastInsertID: 2, RowsAffected: 2},
 		{Error: "UNIQUE constraint failed: foo.id"},
 	})
-	res, err := f.Query(context.Background(), &Request{Statements: []Statement{stmt("SELECT id, name FROM foo")}})
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{stmt("SELECT id, name FROM foo")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := [][]Value{{int64(1), "x"}}; !reflect.DeepEqual(res[0].Rows, want) {
+	if want := [][]api.Value{{int64(1), "x"}}; !reflect.DeepEqual(res[0].Rows, want) {
 		t.Fatalf("rows %v, want %v", res[0].Rows, want)
 	}
 
 	// A successful transaction applies everything.
-	noErrors(t, execAt(t, f, s.idx(), &Request{Transaction: true, Statements: []Statement{
+	noErrors(t, execAt(t, f, s.idx(), &api.Request{Transaction: true, Statements: []api.Statement{
 		stmt("INSERT INTO foo(name) VALUES('a')"), stmt("INSERT INTO foo(name) VALUES('b')"),
 	}}))
 	if n := count(t, f, "foo"); n != 3 {
@@ -317,18 +319,18 @@ func TestTransactionRollback(t *testing.T) {
 // transaction, which holds the other entries of the batch too. The result
 // must not depend on how entries were batched.
 func TestConflictRollbackIsBatchIndependent(t *testing.T) {
-	setup := []Statement{
+	setup := []api.Statement{
 		stmt("CREATE TABLE r (id INTEGER PRIMARY KEY, v)"),
 		stmt("INSERT INTO r VALUES(1, 'one')"),
 	}
-	entries := []*Request{
-		{Statements: []Statement{stmt("INSERT INTO r VALUES(2, 'two')")}},
-		{Statements: []Statement{stmt("INSERT INTO r VALUES(3, 'three')"), stmt("INSERT OR ROLLBACK INTO r VALUES(1, 'dup')"), stmt("INSERT INTO r VALUES(4, 'four')")}},
-		{Statements: []Statement{stmt("INSERT INTO r VALUES(5, 'five')")}},
+	entries := []*api.Request{
+		{Statements: []api.Statement{stmt("INSERT INTO r VALUES(2, 'two')")}},
+		{Statements: []api.Statement{stmt("INSERT INTO r VALUES(3, 'three')"), stmt("INSERT OR ROLLBACK INTO r VALUES(1, 'dup')"), stmt("INSERT INTO r VALUES(4, 'four')")}},
+		{Statements: []api.Statement{stmt("INSERT INTO r VALUES(5, 'five')")}},
 	}
-	run := func(batched bool) ([][]Result, [][]Value) {
+	run := func(batched bool) ([][]api.Result, [][]api.Value) {
 		f := newFSM(t)
-		execAt(t, f, 1, &Request{Statements: setup})
+		execAt(t, f, 1, &api.Request{Statements: setup})
 		var logs []*raft.Log
 		for i, req := range entries {
 			logs = append(logs, execLog(t, uint64(i+2), req))
@@ -341,7 +343,7 @@ func TestConflictRollbackIsBatchIndependent(t *testing.T) {
 				resps = append(resps, f.Apply(l))
 			}
 		}
-		var results [][]Result
+		var results [][]api.Result
 		for _, r := range resps {
 			rs := response(t, r).Results
 			for i := range rs {
@@ -352,7 +354,7 @@ func TestConflictRollbackIsBatchIndependent(t *testing.T) {
 		if f.AppliedIndex() != 4 {
 			t.Fatalf("applied index %d, want 4", f.AppliedIndex())
 		}
-		res, err := f.Query(context.Background(), &Request{Statements: []Statement{stmt("SELECT id FROM r ORDER BY id")}})
+		res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{stmt("SELECT id FROM r ORDER BY id")}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,7 +365,7 @@ func TestConflictRollbackIsBatchIndependent(t *testing.T) {
 	if !reflect.DeepEqual(r1, r2) || !reflect.DeepEqual(rows1, rows2) {
 		t.Fatalf("batched %v %v\nsingle %v %v", r1, rows1, r2, rows2)
 	}
-	if want := [][]Value{{int64(1)}, {int64(2)}, {int64(5)}}; !reflect.DeepEqual(rows1, want) {
+	if want := [][]api.Value{{int64(1)}, {int64(2)}, {int64(5)}}; !reflect.DeepEqual(rows1, want) {
 		t.Fatalf("rows %v, want %v", rows1, want)
 	}
 	if len(r1[1]) != 2 || r1[1][1].Error != "UNIQUE constraint failed: r.id" {
@@ -376,11 +378,11 @@ func TestReadOnlyRequestRejectsWrites(t *testing.T) {
 	var s seq
 	s.exec(t, f, stmt("CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT)"), stmt("INSERT INTO foo(name) VALUES('a')"))
 	schemaQuery := stmt("SELECT COUNT(*) FROM sqlite_schema")
-	before, err := f.Query(context.Background(), &Request{Statements: []Statement{schemaQuery}})
+	before, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{schemaQuery}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := execAt(t, f, s.idx(), &Request{ReadOnly: true, Statements: []Statement{
+	got := execAt(t, f, s.idx(), &api.Request{ReadOnly: true, Statements: []api.Statement{
 		stmt("SELECT name FROM foo"),
 		stmt("INSERT INTO foo(name) VALUES('b')"),
 		stmt("UPDATE foo SET name = 'z'"),
@@ -390,7 +392,7 @@ func TestReadOnlyRequestRejectsWrites(t *testing.T) {
 		stmt("INSERT INTO foo(name) VALUES('c') RETURNING id"),
 		stmt("VACUUM"),
 	}})
-	if got[0].Error != "" || !reflect.DeepEqual(got[0].Rows, [][]Value{{"a"}}) {
+	if got[0].Error != "" || !reflect.DeepEqual(got[0].Rows, [][]api.Value{{"a"}}) {
 		t.Fatalf("read failed: %#v", got[0])
 	}
 	for i, r := range got[1:] {
@@ -398,13 +400,13 @@ func TestReadOnlyRequestRejectsWrites(t *testing.T) {
 			t.Errorf("statement %d: error %q, want %q", i+1, r.Error, errReadOnly)
 		}
 	}
-	res, err := f.Query(context.Background(), &Request{Statements: []Statement{
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{
 		stmt("SELECT name FROM foo"), stmt("PRAGMA user_version"), schemaQuery,
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(res[0].Rows, [][]Value{{"a"}}) || res[1].Rows[0][0] != int64(0) || !reflect.DeepEqual(res[2].Rows, before[0].Rows) {
+	if !reflect.DeepEqual(res[0].Rows, [][]api.Value{{"a"}}) || res[1].Rows[0][0] != int64(0) || !reflect.DeepEqual(res[2].Rows, before[0].Rows) {
 		t.Fatalf("database changed: %#v", res)
 	}
 }
@@ -423,7 +425,7 @@ func TestQueryRejectsWrites(t *testing.T) {
 		"VACUUM",
 		"SELECT 1; INSERT INTO foo(name) VALUES('y')",
 	} {
-		res, err := f.Query(ctx, &Request{Statements: []Statement{stmt(q)}})
+		res, err := f.Query(ctx, &api.Request{Statements: []api.Statement{stmt(q)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,7 +437,7 @@ func TestQueryRejectsWrites(t *testing.T) {
 		t.Fatalf("rows = %d, want 0", n)
 	}
 	// The read connections still work and are still read-only.
-	res, err := f.Query(ctx, &Request{Statements: []Statement{stmt("PRAGMA query_only")}})
+	res, err := f.Query(ctx, &api.Request{Statements: []api.Statement{stmt("PRAGMA query_only")}})
 	if err != nil || res[0].Rows[0][0] != int64(1) {
 		t.Fatalf("query_only: %v %#v", err, res)
 	}
@@ -443,7 +445,7 @@ func TestQueryRejectsWrites(t *testing.T) {
 
 func TestQueryErrors(t *testing.T) {
 	f := newFSM(t)
-	res, err := f.Query(context.Background(), &Request{Statements: []Statement{
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{
 		stmt("SELECT * FROM nosuch"), stmt("SELECT 1"),
 	}})
 	if err != nil {
@@ -454,7 +456,7 @@ func TestQueryErrors(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := f.Query(ctx, &Request{Statements: []Statement{stmt("SELECT 1")}}); !errors.Is(err, context.Canceled) {
+	if _, err := f.Query(ctx, &api.Request{Statements: []api.Statement{stmt("SELECT 1")}}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled query: %v", err)
 	}
 }
@@ -492,7 +494,7 @@ func TestRestartSkipsAppliedEntries(t *testing.T) {
 	f := openFSM(t, dir)
 	var s seq
 	s.exec(t, f, stmt("CREATE TABLE foo (x)"))
-	insert := &Request{Statements: []Statement{stmt("INSERT INTO foo VALUES(1)")}}
+	insert := &api.Request{Statements: []api.Statement{stmt("INSERT INTO foo VALUES(1)")}}
 	last := execLog(t, s.idx(), insert)
 	response(t, f.Apply(last))
 	if err := f.Close(); err != nil {
@@ -504,7 +506,7 @@ func TestRestartSkipsAppliedEntries(t *testing.T) {
 		t.Fatalf("applied index after restart %d, want 2", f.AppliedIndex())
 	}
 	// Raft replays entries it does not know the database holds.
-	resps := f.ApplyBatch([]*raft.Log{execLog(t, 1, &Request{Statements: []Statement{stmt("CREATE TABLE foo (x)")}}), last})
+	resps := f.ApplyBatch([]*raft.Log{execLog(t, 1, &api.Request{Statements: []api.Statement{stmt("CREATE TABLE foo (x)")}}), last})
 	for _, r := range resps {
 		if rs := response(t, r).Results; rs != nil {
 			t.Fatalf("replayed entry executed: %#v", rs)
@@ -528,7 +530,7 @@ func TestNonCommandEntries(t *testing.T) {
 	resps := f.ApplyBatch([]*raft.Log{
 		{Index: 1, Type: raft.LogConfiguration, Data: []byte("whatever raft puts here")},
 		{Index: 2, Type: raft.LogCommand, Data: []byte{0xde, 0xad}},
-		execLog(t, 3, &Request{Statements: []Statement{stmt("CREATE TABLE foo (x)")}}),
+		execLog(t, 3, &api.Request{Statements: []api.Statement{stmt("CREATE TABLE foo (x)")}}),
 	})
 	if resps[0] != nil {
 		t.Fatalf("configuration entry: %#v", resps[0])
@@ -637,7 +639,7 @@ func TestAllReadOnly(t *testing.T) {
 	}
 	for q, want := range cases {
 		for range 2 { // the second time from the cache
-			got, err := f.AllReadOnly(ctx, &Request{Statements: []Statement{stmt(q)}})
+			got, err := f.AllReadOnly(ctx, &api.Request{Statements: []api.Statement{stmt(q)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -646,14 +648,14 @@ func TestAllReadOnly(t *testing.T) {
 			}
 		}
 	}
-	got, err := f.AllReadOnly(ctx, &Request{Statements: []Statement{stmt("SELECT 1"), stmt("DELETE FROM foo")}})
+	got, err := f.AllReadOnly(ctx, &api.Request{Statements: []api.Statement{stmt("SELECT 1"), stmt("DELETE FROM foo")}})
 	if err != nil || got {
 		t.Fatalf("mixed request: %v %v", got, err)
 	}
 	// A statement that failed to prepare is not cached: once its table
 	// exists it is read-only.
 	s.exec(t, f, stmt("CREATE TABLE nosuch (x)"))
-	if got, _ := f.AllReadOnly(ctx, &Request{Statements: []Statement{stmt("SELECT * FROM nosuch")}}); !got {
+	if got, _ := f.AllReadOnly(ctx, &api.Request{Statements: []api.Statement{stmt("SELECT * FROM nosuch")}}); !got {
 		t.Fatal("verdict for a failed statement was cached")
 	}
 }
@@ -693,9 +695,9 @@ func snapshotOf(t *testing.T, f *FSM) *memSink {
 	return sink
 }
 
-func dump(t *testing.T, f *FSM) []Result {
+func dump(t *testing.T, f *FSM) []api.Result {
 	t.Helper()
-	res, err := f.Query(context.Background(), &Request{Statements: []Statement{
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{
 		stmt("SELECT * FROM foo ORDER BY id"),
 		stmt("SELECT type, name, sql FROM sqlite_schema ORDER BY name"),
 	}})
@@ -748,10 +750,10 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatalf("nodes %v", got)
 	}
 	// The restored database keeps applying, skipping what it holds.
-	if rs := execAt(t, dst, wantIndex, &Request{Statements: []Statement{stmt("DELETE FROM foo")}}); rs != nil {
+	if rs := execAt(t, dst, wantIndex, &api.Request{Statements: []api.Statement{stmt("DELETE FROM foo")}}); rs != nil {
 		t.Fatalf("old entry applied: %v", rs)
 	}
-	noErrors(t, execAt(t, dst, wantIndex+1, &Request{Statements: []Statement{stmt("INSERT INTO foo(name) VALUES('new')")}}))
+	noErrors(t, execAt(t, dst, wantIndex+1, &api.Request{Statements: []api.Statement{stmt("INSERT INTO foo(name) VALUES('new')")}}))
 	if n := count(t, dst, "foo"); n != 201 {
 		t.Fatalf("rows = %d, want 201", n)
 	}
@@ -818,10 +820,10 @@ func TestClosed(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := f.Query(context.Background(), &Request{Statements: []Statement{stmt("SELECT 1")}}); !errors.Is(err, ErrClosed) {
+	if _, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{stmt("SELECT 1")}}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Query: %v", err)
 	}
-	if r := f.Apply(execLog(t, 1, &Request{})); !errors.Is(r.(error), ErrClosed) {
+	if r := f.Apply(execLog(t, 1, &api.Request{})); !errors.Is(r.(error), ErrClosed) {
 		t.Fatalf("Apply: %v", r)
 	}
 	if _, err := f.Snapshot(); !errors.Is(err, ErrClosed) {
@@ -839,19 +841,19 @@ func BenchmarkApplyBatchInsert(b *testing.B) {
 
 func benchmarkApplyBatch(b *testing.B, batchSize int) {
 	f := newFSM(b)
-	execAt(b, f, 1, &Request{Statements: []Statement{stmt("CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")}})
+	execAt(b, f, 1, &api.Request{Statements: []api.Statement{stmt("CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")}})
 	next := uint64(2)
 	logs := make([]*raft.Log, batchSize)
 	b.ReportAllocs()
 	for b.Loop() {
 		for i := range logs {
-			logs[i] = execLog(b, next, &Request{Statements: []Statement{
+			logs[i] = execLog(b, next, &api.Request{Statements: []api.Statement{
 				stmt("INSERT INTO foo(name, n) VALUES(?, ?)", "fiona", int64(next)),
 			}})
 			next++
 		}
 		for _, r := range f.ApplyBatch(logs) {
-			if rs := r.(*Response).Results; rs[0].Error != "" {
+			if rs := r.(*api.Response).Results; rs[0].Error != "" {
 				b.Fatal(rs[0].Error)
 			}
 		}
@@ -915,7 +917,7 @@ func TestHaltsWhenBatchCannotCommit(t *testing.T) {
 	// Pull the write connection away, as a failing disk would.
 	f.w.conn.Close()
 	resps := f.ApplyBatch([]*raft.Log{
-		execLog(t, 2, &Request{Statements: []Statement{stmt("INSERT INTO foo VALUES(1)")}}),
+		execLog(t, 2, &api.Request{Statements: []api.Statement{stmt("INSERT INTO foo VALUES(1)")}}),
 		{Index: 3, Type: raft.LogConfiguration},
 	})
 	for i, r := range resps {
@@ -926,7 +928,7 @@ func TestHaltsWhenBatchCannotCommit(t *testing.T) {
 	if f.Err() == nil || f.AppliedIndex() != 1 {
 		t.Fatalf("err %v, applied %d", f.Err(), f.AppliedIndex())
 	}
-	if _, ok := f.Apply(execLog(t, 4, &Request{})).(error); !ok {
+	if _, ok := f.Apply(execLog(t, 4, &api.Request{})).(error); !ok {
 		t.Fatal("halted FSM applied an entry")
 	}
 	if _, err := f.Snapshot(); err == nil {
@@ -958,7 +960,7 @@ func TestConcurrentUse(t *testing.T) {
 	go reader(func() error {
 		// Both statements see the same snapshot, whatever is applied
 		// meanwhile.
-		res, err := f.Query(ctx, &Request{Statements: []Statement{
+		res, err := f.Query(ctx, &api.Request{Statements: []api.Statement{
 			stmt("SELECT COUNT(*) FROM foo"), stmt("SELECT COUNT(*) FROM foo"),
 		}})
 		if err != nil {
@@ -970,7 +972,7 @@ func TestConcurrentUse(t *testing.T) {
 		return nil
 	})
 	go reader(func() error {
-		_, err := f.AllReadOnly(ctx, &Request{Statements: []Statement{stmt(fmt.Sprintf("SELECT %d", time.Now().UnixNano()%50))}})
+		_, err := f.AllReadOnly(ctx, &api.Request{Statements: []api.Statement{stmt(fmt.Sprintf("SELECT %d", time.Now().UnixNano()%50))}})
 		return err
 	})
 	go reader(func() error { f.Stats(); f.Nodes(); return nil })

@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-)
 
-// ErrInvalidLoad is wrapped by PrepareLoad's errors for an upload that is
-// not a sound SQLite database.
-var ErrInvalidLoad = errors.New("invalid database")
+	"github.com/raftlite/raftlite/api"
+)
 
 // sqliteMagic starts every SQLite database file.
 var sqliteMagic = []byte("SQLite format 3\x00")
@@ -45,11 +42,11 @@ func (f *FSM) PrepareLoad(ctx context.Context, path string) error {
 		return err
 	}
 	if _, err := db.ExecContext(ctx, "PRAGMA journal_mode=DELETE"); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidLoad, err)
+		return fmt.Errorf("%w: %w", api.ErrInvalidLoad, err)
 	}
 	names, err := internalTables(ctx, db)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidLoad, err)
+		return fmt.Errorf("%w: %w", api.ErrInvalidLoad, err)
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -95,7 +92,7 @@ func checkMagic(path string) error {
 	defer fh.Close()
 	b := make([]byte, len(sqliteMagic))
 	if _, err := io.ReadFull(fh, b); err != nil || !bytes.Equal(b, sqliteMagic) {
-		return fmt.Errorf("%w: not an SQLite database file", ErrInvalidLoad)
+		return fmt.Errorf("%w: not an SQLite database file", api.ErrInvalidLoad)
 	}
 	return nil
 }
@@ -104,24 +101,24 @@ func checkMagic(path string) error {
 func quickCheck(ctx context.Context, db *sql.DB) error {
 	rows, err := db.QueryContext(ctx, "PRAGMA quick_check")
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidLoad, err)
+		return fmt.Errorf("%w: %w", api.ErrInvalidLoad, err)
 	}
 	defer rows.Close()
 	var problems []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidLoad, err)
+			return fmt.Errorf("%w: %w", api.ErrInvalidLoad, err)
 		}
 		if s != "ok" && len(problems) < 5 {
 			problems = append(problems, s)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidLoad, err)
+		return fmt.Errorf("%w: %w", api.ErrInvalidLoad, err)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w: integrity check failed: %s", ErrInvalidLoad, strings.Join(problems, "; "))
+		return fmt.Errorf("%w: integrity check failed: %s", api.ErrInvalidLoad, strings.Join(problems, "; "))
 	}
 	return nil
 }

@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/internal/sqlsplit"
 )
 
 // DumpError is BuildFromDump's error for a dump that cannot be loaded: a
 // statement that fails or is refused, or text that is not SQL. It matches
-// ErrInvalidLoad.
+// api.ErrInvalidLoad.
 type DumpError struct {
 	Line int    // input line (from 1) where the statement starts
 	Msg  string // what went wrong
@@ -26,8 +27,8 @@ func (e *DumpError) Error() string {
 	return fmt.Sprintf("invalid SQL dump: line %d: %s", e.Line, e.Msg)
 }
 
-// Is makes a DumpError match ErrInvalidLoad.
-func (e *DumpError) Is(target error) bool { return target == ErrInvalidLoad }
+// Unwrap makes a DumpError an api.ErrInvalidLoad (a 400 bad_request).
+func (e *DumpError) Unwrap() error { return api.ErrInvalidLoad }
 
 // BuildFromDump creates at path (a new or empty scratch file the caller
 // owns) a fresh SQLite database holding what the SQL dump read from r

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/raftlite/raftlite/internal/sqltest"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/raftlite/raftlite/api"
+	"github.com/raftlite/raftlite/internal/sqltest"
 )
 
 // schemaRows is every object of a database but raftlite's own.
@@ -107,7 +109,7 @@ func TestBuildFromDumpErrors(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "built.db")
 		err := BuildFromDump(context.Background(), strings.NewReader(tt.dump), path)
 		var de *DumpError
-		if !errors.As(err, &de) || !errors.Is(err, ErrInvalidLoad) {
+		if !errors.As(err, &de) || !errors.Is(err, api.ErrInvalidLoad) {
 			t.Errorf("%s: %v, want a DumpError", name, err)
 			continue
 		}

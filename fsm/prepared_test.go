@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // TestPreparedStatementsStayCorrect: statements served from the prepared
@@ -39,12 +41,12 @@ func TestPreparedStatementsStayCorrect(t *testing.T) {
 
 	// The write connection has the INSERT prepared for writes; as a read
 	// through the log it must still be refused.
-	ro := response(t, f.Apply(execLog(t, s.idx(), &Request{ReadOnly: true, Statements: []Statement{insert}}))).Results[0]
+	ro := response(t, f.Apply(execLog(t, s.idx(), &api.Request{ReadOnly: true, Statements: []api.Statement{insert}}))).Results[0]
 	if ro.Error != errReadOnly {
 		t.Fatalf("INSERT as a read-only request: %+v", ro)
 	}
 	// And the same on the read pool.
-	res, err := f.Query(context.Background(), &Request{Statements: []Statement{insert}})
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{insert}})
 	if err != nil || res[0].Error == "" {
 		t.Fatalf("INSERT through Query: %+v %v", res, err)
 	}
@@ -54,7 +56,7 @@ func TestPreparedStatementsStayCorrect(t *testing.T) {
 	for round := range 2 {
 		for i := range 3 * preparedPerConn {
 			q := fmt.Sprintf("SELECT %d + id FROM p WHERE id = ?", i)
-			res, err := f.Query(context.Background(), &Request{Statements: []Statement{stmt(q, 1)}})
+			res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{stmt(q, 1)}})
 			if err != nil || res[0].Error != "" || len(res[0].Rows) != 1 || res[0].Rows[0][0] != int64(i+1) {
 				t.Fatalf("round %d, query %d: %+v %v", round, i, res, err)
 			}
@@ -79,7 +81,7 @@ func BenchmarkQueryPoint(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		res, err := f.Query(ctx, &Request{Statements: []Statement{stmt("SELECT v FROM kv WHERE id = ?", int64(i%10000+1))}})
+		res, err := f.Query(ctx, &api.Request{Statements: []api.Statement{stmt("SELECT v FROM kv WHERE id = ?", int64(i%10000+1))}})
 		if err != nil || res[0].Error != "" || len(res[0].Rows) != 1 {
 			b.Fatalf("%+v %v", res, err)
 		}
@@ -97,7 +99,7 @@ func TestReadPoolRefusesTransactionControl(t *testing.T) {
 	s.exec(t, f, stmt("CREATE TABLE foo (id INTEGER PRIMARY KEY)"))
 	for range 2 { // through the prepared-statement cache too
 		for _, q := range []string{"BEGIN", "BEGIN IMMEDIATE", "SAVEPOINT x", "COMMIT", "END", "ROLLBACK", "PRAGMA query_only=OFF"} {
-			res, err := f.Query(context.Background(), &Request{Statements: []Statement{stmt(q)}})
+			res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{stmt(q)}})
 			if err != nil || res[0].Error == "" {
 				t.Fatalf("%s on the read pool: %+v %v", q, res, err)
 			}

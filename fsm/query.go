@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // acquireReader takes a read connection from the pool. The caller holds mu
@@ -36,7 +38,7 @@ func (f *FSM) releaseReader(c *dbConn) {
 // database via query operation", as in rqlite, and changes nothing; other
 // statement errors are reported in their results. The returned error is
 // for failures of the request as a whole, such as ctx ending.
-func (f *FSM) Query(ctx context.Context, req *Request) ([]Result, error) {
+func (f *FSM) Query(ctx context.Context, req *api.Request) ([]api.Result, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	c, err := f.acquireReader(ctx)
@@ -62,14 +64,14 @@ func (f *FSM) Query(ctx context.Context, req *Request) ([]Result, error) {
 		}()
 	}
 
-	results := make([]Result, 0, len(req.Statements))
+	results := make([]api.Result, 0, len(req.Statements))
 	for i := range req.Statements {
 		res, err := f.runStatement(ctx, c, &req.Statements[i])
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("query: %w", ctx.Err())
 			}
-			res = Result{Error: c.guard.errorText(err)}
+			res = api.Result{Error: c.guard.errorText(err)}
 		}
 		results = append(results, res)
 	}
@@ -87,7 +89,7 @@ func (f *FSM) Query(ctx context.Context, req *Request) ([]Result, error) {
 // all count as not read-only, and then go through the log, which reports
 // their errors in the execute shape. The error is for failures of the call
 // itself, such as ctx ending.
-func (f *FSM) AllReadOnly(ctx context.Context, req *Request) (bool, error) {
+func (f *FSM) AllReadOnly(ctx context.Context, req *api.Request) (bool, error) {
 	if len(req.Statements) == 0 {
 		return true, nil
 	}

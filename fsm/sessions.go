@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // Client sessions: exactly-once writes (API.md, "Exactly-once writes").
@@ -24,7 +26,7 @@ import (
 //
 // A retry must be the same request: the row also holds the digest of the
 // request applied under its seq (requestDigest), and the same seq with a
-// different digest is refused (ErrSeqReused) rather than answered with
+// different digest is refused (api.ErrSeqReused) rather than answered with
 // another request's result. The digest is computed by every replica from
 // the decoded request in the entry, not by the proposer: it is then a pure
 // function of the log, the log format stays as it was (nodes of the
@@ -54,7 +56,7 @@ import (
 // while nothing can be expired, which is almost always.
 //
 // Once a session has expired, a retry of any seq above 1 is refused
-// (ErrUnknownSession): its write may or may not have been applied, and
+// (api.ErrSessionExpired): its write may or may not have been applied, and
 // running it again could apply it twice. A seq of 1 in an unknown session
 // starts a new one, so a session's first write cannot be told from its
 // retry once the session expired: exactly-once holds for retries sent
@@ -72,26 +74,15 @@ import (
 // reliable once every node runs this version; a downgrade is not
 // supported.
 
-var (
-	// ErrSeqSuperseded is the Response.Err of a request whose sequence
-	// number is lower than the last one applied in its session.
-	ErrSeqSuperseded = errors.New("sequence number already superseded")
-	// ErrUnknownSession is the Response.Err of a request with a sequence
-	// number above 1 in a session the state machine does not know: it
-	// never existed, or it expired. Nothing was executed.
-	ErrUnknownSession = errors.New("unknown or expired session")
-	// ErrBadSequence is the Response.Err of a request with a ClientID and
-	// sequence number 0 (sequence numbers start at 1).
-	ErrBadSequence = errors.New("invalid sequence number 0: sequence numbers start at 1")
-	// ErrSeqReused is the Response.Err of a request whose sequence number
-	// is the last one applied in its session but whose statements or
-	// flags differ from the request applied under it: not a retry but a
-	// reuse of the number. Nothing was executed.
-	ErrSeqReused = errors.New("sequence number already used by a different request")
-)
+// A request a session refuses gets one of api's session errors as its
+// Response.Err, with nothing executed: api.ErrSeqSuperseded (a sequence
+// number lower than the last applied one), api.ErrSessionExpired (above 1
+// in a session this state machine does not know: it never existed, or it
+// expired), api.ErrBadSequence (0) or api.ErrSeqReused (the last applied
+// number with other statements or flags: a reuse, not a retry).
 
-// DefaultSessionTTL is how long a client session may stay idle before it
-// expires, when Config.SessionTTL is zero.
+// DefaultSessionTTL is the default of -session-ttl: how long a client
+// session may stay idle before it expires.
 const DefaultSessionTTL = 24 * time.Hour
 
 // sessionSweepLimit bounds how many expired sessions one entry deletes. An
@@ -145,12 +136,12 @@ func migrateSessionTable(ctx context.Context, db sqlExecQueryer) error {
 // values), without its session. Two requests have the same digest exactly
 // when they would run alike. Stored digests outlive binaries, so this
 // definition must not change: a change would turn retries sent across an
-// upgrade into ErrSeqReused. Statements are encoded one at a time into
+// upgrade into api.ErrSeqReused. Statements are encoded one at a time into
 // one buffer, so the cost is a hash pass and a copy of the largest
 // statement.
-func requestDigest(r *Request) ([]byte, error) {
+func requestDigest(r *api.Request) ([]byte, error) {
 	h := sha256.New()
-	buf := binary.AppendUvarint(append(make([]byte, 0, 256), r.flags()), uint64(len(r.Statements)))
+	buf := binary.AppendUvarint(append(make([]byte, 0, 256), requestFlags(r)), uint64(len(r.Statements)))
 	h.Write(buf)
 	for i := range r.Statements {
 		var err error
@@ -237,24 +228,12 @@ func (w *writer) storeSessionCounts(ctx context.Context, d sessionCounts) error 
 	return nil
 }
 
-// sessionTTL returns the effective idle time after which sessions expire,
-// or 0 when they never do.
-func sessionTTL(d time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return DefaultSessionTTL
-	case d < 0:
-		return 0
-	}
-	return d
-}
-
 // expiryCutoff returns the leader time before which a session last used
 // counts as expired, for an entry stamped ts; ok is false when nothing
 // expires (no TTL, or an entry without a usable timestamp).
 func (f *FSM) expiryCutoff(ts int64) (cutoff int64, ok bool) {
 	ttl := int64(f.sessionTTL)
-	if ttl <= 0 || ts <= ttl {
+	if ttl == 0 || ts <= ttl {
 		return 0, false
 	}
 	return ts - ttl, true
@@ -300,7 +279,7 @@ func (f *FSM) sweepSessions(ctx context.Context, ts int64, oldest *int64, d *ses
 // digest is the request's requestDigest. It returns a response when the
 // request must not execute (a retry, or a session error), or nil, with
 // known telling whether the session exists.
-func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []byte, d *sessionCounts) (resp *Response, known bool, err error) {
+func (f *FSM) sessionCheck(ctx context.Context, e entry, req *api.Request, digest []byte, d *sessionCounts) (resp *api.Response, known bool, err error) {
 	ss := &f.w.sess
 	var (
 		last         int64
@@ -327,11 +306,11 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []
 	}
 
 	if req.Seq == 0 {
-		return &Response{Index: e.Index, Err: ErrBadSequence}, known, nil
+		return &api.Response{Index: e.Index, Err: api.ErrBadSequence}, known, nil
 	}
 	if !known {
 		if req.Seq > 1 {
-			return &Response{Index: e.Index, Err: ErrUnknownSession}, false, nil
+			return &api.Response{Index: e.Index, Err: api.ErrSessionExpired}, false, nil
 		}
 		return nil, false, nil
 	}
@@ -339,12 +318,12 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []
 	case req.Seq > seq:
 		return nil, true, nil
 	case req.Seq < seq:
-		return &Response{Index: e.Index, Err: ErrSeqSuperseded}, true, nil
+		return &api.Response{Index: e.Index, Err: api.ErrSeqSuperseded}, true, nil
 	}
 	if storedDigest != nil && !bytes.Equal(storedDigest, digest) {
 		// Not a retry: the number was used for another request. The
 		// session is left as it was, so the true retry still works.
-		return &Response{Index: e.Index, Err: ErrSeqReused}, true, nil
+		return &api.Response{Index: e.Index, Err: api.ErrSeqReused}, true, nil
 	}
 	// A retry of the last write: answer from memory. Using the session
 	// keeps it alive.
@@ -357,7 +336,7 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []
 		// Every replica holds the same bytes and fails alike; this is a
 		// damaged row, not a reason to halt the cluster.
 		f.logger.Error("remembered session response is unreadable", "client_id", req.ClientID, "seq", req.Seq, "error", derr)
-		return &Response{Index: e.Index, Err: fmt.Errorf("remembered response of session %q seq %d is unreadable: %w", req.ClientID, req.Seq, derr)}, true, nil
+		return &api.Response{Index: e.Index, Err: fmt.Errorf("remembered response of session %q seq %d is unreadable: %w", req.ClientID, req.Seq, derr)}, true, nil
 	}
 	resp.Deduplicated = true
 	return resp, true, nil
@@ -366,7 +345,7 @@ func (f *FSM) sessionCheck(ctx context.Context, e entry, req *Request, digest []
 // sessionRecord remembers resp as the outcome of the request's sequence
 // number, with the request's digest. *oldest is the batch's lower bound of
 // the oldest last_seen (see sweepSessions).
-func (f *FSM) sessionRecord(ctx context.Context, e entry, req *Request, digest []byte, resp *Response, known bool, oldest *int64, d *sessionCounts) error {
+func (f *FSM) sessionRecord(ctx context.Context, e entry, req *api.Request, digest []byte, resp *api.Response, known bool, oldest *int64, d *sessionCounts) error {
 	if _, err := f.w.sess.put.ExecContext(ctx, req.ClientID, int64(req.Seq), encodeResponse(resp), e.Timestamp, digest); err != nil {
 		return fmt.Errorf("store session: %w", err)
 	}
@@ -407,7 +386,7 @@ const resultQueryShape = 1 << 0
 //	result: flags byte | error string | last insert id varint | rows affected varint
 //	        [query shape]: n × column string | n × type string | n × row
 //	        (each counted by a uvarint; a row is n uvarint | n × value)
-func encodeResponse(r *Response) []byte {
+func encodeResponse(r *api.Response) []byte {
 	b := make([]byte, 0, 16+16*len(r.Results))
 	b = append(b, responseVersion)
 	b = binary.AppendUvarint(b, r.Index)
@@ -452,7 +431,7 @@ func encodeResponse(r *Response) []byte {
 }
 
 // decodeResponse decodes encodeResponse's output.
-func decodeResponse(b []byte) (*Response, error) {
+func decodeResponse(b []byte) (*api.Response, error) {
 	d := decoder{b: b}
 	v, err := d.byte()
 	if err != nil {
@@ -461,7 +440,7 @@ func decodeResponse(b []byte) (*Response, error) {
 	if v != responseVersion {
 		return nil, fmt.Errorf("unsupported response version %d", v)
 	}
-	r := &Response{}
+	r := &api.Response{}
 	if r.Index, err = d.uvarint(); err != nil {
 		return nil, err
 	}
@@ -469,7 +448,7 @@ func decodeResponse(b []byte) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Results = make([]Result, n)
+	r.Results = make([]api.Result, n)
 	for i := range r.Results {
 		res := &r.Results[i]
 		flags, err := d.byte()
@@ -502,14 +481,14 @@ func decodeResponse(b []byte) (*Response, error) {
 			return nil, err
 		}
 		if nr > 0 {
-			res.Rows = make([][]Value, nr)
+			res.Rows = make([][]api.Value, nr)
 		}
 		for j := range res.Rows {
 			nv, err := d.count()
 			if err != nil {
 				return nil, err
 			}
-			row := make([]Value, nv)
+			row := make([]api.Value, nv)
 			for k := range row {
 				if row[k], err = d.value(); err != nil {
 					return nil, err

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // base is the leader time of the session tests' first entry: far from the
@@ -32,23 +34,23 @@ func openFSMWithTTL(t testing.TB, dir string, ttl time.Duration) *FSM {
 
 // sessLog is an execute entry at index, stamped with leader time ts, in
 // session (id, seq) ("" for none).
-func sessLog(t testing.TB, index uint64, ts int64, id string, seq uint64, stmts ...Statement) *raft.Log {
+func sessLog(t testing.TB, index uint64, ts int64, id string, seq uint64, stmts ...api.Statement) *raft.Log {
 	t.Helper()
 	return commandLog(t, index, &Command{Type: CmdExecute, Timestamp: ts, Seed: index * 7,
-		Request: &Request{Statements: stmts, ClientID: id, Seq: seq}})
+		Request: &api.Request{Statements: stmts, ClientID: id, Seq: seq}})
 }
 
 // sessExec applies one session entry and returns its response.
-func sessExec(t testing.TB, f *FSM, index uint64, ts int64, id string, seq uint64, stmts ...Statement) *Response {
+func sessExec(t testing.TB, f *FSM, index uint64, ts int64, id string, seq uint64, stmts ...api.Statement) *api.Response {
 	t.Helper()
 	return response(t, f.Apply(sessLog(t, index, ts, id, seq, stmts...)))
 }
 
-func stripSeconds(rs []Result) []Result {
+func stripSeconds(rs []api.Result) []api.Result {
 	if rs == nil {
 		return nil
 	}
-	out := make([]Result, len(rs))
+	out := make([]api.Result, len(rs))
 	for i, r := range rs {
 		r.Seconds = 0
 		out[i] = r
@@ -57,9 +59,9 @@ func stripSeconds(rs []Result) []Result {
 }
 
 // sessionRows dumps the session table (what every replica must hold alike).
-func sessionRows(t testing.TB, f *FSM) [][]Value {
+func sessionRows(t testing.TB, f *FSM) [][]api.Value {
 	t.Helper()
-	res, err := f.Query(context.Background(), &Request{Statements: []Statement{
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{
 		stmt("SELECT client_id, seq, hex(response), last_seen FROM _raftlite_sessions ORDER BY client_id"),
 	}})
 	if err != nil {
@@ -125,12 +127,12 @@ func TestSessionDeduplicates(t *testing.T) {
 		seq  uint64
 		want error
 	}{
-		{"c1", 2, ErrSeqSuperseded},
-		{"c1", 1, ErrSeqSuperseded},
-		{"c2", 2, ErrUnknownSession},
-		{"never-seen", 99, ErrUnknownSession},
-		{"c1", 0, ErrBadSequence},
-		{"c3", 0, ErrBadSequence},
+		{"c1", 2, api.ErrSeqSuperseded},
+		{"c1", 1, api.ErrSeqSuperseded},
+		{"c2", 2, api.ErrSessionExpired},
+		{"never-seen", 99, api.ErrSessionExpired},
+		{"c1", 0, api.ErrBadSequence},
+		{"c3", 0, api.ErrBadSequence},
 	} {
 		r := sessExec(t, f, f.AppliedIndex()+1, ts, c.id, c.seq, stmt("INSERT INTO foo(v) VALUES('no')"))
 		if !errors.Is(r.Err, c.want) || r.Results != nil || r.Deduplicated {
@@ -140,7 +142,7 @@ func TestSessionDeduplicates(t *testing.T) {
 	if n := count(t, f, "foo"); n != 3 {
 		t.Fatalf("rows = %d after refused requests, want 3", n)
 	}
-	if ErrSeqSuperseded.Error() != "sequence number already superseded" || ErrUnknownSession.Error() != "unknown or expired session" {
+	if api.ErrSeqSuperseded.Error() != "sequence number already superseded" || api.ErrSessionExpired.Error() != "unknown or expired session" {
 		t.Fatal("session error messages differ from API.md")
 	}
 	// The last write is still the one remembered.
@@ -168,29 +170,29 @@ func TestSessionRemembersEveryOutcome(t *testing.T) {
 		stmt("INSERT INTO foo(id) VALUES(100)")).Results)
 	cases := []struct {
 		name string
-		req  Request
+		req  api.Request
 	}{
-		{"returning", Request{Statements: []Statement{
+		{"returning", api.Request{Statements: []api.Statement{
 			stmt("INSERT INTO foo(i, r, s, b, n) VALUES(?, ?, ?, ?, ?) RETURNING *", int64(-5), 2.5, "héllo", []byte{0, 1, 255}, nil),
 			stmt("SELECT COUNT(*), 'x', 1.5, NULL FROM foo"),
 			stmt("SELECT * FROM foo WHERE id = -1"),
 			stmt("UPDATE foo SET i = i + 1"),
 			stmt("CREATE TABLE bar (x)"),
 		}}},
-		{"statement errors", Request{Statements: []Statement{
+		{"statement errors", api.Request{Statements: []api.Statement{
 			stmt("INSERT INTO foo(id) VALUES(100)"),
 			stmt("INSERT INTO nope VALUES(1)"),
 			stmt("INSERT INTO foo(i) VALUES(7)"),
 		}}},
-		{"rolled back transaction", Request{Transaction: true, Statements: []Statement{
+		{"rolled back transaction", api.Request{Transaction: true, Statements: []api.Statement{
 			stmt("INSERT INTO foo(i) VALUES(8)"),
 			stmt("INSERT INTO foo(id) VALUES(100)"),
 			stmt("INSERT INTO foo(i) VALUES(9)"),
 		}}},
-		{"empty", Request{}},
+		{"empty", api.Request{}},
 	}
 	for i, c := range cases {
-		apply := func() *Response {
+		apply := func() *api.Response {
 			req := c.req
 			req.ClientID, req.Seq = fmt.Sprintf("client-%d", i), 1
 			return response(t, f.Apply(commandLog(t, f.AppliedIndex()+1, &Command{Type: CmdExecute, Timestamp: ts, Request: &req})))
@@ -229,7 +231,7 @@ func TestSessionSettledEntry(t *testing.T) {
 			sessLog(t, 5, base, "a", 2, stmt("INSERT INTO r VALUES(5)")),
 		}
 	}
-	run := func(batched bool) ([]*Response, [][]Value, [][]Value) {
+	run := func(batched bool) ([]*api.Response, [][]api.Value, [][]api.Value) {
 		f := newFSM(t)
 		var resps []any
 		if batched {
@@ -239,13 +241,13 @@ func TestSessionSettledEntry(t *testing.T) {
 				resps = append(resps, f.Apply(l))
 			}
 		}
-		var out []*Response
+		var out []*api.Response
 		for _, r := range resps {
 			rr := response(t, r)
 			rr.Results = stripSeconds(rr.Results)
 			out = append(out, rr)
 		}
-		res, err := f.Query(context.Background(), &Request{Statements: []Statement{stmt("SELECT id FROM r ORDER BY id")}})
+		res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{stmt("SELECT id FROM r ORDER BY id")}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +258,7 @@ func TestSessionSettledEntry(t *testing.T) {
 	if !reflect.DeepEqual(r1, r2) || !reflect.DeepEqual(rows1, rows2) || !reflect.DeepEqual(s1, s2) {
 		t.Fatalf("batched and single differ:\n%v %v %v\n%v %v %v", r1, rows1, s1, r2, rows2, s2)
 	}
-	if want := [][]Value{{int64(1)}, {int64(2)}, {int64(5)}}; !reflect.DeepEqual(rows1, want) {
+	if want := [][]api.Value{{int64(1)}, {int64(2)}, {int64(5)}}; !reflect.DeepEqual(rows1, want) {
 		t.Fatalf("rows %v, want %v", rows1, want)
 	}
 	if !r1[3].Deduplicated || !reflect.DeepEqual(r1[3].Results, r1[2].Results) || r1[2].Results[1].Error == "" {
@@ -301,8 +303,8 @@ func TestSessionExpiryIsDeterministic(t *testing.T) {
 	}
 	add(base+2*h, "late-02", 1)
 
-	apply := func(f *FSM, cut func() int) []*Response {
-		var resps []*Response
+	apply := func(f *FSM, cut func() int) []*api.Response {
+		var resps []*api.Response
 		for i := 0; i < len(logs); {
 			n := min(cut(), len(logs)-i)
 			for _, r := range f.ApplyBatch(logs[i : i+n]) {
@@ -326,9 +328,9 @@ func TestSessionExpiryIsDeterministic(t *testing.T) {
 		t.Fatalf("session state differs between batchings:\n%v %+v\n%v %+v", state, sessionCountsOf(one), sessionRows(t, many), sessionCountsOf(many))
 	}
 
-	at := func(i int) *Response { return r1[i] }
+	at := func(i int) *api.Response { return r1[i] }
 	first := 1 + 80 // position of the entry after the 80 session creations
-	if !errors.Is(at(first).Err, ErrUnknownSession) {
+	if !errors.Is(at(first).Err, api.ErrSessionExpired) {
 		t.Fatalf("expired session: %+v", at(first))
 	}
 	if !at(first + 1).Deduplicated {
@@ -337,7 +339,7 @@ func TestSessionExpiryIsDeterministic(t *testing.T) {
 	if at(first+2).Err != nil || at(first+2).Deduplicated {
 		t.Fatalf("new session under an expired id: %+v", at(first+2))
 	}
-	if !errors.Is(at(first+3).Err, ErrUnknownSession) {
+	if !errors.Is(at(first+3).Err, api.ErrSessionExpired) {
 		t.Fatalf("expired session with a lagging leader clock: %+v", at(first+3))
 	}
 	if at(first+4).Err != nil || at(first+4).Deduplicated {
@@ -374,15 +376,18 @@ func TestSessionExpiryIsDeterministic(t *testing.T) {
 	if r := sessExec(t, f, 4, 0, "old", 1, ins); !r.Deduplicated {
 		t.Fatalf("session expired by an unstamped entry: %+v", r)
 	}
-	// Negative TTL: never.
-	g := openFSMWithTTL(t, t.TempDir(), -1)
+	// Zero TTL: never.
+	g := openFSMWithTTL(t, t.TempDir(), 0)
 	sessExec(t, g, 1, base, "", 0, stmt("CREATE TABLE t (id INTEGER PRIMARY KEY, v)"))
 	sessExec(t, g, 2, base, "old", 1, ins)
 	if r := sessExec(t, g, 3, base+1000*h, "old", 1, ins); !r.Deduplicated {
 		t.Fatalf("session expired without a TTL: %+v", r)
 	}
-	if g.SessionStats()["ttl"] != "0s" || newFSM(t).SessionStats()["ttl"] != DefaultSessionTTL.String() {
-		t.Fatalf("ttl stats %v %v", g.SessionStats(), newFSM(t).SessionStats())
+	if g.SessionStats()["ttl"] != "0s" {
+		t.Fatalf("ttl stats %v", g.SessionStats())
+	}
+	if _, err := Open(Config{Dir: t.TempDir(), SessionTTL: -1}); err == nil {
+		t.Fatal("Open accepted a negative session TTL")
 	}
 }
 
@@ -434,16 +439,16 @@ func TestSessionsSurviveSnapshotAndReopen(t *testing.T) {
 }
 
 func TestResponseEncoding(t *testing.T) {
-	cases := []*Response{
+	cases := []*api.Response{
 		{Index: 0},
-		{Index: 1<<63 + 5, Results: []Result{}},
-		{Index: 7, Results: []Result{
+		{Index: 1<<63 + 5, Results: []api.Result{}},
+		{Index: 7, Results: []api.Result{
 			{},
 			{LastInsertID: -3, RowsAffected: 1 << 40},
 			{Error: "UNIQUE constraint failed: foo.id"},
 			{Columns: []string{}, Types: []string{}},
 			{Columns: []string{"a", "b", "c", "d", "e", "f", "g"}, Types: []string{"integer", "real", "text", "blob", "", "x", "y"},
-				Rows: [][]Value{
+				Rows: [][]api.Value{
 					{int64(1), 1.5, "s", []byte{0, 9}, nil, true, false},
 					{int64(-1 << 62), -0.0, "", []byte{}, nil, int64(0), 3.25},
 				}},
@@ -456,15 +461,15 @@ func TestResponseEncoding(t *testing.T) {
 		}
 		want := *r
 		if want.Results == nil {
-			want.Results = []Result{}
+			want.Results = []api.Result{}
 		}
 		if !reflect.DeepEqual(got, &want) {
 			t.Fatalf("case %d:\n got %#v\nwant %#v", i, got, &want)
 		}
 	}
 	// Timings and Err are not remembered.
-	got, err := decodeResponse(encodeResponse(&Response{Index: 1, Err: errors.New("x"), Deduplicated: true,
-		Results: []Result{{RowsAffected: 1, Seconds: 0.5}}}))
+	got, err := decodeResponse(encodeResponse(&api.Response{Index: 1, Err: errors.New("x"), Deduplicated: true,
+		Results: []api.Result{{RowsAffected: 1, Seconds: 0.5}}}))
 	if err != nil || got.Err != nil || got.Deduplicated || got.Results[0].Seconds != 0 {
 		t.Fatalf("%+v %v", got, err)
 	}
@@ -520,7 +525,7 @@ func TestMillionSessions(t *testing.T) {
 	start := time.Now()
 	// Bulk-load n sessions as if each had inserted one row, with remembered
 	// responses like the apply path's; last_seen spreads over half an hour.
-	resp := encodeResponse(&Response{Index: 2, Results: []Result{{LastInsertID: 1, RowsAffected: 1}}})
+	resp := encodeResponse(&api.Response{Index: 2, Results: []api.Result{{LastInsertID: 1, RowsAffected: 1}}})
 	err := f.w.internal(ctx, `INSERT INTO _raftlite_sessions (client_id, seq, response, last_seen)
 		WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1)
 		SELECT printf('%032x', x * 2654435761), 1, ?2, ?3 + x * (?4 / ?1) FROM c`, n, resp, base, h/2)
@@ -544,7 +549,7 @@ func TestMillionSessions(t *testing.T) {
 		}
 		s := time.Now()
 		for _, l := range logs {
-			if r := response(t, f.Apply(l)); r.Err != nil && !errors.Is(r.Err, ErrUnknownSession) {
+			if r := response(t, f.Apply(l)); r.Err != nil && !errors.Is(r.Err, api.ErrSessionExpired) {
 				t.Fatalf("%s: %v", what, r.Err)
 			}
 		}
@@ -627,13 +632,13 @@ func BenchmarkSessionOverhead(b *testing.B) {
 }
 
 // The same (client_id, seq) with a different request is a client bug, not
-// a retry: it is refused with ErrSeqReused, runs nothing and changes no
+// a retry: it is refused with api.ErrSeqReused, runs nothing and changes no
 // session state, and the real retry is still answered from memory.
 func TestSessionSeqReusedByDifferentRequest(t *testing.T) {
 	f := newFSM(t)
 	noErrors(t, sessExec(t, f, 1, base, "", 0, stmt("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")).Results)
-	original := Request{Statements: []Statement{stmt("INSERT INTO t(v) VALUES(?)", "a")}}
-	apply := func(req Request) *Response {
+	original := api.Request{Statements: []api.Statement{stmt("INSERT INTO t(v) VALUES(?)", "a")}}
+	apply := func(req api.Request) *api.Response {
 		t.Helper()
 		req.ClientID, req.Seq = "c", 1
 		return response(t, f.Apply(commandLog(t, f.AppliedIndex()+1, &Command{Type: CmdExecute, Timestamp: base, Request: &req})))
@@ -646,20 +651,20 @@ func TestSessionSeqReusedByDifferentRequest(t *testing.T) {
 
 	for _, c := range []struct {
 		name string
-		req  Request
+		req  api.Request
 	}{
-		{"other SQL", Request{Statements: []Statement{stmt("INSERT INTO t(v) VALUES(?) ", "a")}}},
-		{"other value", Request{Statements: []Statement{stmt("INSERT INTO t(v) VALUES(?)", "b")}}},
-		{"blob instead of text", Request{Statements: []Statement{stmt("INSERT INTO t(v) VALUES(?)", []byte("a"))}}},
-		{"named parameter", Request{Statements: []Statement{stmt("INSERT INTO t(v) VALUES(:x)", Param{Name: "x", Value: "a"})}}},
-		{"transaction", Request{Transaction: true, Statements: original.Statements}},
-		{"extra statement", Request{Statements: append([]Statement{stmt("DELETE FROM t")}, original.Statements...)}},
-		{"split statement", Request{Statements: []Statement{stmt("INSERT INTO t(v) "), stmt("VALUES(?)", "a")}}},
-		{"no statements", Request{}},
+		{"other SQL", api.Request{Statements: []api.Statement{stmt("INSERT INTO t(v) VALUES(?) ", "a")}}},
+		{"other value", api.Request{Statements: []api.Statement{stmt("INSERT INTO t(v) VALUES(?)", "b")}}},
+		{"blob instead of text", api.Request{Statements: []api.Statement{stmt("INSERT INTO t(v) VALUES(?)", []byte("a"))}}},
+		{"named parameter", api.Request{Statements: []api.Statement{stmt("INSERT INTO t(v) VALUES(:x)", api.Param{Name: "x", Value: "a"})}}},
+		{"transaction", api.Request{Transaction: true, Statements: original.Statements}},
+		{"extra statement", api.Request{Statements: append([]api.Statement{stmt("DELETE FROM t")}, original.Statements...)}},
+		{"split statement", api.Request{Statements: []api.Statement{stmt("INSERT INTO t(v) "), stmt("VALUES(?)", "a")}}},
+		{"no statements", api.Request{}},
 	} {
 		r := apply(c.req)
-		if !errors.Is(r.Err, ErrSeqReused) || r.Deduplicated || r.Results != nil {
-			t.Fatalf("%s: %+v (deduplicated %v), want ErrSeqReused", c.name, r.Err, r.Deduplicated)
+		if !errors.Is(r.Err, api.ErrSeqReused) || r.Deduplicated || r.Results != nil {
+			t.Fatalf("%s: %+v (deduplicated %v), want api.ErrSeqReused", c.name, r.Err, r.Deduplicated)
 		}
 		if got := sessionRows(t, f); !reflect.DeepEqual(got, rows) || sessionCountsOf(f) != counts {
 			t.Fatalf("%s: session state changed: %v %+v, was %v %+v", c.name, got, sessionCountsOf(f), rows, counts)
@@ -680,7 +685,7 @@ func TestSessionSeqReusedByDifferentRequest(t *testing.T) {
 func TestSessionSequenceGaps(t *testing.T) {
 	f := newFSM(t)
 	noErrors(t, sessExec(t, f, 1, base, "", 0, stmt("CREATE TABLE t (v)")).Results)
-	write := func(seq uint64, v string) *Response {
+	write := func(seq uint64, v string) *api.Response {
 		t.Helper()
 		return sessExec(t, f, f.AppliedIndex()+1, base, "g", seq, stmt("INSERT INTO t VALUES(?)", v))
 	}
@@ -691,7 +696,7 @@ func TestSessionSequenceGaps(t *testing.T) {
 	if five.Err != nil || five.Deduplicated {
 		t.Fatalf("seq 5 after 1: %+v", five)
 	}
-	if r := write(3, "s3"); !errors.Is(r.Err, ErrSeqSuperseded) {
+	if r := write(3, "s3"); !errors.Is(r.Err, api.ErrSeqSuperseded) {
 		t.Fatalf("skipped seq 3 sent late: %+v", r)
 	}
 	if r := write(5, "s5"); !r.Deduplicated || r.Index != five.Index {
@@ -721,7 +726,7 @@ func TestSessionRetryAfterExpiry(t *testing.T) {
 	late := base + int64(time.Minute) + int64(ttl) + 1
 	for _, seq := range []uint64{2, 3} {
 		r := sessExec(t, f, f.AppliedIndex()+1, late, "e", seq, ins)
-		if !errors.Is(r.Err, ErrUnknownSession) || r.Results != nil {
+		if !errors.Is(r.Err, api.ErrSessionExpired) || r.Results != nil {
 			t.Fatalf("seq %d after expiry: %+v", seq, r)
 		}
 	}
@@ -778,7 +783,7 @@ func TestSessionsV1DatabaseMigrates(t *testing.T) {
 	if _, got, err := migrated.Checksum(context.Background()); err != nil || got != want {
 		t.Fatalf("migrated checksum %s (%v), fresh %s", got, err, want)
 	}
-	if r := sessExec(t, migrated, 5, ts, "v1-client", 3, stmt("INSERT INTO t(v) VALUES('other')")); !errors.Is(r.Err, ErrSeqReused) {
+	if r := sessExec(t, migrated, 5, ts, "v1-client", 3, stmt("INSERT INTO t(v) VALUES('other')")); !errors.Is(r.Err, api.ErrSeqReused) {
 		t.Fatalf("changed retry of a write applied after the migration: %+v", r)
 	}
 

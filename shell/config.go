@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/client"
 )
 
@@ -26,7 +27,7 @@ type Config struct {
 	Command    string
 	HasCommand bool
 	// Level is the read consistency level.
-	Level client.Level
+	Level api.Level
 	// Timeout bounds one attempt of a request (0: the client's default).
 	Timeout time.Duration
 	// Mode is the initial output mode.
@@ -43,9 +44,9 @@ type Config struct {
 const defaultHost = "127.0.0.1:4001"
 
 // levels are the consistency levels the shell accepts (.consistency, -consistency).
-var levels = []client.Level{client.LevelNone, client.LevelWeak, client.LevelLinearizable, client.LevelStrong, client.LevelAuto}
+var levels = api.Levels
 
-func parseLevel(s string) (client.Level, bool) {
+func parseLevel(s string) (api.Level, bool) {
 	for _, l := range levels {
 		if strings.EqualFold(s, string(l)) {
 			return l, true
@@ -94,7 +95,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	hosts := fs.String("H", defaultHost, "comma-separated `host:port` list of nodes, tried in order")
 	user := fs.String("u", "", "credentials as `user:password` (HTTP basic auth)")
 	command := fs.String("c", "", "run `SQL` (statements and dot-commands) and exit")
-	level := fs.String("consistency", string(client.LevelWeak), "read consistency `level`: "+levelNames())
+	level := fs.String("consistency", string(api.LevelWeak), "read consistency `level`: "+levelNames())
 	timeout := fs.Duration("timeout", client.DefaultTimeout, "bound on one request attempt to one node")
 	mode := fs.String("mode", string(modeTable), "output `mode`: "+modeNames())
 	fs.BoolVar(&cfg.Verbose, "v", false, "print every retry and failover (for debugging)")

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/client"
 )
 
@@ -70,7 +71,7 @@ type session struct {
 	feedback    bool // row counts and confirmations
 	null        string
 	nullSet     bool
-	level       client.Level
+	level       api.Level
 	// fixedWidth, when positive, is the width tables fit instead of the
 	// terminal's (tests set it).
 	fixedWidth int
@@ -90,7 +91,7 @@ func newShell(cfg Config, stdout, stderr io.Writer) (*session, error) {
 		cfg.Mode = modeTable
 	}
 	if cfg.Level == "" {
-		cfg.Level = client.LevelWeak
+		cfg.Level = api.LevelWeak
 	}
 	retries := &retryLog{}
 	if cfg.Verbose {

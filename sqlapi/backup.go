@@ -12,23 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
-
-// Backuper is optionally implemented by a Store that can write a
-// consistent copy of its database: the SQLite file, or with opt.SQL an SQL
-// text dump. Without it /db/backup answers 501.
-type Backuper interface {
-	Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) error
-}
-
-// Loader is optionally implemented by a Store that can replace the whole
-// database with an uploaded SQLite file (leader only; ErrNotLeader
-// otherwise). /db/load hands it SQL dumps too, once turned into an SQLite
-// file. Without it /db/load answers 501.
-type Loader interface {
-	Load(ctx context.Context, sqliteFile io.Reader) error
-}
 
 // sqliteHeader starts every SQLite database file.
 var sqliteHeader = []byte("SQLite format 3\x00")
@@ -45,11 +31,6 @@ const minTransferTimeout = 30 * time.Minute
 // error later aborts the response, so a truncated download is never taken
 // for a whole one.
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params) {
-	b, ok := s.store.(Backuper)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, codeNotImplemented, "backup is not supported by this node")
-		return
-	}
 	q := r.URL.Query()
 	local := p.noLeader || q.Get("level") == "none"
 	if !local && !s.store.IsLeader() {
@@ -62,7 +43,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params)
 	case "sql":
 		opt.SQL = true
 	default:
-		writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("unknown backup format %q: want binary or sql", f))
+		writeError(w, api.ErrBadRequest, fmt.Sprintf("unknown backup format %q: want binary or sql", f))
 		return
 	}
 	for _, t := range strings.Split(q.Get("tables"), ",") {
@@ -86,7 +67,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params)
 		gz = gzip.NewWriter(lw)
 		dst = gz
 	}
-	err := b.Backup(ctx, dst, opt)
+	err := s.store.Backup(ctx, dst, opt)
 	if err == nil && gz != nil {
 		err = gz.Close()
 	}
@@ -100,11 +81,11 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params)
 		s.log.Warn("backup failed while streaming", "err", err)
 		panic(http.ErrAbortHandler)
 	}
-	if isNotLeader(s.mapErr(err)) && !local {
+	if errors.Is(err, api.ErrNotLeader) && !local {
 		s.toLeader(w, r, p, epBackup, nil)
 		return
 	}
-	writeError(w, http.StatusInternalServerError, codeStoreError, "backup: "+oneLine(err.Error()))
+	writeError(w, api.ErrStore, "backup: "+oneLine(err.Error()))
 }
 
 // lazyWriter sends the response header with the first byte of the body.
@@ -134,9 +115,9 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 // uploaded SQLite file or SQL dump. The body, up to Config.MaxLoadBytes, is
 // spooled to a file in Config.TempDir, never held in memory; a follower
 // streams the spooled file to the leader. On the leader an SQLite file
-// (recognised by its header) goes to the Loader as it is; an SQL dump is
+// (recognised by its header) goes to Store.Load as it is; an SQL dump is
 // first run, statement by statement, into a fresh database in a scratch
-// file beside the spool (fsm.BuildFromDump), which then goes to the Loader
+// file beside the spool (fsm.BuildFromDump), which then goes to Store.Load
 // like an uploaded file. Either way the new database reaches every node
 // through Raft's snapshot path, never the log. A dump that fails (a bad
 // statement, one a write may not run) is a 400 naming its line, and the
@@ -151,11 +132,6 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 		f.Close()
 		os.Remove(f.Name())
 	}()
-	l, ok := s.store.(Loader)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, codeNotImplemented, "loading a database is not supported by this node")
-		return
-	}
 	if !s.store.IsLeader() {
 		s.toLeaderFrom(w, r, p, epLoad, fileBody{f})
 		return
@@ -169,9 +145,6 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 		var err error
 		db, err = s.buildFromDump(ctx, f)
 		if err != nil {
-			if errors.Is(err, fsm.ErrInvalidLoad) {
-				err = &mappedError{kind: ErrBadRequest, err: err}
-			}
 			s.storeFailed(w, r, p, epLoad, nil, err)
 			return
 		}
@@ -183,11 +156,10 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 	}
 	src, err := fileBody{db}.open()
 	if err == nil {
-		err = l.Load(ctx, src)
+		err = s.store.Load(ctx, src)
 	}
 	if err != nil {
-		err = s.mapErr(err)
-		if isNotLeader(err) {
+		if errors.Is(err, api.ErrNotLeader) {
 			s.toLeaderFrom(w, r, p, epLoad, fileBody{f})
 			return
 		}
@@ -230,18 +202,18 @@ func (s *Server) buildFromDump(ctx context.Context, f *os.File) (*os.File, error
 func (s *Server) spoolBody(w http.ResponseWriter, r *http.Request) (*os.File, bool) {
 	max := s.cfg.MaxLoadBytes
 	if r.ContentLength > max {
-		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+		writeError(w, api.ErrRequestTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 		return nil, false
 	}
 	f, err := os.CreateTemp(s.cfg.TempDir, "raftlite-load-*")
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, codeInternal, "load: "+err.Error())
+		writeError(w, api.ErrInternal, "load: "+err.Error())
 		return nil, false
 	}
-	fail := func(status int, code, msg string) (*os.File, bool) {
+	fail := func(outcome *api.Error, msg string) (*os.File, bool) {
 		f.Close()
 		os.Remove(f.Name())
-		writeError(w, status, code, msg)
+		writeError(w, outcome, msg)
 		return nil, false
 	}
 	if r.Body != nil {
@@ -250,16 +222,16 @@ func (s *Server) spoolBody(w http.ResponseWriter, r *http.Request) (*os.File, bo
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return fail(http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+			return fail(api.ErrRequestTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 		}
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return fail(http.StatusInternalServerError, codeInternal, "load: spooling the upload: "+err.Error())
+			return fail(api.ErrInternal, "load: spooling the upload: "+err.Error())
 		}
-		return fail(http.StatusBadRequest, codeBadRequest, "reading request body: "+err.Error())
+		return fail(api.ErrBadRequest, "reading request body: "+err.Error())
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fail(http.StatusInternalServerError, codeInternal, "load: "+err.Error())
+		return fail(api.ErrInternal, "load: "+err.Error())
 	}
 	return f, true
 }

@@ -7,26 +7,9 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
-
-// Checksummer is optionally implemented by a Store that can checksum its
-// database content (see package fsm, checksum.go). Without it
-// /db/checksum answers 501.
-type Checksummer interface {
-	// ID is this node's ID.
-	ID() string
-	// Checksum is the checksum of the database now, with the applied
-	// index it describes.
-	Checksum(ctx context.Context) (index uint64, sum string, err error)
-	// ChecksumAt is the checksum as of a checksum marker's index, once
-	// this node has applied it; an error matching fsm.ErrNoChecksum when
-	// this node did not take one there.
-	ChecksumAt(ctx context.Context, index uint64) (string, error)
-	// TriggerChecksum proposes a checksum marker and returns its index
-	// (leader only: ErrNotLeader otherwise).
-	TriggerChecksum(ctx context.Context) (uint64, error)
-}
 
 // checksumReply is the body of /db/checksum.
 type checksumReply struct {
@@ -50,14 +33,9 @@ type checksumReply struct {
 //     same point of the log. Appending to the log, it needs the execute
 //     permission; the GETs need status.
 func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *params) {
-	cs, ok := s.store.(Checksummer)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, codeNotImplemented, "checksums are not supported by this node")
-		return
-	}
 	ctx, cancel := requestContext(r, p)
 	defer cancel()
-	reply := checksumReply{NodeID: cs.ID()}
+	reply := checksumReply{NodeID: s.store.ID()}
 	var err error
 	switch {
 	case r.Method == http.MethodPost:
@@ -65,23 +43,23 @@ func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *param
 			s.toLeader(w, r, p, epChecksum, nil)
 			return
 		}
-		reply.Index, err = cs.TriggerChecksum(ctx)
-		if err != nil && isNotLeader(err) {
+		reply.Index, err = s.store.TriggerChecksum(ctx)
+		if err != nil && errors.Is(err, api.ErrNotLeader) {
 			s.toLeader(w, r, p, epChecksum, nil)
 			return
 		}
 		if err == nil {
-			reply.Checksum, err = cs.ChecksumAt(ctx, reply.Index)
+			reply.Checksum, err = s.store.ChecksumAt(ctx, reply.Index)
 		}
 	case r.URL.Query().Has("index"):
 		reply.Index, err = strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, codeBadRequest, "invalid index: "+err.Error())
+			writeError(w, api.ErrBadRequest, "invalid index: "+err.Error())
 			return
 		}
-		reply.Checksum, err = cs.ChecksumAt(ctx, reply.Index)
+		reply.Checksum, err = s.store.ChecksumAt(ctx, reply.Index)
 	default:
-		reply.Index, reply.Checksum, err = cs.Checksum(ctx)
+		reply.Index, reply.Checksum, err = s.store.Checksum(ctx)
 	}
 	status := http.StatusOK
 	if err != nil {
@@ -92,7 +70,7 @@ func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *param
 		case errors.Is(err, context.DeadlineExceeded), ctx.Err() != nil:
 			status = http.StatusGatewayTimeout
 		default:
-			status = classifyStoreError(s.mapErr(err)).status
+			status = classifyStoreError(err).outcome.Status
 		}
 	}
 	body, _ := json.Marshal(reply)

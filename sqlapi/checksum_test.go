@@ -1,45 +1,14 @@
 package sqlapi
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"testing"
 
 	"github.com/raftlite/raftlite/fsm"
 )
 
-// checksumStore adds the checksum methods to fakeStore.
-type checksumStore struct {
-	*fakeStore
-	triggered int
-}
-
-func (s *checksumStore) ID() string { return "n1" }
-
-func (s *checksumStore) Checksum(context.Context) (uint64, string, error) {
-	return 7, "cafe", nil
-}
-
-func (s *checksumStore) ChecksumAt(_ context.Context, index uint64) (string, error) {
-	if index != 9 {
-		return "", fmt.Errorf("index %d: %w", index, fsm.ErrNoChecksum)
-	}
-	return "beef", nil
-}
-
-func (s *checksumStore) TriggerChecksum(context.Context) (uint64, error) {
-	s.triggered++
-	return 9, nil
-}
-
 func TestChecksumEndpoint(t *testing.T) {
-	_, plain := newTestServer(t, leaderStore(), nil)
-	if code, _, _ := do(t, "GET", plain.URL+"/db/checksum", "", ""); code != 501 {
-		t.Fatalf("checksum without Checksummer: %d", code)
-	}
-
-	store := &checksumStore{fakeStore: leaderStore()}
+	store := leaderStore()
 	_, ts := newTestServer(t, store, nil)
 	for _, tc := range []struct {
 		method, query string

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 func TestStatus(t *testing.T) {
@@ -57,7 +59,7 @@ func TestReadyz(t *testing.T) {
 		body != "[+]node ok\n[+]leader does not exist\n[+]store not ready: not part of a cluster: refusing to join the cluster of the node at 127.0.0.1:4002\n" {
 		t.Fatalf("no leader, not formed: %d %q", code, body)
 	}
-	store.set(func(f *fakeStore) { f.ready = ErrNoLeader })
+	store.set(func(f *fakeStore) { f.ready = api.ErrNoLeader })
 	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 503 || body != "[+]node ok\n[+]leader does not exist\n" {
 		t.Fatalf("no leader, no other reason: %d %q", code, body)
 	}
@@ -70,7 +72,7 @@ func TestReadyz(t *testing.T) {
 	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 503 || !strings.Contains(body, "[+]leader not contactable") {
 		t.Fatalf("leader API unknown: %d %q", code, body)
 	}
-	store.set(func(f *fakeStore) { f.leaderAPI = "127.0.0.1:4001"; f.ready = ErrNoLeader })
+	store.set(func(f *fakeStore) { f.leaderAPI = "127.0.0.1:4001"; f.ready = api.ErrNoLeader })
 	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 503 || !strings.Contains(body, "[+]store not ready") {
 		t.Fatalf("not ready: %d %q", code, body)
 	}
@@ -85,7 +87,7 @@ func TestNodesAndLeader(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	members := []Member{
+	members := []api.Member{
 		{ID: "1", RaftAddr: "127.0.0.1:4002", APIAddr: p.leaderTS.URL, Voter: true, Leader: true},
 		{ID: "2", RaftAddr: "127.0.0.1:4012", APIAddr: p.followerTS.URL, Voter: true},
 		{ID: "3", RaftAddr: "127.0.0.1:4022", APIAddr: "http://" + dead, Voter: true},

@@ -64,17 +64,6 @@ type Config struct {
 	MaxEntryBytes int
 	// QueueTimeout is how long a batch may wait to fill before it is sent.
 	QueueTimeout time.Duration
-	// Errors maps the Store's own error values to this package's (ErrNotLeader,
-	// ErrNoLeader, ErrLeadershipLost, ErrCommitTimeout, ErrNotApplied,
-	// ErrBadRequest): a Store error matching From (errors.Is) is treated as
-	// To. The first matching entry wins. Errors that already match one of
-	// this package's errors need no entry.
-	Errors []ErrorMapping
-}
-
-// ErrorMapping says that a Store error matching From means To.
-type ErrorMapping struct {
-	From, To error
 }
 
 func (c Config) withDefaults() Config {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 func (p *params) encodeOpts(ep endpoint) encodeOpts {
@@ -30,7 +30,7 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params
 	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
 	if err != nil && !(p.queue && p.wait && errors.Is(err, errNoStatements)) {
 		// (An empty queued write with ?wait is a flush marker, as in rqlite.)
-		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
 	s.metrics.statements[epExecute].Add(float64(len(stmts)))
@@ -38,7 +38,7 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params
 		s.queuedExecute(w, r, p, body, stmts)
 		return
 	}
-	req := &fsm.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
+	req := &api.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
 	s.write(w, r, p, epExecute, body, req)
 }
 
@@ -46,17 +46,17 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params
 // requested consistency level.
 func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) {
 	var body []byte
-	var stmts []fsm.Statement
+	var stmts []api.Statement
 	if r.Method == http.MethodGet {
 		if strings.TrimSpace(p.q) == "" {
 			if p.hasQ {
-				writeError(w, http.StatusBadRequest, codeBadRequest, "query parameter not set")
+				writeError(w, api.ErrBadRequest, "query parameter not set")
 			} else {
-				writeError(w, http.StatusBadRequest, codeBadRequest, errNoStatements.Error())
+				writeError(w, api.ErrBadRequest, errNoStatements.Error())
 			}
 			return
 		}
-		stmts = []fsm.Statement{{SQL: p.q}}
+		stmts = []api.Statement{{SQL: p.q}}
 	} else {
 		var ok bool
 		if body, ok = s.readBody(w, r); !ok {
@@ -64,12 +64,12 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 		}
 		var err error
 		if stmts, err = parseBody(body, isTextPlain(r.Header.Get("Content-Type"))); err != nil {
-			writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+			writeError(w, api.ErrBadRequest, err.Error())
 			return
 		}
 	}
 	s.metrics.statements[epQuery].Add(float64(len(stmts)))
-	s.read(w, r, p, epQuery, body, &fsm.Request{Statements: stmts, Transaction: p.tx})
+	s.read(w, r, p, epQuery, body, &api.Request{Statements: stmts, Transaction: p.tx})
 }
 
 // handleRequest serves POST /db/request: a read-only request is a read at
@@ -82,11 +82,11 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params
 	}
 	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
 	s.metrics.statements[epRequest].Add(float64(len(stmts)))
-	req := &fsm.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
+	req := &api.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
 	ctx, cancel := requestContext(r, p)
 	ro, err := s.store.AllReadOnly(ctx, req)
 	cancel()
@@ -102,7 +102,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params
 
 // write runs req through the Raft log on the leader, or sends the request
 // to the leader.
-func (s *Server) write(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, req *fsm.Request) {
+func (s *Server) write(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, req *api.Request) {
 	if !s.store.IsLeader() {
 		s.toLeader(w, r, p, ep, body)
 		return
@@ -121,16 +121,15 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, p *params, ep end
 // proposed) goes to the leader, "no leader" is a 503, anything else a
 // request-level failure.
 func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, err error) {
-	err = s.mapErr(err)
 	switch {
-	case isNotLeader(err):
+	case errors.Is(err, api.ErrNotLeader):
 		s.toLeader(w, r, p, ep, body)
-	case isNoLeader(err):
+	case errors.Is(err, api.ErrNoLeader):
 		s.metrics.noLeader.Inc()
-		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
+		writeError(w, api.ErrNoLeader, api.ErrNoLeader.Error())
 	default:
 		re := classifyStoreError(err)
-		if re.code == codeStoreError {
+		if re.outcome == api.ErrStore {
 			s.log.Warn("store request failed", "path", r.URL.Path, "err", err)
 		}
 		writeRequestError(w, re, p.encodeOpts(ep))
@@ -138,10 +137,10 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, p *params, 
 }
 
 // writeExecuted answers with what applying a log entry produced.
-func (s *Server) writeExecuted(w http.ResponseWriter, p *params, ep endpoint, resp *fsm.Response) {
+func (s *Server) writeExecuted(w http.ResponseWriter, p *params, ep endpoint, resp *api.Response) {
 	o := p.encodeOpts(ep)
 	if resp == nil {
-		writeRequestError(w, &requestError{http.StatusInternalServerError, codeStoreError, "store returned no response"}, o)
+		writeRequestError(w, &requestError{api.ErrStore, "store returned no response"}, o)
 		return
 	}
 	if resp.Err != nil {
@@ -159,16 +158,15 @@ func (s *Server) writeExecuted(w http.ResponseWriter, p *params, ep endpoint, re
 }
 
 // read serves a read at the requested consistency level.
-func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, req *fsm.Request) {
+func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, req *api.Request) {
 	lvl := p.level
-	if lvl == levelAuto {
-		lvl = levelWeak
-		if !s.isVoter() {
-			lvl = levelNone
+	if lvl == api.LevelAuto {
+		lvl = api.LevelWeak
+		if !s.store.IsVoter() {
+			lvl = api.LevelNone
 		}
 	}
-	ri, hasReadIndex := s.store.(ReadIndexer)
-	leaderOnly := lvl == levelWeak || lvl == levelStrong || (lvl == levelLinearizable && !hasReadIndex)
+	leaderOnly := lvl == api.LevelWeak || lvl == api.LevelStrong
 	if leaderOnly && !s.store.IsLeader() {
 		s.toLeader(w, r, p, ep, body)
 		return
@@ -177,7 +175,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 	defer cancel()
 	minIndex := p.minIndex
 	switch lvl {
-	case levelNone:
+	case api.LevelNone:
 		if p.freshness > 0 && !s.store.IsLeader() {
 			if re := s.checkFresh(p); re != nil {
 				s.metrics.staleReads.Inc()
@@ -185,21 +183,16 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 				return
 			}
 		}
-	case levelLinearizable:
-		if hasReadIndex {
-			// Any node: the leader proves its leadership and names an
-			// index; the read waits for the local copy to reach it.
-			idx, err := s.readIndex(ctx, ri)
-			if err != nil {
-				s.readIndexFailed(w, r, p, ep, body, err)
-				return
-			}
-			minIndex = max(minIndex, idx)
-		} else if err := s.store.VerifyLeader(ctx); err != nil {
-			s.storeFailed(w, r, p, ep, body, err)
+	case api.LevelLinearizable:
+		// Any node: the leader proves its leadership and names an index;
+		// the read waits for the local copy to reach it.
+		idx, err := s.readIndex(ctx)
+		if err != nil {
+			s.readIndexFailed(w, r, p, ep, body, err)
 			return
 		}
-	case levelStrong:
+		minIndex = max(minIndex, idx)
+	case api.LevelStrong:
 		// Through the log: every earlier entry is applied before this one,
 		// so min_index needs no wait.
 		strong := *req
@@ -215,8 +208,8 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p *params, ep endp
 	}
 	if minIndex > 0 {
 		if err := s.store.WaitApplied(ctx, minIndex); err != nil {
-			re := classifyStoreError(s.mapErr(err))
-			if re.code == codeTimeout {
+			re := classifyStoreError(err)
+			if errors.Is(re.outcome, api.ErrTimeout) {
 				re.msg = fmt.Sprintf("timeout waiting for log index %d to be applied", minIndex)
 			}
 			writeRequestError(w, re, p.encodeOpts(ep))
@@ -242,13 +235,13 @@ const maxReadIndexAttempts = 3
 // readIndex obtains a read index. While no leader is known (an election is
 // under way) it waits, within ctx and Config.LeaderWait, for one and asks
 // again, as requests that need the leader do.
-func (s *Server) readIndex(ctx context.Context, ri ReadIndexer) (uint64, error) {
+func (s *Server) readIndex(ctx context.Context) (uint64, error) {
 	for attempt := 1; ; attempt++ {
-		idx, err := ri.ReadIndex(ctx)
+		idx, err := s.store.ReadIndex(ctx)
 		if err == nil {
 			return idx, nil
 		}
-		if attempt >= maxReadIndexAttempts || ctx.Err() != nil || !isNoLeader(s.mapErr(err)) {
+		if attempt >= maxReadIndexAttempts || ctx.Err() != nil || !errors.Is(err, api.ErrNoLeader) {
 			return 0, err
 		}
 		if s.awaitLeader(ctx, "") == "" {
@@ -264,14 +257,13 @@ func (s *Server) readIndex(ctx context.Context, ri ReadIndexer) (uint64, error) 
 // leader-only request, "no leader" is the usual 503, and anything else (the
 // leader unreachable, a timeout) a request-level error that says so.
 func (s *Server) readIndexFailed(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, err error) {
-	err = s.mapErr(err)
-	if isNotLeader(err) || isNoLeader(err) {
+	if errors.Is(err, api.ErrNotLeader) || errors.Is(err, api.ErrNoLeader) {
 		s.storeFailed(w, r, p, ep, body, err)
 		return
 	}
 	re := *classifyStoreError(err)
-	if re.code == codeStoreError {
-		re.status, re.code = http.StatusServiceUnavailable, codeUnavailable
+	if re.outcome == api.ErrStore {
+		re.outcome = api.ErrUnavailable
 	}
 	re.msg = "linearizable read: no read index from the leader: " + re.msg
 	writeRequestError(w, &re, p.encodeOpts(ep))
@@ -284,7 +276,7 @@ func (s *Server) readIndexFailed(w http.ResponseWriter, r *http.Request, p *para
 // behind but applying is still fresh: the entries it lacks were committed
 // moments ago).
 func (s *Server) checkFresh(p *params) *requestError {
-	stale := &requestError{http.StatusServiceUnavailable, codeStaleRead, "stale read"}
+	stale := &requestError{api.ErrStaleRead, "stale read"}
 	if lc := s.store.LastContact(); lc.IsZero() || time.Since(lc) > p.freshness {
 		return stale
 	}
@@ -295,20 +287,4 @@ func (s *Server) checkFresh(p *params) *requestError {
 		}
 	}
 	return nil
-}
-
-// isVoter reports whether this node is a voter (level=auto).
-func (s *Server) isVoter() bool {
-	if vr, ok := s.store.(VoterReporter); ok {
-		return vr.IsVoter()
-	}
-	if raft, ok := s.store.Stats()["raft"].(map[string]any); ok {
-		switch v := raft["voter"].(type) {
-		case bool:
-			return v
-		case string:
-			return v != "false"
-		}
-	}
-	return true
 }

@@ -17,51 +17,22 @@
 //
 // # Wiring
 //
-// *cluster.Node has every Store method except that its Members returns
-// []cluster.Member, so package main wraps it in a tiny adapter (optional
-// interfaces such as ReadIndexer are promoted through the embedding):
+// *cluster.Node implements Store, which has no optional methods: package
+// main asserts it at compile time (var _ sqlapi.Store = (*cluster.Node)(nil))
+// and hands the node to New as it is.
 //
-//	type storeAdapter struct{ *cluster.Node }
-//
-//	func (a storeAdapter) Members() ([]sqlapi.Member, error) {
-//		ms, err := a.Node.Members()
-//		if err != nil {
-//			return nil, err
-//		}
-//		out := make([]sqlapi.Member, len(ms))
-//		for i, m := range ms {
-//			out[i] = sqlapi.Member{ID: m.ID, RaftAddr: m.RaftAddr,
-//				APIAddr: m.APIAddr, Voter: m.Voter, Leader: m.Leader}
-//		}
-//		return out, nil
-//	}
-//
-// *cluster.Node also implements the optional ReadIndexer (linearizable
-// reads served by followers). Config.Errors tells this package what the
-// cluster's errors mean, without importing it:
-//
-//	Errors: []sqlapi.ErrorMapping{
-//		{From: cluster.ErrNotLeader, To: sqlapi.ErrNotLeader},
-//		{From: cluster.ErrNoLeader, To: sqlapi.ErrNoLeader},
-//		{From: cluster.ErrLeadershipLost, To: sqlapi.ErrLeadershipLost},
-//		{From: cluster.ErrCommitTimeout, To: sqlapi.ErrCommitTimeout},
-//		{From: cluster.ErrTimeout, To: sqlapi.ErrNotApplied},
-//		{From: cluster.ErrLeadershipTransfer, To: sqlapi.ErrNotApplied},
-//		{From: cluster.ErrClosed, To: sqlapi.ErrNotApplied},
-//		{From: cluster.ErrBadRequest, To: sqlapi.ErrBadRequest},
-//		{From: cluster.ErrUnknownNode, To: sqlapi.ErrBadRequest},
-//	}
-//
-// (hashicorp/raft's own errors are recognised as they are.) Only a write
-// refused with ErrNotLeader, for which nothing was proposed, is forwarded
+// The node's errors are package api's outcome errors (api.ErrNotLeader,
+// api.ErrLeadershipLost, ...) or their causes (api.ErrClosed is an
+// api.ErrUnavailable); api.OutcomeOf is the one mapping from an error to
+// the status and code a client gets. Only a write
+// refused with api.ErrNotLeader, for which nothing was proposed, is forwarded
 // to the leader; any other Execute error is reported to the client and
 // never retried here, because the entry may have been committed: only a
 // client session (client_id/seq) makes a retry safe.
 //
-// /db/backup and /db/load need the optional Backuper and Loader (see
-// backup.go): backups stream from the leader (any node with level=none),
-// and an upload is spooled to Config.TempDir and handed to the leader's
-// Loader, which installs it through Raft's snapshot path (an SQL dump is
+// /db/backup and /db/load (see backup.go): backups stream from the leader
+// (any node with level=none), and an upload is spooled to Config.TempDir and handed to the leader's
+// Store.Load, which installs it through Raft's snapshot path (an SQL dump is
 // first built into a fresh SQLite file beside the spool).
 //
 // main serves a Starting handler from the moment the process starts (every
@@ -74,16 +45,16 @@
 //
 // 200 with a body (statement errors included), 301 with ?redirect. Every
 // error answer is JSON, {"results":[],"error":"...","code":"..."}, whatever
-// its cause (only /readyz keeps rqlite's plain-text format, 503 included):
+// its cause (only /readyz keeps rqlite's plain-text format, 503 included).
+// The table is api.Outcomes (a test in package api keeps it so):
 //
 //	code                status  meaning
 //	bad_request         400     bad parameters or body; the store refused the arguments
 //	unauthorized        401     missing or wrong credentials, or a permission lacking
 //	not_found           404     unknown path
 //	method_not_allowed  405     wrong method
-//	request_too_large   413     body larger than Config.MaxBodyBytes (for /db/load, Config.MaxLoadBytes)
+//	request_too_large   413     body larger than the limit (-load-max-bytes for /db/load)
 //	entry_too_large     413     the write, encoded, is larger than one log entry may be (-raft-max-entry-bytes): not proposed
-//	not_implemented     501     the Store lacks the optional interface (backup, load, checksum)
 //	no_leader           503     no leader known: nothing was proposed
 //	not_leader          503     a forwarded request reached a node that is not the leader: nothing was proposed
 //	internal_error      500     a panic or an encoding failure
@@ -96,7 +67,8 @@
 //	queue_full          503     the write queue stayed full for the whole timeout
 //	queue_failed        500     a queued batch could not be applied (with ?wait)
 //	leadership_lost     503     the leader lost leadership while committing: the write may or may not have been applied
+//	unknown_outcome     503     committed to the log, but this node could not apply it: the write takes effect on the other nodes; retry with the same client_id/seq
 //	unavailable         503     refused for a passing reason before anything was proposed: retrying is safe
-//	starting            503     the node is still starting (see Starting); nothing was done: retry, or ask another node
+//	starting            503     the node is still starting; nothing was done: retry, or ask another node
 //	store_error         500     any other store failure
 package sqlapi

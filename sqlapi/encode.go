@@ -10,7 +10,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // encodeOpts are the query parameters that change the response encoding.
@@ -27,7 +27,7 @@ type encodeOpts struct {
 
 // apiResponse is the top level of a /db/* answer.
 type apiResponse struct {
-	results   []fsm.Result
+	results   []api.Result
 	err       string
 	code      string
 	time      float64 // seconds; written when timings
@@ -77,7 +77,7 @@ func appendResponse(b []byte, r *apiResponse, o encodeOpts) []byte {
 
 // appendResult appends one statement's result in the shape its kind calls
 // for: {"error":...}, the query shape or the execute shape.
-func appendResult(b []byte, r *fsm.Result, o encodeOpts) []byte {
+func appendResult(b []byte, r *api.Result, o encodeOpts) []byte {
 	b = append(b, '{')
 	n := len(b)
 	switch {
@@ -145,7 +145,7 @@ func appendResult(b []byte, r *fsm.Result, o encodeOpts) []byte {
 // "types":{"col":"type"},"rows":[{"col":value}]. Keys are sorted and a
 // repeated column name keeps its last value, as rqlite's map-based encoding
 // does.
-func appendAssociative(b []byte, r *fsm.Result, o encodeOpts) []byte {
+func appendAssociative(b []byte, r *api.Result, o encodeOpts) []byte {
 	idx := make([]int, len(r.Columns))
 	for i := range idx {
 		idx[i] = i
@@ -186,7 +186,7 @@ func appendAssociative(b []byte, r *fsm.Result, o encodeOpts) []byte {
 			}
 			b = appendString(b, r.Columns[c])
 			b = append(b, ':')
-			var v fsm.Value
+			var v api.Value
 			if c < len(row) {
 				v = row[c]
 			}
@@ -208,7 +208,7 @@ func appendSep(b []byte, start int) []byte {
 // appendValue appends one SQL value: null, a number, true/false, a string,
 // or a BLOB as a base64 string (or an array of byte values with
 // blobArray).
-func appendValue(b []byte, v fsm.Value, blobArray bool) []byte {
+func appendValue(b []byte, v api.Value, blobArray bool) []byte {
 	switch x := v.(type) {
 	case nil:
 		return append(b, "null"...)
@@ -243,7 +243,7 @@ func appendValue(b []byte, v fsm.Value, blobArray bool) []byte {
 	case float32:
 		return appendFloat(b, float64(x))
 	default:
-		// Not one of fsm.Value's types: fall back to encoding/json so that
+		// Not one of api.Value's types: fall back to encoding/json so that
 		// the answer stays valid JSON.
 		enc, err := json.Marshal(x)
 		if err != nil {
@@ -348,7 +348,7 @@ func appendString(b []byte, s string) []byte {
 // queued batches). A REAL is always written with a '.' or an exponent so
 // that it is not read back as an INTEGER. NaN and infinities, which JSON
 // cannot carry, are written as null.
-func appendRequestBody(b []byte, stmts []fsm.Statement) []byte {
+func appendRequestBody(b []byte, stmts []api.Statement) []byte {
 	b = append(b, '[')
 	for i, st := range stmts {
 		if i > 0 {
@@ -382,7 +382,7 @@ func appendRequestBody(b []byte, stmts []fsm.Statement) []byte {
 	return append(b, ']')
 }
 
-func appendParamValue(b []byte, v fsm.Value) []byte {
+func appendParamValue(b []byte, v api.Value) []byte {
 	switch x := v.(type) {
 	case float64:
 		n := len(b)

@@ -6,7 +6,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // stdString is how encoding/json writes s with HTML escaping off.
@@ -57,10 +57,10 @@ func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestAppendResponseShapes(t *testing.T) {
-	query := fsm.Result{
+	query := api.Result{
 		Columns: []string{"id", "name", "data", "score", "none"},
 		Types:   []string{"integer", "text", "blob", "real", ""},
-		Rows: [][]fsm.Value{
+		Rows: [][]api.Value{
 			{int64(1), "fiona", []byte("hi"), 2.0, nil},
 			{int64(2), "<b>", []byte{}, 1.5, nil},
 		},
@@ -72,26 +72,26 @@ func TestAppendResponseShapes(t *testing.T) {
 		want string
 	}{
 		{"empty", apiResponse{}, encodeOpts{}, `{"results":[]}`},
-		{"exec", apiResponse{results: []fsm.Result{{LastInsertID: 1, RowsAffected: 1}, {}, {RowsAffected: 3}}},
+		{"exec", apiResponse{results: []api.Result{{LastInsertID: 1, RowsAffected: 1}, {}, {RowsAffected: 3}}},
 			encodeOpts{}, `{"results":[{"last_insert_id":1,"rows_affected":1},{},{"rows_affected":3}]}`},
-		{"query", apiResponse{results: []fsm.Result{query}}, encodeOpts{},
+		{"query", apiResponse{results: []api.Result{query}}, encodeOpts{},
 			`{"results":[{"columns":["id","name","data","score","none"],"types":["integer","text","blob","real",""],"values":[[1,"fiona","aGk=",2,null],[2,"<b>","",1.5,null]]}]}`},
-		{"query blob_array", apiResponse{results: []fsm.Result{{Columns: []string{"b"}, Types: []string{"blob"}, Rows: [][]fsm.Value{{[]byte{1, 255}}}}}},
+		{"query blob_array", apiResponse{results: []api.Result{{Columns: []string{"b"}, Types: []string{"blob"}, Rows: [][]api.Value{{[]byte{1, 255}}}}}},
 			encodeOpts{blobArray: true}, `{"results":[{"columns":["b"],"types":["blob"],"values":[[[1,255]]]}]}`},
-		{"empty query", apiResponse{results: []fsm.Result{{Columns: []string{"id"}, Types: []string{"integer"}}}}, encodeOpts{},
+		{"empty query", apiResponse{results: []api.Result{{Columns: []string{"id"}, Types: []string{"integer"}}}}, encodeOpts{},
 			`{"results":[{"columns":["id"],"types":["integer"]}]}`},
-		{"error", apiResponse{results: []fsm.Result{{Error: "no such table: bar"}}}, encodeOpts{},
+		{"error", apiResponse{results: []api.Result{{Error: "no such table: bar"}}}, encodeOpts{},
 			`{"results":[{"error":"no such table: bar"}]}`},
-		{"associative", apiResponse{results: []fsm.Result{{Columns: []string{"name", "id", "name"}, Types: []string{"text", "integer", "real"},
-			Rows: [][]fsm.Value{{"a", int64(1), 1.5}}}}}, encodeOpts{associative: true},
+		{"associative", apiResponse{results: []api.Result{{Columns: []string{"name", "id", "name"}, Types: []string{"text", "integer", "real"},
+			Rows: [][]api.Value{{"a", int64(1), 1.5}}}}}, encodeOpts{associative: true},
 			`{"results":[{"types":{"id":"integer","name":"real"},"rows":[{"id":1,"name":1.5}]}]}`},
-		{"associative empty", apiResponse{results: []fsm.Result{{Columns: []string{"id"}, Types: []string{"integer"}}}},
+		{"associative empty", apiResponse{results: []api.Result{{Columns: []string{"id"}, Types: []string{"integer"}}}},
 			encodeOpts{associative: true}, `{"results":[{"types":{"id":"integer"},"rows":[]}]}`},
-		{"associative request exec", apiResponse{results: []fsm.Result{{LastInsertID: 5, RowsAffected: 1}, {}}},
+		{"associative request exec", apiResponse{results: []api.Result{{LastInsertID: 5, RowsAffected: 1}, {}}},
 			encodeOpts{associative: true, execRows: true}, `{"results":[{"last_insert_id":5,"rows_affected":1,"rows":null},{"rows":null}]}`},
-		{"timings", apiResponse{results: []fsm.Result{{RowsAffected: 1, Seconds: 0.5}}, time: 1.25},
+		{"timings", apiResponse{results: []api.Result{{RowsAffected: 1, Seconds: 0.5}}, time: 1.25},
 			encodeOpts{timings: true}, `{"results":[{"rows_affected":1,"time":0.5}],"time":1.25}`},
-		{"no timings", apiResponse{results: []fsm.Result{{RowsAffected: 1, Seconds: 0.5}}, time: 1.25},
+		{"no timings", apiResponse{results: []api.Result{{RowsAffected: 1, Seconds: 0.5}}, time: 1.25},
 			encodeOpts{}, `{"results":[{"rows_affected":1}]}`},
 		{"top level", apiResponse{err: "stale read", code: "stale_read", raftIndex: 9, seqNum: 77, dedup: true}, encodeOpts{},
 			`{"results":[],"error":"stale read","code":"stale_read","raft_index":9,"sequence_number":77,"deduplicated":true}`},
@@ -118,11 +118,11 @@ func TestIndentIsRqlitePretty(t *testing.T) {
 }
 
 func BenchmarkAppendQueryResponse(b *testing.B) {
-	rows := make([][]fsm.Value, 100)
+	rows := make([][]api.Value, 100)
 	for i := range rows {
-		rows[i] = []fsm.Value{int64(i), "some text value", 3.25, nil, []byte("blob")}
+		rows[i] = []api.Value{int64(i), "some text value", 3.25, nil, []byte("blob")}
 	}
-	resp := &apiResponse{results: []fsm.Result{{Columns: []string{"a", "b", "c", "d", "e"},
+	resp := &apiResponse{results: []api.Result{{Columns: []string{"a", "b", "c", "d", "e"},
 		Types: []string{"integer", "text", "real", "", "blob"}, Rows: rows}}}
 	b.ReportAllocs()
 	var buf []byte

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // TestEveryErrorIsJSONWithCode walks the API's error paths (routing, auth,
@@ -22,7 +22,7 @@ func TestEveryErrorIsJSONWithCode(t *testing.T) {
 	}
 	_, authed := newTestServer(t, leaderStore(), func(c *Config) { c.Auth = auth })
 	panicking := leaderStore()
-	panicking.queryFn = func(context.Context, *fsm.Request) ([]fsm.Result, error) { panic("boom") }
+	panicking.queryFn = func(context.Context, *api.Request) ([]api.Result, error) { panic("boom") }
 	_, broken := newTestServer(t, panicking, nil)
 	_, leader := newTestServer(t, leaderStore(), func(c *Config) { c.MaxBodyBytes = 64 })
 	_, leaderless := newTestServer(t, &fakeStore{}, func(c *Config) { c.LeaderWait = 20 * time.Millisecond })
@@ -35,25 +35,22 @@ func TestEveryErrorIsJSONWithCode(t *testing.T) {
 		status                  int
 		code                    string
 	}{
-		{"unknown path", "GET", leader.URL + "/nope", "", nil, 404, codeNotFound},
-		{"no credentials", "GET", authed.URL + "/status", "", nil, 401, codeUnauthorized},
-		{"wrong method", "PUT", leader.URL + "/db/execute", "", nil, 405, codeMethodNotAllowed},
-		{"bad parameter", "GET", leader.URL + "/db/query?q=SELECT+1&timeout=soon", "", nil, 400, codeBadRequest},
-		{"bad body", "POST", leader.URL + "/db/execute", "nope", nil, 400, codeBadRequest},
-		{"body too large", "POST", leader.URL + "/db/execute", `["` + strings.Repeat("x", 100) + `"]`, nil, 413, codeTooLarge},
-		{"queue with a session", "POST", leader.URL + "/db/execute?queue&client_id=a&seq=1", `["X"]`, nil, 400, codeBadRequest},
-		{"no leader: write", "POST", leaderless.URL + "/db/execute", `["X"]`, nil, 503, codeNoLeader},
-		{"no leader: GET /leader", "GET", leaderless.URL + "/leader", "", nil, 503, codeNoLeader},
-		{"not leader: forwarded to a follower", "POST", lost.URL + "/db/execute", `["X"]`, []string{forwardedHeader, "1"}, 503, codeNotLeader},
-		{"leader unreachable", "POST", lost.URL + "/db/execute", `["X"]`, nil, 502, codeForwardFailed},
-		{"stale read", "GET", lost.URL + "/db/query?q=SELECT+1&level=none&freshness=1s", "", nil, 503, codeStaleRead},
-		{"remove: bad body", "DELETE", leader.URL + "/remove", `{}`, nil, 400, codeBadRequest},
-		{"remove: unknown node", "DELETE", leader.URL + "/remove", `{"id":"unknown"}`, nil, 400, codeBadRequest},
-		{"step down: bad body", "POST", leader.URL + "/leader", `{"id":3}`, nil, 400, codeBadRequest},
-		{"backup unsupported", "GET", leader.URL + "/db/backup", "", nil, 501, codeNotImplemented},
-		{"load unsupported", "POST", leader.URL + "/db/load", "CREATE TABLE t (x)", nil, 501, codeNotImplemented},
-		{"checksum unsupported", "GET", leader.URL + "/db/checksum", "", nil, 501, codeNotImplemented},
-		{"panic", "GET", broken.URL + "/db/query?q=SELECT+1", "", nil, 500, codeInternal},
+		{"unknown path", "GET", leader.URL + "/nope", "", nil, 404, "not_found"},
+		{"no credentials", "GET", authed.URL + "/status", "", nil, 401, "unauthorized"},
+		{"wrong method", "PUT", leader.URL + "/db/execute", "", nil, 405, "method_not_allowed"},
+		{"bad parameter", "GET", leader.URL + "/db/query?q=SELECT+1&timeout=soon", "", nil, 400, "bad_request"},
+		{"bad body", "POST", leader.URL + "/db/execute", "nope", nil, 400, "bad_request"},
+		{"body too large", "POST", leader.URL + "/db/execute", `["` + strings.Repeat("x", 100) + `"]`, nil, 413, "request_too_large"},
+		{"queue with a session", "POST", leader.URL + "/db/execute?queue&client_id=a&seq=1", `["X"]`, nil, 400, "bad_request"},
+		{"no leader: write", "POST", leaderless.URL + "/db/execute", `["X"]`, nil, 503, "no_leader"},
+		{"no leader: GET /leader", "GET", leaderless.URL + "/leader", "", nil, 503, "no_leader"},
+		{"not leader: forwarded to a follower", "POST", lost.URL + "/db/execute", `["X"]`, []string{forwardedHeader, "1"}, 503, "not_leader"},
+		{"leader unreachable", "POST", lost.URL + "/db/execute", `["X"]`, nil, 502, "forward_failed"},
+		{"stale read", "GET", lost.URL + "/db/query?q=SELECT+1&level=none&freshness=1s", "", nil, 503, "stale_read"},
+		{"remove: bad body", "DELETE", leader.URL + "/remove", `{}`, nil, 400, "bad_request"},
+		{"remove: unknown node", "DELETE", leader.URL + "/remove", `{"id":"unknown"}`, nil, 400, "bad_request"},
+		{"step down: bad body", "POST", leader.URL + "/leader", `{"id":3}`, nil, 400, "bad_request"},
+		{"panic", "GET", broken.URL + "/db/query?q=SELECT+1", "", nil, 500, "internal_error"},
 	}
 	for _, tc := range cases {
 		code, hdr, body := do(t, tc.method, tc.url, "", tc.body, tc.hdr...)

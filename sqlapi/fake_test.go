@@ -3,6 +3,7 @@ package sqlapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -24,52 +26,58 @@ type fakeStore struct {
 	leaderAPI string
 	// leaderAPICalls counts LeaderAPIAddr calls.
 	leaderAPICalls int
-	members        []Member
+	members        []api.Member
 	ready          error
 	stats          map[string]any
-	verifyErr      error
+	// nonVoter makes IsVoter false.
+	nonVoter bool
+	// readIndexFn scripts ReadIndex; without it the leader answers its
+	// commit index (7, as Stats says) and a follower api.ErrNotLeader.
+	readIndexFn func(ctx context.Context) (uint64, error)
+	// triggered counts TriggerChecksum calls.
+	triggered int
 	// lastContact, caughtUp and appliedAt are what LastContact and
 	// ApplyProgress report.
 	lastContact time.Time
 	caughtUp    bool
 	appliedAt   time.Time
 
-	execFn  func(ctx context.Context, req *fsm.Request) (*fsm.Response, error)
-	queryFn func(ctx context.Context, req *fsm.Request) ([]fsm.Result, error)
-	roFn    func(req *fsm.Request) (bool, error)
+	execFn  func(ctx context.Context, req *api.Request) (*api.Response, error)
+	queryFn func(ctx context.Context, req *api.Request) ([]api.Result, error)
+	roFn    func(req *api.Request) (bool, error)
 	waitFn  func(ctx context.Context, idx uint64) error
 
-	executed []*fsm.Request
-	queried  []*fsm.Request
-	waited   []uint64
-	verified int
-	removed  []string
-	stepped  []string
+	executed    []*api.Request
+	queried     []*api.Request
+	waited      []uint64
+	readIndexes int
+	removed     []string
+	stepped     []string
 }
 
-func (f *fakeStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Response, error) {
+func (f *fakeStore) Execute(ctx context.Context, req *api.Request) (*api.Response, error) {
 	f.mu.Lock()
 	f.executed = append(f.executed, req)
 	fn, leader := f.execFn, f.leader
 	f.mu.Unlock()
 	if !leader {
-		return nil, ErrNotLeader
+		return nil, api.ErrNotLeader
 	}
 	if fn != nil {
 		return fn(ctx, req)
 	}
-	res := make([]fsm.Result, len(req.Statements))
+	res := make([]api.Result, len(req.Statements))
 	for i := range res {
 		if req.ReadOnly {
-			res[i] = fsm.Result{Columns: []string{"n"}, Types: []string{"integer"}, Rows: [][]fsm.Value{{int64(1)}}}
+			res[i] = api.Result{Columns: []string{"n"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(1)}}}
 		} else {
-			res[i] = fsm.Result{LastInsertID: int64(i + 1), RowsAffected: 1}
+			res[i] = api.Result{LastInsertID: int64(i + 1), RowsAffected: 1}
 		}
 	}
-	return &fsm.Response{Results: res, Index: 42}, nil
+	return &api.Response{Results: res, Index: 42}, nil
 }
 
-func (f *fakeStore) Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, error) {
+func (f *fakeStore) Query(ctx context.Context, req *api.Request) ([]api.Result, error) {
 	f.mu.Lock()
 	f.queried = append(f.queried, req)
 	fn := f.queryFn
@@ -77,14 +85,14 @@ func (f *fakeStore) Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, 
 	if fn != nil {
 		return fn(ctx, req)
 	}
-	res := make([]fsm.Result, len(req.Statements))
+	res := make([]api.Result, len(req.Statements))
 	for i := range res {
-		res[i] = fsm.Result{Columns: []string{"n"}, Types: []string{"integer"}, Rows: [][]fsm.Value{{int64(1)}}}
+		res[i] = api.Result{Columns: []string{"n"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(1)}}}
 	}
 	return res, nil
 }
 
-func (f *fakeStore) AllReadOnly(ctx context.Context, req *fsm.Request) (bool, error) {
+func (f *fakeStore) AllReadOnly(ctx context.Context, req *api.Request) (bool, error) {
 	f.mu.Lock()
 	fn := f.roFn
 	f.mu.Unlock()
@@ -101,14 +109,51 @@ func (f *fakeStore) AllReadOnly(ctx context.Context, req *fsm.Request) (bool, er
 
 func (f *fakeStore) IsLeader() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.leader }
 
-func (f *fakeStore) VerifyLeader(ctx context.Context) error {
+func (f *fakeStore) IsVoter() bool { f.mu.Lock(); defer f.mu.Unlock(); return !f.nonVoter }
+
+func (f *fakeStore) ReadIndex(ctx context.Context) (uint64, error) {
+	f.mu.Lock()
+	f.readIndexes++
+	fn, leader := f.readIndexFn, f.leader
+	f.mu.Unlock()
+	switch {
+	case fn != nil:
+		return fn(ctx)
+	case !leader:
+		return 0, api.ErrNotLeader
+	}
+	return 7, nil
+}
+
+func (f *fakeStore) ID() string { return "n1" }
+
+// errNotScripted is what the fake's Backup and Load answer; backupStore
+// scripts them.
+var errNotScripted = errors.New("fake store: backup and load are not scripted")
+
+func (f *fakeStore) Backup(context.Context, io.Writer, fsm.BackupOptions) error {
+	return errNotScripted
+}
+func (f *fakeStore) Load(context.Context, io.Reader) error { return errNotScripted }
+
+// The fake has checksum 7/cafe now and beef at marker 9, which
+// TriggerChecksum proposes.
+func (f *fakeStore) Checksum(context.Context) (uint64, string, error) {
+	return 7, "cafe", nil
+}
+
+func (f *fakeStore) ChecksumAt(_ context.Context, index uint64) (string, error) {
+	if index != 9 {
+		return "", fmt.Errorf("index %d: %w", index, fsm.ErrNoChecksum)
+	}
+	return "beef", nil
+}
+
+func (f *fakeStore) TriggerChecksum(context.Context) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.verified++
-	if !f.leader {
-		return ErrNotLeader
-	}
-	return f.verifyErr
+	f.triggered++
+	return 9, nil
 }
 
 func (f *fakeStore) LeaderID() string { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderID }
@@ -121,20 +166,20 @@ func (f *fakeStore) LeaderAPIAddr() string {
 
 func (f *fakeStore) leaderLookups() int { f.mu.Lock(); defer f.mu.Unlock(); return f.leaderAPICalls }
 
-func (f *fakeStore) Members() ([]Member, error) {
+func (f *fakeStore) Members() ([]api.Member, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Member(nil), f.members...), nil
+	return append([]api.Member(nil), f.members...), nil
 }
 
 func (f *fakeStore) Remove(ctx context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.leader {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	if id == "unknown" {
-		return errors.Join(ErrBadRequest, errors.New("unknown node"))
+		return errors.Join(api.ErrBadRequest, errors.New("unknown node"))
 	}
 	f.removed = append(f.removed, id)
 	return nil
@@ -144,7 +189,7 @@ func (f *fakeStore) StepDown(ctx context.Context, target string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.leader {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	f.stepped = append(f.stepped, target)
 	return nil

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 const (
@@ -161,7 +163,7 @@ func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params,
 	}
 	if leader == "" {
 		s.metrics.noLeader.Inc()
-		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
+		writeError(w, api.ErrNoLeader, api.ErrNoLeader.Error())
 		return
 	}
 	if p.redirect {
@@ -183,7 +185,7 @@ func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params,
 		if r.Header.Get(forwardedHeader) != "" || (s.cfg.AdvAddr != "" && leader == s.cfg.AdvAddr) {
 			// Already forwarded once (the sender thought we were the leader),
 			// or our idea of the leader is ourselves: do not forward again.
-			writeError(w, http.StatusServiceUnavailable, codeNotLeader, ErrNotLeader.Error())
+			writeError(w, api.ErrNotLeader, api.ErrNotLeader.Error())
 			return
 		}
 		resp, err := s.forwardWhileLeader(ctx, r, body, leader)
@@ -199,16 +201,16 @@ func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params,
 		if !undelivered && !resendable(p, ep) {
 			s.metrics.forwardErrs.Inc()
 			msg := fmt.Sprintf("the connection to the leader at %s failed while it had the request (%v); a write may or may not have been applied", leader, err)
-			status, code := http.StatusBadGateway, codeForwardFailed
+			outcome := api.ErrForwardFailed
 			if errors.Is(err, errLeaderChanged) {
 				msg = fmt.Sprintf("the leader at %s was replaced while the request was with it; a write may or may not have been applied", leader)
-				status, code = http.StatusServiceUnavailable, codeLeadershipLost
+				outcome = api.ErrLeadershipLost
 			}
 			if ctx.Err() != nil {
 				msg = fmt.Sprintf("timeout forwarding to the leader at %s; a write may or may not have been applied", leader)
-				status, code = http.StatusGatewayTimeout, codeTimeout
+				outcome = api.ErrTimeout
 			}
-			writeRequestError(w, &requestError{status, code, msg}, encodeOpts{pretty: p.pretty})
+			writeRequestError(w, &requestError{outcome, msg}, encodeOpts{pretty: p.pretty})
 			return
 		}
 		if attempt >= maxForwardAttempts {
@@ -238,7 +240,7 @@ func (s *Server) toLeaderFrom(w http.ResponseWriter, r *http.Request, p *params,
 func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, p *params, body bodySource) {
 	rd, err := body.open()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, codeInternal, "reopening the request body: "+err.Error())
+		writeError(w, api.ErrInternal, "reopening the request body: "+err.Error())
 		return
 	}
 	again := r.Clone(r.Context())
@@ -285,7 +287,7 @@ func refusedAsNotLeader(resp *http.Response) bool {
 	var refusal struct {
 		Code string `json:"code"`
 	}
-	return json.Unmarshal(head, &refusal) == nil && (refusal.Code == codeNotLeader || refusal.Code == codeNoLeader)
+	return json.Unmarshal(head, &refusal) == nil && (refusal.Code == api.ErrNotLeader.Code || refusal.Code == api.ErrNoLeader.Code)
 }
 
 // errLeaderChanged ends a forward whose target stopped being the leader.
@@ -413,16 +415,16 @@ func (s *Server) forwardFailed(w http.ResponseWriter, p *params, leader string, 
 	o := encodeOpts{pretty: p.pretty}
 	if errors.Is(err, errRefusedNotLeader) {
 		// Nothing was proposed anywhere: the usual "not leader".
-		writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeNotLeader,
-			fmt.Sprintf("%s: the node at %s is not the leader and no other leader is known", ErrNotLeader, leader)}, o)
+		writeRequestError(w, &requestError{api.ErrNotLeader,
+			fmt.Sprintf("%s: the node at %s is not the leader and no other leader is known", api.ErrNotLeader, leader)}, o)
 		return
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		writeRequestError(w, &requestError{http.StatusGatewayTimeout, codeTimeout,
+		writeRequestError(w, &requestError{api.ErrTimeout,
 			fmt.Sprintf("timeout forwarding to the leader at %s", leader)}, o)
 		return
 	}
-	writeRequestError(w, &requestError{http.StatusBadGateway, codeForwardFailed,
+	writeRequestError(w, &requestError{api.ErrForwardFailed,
 		fmt.Sprintf("forwarding to the leader at %s failed: %v", leader, err)}, o)
 }
 

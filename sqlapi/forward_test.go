@@ -2,7 +2,6 @@ package sqlapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // recorder remembers the requests a server received.
@@ -283,7 +282,7 @@ func TestForwardNotLeaderFromExecute(t *testing.T) {
 	p := newPair(t, nil)
 	p.follower.set(func(f *fakeStore) { f.leader = true })
 	p.follower.set(func(f *fakeStore) {
-		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return nil, ErrNotLeader }
+		f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return nil, api.ErrNotLeader }
 	})
 	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute", "", `["X"]`)
 	if code != 200 || p.leader.executedCount() != 1 {
@@ -291,31 +290,29 @@ func TestForwardNotLeaderFromExecute(t *testing.T) {
 	}
 }
 
+// The node's errors are api's: a wrapped "not leader" is forwarded, and a
+// cause (api.ErrHalted) answers its outcome's status and code with its own
+// message.
 func TestErrorMapping(t *testing.T) {
-	errClusterNotLeader := errors.New("cluster: not leader")
-	errClusterBusy := errors.New("cluster: busy")
-	p := newPair(t, func(c *Config) {
-		c.Errors = []ErrorMapping{
-			{From: errClusterNotLeader, To: ErrNotLeader},
-			{From: errClusterBusy, To: ErrNotApplied},
-		}
-	})
-	// The follower believes it leads, but its Execute says (in the
-	// cluster's words) that it does not: the write goes to the leader.
+	p := newPair(t, nil)
+	// The follower believes it leads, but its Execute says that it does
+	// not: the write goes to the leader.
 	p.follower.set(func(f *fakeStore) {
 		f.leader = true
-		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) {
-			return nil, fmt.Errorf("execute: %w", errClusterNotLeader)
+		f.execFn = func(context.Context, *api.Request) (*api.Response, error) {
+			return nil, fmt.Errorf("execute: %w", api.ErrNotLeader)
 		}
 	})
 	if code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute", "", `["X"]`); code != 200 || p.leader.executedCount() != 1 {
-		t.Fatalf("mapped not-leader: %d %s", code, body)
+		t.Fatalf("wrapped not-leader: %d %s", code, body)
 	}
 	p.follower.set(func(f *fakeStore) {
-		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return nil, errClusterBusy }
+		f.execFn = func(context.Context, *api.Request) (*api.Response, error) {
+			return nil, fmt.Errorf("cluster: execute: %w", api.ErrHalted)
+		}
 	})
 	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute", "", `["X"]`)
-	if code != 503 || body != `{"results":[],"error":"cluster: busy","code":"unavailable"}` {
-		t.Fatalf("mapped busy: %d %s", code, body)
+	if code != 503 || body != `{"results":[],"error":"cluster: execute: state machine halted on this node","code":"unavailable"}` {
+		t.Fatalf("halted: %d %s", code, body)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -30,7 +32,7 @@ type fsmStore struct {
 	index uint64
 }
 
-func (s *fsmStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Response, error) {
+func (s *fsmStore) Execute(ctx context.Context, req *api.Request) (*api.Response, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	data, err := fsm.EncodeCommand(&fsm.Command{Type: fsm.CmdExecute, Timestamp: time.Now().UnixNano(), Seed: 1, Request: req})
@@ -40,7 +42,7 @@ func (s *fsmStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Response
 	s.index++
 	out := s.f.ApplyBatch([]*raft.Log{{Index: s.index, Term: 1, Type: raft.LogCommand, Data: data, AppendedAt: time.Now()}})[0]
 	switch v := out.(type) {
-	case *fsm.Response:
+	case *api.Response:
 		return v, nil
 	case error:
 		return nil, v
@@ -48,18 +50,20 @@ func (s *fsmStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Response
 	return nil, fmt.Errorf("unexpected apply result %T", out)
 }
 
-func (s *fsmStore) Query(ctx context.Context, req *fsm.Request) ([]fsm.Result, error) {
+func (s *fsmStore) Query(ctx context.Context, req *api.Request) ([]api.Result, error) {
 	return s.f.Query(ctx, req)
 }
 
-func (s *fsmStore) AllReadOnly(ctx context.Context, req *fsm.Request) (bool, error) {
+func (s *fsmStore) AllReadOnly(ctx context.Context, req *api.Request) (bool, error) {
 	return s.f.AllReadOnly(ctx, req)
 }
 func (s *fsmStore) IsLeader() bool                                  { return true }
-func (s *fsmStore) VerifyLeader(context.Context) error              { return nil }
+func (s *fsmStore) IsVoter() bool                                   { return true }
+func (s *fsmStore) ReadIndex(context.Context) (uint64, error)       { return s.f.AppliedIndex(), nil }
+func (s *fsmStore) ID() string                                      { return "1" }
 func (s *fsmStore) LeaderID() string                                { return "1" }
 func (s *fsmStore) LeaderAPIAddr() string                           { return "" }
-func (s *fsmStore) Members() ([]Member, error)                      { return nil, nil }
+func (s *fsmStore) Members() ([]api.Member, error)                  { return nil, nil }
 func (s *fsmStore) Remove(context.Context, string) error            { return nil }
 func (s *fsmStore) StepDown(context.Context, string) error          { return nil }
 func (s *fsmStore) WaitApplied(ctx context.Context, i uint64) error { return s.f.WaitApplied(ctx, i) }
@@ -67,6 +71,19 @@ func (s *fsmStore) Ready() error                                    { return nil
 func (s *fsmStore) Stats() map[string]any                           { return map[string]any{"sqlite3": s.f.Stats()} }
 func (s *fsmStore) LastContact() time.Time                          { return time.Now() }
 func (s *fsmStore) ApplyProgress() (bool, time.Time)                { return true, s.f.AppliedAt() }
+
+func (s *fsmStore) Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) error {
+	return s.f.Backup(ctx, w, opt)
+}
+func (s *fsmStore) Checksum(ctx context.Context) (uint64, string, error) { return s.f.Checksum(ctx) }
+func (s *fsmStore) ChecksumAt(ctx context.Context, i uint64) (string, error) {
+	return s.f.ChecksumAt(ctx, i)
+}
+
+// Load and TriggerChecksum need Raft (a restore, a marker entry), which the
+// golden files do not exercise.
+func (s *fsmStore) Load(context.Context, io.Reader) error           { return errNotScripted }
+func (s *fsmStore) TriggerChecksum(context.Context) (uint64, error) { return 0, errNotScripted }
 
 // goldenStep is one request of a golden file and the answer it must get.
 type goldenStep struct {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // node is one member as /nodes and /leader show it. Field order and
@@ -38,7 +40,7 @@ func (s *Server) probeTimeout(r *http.Request) time.Duration {
 
 // probe fills in whether m's API answers, its version and the round trip
 // time. This node answers for itself without a network round trip.
-func (s *Server) probe(ctx context.Context, m Member, timeout time.Duration) *node {
+func (s *Server) probe(ctx context.Context, m api.Member, timeout time.Duration) *node {
 	n := &node{ID: m.ID, APIAddr: normalizeURL(m.APIAddr), Addr: m.RaftAddr, Voter: m.Voter}
 	start := time.Now()
 	defer func() {
@@ -80,7 +82,7 @@ func (s *Server) probe(ctx context.Context, m Member, timeout time.Duration) *no
 }
 
 // probeAll probes members in parallel.
-func (s *Server) probeAll(ctx context.Context, members []Member, timeout time.Duration) []*node {
+func (s *Server) probeAll(ctx context.Context, members []api.Member, timeout time.Duration) []*node {
 	out := make([]*node, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
@@ -100,7 +102,7 @@ func (s *Server) probeAll(ctx context.Context, members []Member, timeout time.Du
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request, p *params) {
 	members, err := s.store.Members()
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "store nodes: "+oneLine(err.Error()))
+		writeError(w, api.ErrUnavailable, "store nodes: "+oneLine(err.Error()))
 		return
 	}
 	if !p.nonVoters {
@@ -127,7 +129,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request, p *params) 
 		b, err = json.Marshal(legacy)
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, codeInternal, "encoding nodes: "+err.Error())
+		writeError(w, api.ErrInternal, "encoding nodes: "+err.Error())
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, b, p.pretty)
@@ -143,11 +145,11 @@ func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	members, err := s.store.Members()
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "store nodes: "+oneLine(err.Error()))
+		writeError(w, api.ErrUnavailable, "store nodes: "+oneLine(err.Error()))
 		return
 	}
 	leaderID := s.store.LeaderID()
-	var leader *Member
+	var leader *api.Member
 	for i := range members {
 		if members[i].Leader || (leaderID != "" && members[i].ID == leaderID) {
 			leader = &members[i]
@@ -157,13 +159,13 @@ func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	if leader == nil {
 		s.metrics.noLeader.Inc()
-		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
+		writeError(w, api.ErrNoLeader, api.ErrNoLeader.Error())
 		return
 	}
 	n := s.probe(r.Context(), *leader, s.probeTimeout(r))
 	b, err := json.Marshal(n)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, codeInternal, "encoding leader: "+err.Error())
+		writeError(w, api.ErrInternal, "encoding leader: "+err.Error())
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, b, p.pretty)
@@ -195,7 +197,7 @@ func (s *Server) stepDown(w http.ResponseWriter, r *http.Request, p *params) {
 	}
 	target, err := idBody(body, true)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
 	if !s.store.IsLeader() {
@@ -220,7 +222,7 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	id, err := idBody(body, false)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
 	if !s.store.IsLeader() {
@@ -238,14 +240,13 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request, p *params)
 }
 
 func (s *Server) clusterOpFailed(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, what string, err error) {
-	err = s.mapErr(err)
 	switch {
-	case isNotLeader(err):
+	case errors.Is(err, api.ErrNotLeader):
 		s.toLeader(w, r, p, ep, body)
-	case isNoLeader(err):
-		writeError(w, http.StatusServiceUnavailable, codeNoLeader, ErrNoLeader.Error())
+	case errors.Is(err, api.ErrNoLeader):
+		writeError(w, api.ErrNoLeader, api.ErrNoLeader.Error())
 	default:
 		re := classifyStoreError(err)
-		writeError(w, re.status, re.code, fmt.Sprintf("%s: %s", what, oneLine(re.msg)))
+		writeError(w, re.outcome, fmt.Sprintf("%s: %s", what, oneLine(re.msg)))
 	}
 }

@@ -6,50 +6,9 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
-
-// level is a read consistency level.
-type level uint8
-
-const (
-	levelWeak level = iota
-	levelNone
-	levelStrong
-	levelLinearizable
-	levelAuto
-)
-
-func (l level) String() string {
-	switch l {
-	case levelNone:
-		return "none"
-	case levelStrong:
-		return "strong"
-	case levelLinearizable:
-		return "linearizable"
-	case levelAuto:
-		return "auto"
-	default:
-		return "weak"
-	}
-}
-
-// parseLevel maps a ?level value to a level; unknown values mean weak, as
-// in rqlite.
-func parseLevel(s string) level {
-	switch s {
-	case "none":
-		return levelNone
-	case "strong":
-		return levelStrong
-	case "linearizable":
-		return levelLinearizable
-	case "auto":
-		return levelAuto
-	default:
-		return levelWeak
-	}
-}
 
 // params are a request's query parameters. Flags are presence-only:
 // ?pretty and ?pretty=false both turn pretty printing on.
@@ -58,7 +17,7 @@ type params struct {
 	redirect, queue, wait, raftIndex            bool
 	freshnessStrict, noLeader, nonVoters        bool
 
-	level     level
+	level     api.Level
 	freshness time.Duration
 	timeout   time.Duration
 
@@ -77,7 +36,7 @@ type params struct {
 // parseParams parses and validates rawQuery. Unknown parameters are
 // ignored. A malformed value of a known parameter is an error (400).
 func parseParams(rawQuery string, defTimeout time.Duration) (*params, error) {
-	p := &params{timeout: defTimeout}
+	p := &params{timeout: defTimeout, level: api.LevelWeak}
 	if rawQuery == "" {
 		return p, nil
 	}
@@ -98,7 +57,7 @@ func parseParams(rawQuery string, defTimeout time.Duration) (*params, error) {
 	p.freshnessStrict = has("freshness_strict")
 	p.noLeader = has("noleader")
 	p.nonVoters = has("nonvoters")
-	p.level = parseLevel(vals.Get("level"))
+	p.level = api.ParseLevel(vals.Get("level"))
 	p.key = vals.Get("key")
 	p.ver = vals.Get("ver")
 	p.q, p.hasQ = vals.Get("q"), has("q")

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // The one-line reasons of a 400 answer to a bad body.
@@ -35,12 +35,12 @@ func isTextPlain(contentType string) bool {
 
 // parseBody turns a request body into statements: one SQL string when
 // textPlain, else the JSON array of API.md.
-func parseBody(body []byte, textPlain bool) ([]fsm.Statement, error) {
+func parseBody(body []byte, textPlain bool) ([]api.Statement, error) {
 	if textPlain {
 		if len(bytes.TrimSpace(body)) == 0 {
 			return nil, errNoStatements
 		}
-		return []fsm.Statement{{SQL: string(body)}}, nil
+		return []api.Statement{{SQL: string(body)}}, nil
 	}
 	return ParseStatements(body)
 }
@@ -48,7 +48,7 @@ func parseBody(body []byte, textPlain bool) ([]fsm.Statement, error) {
 // ParseStatements parses a JSON request body: an array whose elements are
 // each a SQL string, [sql, positional params...] or [sql, {named params}].
 // Errors are one-line reasons suitable for a 400 answer.
-func ParseStatements(body []byte) ([]fsm.Statement, error) {
+func ParseStatements(body []byte) ([]api.Statement, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var top any
@@ -65,7 +65,7 @@ func ParseStatements(body []byte) ([]fsm.Statement, error) {
 	if len(elems) == 0 {
 		return nil, errNoStatements
 	}
-	stmts := make([]fsm.Statement, len(elems))
+	stmts := make([]api.Statement, len(elems))
 	for i, el := range elems {
 		switch e := el.(type) {
 		case string:
@@ -82,7 +82,7 @@ func ParseStatements(body []byte) ([]fsm.Statement, error) {
 			if err != nil {
 				return nil, err
 			}
-			stmts[i] = fsm.Statement{SQL: sql, Params: ps}
+			stmts[i] = api.Statement{SQL: sql, Params: ps}
 		default:
 			return nil, errInvalidRequest
 		}
@@ -93,12 +93,12 @@ func ParseStatements(body []byte) ([]fsm.Statement, error) {
 // parseParamList turns the elements after the SQL string into parameters:
 // values bind positionally, objects bind by name. Named parameters are
 // sorted by name so that the log entry does not depend on JSON key order.
-func parseParamList(list []any) ([]fsm.Param, error) {
+func parseParamList(list []any) ([]api.Param, error) {
 	if len(list) == 0 {
 		return nil, nil
 	}
-	var positional []fsm.Param
-	var named map[string]fsm.Value
+	var positional []api.Param
+	var named map[string]api.Value
 	for _, el := range list {
 		m, ok := el.(map[string]any)
 		if !ok {
@@ -106,11 +106,11 @@ func parseParamList(list []any) ([]fsm.Param, error) {
 			if err != nil {
 				return nil, err
 			}
-			positional = append(positional, fsm.Param{Value: v})
+			positional = append(positional, api.Param{Value: v})
 			continue
 		}
 		if named == nil {
-			named = make(map[string]fsm.Value, len(m))
+			named = make(map[string]api.Value, len(m))
 		}
 		for k, raw := range m {
 			name := strings.TrimLeft(k, ":@$")
@@ -135,15 +135,15 @@ func parseParamList(list []any) ([]fsm.Param, error) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	out := make([]fsm.Param, len(names))
+	out := make([]api.Param, len(names))
 	for i, n := range names {
-		out[i] = fsm.Param{Name: n, Value: named[n]}
+		out[i] = api.Param{Name: n, Value: named[n]}
 	}
 	return out, nil
 }
 
-// paramValue converts one decoded JSON value into an fsm.Value.
-func paramValue(v any) (fsm.Value, error) {
+// paramValue converts one decoded JSON value into an api.Value.
+func paramValue(v any) (api.Value, error) {
 	switch x := v.(type) {
 	case nil:
 		return nil, nil

@@ -9,38 +9,38 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 func TestParseStatements(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
-		want []fsm.Statement
+		want []api.Statement
 	}{
 		{"simple", `["CREATE TABLE foo (id INTEGER)", "SELECT 1"]`,
-			[]fsm.Statement{{SQL: "CREATE TABLE foo (id INTEGER)"}, {SQL: "SELECT 1"}}},
-		{"sql only in array", `[["SELECT 1"]]`, []fsm.Statement{{SQL: "SELECT 1"}}},
+			[]api.Statement{{SQL: "CREATE TABLE foo (id INTEGER)"}, {SQL: "SELECT 1"}}},
+		{"sql only in array", `[["SELECT 1"]]`, []api.Statement{{SQL: "SELECT 1"}}},
 		{"positional", `[["INSERT INTO foo(name, age) VALUES(?, ?)", "fiona", 20]]`,
-			[]fsm.Statement{{SQL: "INSERT INTO foo(name, age) VALUES(?, ?)", Params: []fsm.Param{{Value: "fiona"}, {Value: int64(20)}}}}},
+			[]api.Statement{{SQL: "INSERT INTO foo(name, age) VALUES(?, ?)", Params: []api.Param{{Value: "fiona"}, {Value: int64(20)}}}}},
 		{"named sorted and prefixes stripped", `[["INSERT INTO foo VALUES(:name, :age)", {"name": "fiona", ":age": 20, "@b": null}]]`,
-			[]fsm.Statement{{SQL: "INSERT INTO foo VALUES(:name, :age)", Params: []fsm.Param{
+			[]api.Statement{{SQL: "INSERT INTO foo VALUES(:name, :age)", Params: []api.Param{
 				{Name: "age", Value: int64(20)}, {Name: "b", Value: nil}, {Name: "name", Value: "fiona"}}}}},
 		{"two objects merge", `[["X", {"a": 1}, {"b": 2, "a": 3}]]`,
-			[]fsm.Statement{{SQL: "X", Params: []fsm.Param{{Name: "a", Value: int64(3)}, {Name: "b", Value: int64(2)}}}}},
+			[]api.Statement{{SQL: "X", Params: []api.Param{{Name: "a", Value: int64(3)}, {Name: "b", Value: int64(2)}}}}},
 		{"mixed forms", `["CREATE TABLE t (x)", ["INSERT INTO t VALUES(?)", 1]]`,
-			[]fsm.Statement{{SQL: "CREATE TABLE t (x)"}, {SQL: "INSERT INTO t VALUES(?)", Params: []fsm.Param{{Value: int64(1)}}}}},
+			[]api.Statement{{SQL: "CREATE TABLE t (x)"}, {SQL: "INSERT INTO t VALUES(?)", Params: []api.Param{{Value: int64(1)}}}}},
 		{"numbers", `[["X", 1, -9223372036854775808, 9223372036854775808, 1.0, 1e3, 2.5, -0]]`,
-			[]fsm.Statement{{SQL: "X", Params: []fsm.Param{{Value: int64(1)}, {Value: int64(math.MinInt64)},
+			[]api.Statement{{SQL: "X", Params: []api.Param{{Value: int64(1)}, {Value: int64(math.MinInt64)},
 				{Value: float64(9223372036854775808)}, {Value: float64(1)}, {Value: float64(1000)}, {Value: 2.5}, {Value: int64(0)}}}}},
 		{"bool null string", `[["X", true, false, null, "x"]]`,
-			[]fsm.Statement{{SQL: "X", Params: []fsm.Param{{Value: true}, {Value: false}, {Value: nil}, {Value: "x"}}}}},
+			[]api.Statement{{SQL: "X", Params: []api.Param{{Value: true}, {Value: false}, {Value: nil}, {Value: "x"}}}}},
 		{"blob array", `[["X", [0, 1, 255], []]]`,
-			[]fsm.Statement{{SQL: "X", Params: []fsm.Param{{Value: []byte{0, 1, 255}}, {Value: []byte{}}}}}},
+			[]api.Statement{{SQL: "X", Params: []api.Param{{Value: []byte{0, 1, 255}}, {Value: []byte{}}}}}},
 		{"hex blob", `[["X", "x'DEADbeef'", "X''", "x'abc'", "x'zz'", "xx"]]`,
-			[]fsm.Statement{{SQL: "X", Params: []fsm.Param{{Value: []byte{0xde, 0xad, 0xbe, 0xef}}, {Value: []byte{}},
+			[]api.Statement{{SQL: "X", Params: []api.Param{{Value: []byte{0xde, 0xad, 0xbe, 0xef}}, {Value: []byte{}},
 				{Value: "x'abc'"}, {Value: "x'zz'"}, {Value: "xx"}}}}},
-		{"whitespace around", " \n[\"SELECT 1\"]\n ", []fsm.Statement{{SQL: "SELECT 1"}}},
+		{"whitespace around", " \n[\"SELECT 1\"]\n ", []api.Statement{{SQL: "SELECT 1"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,11 +117,11 @@ func TestParseBodyTextPlain(t *testing.T) {
 // TestRequestBodyRoundTrip checks that appendRequestBody (used to forward
 // queued batches) is read back by ParseStatements as the same statements.
 func TestRequestBodyRoundTrip(t *testing.T) {
-	stmts := []fsm.Statement{
+	stmts := []api.Statement{
 		{SQL: "CREATE TABLE \"t\" (x)"},
-		{SQL: "INSERT INTO t VALUES(?, ?, ?, ?, ?, ?, ?)", Params: []fsm.Param{
+		{SQL: "INSERT INTO t VALUES(?, ?, ?, ?, ?, ?, ?)", Params: []api.Param{
 			{Value: int64(-5)}, {Value: 1.0}, {Value: 1e-7}, {Value: 1e300}, {Value: []byte{1, 2}}, {Value: nil}, {Value: "a\"b\n"}}},
-		{SQL: "INSERT INTO t VALUES(:a, :b)", Params: []fsm.Param{{Name: "a", Value: true}, {Name: "b", Value: -0.5}}},
+		{SQL: "INSERT INTO t VALUES(:a, :b)", Params: []api.Param{{Name: "a", Value: true}, {Name: "b", Value: -0.5}}},
 	}
 	body := appendRequestBody(nil, stmts)
 	got, err := ParseStatements(body)
@@ -180,8 +180,8 @@ func FuzzParseStatements(f *testing.F) {
 
 // normalizeStrings maps strings through JSON's view of them (invalid UTF-8
 // becomes U+FFFD), so that round-trip comparisons are fair.
-func normalizeStrings(stmts []fsm.Statement) []fsm.Statement {
-	out := make([]fsm.Statement, len(stmts))
+func normalizeStrings(stmts []api.Statement) []api.Statement {
+	out := make([]api.Statement, len(stmts))
 	for i, st := range stmts {
 		out[i].SQL = string(bytes.ToValidUTF8([]byte(st.SQL), []byte("\uFFFD")))
 		for _, p := range st.Params {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -34,14 +35,13 @@ import (
 // ambiguous failure is not applied twice.
 
 var (
-	errQueueClosed    = errors.New("write queue is shut down")
-	errQueueTooLarge  = errors.New("queued request too large for one log entry")
-	errSessionExpired = errors.New(msgSessionExpired)
+	errQueueClosed   = errors.New("write queue is shut down")
+	errQueueTooLarge = errors.New("queued request too large for one log entry")
 )
 
 // queuedWrite is one accepted queued request.
 type queuedWrite struct {
-	stmts []fsm.Statement
+	stmts []api.Statement
 	size  int // fsm.StatementsSize(stmts)
 	seq   int64
 	auth  string     // Authorization header, used if the batch is forwarded
@@ -111,7 +111,7 @@ func (q *writeQueue) newSession() {
 // enqueue accepts stmts and returns their sequence number and, when wait,
 // a channel that receives the outcome of their batch. It fails when the
 // queue stays full until ctx ends, or is shut down.
-func (q *writeQueue) enqueue(ctx context.Context, stmts []fsm.Statement, wait bool, auth string) (int64, <-chan error, error) {
+func (q *writeQueue) enqueue(ctx context.Context, stmts []api.Statement, wait bool, auth string) (int64, <-chan error, error) {
 	if q.stopped.Load() {
 		return 0, nil, errQueueClosed
 	}
@@ -232,7 +232,7 @@ func (q *writeQueue) fits(batch []*queuedWrite, size int, it *queuedWrite) bool 
 
 // flush applies one batch and tells its waiters.
 func (q *writeQueue) flush(batch []*queuedWrite) {
-	var stmts []fsm.Statement
+	var stmts []api.Statement
 	maxSeq := int64(0)
 	for _, it := range batch {
 		stmts = append(stmts, it.stmts...)
@@ -262,18 +262,18 @@ func (q *writeQueue) flush(batch []*queuedWrite) {
 
 // apply applies stmts as one log entry, retrying transient failures until
 // it succeeds, fails for good, or the queue is shut down.
-func (q *writeQueue) apply(stmts []fsm.Statement, auth string) error {
+func (q *writeQueue) apply(stmts []api.Statement, auth string) error {
 	if len(stmts) == 0 {
 		return nil
 	}
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := q.s.mapErr(q.applyOnce(stmts, auth))
+		err := q.applyOnce(stmts, auth)
 		if err == nil {
 			q.sessionSeq++
 			return nil
 		}
-		if errors.Is(err, errSessionExpired) {
+		if errors.Is(err, api.ErrSessionExpired) {
 			q.newSession() // nothing was applied under the expired session
 			continue
 		}
@@ -296,8 +296,8 @@ func (q *writeQueue) apply(stmts []fsm.Statement, auth string) error {
 // isTransient reports whether a failed attempt may succeed if retried.
 func isTransient(err error) bool {
 	var te interface{ Temporary() bool }
-	return isNotLeader(err) || isNoLeader(err) || isLeadershipLost(err) ||
-		isCommitTimeout(err) || isNotApplied(err) || (errors.As(err, &te) && te.Temporary())
+	return errors.Is(err, api.ErrNotLeader) || errors.Is(err, api.ErrNoLeader) || errors.Is(err, api.ErrLeadershipLost) ||
+		errors.Is(err, api.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, api.ErrUnavailable) || (errors.As(err, &te) && te.Temporary())
 }
 
 // transientError is a failure worth retrying (from a forwarded batch).
@@ -308,7 +308,7 @@ func (e *transientError) Temporary() bool { return true }
 
 // applyOnce makes one attempt: Execute when this node leads, else forward
 // the batch to the leader.
-func (q *writeQueue) applyOnce(stmts []fsm.Statement, auth string) error {
+func (q *writeQueue) applyOnce(stmts []api.Statement, auth string) error {
 	if q.ctx.Err() != nil {
 		return errQueueClosed
 	}
@@ -316,31 +316,28 @@ func (q *writeQueue) applyOnce(stmts []fsm.Statement, auth string) error {
 	defer cancel()
 	seq := q.sessionSeq + 1
 	if q.s.store.IsLeader() {
-		resp, err := q.s.store.Execute(ctx, &fsm.Request{Statements: stmts, ClientID: q.clientID, Seq: seq})
+		resp, err := q.s.store.Execute(ctx, &api.Request{Statements: stmts, ClientID: q.clientID, Seq: seq})
 		if err != nil {
 			return err
 		}
 		if resp != nil && resp.Err != nil {
-			if errors.Is(resp.Err, fsm.ErrUnknownSession) || strings.Contains(resp.Err.Error(), msgSessionExpired) {
-				return errSessionExpired
-			}
 			return resp.Err
 		}
 		return nil
 	}
 	leader := q.s.leaderURL()
 	if leader == "" {
-		return ErrNoLeader
+		return api.ErrNoLeader
 	}
 	if leader == q.s.cfg.AdvAddr {
-		return ErrNotLeader
+		return api.ErrNotLeader
 	}
 	return q.forwardBatch(ctx, leader, stmts, auth, seq)
 }
 
 // forwardBatch sends a batch to the leader's /db/execute under the queue's
 // session.
-func (q *writeQueue) forwardBatch(ctx context.Context, leader string, stmts []fsm.Statement, auth string, seq uint64) error {
+func (q *writeQueue) forwardBatch(ctx context.Context, leader string, stmts []api.Statement, auth string, seq uint64) error {
 	body := appendRequestBody(nil, stmts)
 	u := leader + "/db/execute?client_id=" + url.QueryEscape(q.clientID) + "&seq=" + strconv.FormatUint(seq, 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
@@ -367,8 +364,8 @@ func (q *writeQueue) forwardBatch(ctx context.Context, leader string, stmts []fs
 	}
 	_ = json.Unmarshal(raw, &top)
 	switch {
-	case top.Code == codeSessionExpired:
-		return errSessionExpired
+	case top.Code == api.ErrSessionExpired.Code:
+		return api.ErrSessionExpired
 	case resp.StatusCode == http.StatusOK && top.Error == "":
 		return nil
 	case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway ||
@@ -394,10 +391,10 @@ func (q *writeQueue) stats() map[string]any {
 // queuedExecute serves /db/execute?queue: accept the write into the queue
 // and answer {"results":[],"sequence_number":N} at once, or (with ?wait)
 // when its batch is applied.
-func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params, body []byte, stmts []fsm.Statement) {
+func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params, body []byte, stmts []api.Statement) {
 	o := p.encodeOpts(epExecute)
 	if p.clientID != "" {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "client_id and seq cannot be used with queue")
+		writeError(w, api.ErrBadRequest, "client_id and seq cannot be used with queue")
 		return
 	}
 	if !s.store.IsLeader() {
@@ -409,14 +406,14 @@ func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params
 	seq, done, err := s.queue.enqueue(ctx, stmts, p.wait, r.Header.Get("Authorization"))
 	if err != nil {
 		if errors.Is(err, errQueueClosed) {
-			writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+			writeError(w, api.ErrUnavailable, err.Error())
 			return
 		}
 		if errors.Is(err, errQueueTooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, codeEntryTooLarge, err.Error())
+			writeError(w, api.ErrEntryTooLarge, err.Error())
 			return
 		}
-		writeRequestError(w, &requestError{http.StatusServiceUnavailable, codeQueueFull, "write queue is full"}, o)
+		writeRequestError(w, &requestError{api.ErrQueueFull, "write queue is full"}, o)
 		return
 	}
 	out := &apiResponse{seqNum: seq}
@@ -424,12 +421,12 @@ func (s *Server) queuedExecute(w http.ResponseWriter, r *http.Request, p *params
 		select {
 		case err := <-done:
 			if err != nil {
-				out.err, out.code = err.Error(), codeQueueFailed
+				out.err, out.code = err.Error(), api.ErrQueueFailed.Code
 				writeResponse(w, http.StatusInternalServerError, out, o)
 				return
 			}
 		case <-ctx.Done():
-			out.err, out.code = "timeout waiting for queued statements to be applied", codeTimeout
+			out.err, out.code = "timeout waiting for queued statements to be applied", api.ErrTimeout.Code
 			writeResponse(w, http.StatusGatewayTimeout, out, o)
 			return
 		}

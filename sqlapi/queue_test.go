@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -81,14 +82,14 @@ func TestQueueRetriesTransientFailures(t *testing.T) {
 	store := leaderStore()
 	var mu sync.Mutex
 	fails := 2
-	store.execFn = func(_ context.Context, req *fsm.Request) (*fsm.Response, error) {
+	store.execFn = func(_ context.Context, req *api.Request) (*api.Response, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if fails > 0 {
 			fails--
-			return nil, ErrLeadershipLost
+			return nil, api.ErrLeadershipLost
 		}
-		return &fsm.Response{Results: make([]fsm.Result, len(req.Statements))}, nil
+		return &api.Response{Results: make([]api.Result, len(req.Statements))}, nil
 	}
 	_, ts := newTestServer(t, store, nil)
 	code, _, body := do(t, "POST", ts.URL+"/db/execute?queue&wait", "", `["X"]`)
@@ -105,12 +106,12 @@ func TestQueueRetriesTransientFailures(t *testing.T) {
 func TestQueueNewSessionWhenExpired(t *testing.T) {
 	store := leaderStore()
 	first := true
-	store.execFn = func(_ context.Context, req *fsm.Request) (*fsm.Response, error) {
+	store.execFn = func(_ context.Context, req *api.Request) (*api.Response, error) {
 		if first {
 			first = false
-			return &fsm.Response{Err: errors.New("unknown or expired session")}, nil
+			return &api.Response{Err: api.ErrSessionExpired}, nil
 		}
-		return &fsm.Response{Results: make([]fsm.Result, len(req.Statements))}, nil
+		return &api.Response{Results: make([]api.Result, len(req.Statements))}, nil
 	}
 	_, ts := newTestServer(t, store, nil)
 	if code, _, body := do(t, "POST", ts.URL+"/db/execute?queue&wait", "", `["X"]`); code != 200 {
@@ -125,7 +126,7 @@ func TestQueueNewSessionWhenExpired(t *testing.T) {
 
 func TestQueuePermanentFailureReported(t *testing.T) {
 	store := leaderStore()
-	store.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) {
+	store.execFn = func(context.Context, *api.Request) (*api.Response, error) {
 		return nil, errors.New("command too large")
 	}
 	_, ts := newTestServer(t, store, nil)
@@ -139,13 +140,13 @@ func TestQueuePermanentFailureReported(t *testing.T) {
 func TestQueueWaitTimeout(t *testing.T) {
 	store := leaderStore()
 	release := make(chan struct{})
-	store.execFn = func(ctx context.Context, req *fsm.Request) (*fsm.Response, error) {
+	store.execFn = func(ctx context.Context, req *api.Request) (*api.Response, error) {
 		select {
 		case <-release:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		return &fsm.Response{Results: make([]fsm.Result, len(req.Statements))}, nil
+		return &api.Response{Results: make([]api.Result, len(req.Statements))}, nil
 	}
 	_, ts := newTestServer(t, store, nil)
 	code, _, body := do(t, "POST", ts.URL+"/db/execute?queue&wait&timeout=150ms", "", `["X"]`)
@@ -163,11 +164,11 @@ func TestQueueForwardsBatchAfterLeadershipMoves(t *testing.T) {
 	// under the queue's session.
 	p.follower.set(func(f *fakeStore) {
 		f.leader = true
-		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) {
+		f.execFn = func(context.Context, *api.Request) (*api.Response, error) {
 			f.mu.Lock()
 			f.leader = false
 			f.mu.Unlock()
-			return nil, ErrNotLeader
+			return nil, api.ErrNotLeader
 		}
 	})
 	code, _, body := do(t, "POST", p.followerTS.URL+"/db/execute?queue&wait", "", `[["INSERT INTO t VALUES(?, ?)", 1.0, [1,2]]]`,

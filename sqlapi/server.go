@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // Server is the HTTP API. It is an http.Handler; Serve and Shutdown run it
@@ -197,7 +199,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.metrics.panics.Inc()
 			s.log.Error("panic in HTTP handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 			if !rec.wrote {
-				writeError(rec, http.StatusInternalServerError, codeInternal, fmt.Sprintf("internal error: %v", v))
+				writeError(rec, api.ErrInternal, fmt.Sprintf("internal error: %v", v))
 			}
 		}
 		s.metrics.observe(ep, rec.status(), time.Since(start))
@@ -210,7 +212,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := s.route(path)
 	if rt == nil {
-		writeError(rec, http.StatusNotFound, codeNotFound, "not found")
+		writeError(rec, api.ErrNotFound, "not found")
 		return
 	}
 	ep = rt.ep
@@ -222,17 +224,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(r, rt) {
 		s.metrics.authFail.Inc()
 		rec.Header().Set("WWW-Authenticate", `Basic realm="raftlite"`)
-		writeError(rec, http.StatusUnauthorized, codeUnauthorized, "unauthorized")
+		writeError(rec, api.ErrUnauthorized, "unauthorized")
 		return
 	}
 	if !methodAllowed(rt.methods, r.Method) {
 		rec.Header().Set("Allow", strings.Join(rt.methods, ", "))
-		writeError(rec, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed")
+		writeError(rec, api.ErrMethodNotAllowed, "method not allowed")
 		return
 	}
 	p, err := parseParams(r.URL.RawQuery, s.cfg.DefaultTimeout)
 	if err != nil {
-		writeError(rec, http.StatusBadRequest, codeBadRequest, err.Error())
+		writeError(rec, api.ErrBadRequest, err.Error())
 		return
 	}
 	p.start = start
@@ -286,7 +288,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	}
 	max := s.cfg.MaxBodyBytes
 	if r.ContentLength > max {
-		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+		writeError(w, api.ErrRequestTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 		return nil, false
 	}
 	rd := http.MaxBytesReader(w, r.Body, max)
@@ -307,9 +309,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
+				writeError(w, api.ErrRequestTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", max))
 			} else {
-				writeError(w, http.StatusBadRequest, codeBadRequest, "reading request body: "+err.Error())
+				writeError(w, api.ErrBadRequest, "reading request body: "+err.Error())
 			}
 			return nil, false
 		}

@@ -4,14 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 func leaderStore() *fakeStore {
@@ -87,26 +88,26 @@ func TestExecuteResponseErrors(t *testing.T) {
 	store := leaderStore()
 	_, ts := newTestServer(t, store, nil)
 	cases := []struct {
-		resp   *fsm.Response
+		resp   *api.Response
 		err    error
 		status int
 		want   string
 	}{
-		{&fsm.Response{Err: errors.New("sequence number already superseded")}, nil, 400,
+		{&api.Response{Err: api.ErrSeqSuperseded}, nil, 400,
 			`{"results":[],"error":"sequence number already superseded","code":"seq_superseded"}`},
-		{&fsm.Response{Err: errors.New("unknown or expired session")}, nil, 400,
+		{&api.Response{Err: api.ErrSessionExpired}, nil, 400,
 			`{"results":[],"error":"unknown or expired session","code":"session_expired"}`},
-		{&fsm.Response{Results: []fsm.Result{{RowsAffected: 1}}, Index: 5, Deduplicated: true}, nil, 200,
+		{&api.Response{Results: []api.Result{{RowsAffected: 1}}, Index: 5, Deduplicated: true}, nil, 200,
 			`{"results":[{"rows_affected":1}],"deduplicated":true}`},
-		{nil, errors.Join(ErrLeadershipLost, errors.New("detail")), 503, `"code":"leadership_lost"`},
-		{nil, ErrCommitTimeout, 504, `"code":"timeout"`},
-		{nil, ErrUnknownOutcome, 503, `"code":"unknown_outcome"`},
-		{nil, ErrNotApplied, 503, `"code":"unavailable"`},
+		{nil, errors.Join(api.ErrLeadershipLost, errors.New("detail")), 503, `"code":"leadership_lost"`},
+		{nil, api.ErrCommitTimeout, 504, `"code":"timeout"`},
+		{nil, api.ErrUnknownOutcome, 503, `"code":"unknown_outcome"`},
+		{nil, api.ErrUnavailable, 503, `"code":"unavailable"`},
 		{nil, errors.New("disk on fire"), 500, `{"results":[],"error":"disk on fire","code":"store_error"}`},
 	}
 	for i, c := range cases {
 		store.set(func(f *fakeStore) {
-			f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return c.resp, c.err }
+			f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return c.resp, c.err }
 		})
 		code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`)
 		if code != c.status || !strings.Contains(body, c.want) {
@@ -115,7 +116,7 @@ func TestExecuteResponseErrors(t *testing.T) {
 	}
 	// No leader known: 503 leader not found.
 	store.set(func(f *fakeStore) {
-		f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return nil, ErrNoLeader }
+		f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return nil, api.ErrNoLeader }
 	})
 	if code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Errorf("no leader: %d %q", code, body)
@@ -139,24 +140,24 @@ func TestBadRequests(t *testing.T) {
 		status             int
 		want               string
 	}{
-		{"POST", "/db/execute", `not json`, 400, jsonError(codeBadRequest, "invalid JSON body")},
-		{"POST", "/db/execute", ``, 400, jsonError(codeBadRequest, "invalid JSON body")},
-		{"POST", "/db/execute", `{"a":1}`, 400, jsonError(codeBadRequest, "invalid request")},
-		{"POST", "/db/execute", `[]`, 400, jsonError(codeBadRequest, "no statements")},
-		{"POST", "/db/execute", `[["X", {"a": {}}]]`, 400, jsonError(codeBadRequest, "unsupported parameter type: nested object")},
-		{"POST", "/db/query", `[1]`, 400, jsonError(codeBadRequest, "invalid request")},
-		{"POST", "/db/request", `[]`, 400, jsonError(codeBadRequest, "no statements")},
-		{"GET", "/db/query", ``, 400, jsonError(codeBadRequest, "no statements")},
-		{"GET", "/db/query?q=", ``, 400, jsonError(codeBadRequest, "query parameter not set")},
-		{"POST", "/db/execute", `["` + strings.Repeat("x", 200) + `"]`, 413, jsonError(codeTooLarge, "request body too large: limit is 100 bytes")},
-		{"GET", "/db/query?q=SELECT+1&timeout=soon", ``, 400, jsonError(codeBadRequest, "timeout is not a valid duration")},
-		{"GET", "/db/query?q=SELECT+1&freshness=x", ``, 400, jsonError(codeBadRequest, "freshness is not a valid duration")},
-		{"GET", "/db/query?q=SELECT+1&freshness_strict", ``, 400, jsonError(codeBadRequest, "freshness_strict requires freshness")},
-		{"GET", "/db/query?q=SELECT+1&min_index=-1", ``, 400, jsonError(codeBadRequest, "min_index is not a valid log index")},
-		{"POST", "/db/execute?client_id=a&seq=x", `["X"]`, 400, jsonError(codeBadRequest, "seq is not a valid sequence number (1, 2, 3...)")},
-		{"POST", "/db/execute?client_id=a", `["X"]`, 400, jsonError(codeBadRequest, "client_id requires seq")},
-		{"POST", "/db/execute?seq=1", `["X"]`, 400, jsonError(codeBadRequest, "seq requires client_id")},
-		{"POST", "/db/execute?queue&client_id=a&seq=1", `["X"]`, 400, jsonError(codeBadRequest, "client_id and seq cannot be used with queue")},
+		{"POST", "/db/execute", `not json`, 400, jsonError("bad_request", "invalid JSON body")},
+		{"POST", "/db/execute", ``, 400, jsonError("bad_request", "invalid JSON body")},
+		{"POST", "/db/execute", `{"a":1}`, 400, jsonError("bad_request", "invalid request")},
+		{"POST", "/db/execute", `[]`, 400, jsonError("bad_request", "no statements")},
+		{"POST", "/db/execute", `[["X", {"a": {}}]]`, 400, jsonError("bad_request", "unsupported parameter type: nested object")},
+		{"POST", "/db/query", `[1]`, 400, jsonError("bad_request", "invalid request")},
+		{"POST", "/db/request", `[]`, 400, jsonError("bad_request", "no statements")},
+		{"GET", "/db/query", ``, 400, jsonError("bad_request", "no statements")},
+		{"GET", "/db/query?q=", ``, 400, jsonError("bad_request", "query parameter not set")},
+		{"POST", "/db/execute", `["` + strings.Repeat("x", 200) + `"]`, 413, jsonError("request_too_large", "request body too large: limit is 100 bytes")},
+		{"GET", "/db/query?q=SELECT+1&timeout=soon", ``, 400, jsonError("bad_request", "timeout is not a valid duration")},
+		{"GET", "/db/query?q=SELECT+1&freshness=x", ``, 400, jsonError("bad_request", "freshness is not a valid duration")},
+		{"GET", "/db/query?q=SELECT+1&freshness_strict", ``, 400, jsonError("bad_request", "freshness_strict requires freshness")},
+		{"GET", "/db/query?q=SELECT+1&min_index=-1", ``, 400, jsonError("bad_request", "min_index is not a valid log index")},
+		{"POST", "/db/execute?client_id=a&seq=x", `["X"]`, 400, jsonError("bad_request", "seq is not a valid sequence number (1, 2, 3...)")},
+		{"POST", "/db/execute?client_id=a", `["X"]`, 400, jsonError("bad_request", "client_id requires seq")},
+		{"POST", "/db/execute?seq=1", `["X"]`, 400, jsonError("bad_request", "seq requires client_id")},
+		{"POST", "/db/execute?queue&client_id=a&seq=1", `["X"]`, 400, jsonError("bad_request", "client_id and seq cannot be used with queue")},
 		{"GET", "/db/query?q=%zz", ``, 400, ""},
 	}
 	for _, tt := range tests {
@@ -181,7 +182,7 @@ func TestUnknownParamsIgnoredAndFlagsPresenceOnly(t *testing.T) {
 
 func TestPanicRecovered(t *testing.T) {
 	store := leaderStore()
-	store.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { panic("boom") }
+	store.execFn = func(context.Context, *api.Request) (*api.Response, error) { panic("boom") }
 	api, ts := newTestServer(t, store, nil)
 	code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["X"]`)
 	if code != 500 || !strings.Contains(body, "boom") {
@@ -204,9 +205,9 @@ func TestDBRequestRouting(t *testing.T) {
 		t.Fatalf("read-only request: %d %s q=%d e=%d", code, body, store.queriedCount(), store.executedCount())
 	}
 	store.set(func(f *fakeStore) {
-		f.execFn = func(_ context.Context, req *fsm.Request) (*fsm.Response, error) {
-			return &fsm.Response{Results: []fsm.Result{{LastInsertID: 3, RowsAffected: 1},
-				{Columns: []string{"c"}, Types: []string{"integer"}, Rows: [][]fsm.Value{{int64(1)}}}}}, nil
+		f.execFn = func(_ context.Context, req *api.Request) (*api.Response, error) {
+			return &api.Response{Results: []api.Result{{LastInsertID: 3, RowsAffected: 1},
+				{Columns: []string{"c"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(1)}}}}}, nil
 		}
 	})
 	code, _, body = do(t, "POST", ts.URL+"/db/request?associative", "", `["INSERT INTO t VALUES(1)", "SELECT COUNT(*) AS c FROM t"]`)
@@ -216,7 +217,7 @@ func TestDBRequestRouting(t *testing.T) {
 	}
 	// Unclassifiable statements go through the log.
 	store.set(func(f *fakeStore) {
-		f.roFn = func(*fsm.Request) (bool, error) { return false, errors.New("syntax error") }
+		f.roFn = func(*api.Request) (bool, error) { return false, errors.New("syntax error") }
 	})
 	do(t, "POST", ts.URL+"/db/request", "", `["SELEC 1"]`)
 	if store.executedCount() != 2 {
@@ -236,12 +237,13 @@ func TestReadLevelsOnLeader(t *testing.T) {
 	if code != 200 || store.executedCount() != 1 || !store.executed[0].ReadOnly || store.executed[0].ClientID != "" {
 		t.Fatalf("strong: %d %s %+v", code, body, store.executed)
 	}
-	// linearizable: VerifyLeader, then local read.
-	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 200 || store.verified != 1 || store.queriedCount() != 2 {
-		t.Fatalf("linearizable: %d verified=%d", code, store.verified)
+	// linearizable: a read index (the leader's commit index), then a local
+	// read once it is applied.
+	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 200 || store.readIndexes != 1 || store.queriedCount() != 2 || store.waited[0] != 7 {
+		t.Fatalf("linearizable: %d read indexes=%d waited=%v", code, store.readIndexes, store.waited)
 	}
 	// min_index waits before the read.
-	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&min_index=12", "", ""); code != 200 || store.waited[0] != 12 {
+	if code, _, _ := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=none&min_index=12", "", ""); code != 200 || store.waited[1] != 12 {
 		t.Fatalf("min_index: %d %v", code, store.waited)
 	}
 	// min_index that never arrives: 504 with code timeout, bounded by ?timeout.
@@ -258,16 +260,8 @@ func TestReadLevelsOnLeader(t *testing.T) {
 	}
 }
 
-// readIndexStore adds ReadIndex to fakeStore.
-type readIndexStore struct {
-	*fakeStore
-	index uint64
-}
-
-func (s *readIndexStore) ReadIndex(context.Context) (uint64, error) { return s.index, nil }
-
 func TestLinearizableWithReadIndexOnFollower(t *testing.T) {
-	store := &readIndexStore{fakeStore: &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}, index: 31}
+	store := &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1", readIndexFn: func(context.Context) (uint64, error) { return 31, nil }}
 	_, ts := newTestServer(t, store, nil)
 	code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=linearizable&min_index=5", "", "")
 	if code != 200 || len(store.waited) != 1 || store.waited[0] != 31 || store.queriedCount() != 1 {
@@ -317,14 +311,14 @@ func TestStaleRead(t *testing.T) {
 
 func TestAutoLevel(t *testing.T) {
 	store := &fakeStore{leaderID: "2", leaderAPI: ""} // follower, no leader URL
-	store.stats = map[string]any{"raft": map[string]any{"voter": false}}
+	store.nonVoter = true
 	_, ts := newTestServer(t, store, nil)
 	// A read-only member serves auto locally (none).
 	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=auto", "", ""); code != 200 {
 		t.Fatalf("non-voter auto: %d %s", code, body)
 	}
 	// A voter treats auto as weak: leader-only, and no leader URL is known.
-	store.set(func(f *fakeStore) { f.stats = map[string]any{"raft": map[string]any{"voter": true}} })
+	store.set(func(f *fakeStore) { f.nonVoter = false })
 	if code, _, body := do(t, "GET", ts.URL+"/db/query?q=SELECT+1&level=auto", "", ""); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Fatalf("voter auto: %d %q", code, body)
 	}
@@ -384,19 +378,11 @@ func TestPprof(t *testing.T) {
 	}
 }
 
-// readIndexFnStore adds a scripted ReadIndex to fakeStore.
-type readIndexFnStore struct {
-	*fakeStore
-	fn func(ctx context.Context) (uint64, error)
-}
-
-func (s *readIndexFnStore) ReadIndex(ctx context.Context) (uint64, error) { return s.fn(ctx) }
-
 // A linearizable read whose read index cannot be had never reads the local
 // copy: it fails with a request-level error that says why.
 func TestLinearizableReadIndexFailure(t *testing.T) {
-	store := &readIndexFnStore{fakeStore: &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}}
-	store.fn = func(context.Context) (uint64, error) {
+	store := &fakeStore{leaderID: "2", leaderAPI: "http://127.0.0.1:1"}
+	store.readIndexFn = func(context.Context) (uint64, error) {
 		return 0, errors.New("cluster: read index from leader: dial tcp 127.0.0.1:1: i/o timeout")
 	}
 	_, ts := newTestServer(t, store, nil)
@@ -410,7 +396,7 @@ func TestLinearizableReadIndexFailure(t *testing.T) {
 	}
 
 	// A timeout is a timeout.
-	store.fn = func(ctx context.Context) (uint64, error) {
+	store.readIndexFn = func(ctx context.Context) (uint64, error) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	}
@@ -425,12 +411,12 @@ func TestLinearizableReadIndexFailure(t *testing.T) {
 
 // While an election is under way the read waits for a leader and asks again.
 func TestLinearizableReadIndexWaitsForLeader(t *testing.T) {
-	store := &readIndexFnStore{fakeStore: &fakeStore{}} // no leader known yet
+	store := &fakeStore{} // no leader known yet
 	var calls atomic.Int32
-	store.fn = func(context.Context) (uint64, error) {
+	store.readIndexFn = func(context.Context) (uint64, error) {
 		if calls.Add(1) == 1 {
 			store.set(func(f *fakeStore) { f.leaderID, f.leaderAPI = "2", "http://127.0.0.1:1" })
-			return 0, ErrNoLeader
+			return 0, api.ErrNoLeader
 		}
 		return 7, nil
 	}
@@ -442,7 +428,7 @@ func TestLinearizableReadIndexWaitsForLeader(t *testing.T) {
 
 	// Still no leader after the wait: 503 leader not found.
 	store.set(func(f *fakeStore) { f.leaderID, f.leaderAPI = "", "" })
-	store.fn = func(context.Context) (uint64, error) { return 0, ErrNoLeader }
+	store.readIndexFn = func(context.Context) (uint64, error) { return 0, api.ErrNoLeader }
 	_, ts2 := newTestServer(t, store, func(c *Config) { c.LeaderWait = 50 * time.Millisecond })
 	if code, _, body := do(t, "GET", ts2.URL+"/db/query?q=SELECT+1&level=linearizable", "", ""); code != 503 || body != `{"results":[],"error":"leader not found","code":"no_leader"}` {
 		t.Fatalf("no leader: %d %q", code, body)

@@ -2,13 +2,13 @@ package sqlapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/fsm"
 )
 
@@ -17,7 +17,7 @@ import (
 type sessStore struct {
 	*fsmStore
 	mu       sync.Mutex
-	executed []*fsm.Request
+	executed []*api.Request
 }
 
 func newSessStore(t *testing.T) *sessStore {
@@ -30,17 +30,17 @@ func newSessStore(t *testing.T) *sessStore {
 	return &sessStore{fsmStore: &fsmStore{f: f}}
 }
 
-func (s *sessStore) Execute(ctx context.Context, req *fsm.Request) (*fsm.Response, error) {
+func (s *sessStore) Execute(ctx context.Context, req *api.Request) (*api.Response, error) {
 	s.mu.Lock()
 	s.executed = append(s.executed, req)
 	s.mu.Unlock()
 	return s.fsmStore.Execute(ctx, req)
 }
 
-func (s *sessStore) requests() []*fsm.Request {
+func (s *sessStore) requests() []*api.Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]*fsm.Request(nil), s.executed...)
+	return append([]*api.Request(nil), s.executed...)
 }
 
 // A write sent to the leader and then, with the same client_id and seq, to
@@ -120,15 +120,13 @@ func TestSessionErrorsByIdentity(t *testing.T) {
 		status int
 		code   string
 	}{
-		{fmt.Errorf("entry 9: %w", fsm.ErrSeqSuperseded), 400, codeSeqSuperseded},
-		{fmt.Errorf("entry 9: %w", fsm.ErrUnknownSession), 400, codeSessionExpired},
-		{fsm.ErrBadSequence, 400, codeBadRequest},
-		{fmt.Errorf("entry 9: %w", fsm.ErrSeqReused), 409, codeSeqReused},
-		// Identity lost (a message from elsewhere): recognised by its text.
-		{errors.New("leader: " + fsm.ErrSeqReused.Error()), 409, codeSeqReused},
+		{fmt.Errorf("entry 9: %w", api.ErrSeqSuperseded), 400, "seq_superseded"},
+		{fmt.Errorf("entry 9: %w", api.ErrSessionExpired), 400, "session_expired"},
+		{api.ErrBadSequence, 400, "bad_request"},
+		{fmt.Errorf("entry 9: %w", api.ErrSeqReused), 409, "seq_reused"},
 	} {
 		store.set(func(f *fakeStore) {
-			f.execFn = func(context.Context, *fsm.Request) (*fsm.Response, error) { return &fsm.Response{Err: c.err}, nil }
+			f.execFn = func(context.Context, *api.Request) (*api.Response, error) { return &api.Response{Err: c.err}, nil }
 		})
 		code, _, body := do(t, "POST", ts.URL+"/db/execute?client_id=x&seq=3", "", `["X"]`)
 		if code != c.status || !strings.Contains(body, `"code":"`+c.code+`"`) {

@@ -5,11 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-)
 
-// codeStarting is the code of every answer of a node that is still
-// starting: nothing was done; retry, or ask another node.
-const codeStarting = "starting"
+	"github.com/raftlite/raftlite/api"
+)
 
 // Starting is a node's HTTP handler from the moment its process starts,
 // so that a restart that has to read its Raft log first is seen to be
@@ -71,7 +69,7 @@ func (s *Starting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := s.progress()
-	body := startingBody{Error: "node is starting: " + p.Phase, Code: codeStarting}
+	body := startingBody{Error: "node is starting: " + p.Phase, Code: api.ErrStarting.Code}
 	switch {
 	case perm != "":
 		ready := false
@@ -89,5 +87,5 @@ func (s *Starting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Retry-After", "1")
-	writeJSONBytes(w, http.StatusServiceUnavailable, b, false)
+	writeJSONBytes(w, api.ErrStarting.Status, b, false)
 }

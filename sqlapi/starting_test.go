@@ -58,7 +58,7 @@ func TestStarting(t *testing.T) {
 			t.Errorf("%s %s: not a JSON answer (%v): %s", c.method, c.path, err, body)
 			continue
 		}
-		if got.Code != codeStarting || !strings.Contains(got.Error, "scanning raft log") {
+		if got.Code != "starting" || !strings.Contains(got.Error, "scanning raft log") {
 			t.Errorf("%s %s: code %q error %q, want code starting and the phase", c.method, c.path, got.Code, got.Error)
 		}
 		if c.detailed && (got.Starting["phase"] != "scanning raft log" || got.Starting["log_entries_scanned"] != float64(7)) {

@@ -2,15 +2,19 @@ package sqlapi
 
 import (
 	"encoding/json"
+	"errors"
 	"expvar"
 	"fmt"
-	dto "github.com/prometheus/client_model/go"
 	"net/http"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // handleStatus serves GET /status: node and cluster diagnostics. The store
@@ -23,7 +27,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, codeInternal, "encoding status: "+err.Error())
+		writeError(w, api.ErrInternal, "encoding status: "+err.Error())
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, b, p.pretty)
@@ -125,7 +129,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, p *params)
 	}
 	if s.store.LeaderID() == "" && s.store.LeaderAPIAddr() == "" {
 		body := "[+]node ok\n[+]leader does not exist"
-		if err := s.mapErr(s.store.Ready()); err != nil && !isNoLeader(err) {
+		if err := s.store.Ready(); err != nil && !errors.Is(err, api.ErrNoLeader) {
 			body += "\n[+]store not ready: " + oneLine(err.Error())
 		}
 		writeText(w, http.StatusServiceUnavailable, body)
