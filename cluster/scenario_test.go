@@ -281,7 +281,11 @@ func runSQL(tn *testNode, sqls []string, level string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 		defer cancel()
 		if level == "linearizable" {
-			index, err := tn.ReadIndex(ctx)
+			var index uint64
+			err := retryElections(ctx, func() (err error) {
+				index, err = tn.ReadIndex(ctx)
+				return err
+			})
 			if err != nil {
 				return "", fmt.Errorf("read index: %w", err)
 			}
@@ -380,14 +384,30 @@ func (s *scenario) waitApplied(td *datadriven.TestData) string {
 
 // checksumMarker proposes a checksum marker on the current leader,
 // following leadership should it move.
-func (s *scenario) checksumMarker(td *datadriven.TestData) (*testNode, uint64, error) {
-	for attempt := 1; ; attempt++ {
-		leader := s.node(td, "leader")
-		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-		index, err := leader.TriggerChecksum(ctx)
-		cancel()
-		if err == nil || attempt == 10 || !(errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipTransfer) || IsAmbiguous(err)) {
-			return leader, index, err
+func (s *scenario) checksumMarker(td *datadriven.TestData) (leader *testNode, index uint64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	err = retryElections(ctx, func() (err error) {
+		leader = s.node(td, "leader")
+		index, err = leader.TriggerChecksum(ctx)
+		return err
+	})
+	return leader, index, err
+}
+
+// retryElections runs op until it succeeds, fails with an error that an
+// election does not explain (one a client would not retry), or ctx ends:
+// on a loaded machine a spurious election is legitimate.
+func retryElections(ctx context.Context, op func() error) error {
+	for {
+		err := op()
+		if err == nil || !(errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrLeadershipTransfer) || IsAmbiguous(err)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
@@ -427,8 +447,9 @@ func (s *scenario) members(td *datadriven.TestData) string {
 
 // membersView renders tn's view of the membership (of member only, if
 // set), one line per member, and whether it is complete: every member has
-// its API address, the nodes the scenario runs have their current Raft
-// address, and no metadata is left of non-members (shown as lines too).
+// its API address, the nodes the scenario started have the API and Raft
+// addresses they were last started with, and no metadata is left of
+// non-members (shown as lines too).
 func (s *scenario) membersView(tn *testNode, only string) (view string, complete bool) {
 	ms, err := tn.Members()
 	if err != nil {
@@ -448,9 +469,15 @@ func (s *scenario) membersView(tn *testNode, only string) (view string, complete
 		}
 		line += " api=" + m.APIAddr
 		complete = complete && m.APIAddr != ""
-		if known, ok := s.nodes[m.ID]; ok && known.RaftAddr() != m.RaftAddr {
-			line += " raft=stale"
-			complete = false
+		if known, ok := s.nodes[m.ID]; ok {
+			if known.cfg.APIAdvAddr != m.APIAddr {
+				line += " (api is stale)"
+				complete = false
+			}
+			if known.RaftAddr() != m.RaftAddr {
+				line += " (raft address is stale)"
+				complete = false
+			}
 		}
 		lines = append(lines, line)
 	}
