@@ -65,7 +65,7 @@ type scenario struct {
 //	wait-applied [node=REF] [within=DURATION] every live node (or REF) has
 //	                              applied everything and holds the leader's data
 //	members [node=REF]            the membership once all live nodes agree on it
-//	join node=ID via=REF,... [api=URL] [take-addr-of=REF]  a new node with an
+//	join node=ID via=(REF, ...) [api=URL] [take-addr-of=REF]  a new node with an
 //	                              empty directory joins through via
 //	                              ("unreachable" is an address nobody serves)
 //	join-again node=REF           the node sends its join request once more
