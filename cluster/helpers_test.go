@@ -317,13 +317,21 @@ func startClusterOf(t *testing.T, n int, tweak func(*Config), newSM stateMachine
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !eventually(timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// eventually polls cond until it holds (true) or timeout has passed (false).
+func eventually(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }
 
 // waitLeader waits until exactly one of nodes leads and all of them agree
@@ -520,5 +528,3 @@ func memberIDs(t *testing.T, n *testNode) map[string]api.Member {
 }
 
 func isErr(err, target error) bool { return errors.Is(err, target) }
-
-func netListen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
