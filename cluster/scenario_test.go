@@ -14,7 +14,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 // settleTimeout bounds every wait of a scenario command that has no
@@ -266,11 +266,11 @@ func inputLines(td *datadriven.TestData) []string {
 // level "" it executes sqls in one request on the leader tn (tryExec), else
 // it queries tn at that level, and it renders the results.
 func runSQL(tn *testNode, sqls []string, level string) (string, error) {
-	stmts := make([]fsm.Statement, len(sqls))
+	stmts := make([]api.Statement, len(sqls))
 	for i, sql := range sqls {
 		stmts[i] = stmt(sql)
 	}
-	var results []fsm.Result
+	var results []api.Result
 	if level == "" {
 		resp, err := tryExec(tn, stmts...)
 		if err != nil {
@@ -294,7 +294,7 @@ func runSQL(tn *testNode, sqls []string, level string) (string, error) {
 			}
 		}
 		var err error
-		if results, err = tn.Query(ctx, &fsm.Request{Statements: stmts}); err != nil {
+		if results, err = tn.Query(ctx, &api.Request{Statements: stmts}); err != nil {
 			return "", err
 		}
 	}
@@ -401,7 +401,7 @@ func (s *scenario) checksumMarker(td *datadriven.TestData) (leader *testNode, in
 func retryElections(ctx context.Context, op func() error) error {
 	for {
 		err := op()
-		if err == nil || !(errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrLeadershipTransfer) || IsAmbiguous(err)) {
+		if err == nil || !(errors.Is(err, api.ErrNotLeader) || errors.Is(err, api.ErrNoLeader) || errors.Is(err, api.ErrLeadershipTransfer) || api.IsAmbiguous(err)) {
 			return err
 		}
 		select {
@@ -558,7 +558,7 @@ func (s *scenario) remove(td *datadriven.TestData) string {
 	if err != nil {
 		return "error: " + err.Error()
 	}
-	wasMember := slices.ContainsFunc(ms, func(m Member) bool { return m.ID == id })
+	wasMember := slices.ContainsFunc(ms, func(m api.Member) bool { return m.ID == id })
 	if err := via.Remove(ctx, id); err != nil {
 		return "error: " + err.Error()
 	}
