@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,9 +85,10 @@ func counterOrGauge(t *testing.T, who string, families map[string]*dto.MetricFam
 // TestMetricsUnderWorkload runs concurrent writes through every node and
 // linearizable reads on leader and followers, then scrapes each node's
 // /metrics and checks that the raft and fsm histograms, registered beside
-// the code that measures, saw that traffic with plausible values.
+// the code that measures, saw that traffic with plausible values. Snapshots
+// are taken every 50 entries, so that theirs see some too.
 func TestMetricsUnderWorkload(t *testing.T) {
-	c := startProcfileCluster(t)
+	c := startProcfileCluster(t, snapOften...)
 	leader := c.waitLeader()
 	waitReady(t, c.nodes...)
 	createTable(t, leader)
@@ -122,10 +124,22 @@ func TestMetricsUnderWorkload(t *testing.T) {
 	writes := uint64(writers * perWriter)
 	waitIdentical(t, int(writes), c.nodes...)
 
+	var families map[string]*dto.MetricFamily
+	waitFor(t, waitTimeout, leader.name+" having persisted a snapshot", func() error {
+		families = leader.scrape(t)
+		if n := histogram(t, leader.name, families, "raftlite_fsm_snapshot_seconds").GetSampleCount(); n == 0 {
+			return fmt.Errorf("no snapshot yet")
+		}
+		return nil
+	})
+	checkHistogram(t, leader.name, families, "raftlite_fsm_snapshot_seconds", 1, 1e-6, 10)
+	checkHistogram(t, leader.name, families, "raftlite_fsm_snapshot_bytes", 1, 512, 1<<30)
+
 	readIndexes := 0.0
 	for _, n := range c.nodes {
 		who := n.name
 		families := n.scrape(t)
+		logMeans(t, who, families)
 		// Every node applies every write, in batches of at least one entry,
 		// each within (0, 1 s) on average.
 		checkHistogram(t, who, families, "raftlite_fsm_apply_batch_seconds", 1, 1e-7, 1)
@@ -199,5 +213,20 @@ func TestStatusAppliedIndexAfterRestart(t *testing.T) {
 	}
 	if applied < fsmIndex {
 		t.Fatalf("%s restarted alone: /status raft.applied_index = %d, want >= the database's fsm_index %d", lone.name, applied, fsmIndex)
+	}
+}
+
+// logMeans logs the mean of each raft and fsm histogram, for the record.
+func logMeans(t *testing.T, who string, families map[string]*dto.MetricFamily) {
+	t.Helper()
+	for name, mf := range families {
+		if mf.GetType() != dto.MetricType_HISTOGRAM || strings.HasPrefix(name, "raftlite_http_") {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if h := m.GetHistogram(); h.GetSampleCount() > 0 {
+				t.Logf("%s: %s%v: %d observations, mean %.6g", who, name, m.GetLabel(), h.GetSampleCount(), h.GetSampleSum()/float64(h.GetSampleCount()))
+			}
+		}
 	}
 }
