@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/raftlite/raftlite/cluster"
 	"github.com/raftlite/raftlite/fsm"
 	"github.com/raftlite/raftlite/sqlapi"
@@ -176,7 +178,12 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	if err := os.MkdirAll(loadDir, 0o755); err != nil {
 		return fmt.Errorf("create upload directory: %w", err)
 	}
+	// One registry for the node: the fsm, cluster and sqlapi packages each
+	// register their metrics in it beside the code that measures, and
+	// /metrics serves it.
+	registry := prometheus.NewRegistry()
 	acfg := sqlapi.Config{
+		Metrics: registry,
 		Addr:    httpLn.Addr().String(),
 		AdvAddr: apiURL(f.httpAdvAddr),
 		Version: version,
@@ -206,7 +213,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	defer srv.Close()
 	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 
-	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: f.sessionTTL})
+	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: f.sessionTTL, Metrics: registry})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -229,6 +236,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		Startup:           startup,
 		ReadLease:         f.readLease,
 		RaftLogLevel:      f.raftLogLevel,
+		Metrics:           registry,
 	}
 	// Start, not Open: the HTTP API serves while the node bootstraps or
 	// joins (Form below), so /readyz can say what it is waiting for.

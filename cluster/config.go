@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"net/url"
 	"strings"
@@ -197,6 +198,10 @@ type Config struct {
 	// Startup, when set, is kept up to date by Open with how far the start
 	// has got, so that the caller can report it while Open runs.
 	Startup *Startup
+
+	// Metrics is where the node registers its Prometheus metrics (see
+	// metrics.go); nil registers them nowhere. One node per registry.
+	Metrics prometheus.Registerer
 
 	// RaftLogLevel is the minimum level of hashicorp/raft's own log lines
 	// passed on to the node's slog logger: "trace", "debug", "info",

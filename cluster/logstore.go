@@ -3,8 +3,10 @@ package cluster
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // meteredLogStore is the raft.LogStore raft runs on: the cached BoltDB
@@ -22,7 +24,9 @@ import (
 // the snapshot's index are not read at a restart.)
 //
 // It also counts the entries and bytes read while Open scans the log, to
-// report the start's progress.
+// report the start's progress, and measures every append: the entries it
+// writes and its time, the BoltDB fsync included (raftlite_raft_append_entries,
+// raftlite_raft_store_logs_seconds).
 type meteredLogStore struct {
 	raft.LogStore
 	limit int64 // Config.SnapshotLogSize; <= 0: never due
@@ -41,6 +45,9 @@ type meteredLogStore struct {
 
 	// scan, while set, counts the entries and bytes GetLog reads.
 	scan atomic.Pointer[Startup]
+
+	// appendEntries and storeSeconds measure each StoreLogs call.
+	appendEntries, storeSeconds prometheus.Observer
 }
 
 // logSpan is a run of stored entries ending at index last.
@@ -53,12 +60,14 @@ type logSpan struct {
 // useful limit, coarse enough that spans stay few.
 const minSpanBytes = 64 << 10
 
-func newMeteredLogStore(store raft.LogStore, limit int64) *meteredLogStore {
+func newMeteredLogStore(store raft.LogStore, limit int64, m *metrics) *meteredLogStore {
 	return &meteredLogStore{
-		LogStore:  store,
-		limit:     limit,
-		due:       make(chan struct{}, 1),
-		spanBytes: max(limit/64, minSpanBytes),
+		LogStore:      store,
+		appendEntries: m.appendEntries,
+		storeSeconds:  m.storeLogsSeconds,
+		limit:         limit,
+		due:           make(chan struct{}, 1),
+		spanBytes:     max(limit/64, minSpanBytes),
 	}
 }
 
@@ -78,9 +87,12 @@ func (m *meteredLogStore) StoreLog(l *raft.Log) error {
 }
 
 func (m *meteredLogStore) StoreLogs(logs []*raft.Log) error {
+	start := time.Now()
 	if err := m.LogStore.StoreLogs(logs); err != nil {
 		return err
 	}
+	m.storeSeconds.Observe(time.Since(start).Seconds())
+	m.appendEntries.Observe(float64(len(logs)))
 	if len(logs) == 0 {
 		return nil
 	}

@@ -4,13 +4,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/raftlite/raftlite/api"
+	"github.com/raftlite/raftlite/fsm"
 )
 
-// metrics are the node's counters; Counters exposes them for a metrics
-// endpoint (e.g. Prometheus counters named raftlite_cluster_<key>).
-// hashicorp/raft additionally reports its own metrics through go-metrics'
-// global sink.
+// metrics are the node's measurements. The counters are atomics so that
+// /status ("counters", see Counters) and Prometheus read the same values;
+// register exports each of them, and the node's latency and size
+// histograms, in Config.Metrics under raftlite_raft_* and
+// raftlite_cluster_* names (see register). hashicorp/raft additionally reports its own
+// metrics through go-metrics' global sink, which raftlite does not export.
 type metrics struct {
 	executes          atomic.Uint64
 	executeErrors     atomic.Uint64
@@ -29,6 +35,95 @@ type metrics struct {
 	snapshotsRestored atomic.Uint64
 	snapshotsDamaged  atomic.Uint64
 	logSizeSnapshots  atomic.Uint64
+
+	// commitSeconds is the leader's time from proposing an entry to its
+	// being applied locally (Execute and the other proposals).
+	commitSeconds prometheus.Observer
+	// readRoundSeconds is the time of one read-index round, by role.
+	readRoundSeconds *prometheus.HistogramVec
+	// appendEntries and storeLogsSeconds measure each StoreLogs call of the
+	// log store (see meteredLogStore), on leader and follower alike.
+	appendEntries    prometheus.Observer
+	storeLogsSeconds prometheus.Observer
+}
+
+// counter is one of the node's counters: its key in Counters, its
+// Prometheus name (empty: not exported, a histogram covers it) and help.
+type counter struct {
+	key, name, help string
+	v               *atomic.Uint64
+}
+
+func (m *metrics) counters() []counter {
+	return []counter{
+		{"execute_total", "raftlite_cluster_executes_total", "Write requests proposed by Execute on this node.", &m.executes},
+		{"execute_errors_total", "raftlite_cluster_execute_errors_total", "Execute calls that failed.", &m.executeErrors},
+		{"execute_not_leader_total", "raftlite_cluster_execute_not_leader_total", "Execute calls refused because this node is not the leader.", &m.executeNotLeader},
+		{"execute_ambiguous_total", "raftlite_cluster_execute_ambiguous_total", "Execute calls whose outcome is unknown (leadership lost, commit timeout).", &m.executeAmbiguous},
+		{"execute_duration_ns_total", "", "", &m.executeNanos},
+		{"leader_changes_total", "raftlite_raft_leader_changes_total", "Leader changes this node observed.", &m.leaderChanges},
+		{"joins_handled_total", "raftlite_cluster_joins_total", "Join requests this node handled as leader.", &m.joinsHandled},
+		{"removes_handled_total", "raftlite_cluster_removes_total", "Remove requests this node handled as leader.", &m.removesHandled},
+		{"meta_updates_total", "raftlite_cluster_meta_updates_total", "Member metadata updates proposed.", &m.metaUpdates},
+		{"read_index_total", "raftlite_raft_read_index_total", "Read indexes requested (linearizable reads).", &m.readIndexes},
+		{"read_index_rounds_total", "raftlite_raft_read_index_rounds_total", "Read-index rounds run (one serves every read waiting for it).", &m.readIndexRounds},
+		{"read_index_lease_total", "raftlite_raft_lease_reads_total", "Read indexes served from the leader's read lease, without a round.", &m.leaseReads},
+		{"forwarded_total", "raftlite_cluster_joins_forwarded_total", "Join requests forwarded to the leader.", &m.forwarded},
+		{"bootstrap_notifies_total", "raftlite_cluster_bootstrap_notifies_total", "Bootstrap notifications received from other nodes.", &m.notifiesReceived},
+		{"startup_snapshot_restores_total", "raftlite_raft_startup_snapshot_restores_total", "Starts that restored the latest snapshot because the database was older.", &m.snapshotsRestored},
+		{"snapshots_refused_corrupt_total", "raftlite_raft_snapshots_refused_corrupt_total", "Snapshots a follower refused as corrupt (replaced by a new one).", &m.snapshotsDamaged},
+		{"snapshots_by_log_size_total", "raftlite_raft_snapshots_by_log_size_total", "Snapshots taken because the log passed SnapshotLogSize.", &m.logSizeSnapshots},
+	}
+}
+
+// register registers the node's counters and histograms in reg (nil:
+// nowhere).
+func (m *metrics) register(reg prometheus.Registerer) {
+	f := promauto.With(reg)
+	for _, c := range m.counters() {
+		if c.name != "" {
+			f.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(c.v.Load()) })
+		}
+	}
+	m.commitSeconds = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_raft_commit_seconds",
+		Help: "Time from proposing an entry on the leader to its being applied there.", Buckets: fsm.DurationBuckets})
+	m.readRoundSeconds = f.NewHistogramVec(prometheus.HistogramOpts{Name: "raftlite_raft_read_index_round_seconds",
+		Help: "Time of one read-index round, by this node's role.", Buckets: fsm.DurationBuckets}, []string{"role"})
+	m.appendEntries = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_raft_append_entries",
+		Help: "Log entries written by each append to the log store (leader and follower).", Buckets: fsm.CountBuckets})
+	m.storeLogsSeconds = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_raft_store_logs_seconds",
+		Help: "Time of each append to the log store, its fsync included.", Buckets: fsm.DurationBuckets})
+}
+
+// registerGauges registers the node's raft state, read at scrape time, once
+// raft runs.
+func (n *Node) registerGauges(reg prometheus.Registerer) {
+	f := promauto.With(reg)
+	gauge := func(name, help string, v func() uint64) {
+		f.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(v()) })
+	}
+	gauge("raftlite_raft_term", "The current raft term.", n.raft.CurrentTerm)
+	gauge("raftlite_raft_commit_index", "The highest log index this node knows to be committed.", n.raft.CommitIndex)
+	gauge("raftlite_raft_applied_index", "The highest log index the state machine reflects (see Node.appliedIndex).", n.appliedIndex)
+	gauge("raftlite_raft_last_log_index", "The last index in this node's log.", n.raft.LastIndex)
+	gauge("raftlite_raft_log_bytes_since_snapshot", "Bytes of log entries stored since the latest snapshot (an upper bound).",
+		func() uint64 { return uint64(n.logs.pendingBytes()) })
+	gauge("raftlite_raft_leader", "1 while this node is the leader, else 0.", func() uint64 {
+		if n.IsLeader() {
+			return 1
+		}
+		return 0
+	})
+}
+
+// timedRound wraps a read-index round to measure it under role.
+func (m *metrics) timedRound(role string, round func() (uint64, error)) func() (uint64, error) {
+	obs := m.readRoundSeconds.WithLabelValues(role)
+	return func() (uint64, error) {
+		start := time.Now()
+		defer func() { obs.Observe(time.Since(start).Seconds()) }()
+		return round()
+	}
 }
 
 func (m *metrics) observeExecute(start time.Time, err error) {
@@ -46,26 +141,12 @@ func (m *metrics) observeExecute(start time.Time, err error) {
 }
 
 // Counters returns a snapshot of the node's monotonically increasing
-// counters, keyed by metric name.
+// counters, keyed by their /status name.
 func (n *Node) Counters() map[string]uint64 {
-	m := &n.metrics
-	return map[string]uint64{
-		"execute_total":                   m.executes.Load(),
-		"execute_errors_total":            m.executeErrors.Load(),
-		"execute_not_leader_total":        m.executeNotLeader.Load(),
-		"execute_ambiguous_total":         m.executeAmbiguous.Load(),
-		"execute_duration_ns_total":       m.executeNanos.Load(),
-		"leader_changes_total":            m.leaderChanges.Load(),
-		"joins_handled_total":             m.joinsHandled.Load(),
-		"removes_handled_total":           m.removesHandled.Load(),
-		"meta_updates_total":              m.metaUpdates.Load(),
-		"read_index_total":                m.readIndexes.Load(),
-		"read_index_rounds_total":         m.readIndexRounds.Load(),
-		"read_index_lease_total":          m.leaseReads.Load(),
-		"forwarded_total":                 m.forwarded.Load(),
-		"bootstrap_notifies_total":        m.notifiesReceived.Load(),
-		"startup_snapshot_restores_total": m.snapshotsRestored.Load(),
-		"snapshots_refused_corrupt_total": m.snapshotsDamaged.Load(),
-		"snapshots_by_log_size_total":     m.logSizeSnapshots.Load(),
+	cs := n.metrics.counters()
+	out := make(map[string]uint64, len(cs))
+	for _, c := range cs {
+		out[c.key] = c.v.Load()
 	}
+	return out
 }

@@ -142,6 +142,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	n = &Node{cfg: cfg, id: cfg.NodeID, logger: logger, base: base, fsm: f, client: newServiceClient(),
 		startup: cmp.Or(cfg.Startup, new(Startup))}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.metrics.register(cfg.Metrics)
 	n.initReads()
 	n.raftDown = make(chan struct{})
 	n.boot.peers = make(map[string]peerInfo)
@@ -185,7 +186,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	if err != nil {
 		return n, fmt.Errorf("cluster: open raft log store %s: %w", filepath.Join(raftDir, "raft.db"), err)
 	}
-	n.logs = newMeteredLogStore(newLogCache(n.store, logCacheSize, logCacheBytes), cfg.SnapshotLogSize)
+	n.logs = newMeteredLogStore(newLogCache(n.store, logCacheSize, logCacheBytes), cfg.SnapshotLogSize, &n.metrics)
 	// Holding the log store's lock, this is the only process using the
 	// directory: no snapshot is being written.
 	snaps, err := newSnapshotStore(raftDir, snapshotRetain, f.PrepareRestore, n.base.With("component", "snapshots"))
@@ -227,6 +228,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	}
 	var state raftState = n.raft
 	guard.raft.Store(&state)
+	n.registerGauges(cfg.Metrics)
 	n.startReplay()
 
 	n.server = newServiceServer(n, logger)
@@ -524,6 +526,7 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 		return nil, fmt.Errorf("%w: %w", api.ErrEnqueueTimeout, err)
 	}
 	deadline, _ := ctx.Deadline()
+	proposed := time.Now()
 	f := n.raft.Apply(data, time.Until(deadline))
 	if err := n.wait(ctx, f); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
@@ -531,6 +534,7 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 		}
 		return nil, mapApplyError(err)
 	}
+	n.metrics.commitSeconds.Observe(time.Since(proposed).Seconds())
 	return f.Response(), nil
 }
 

@@ -106,8 +106,8 @@ type readIndexState struct {
 // initReads sets up the batchers; Open calls it before raft starts.
 func (n *Node) initReads() {
 	n.reads.once.Do(func() {
-		n.reads.leader = newReadBatcher(&n.wg, readMaxRounds, n.leaderRound)
-		n.reads.follower = newReadBatcher(&n.wg, readMaxRounds, n.followerRound)
+		n.reads.leader = newReadBatcher(&n.wg, readMaxRounds, n.metrics.timedRound("leader", n.leaderRound))
+		n.reads.follower = newReadBatcher(&n.wg, readMaxRounds, n.metrics.timedRound("follower", n.followerRound))
 	})
 }
 

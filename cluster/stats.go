@@ -7,9 +7,9 @@ import (
 )
 
 // Stats returns the "store" object of /status: node identity, the leader,
-// raft's state and counters (numbers as uint64), the FSM's applied index
-// (fsm_index, the index reads wait on; raft.applied_index is raft's own,
-// which may run ahead of the database), the configuration in force, the
+// raft's state and counters (numbers as uint64; raft.applied_index is
+// appliedIndex), the FSM's applied index (fsm_index, the index reads wait
+// on), the configuration in force, the
 // FSM's statistics under "sqlite3" and its client session counters under
 // "sessions".
 func (n *Node) Stats() map[string]any {
@@ -58,6 +58,7 @@ func (n *Node) Stats() map[string]any {
 			rs[k] = v
 		}
 	}
+	rs["applied_index"] = n.appliedIndex()
 	rs["state"] = n.raft.State().String()
 	voter := false
 	if members, err := n.Members(); err == nil {
@@ -75,4 +76,15 @@ func (n *Node) Stats() map[string]any {
 	rs["voter"] = voter
 	s["raft"] = rs
 	return s
+}
+
+// appliedIndex is the highest log index the state machine reflects: raft's
+// applied index, or the FSM's when that is higher. Raft's own starts from
+// the latest snapshot's index (or 0) at every start and reaches the FSM's
+// only once a leader has told it the commit index and it has re-delivered
+// the entries in between, which the FSM skips; until then the database
+// already holds every entry up to the FSM's index. Past it, raft's may run
+// ahead by entries the FSM never sees (no-ops, barriers).
+func (n *Node) appliedIndex() uint64 {
+	return max(n.raft.AppliedIndex(), n.fsm.AppliedIndex())
 }

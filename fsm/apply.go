@@ -135,6 +135,7 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 		return fail(fmt.Errorf("fsm halted: %w", err))
 	}
 
+	start := time.Now()
 	b := &batch{logs: logs, from: f.applied.Load(), resps: resps, settled: map[int]*api.Response{},
 		cmds: make([]*Command, len(logs)), decodeErrs: make([]error, len(logs))}
 	b.last = b.from
@@ -174,6 +175,7 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 	f.applyNodeOps(b.nodeOps)
 	f.sessions.add(b.sess)
 	f.oldestSeen = b.oldestSeen
+	f.metrics.observeBatch(start, len(logs))
 	return resps
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -41,6 +42,10 @@ type Config struct {
 	// window; tests hold a batch there to check that read indexes cover
 	// what readers may have seen.
 	AfterCommit func(index uint64)
+	// Metrics is where the FSM registers its Prometheus metrics (apply
+	// time per batch, batch size, snapshots, sessions; see metrics.go). Nil
+	// registers them nowhere. One FSM per registry.
+	Metrics prometheus.Registerer
 }
 
 // FSM is the replicated state machine: a SQLite database to which committed
@@ -89,6 +94,7 @@ type FSM struct {
 	sessions   sessionCounters
 	// afterCommit is Config.AfterCommit.
 	afterCommit func(index uint64)
+	metrics     *metrics
 	// oldestSeen is a lower bound of the oldest last_seen in the session
 	// table, as of the last committed batch. Only the apply path and
 	// Restore (Raft's FSM goroutine) and Open use it.
@@ -153,6 +159,7 @@ func Open(cfg Config) (*FSM, error) {
 		sessionTTL:  cfg.SessionTTL,
 		afterCommit: cfg.AfterCommit,
 	}
+	f.metrics = newMetrics(cfg.Metrics, f)
 	f.checksums.init()
 	if f.writeDrv, err = newWriteDriver(&f.det); err != nil {
 		return nil, fmt.Errorf("open fsm: %w", err)

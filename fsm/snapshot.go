@@ -102,13 +102,17 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	if l, ok := sink.(LocalSnapshotSink); ok {
 		l.LocalSnapshot()
 	}
-	if err := s.persist(sink); err != nil {
+	start := time.Now()
+	counted := &countingWriter{Writer: sink}
+	if err := s.persist(counted); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist snapshot %d: %w", s.index, err)
 	}
 	if err := sink.Close(); err != nil {
 		return fmt.Errorf("persist snapshot %d: %w", s.index, err)
 	}
+	s.f.metrics.snapshotSeconds.Observe(time.Since(start).Seconds())
+	s.f.metrics.snapshotBytes.Observe(float64(counted.n))
 	return nil
 }
 
@@ -256,6 +260,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.syncRestored(h.Index)
+	f.metrics.restoreSeconds.Observe(time.Since(start).Seconds())
 	f.logger.Info("restored snapshot", "index", h.Index, "size", h.Length,
 		"read", read.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return nil

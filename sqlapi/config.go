@@ -1,6 +1,7 @@
 package sqlapi
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"time"
 )
@@ -34,6 +35,11 @@ type Config struct {
 	Version string
 	// Logger receives the API's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics is the registry /metrics serves: the API registers its own
+	// metrics in it, beside those the node registered (serve passes the
+	// registry it gave the cluster and fsm packages). Nil: a registry of
+	// the API's own. One Server per registry.
+	Metrics *prometheus.Registry
 	// MaxBodyBytes bounds a request body; larger bodies get 413.
 	MaxBodyBytes int64
 	// MaxLoadBytes bounds the body of POST /db/load, which is spooled to a

@@ -7,7 +7,8 @@
 // node that must serve it (local read, leader read, write through the log,
 // forwarding to the leader or a 301 redirect), the batching write queue
 // (?queue), HTTP basic auth in rqlite's credentials-file format, and the
-// HTTP-level metrics.
+// HTTP-level metrics (in the node's registry, Config.Metrics, beside those
+// of the fsm and cluster packages).
 //
 // It must not touch: the SQLite database (package fsm owns it), Raft
 // (package cluster owns it) or the process (package main owns flags,

@@ -58,10 +58,11 @@ func (e endpoint) String() string { return endpointNames[e] }
 // seconds: from half a millisecond (a local read) to the default timeout.
 var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
-// metrics are the API's Prometheus metrics, in a registry of the Server's
-// own (not the global one) so several servers in one process, as in the
-// tests, do not collide. Per-endpoint series are resolved once, so the hot
-// path only increments.
+// metrics are the API's Prometheus metrics, in Config.Metrics (where the
+// node's cluster and fsm packages register theirs, beside the code that
+// measures) or else a registry of the Server's own; never the global one,
+// so several servers in one process, as in the tests, do not collide.
+// Per-endpoint series are resolved once, so the hot path only increments.
 type metrics struct {
 	reg *prometheus.Registry
 
@@ -84,10 +85,12 @@ type metrics struct {
 	queueBatchErrors prometheus.Counter // batches given up
 }
 
-// newMetrics registers the API's metrics; queuePending and storeStats are
-// read at scrape time.
-func newMetrics(version string, queuePending func() int, storeStats func() map[string]any) *metrics {
-	reg := prometheus.NewRegistry()
+// newMetrics registers the API's metrics in reg (nil: a new registry);
+// queuePending is read at scrape time.
+func newMetrics(reg *prometheus.Registry, version string, queuePending func() int) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	f := promauto.With(reg)
 	counter := func(name, help string) prometheus.Counter {
 		return f.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
@@ -133,7 +136,6 @@ func newMetrics(version string, queuePending func() int, storeStats func() map[s
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		storeCollector(storeStats),
 	)
 	return m
 }
@@ -146,89 +148,4 @@ func (m *metrics) observe(ep endpoint, status int, d time.Duration) {
 // handler serves the registry in the Prometheus exposition format.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-}
-
-// storeStatDesc describes the numeric leaves of /status "store".
-var storeStatDesc = prometheus.NewDesc("raftlite_store_stat",
-	"Numeric and boolean values of /status store, by dotted key.", []string{"key"}, nil)
-
-// storeCollector exports the store's statistics (Raft indexes, term,
-// database size, ...) at scrape time, so they are never stale and cost
-// nothing between scrapes.
-type storeCollector func() map[string]any
-
-func (c storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- storeStatDesc }
-
-func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
-	var flat []statLeaf
-	flattenStats("", c(), &flat)
-	for _, l := range flat {
-		ch <- prometheus.MustNewConstMetric(storeStatDesc, prometheus.GaugeValue, l.v, l.key)
-	}
-}
-
-type statLeaf struct {
-	key string
-	v   float64
-}
-
-// flattenStats collects the numeric leaves of a /status object (numbers,
-// booleans and strings that parse as numbers).
-func flattenStats(prefix string, m map[string]any, out *[]statLeaf) {
-	for k, v := range m {
-		key := k
-		if prefix != "" {
-			key = prefix + "." + k
-		}
-		switch x := v.(type) {
-		case map[string]any:
-			flattenStats(key, x, out)
-		case bool:
-			f := 0.0
-			if x {
-				f = 1
-			}
-			*out = append(*out, statLeaf{key, f})
-		case string:
-			if f, err := strconv.ParseFloat(x, 64); err == nil {
-				*out = append(*out, statLeaf{key, f})
-			}
-		default:
-			if f, ok := toFloat(x); ok {
-				*out = append(*out, statLeaf{key, f})
-			}
-		}
-	}
-}
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int:
-		return float64(x), true
-	case int8:
-		return float64(x), true
-	case int16:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case uint:
-		return float64(x), true
-	case uint8:
-		return float64(x), true
-	case uint16:
-		return float64(x), true
-	case uint32:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case float32:
-		return float64(x), true
-	case float64:
-		return x, true
-	case time.Duration:
-		return x.Seconds(), true
-	}
-	return 0, false
 }

@@ -58,7 +58,7 @@ func New(cfg Config, store Store) *Server {
 		start:  time.Now(),
 		client: newHTTPClient(),
 	}
-	s.metrics = newMetrics(cfg.Version, func() int { return s.queue.pending() }, store.Stats)
+	s.metrics = newMetrics(cfg.Metrics, cfg.Version, func() int { return s.queue.pending() })
 	if cfg.Auth != nil && cfg.Auth.HasBcrypt() {
 		s.log.Warn("auth file has bcrypt-hashed passwords; this build compares passwords as plain text, so those users can only log in with the hash itself")
 	}
