@@ -30,9 +30,10 @@ import (
 // another request's result. The digest is computed by every replica from
 // the decoded request in the entry, not by the proposer: it is then a pure
 // function of the log, the log format stays as it was (nodes of the
-// previous version still decode every entry), and nothing a client sends
-// raw (JSON spacing, number spelling) enters it, only what the statements
-// mean.
+// previous version still decode every entry), and JSON spacing or the
+// order of named parameters does not enter it, only the decoded values (a
+// number is an integer or a float as it was parsed: 1 and 1.0 differ, as
+// they do in SQLite).
 //
 // Sequence numbers must grow, not be consecutive: a client may burn
 // numbers on requests refused before they reached the log (bad JSON, too
