@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/raftlite/raftlite/internal/httpx"
 )
 
 // transferFlags are the flags backup and restore share.
@@ -29,8 +31,12 @@ func (t *transferFlags) register(fs *flag.FlagSet) {
 
 // do sends a request built by mk to each host in turn until one answers
 // (any HTTP status); it tries the next only when a host cannot be reached.
+// It goes over raftlite's shared transport (internal/httpx) but not through
+// client/, whose Backup and Load hold the whole database in memory and
+// cannot ask for chosen tables or level=none: backup and restore stream.
 func (t *transferFlags) do(mk func(base string) (*http.Request, error)) (*http.Response, error) {
-	hc := &http.Client{Timeout: t.timeout}
+	hc := httpx.NewClient(httpx.Options{ProxyFromEnvironment: true})
+	hc.Timeout = t.timeout
 	var errs []error
 	for _, h := range strings.Split(t.hosts, ",") {
 		if h = strings.TrimSpace(h); h == "" {

@@ -62,12 +62,12 @@ type Options struct {
 	TLS *tls.Config
 }
 
-// NewTransport returns an http.Transport configured from o.
+// newTransport returns an http.Transport configured from o.
 //
 // Compression is always off: raftlite never answers with a
 // Content-Encoding, and a node forwarding a request must pass bodies
 // through untouched rather than have the transport decode them.
-func NewTransport(o Options) *http.Transport {
+func newTransport(o Options) *http.Transport {
 	dial := o.Dial
 	if dial == nil {
 		dial = (&net.Dialer{
@@ -93,13 +93,13 @@ func NewTransport(o Options) *http.Transport {
 	return t
 }
 
-// NewClient returns an http.Client over NewTransport(o) that does not
+// NewClient returns an http.Client over newTransport(o) that does not
 // follow redirects: a 301 from a follower (asked for with ?redirect) goes
 // back to the caller, which decides where to send the request next. It has
 // no overall timeout; callers bound each request with its context.
 func NewClient(o Options) *http.Client {
 	return &http.Client{
-		Transport: NewTransport(o),
+		Transport: newTransport(o),
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
