@@ -44,3 +44,20 @@ func TestBackupRestoreCommands(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreReportsRefusal: a node's non-200 answer is the command's
+// failure, with the status and the node's reason, not a retry elsewhere.
+func TestRestoreReportsRefusal(t *testing.T) {
+	n := startAPICluster(t, 1, nil)[0]
+	file := filepath.Join(t.TempDir(), "broken.db")
+	if err := os.WriteFile(file, append([]byte("SQLite format 3\x00"), make([]byte, 100)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if rc := restore([]string{"-H", n.url, file}, &stdout, &stderr); rc != 1 {
+		t.Fatalf("restore of a broken database exited %d, want 1; stdout %q", rc, stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "HTTP 4") {
+		t.Fatalf("stderr %q does not report the node's 4xx answer", stderr.String())
+	}
+}
