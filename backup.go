@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/raftlite/raftlite/internal/httpx"
 )
 
 // transferFlags are the flags backup and restore share.
@@ -27,10 +29,15 @@ func (t *transferFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&t.timeout, "timeout", time.Hour, "overall time limit")
 }
 
-// do sends a request built by mk to each host in turn until one answers
-// (any HTTP status); it tries the next only when a host cannot be reached.
+// do sends a request built by mk to each host in turn until one answers;
+// it tries the next only when a host cannot be reached. An answer other
+// than 200 is returned as an error.
+// It goes over raftlite's shared transport (internal/httpx) but not through
+// client/, whose Backup and Load hold the whole database in memory and
+// cannot ask for chosen tables or level=none: backup and restore stream.
 func (t *transferFlags) do(mk func(base string) (*http.Request, error)) (*http.Response, error) {
-	hc := &http.Client{Timeout: t.timeout}
+	hc := httpx.NewClient(httpx.Options{ProxyFromEnvironment: true})
+	hc.Timeout = t.timeout
 	var errs []error
 	for _, h := range strings.Split(t.hosts, ",") {
 		if h = strings.TrimSpace(h); h == "" {
@@ -45,10 +52,16 @@ func (t *transferFlags) do(mk func(base string) (*http.Request, error)) (*http.R
 			rq.SetBasicAuth(u, p)
 		}
 		resp, err := hc.Do(rq)
-		if err == nil {
-			return resp, nil
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		errs = append(errs, err)
+		if resp.StatusCode != http.StatusOK {
+			err := httpFailure(resp)
+			resp.Body.Close()
+			return nil, err
+		}
+		return resp, nil
 	}
 	if len(errs) == 0 {
 		return nil, errors.New("no hosts given")
@@ -109,10 +122,6 @@ Flags:
 		return 1
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "raftlite backup: %v\n", httpFailure(resp))
-		return 1
-	}
 	if *out == "" {
 		if _, err := io.Copy(stdout, resp.Body); err != nil {
 			fmt.Fprintf(stderr, "raftlite backup: %v\n", err)
@@ -220,10 +229,6 @@ Flags:
 		return 1
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "raftlite restore: %v\n", httpFailure(resp))
-		return 1
-	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if bytes.Contains(body, []byte(`"error"`)) {
 		fmt.Fprintf(stderr, "raftlite restore: %s\n", strings.TrimSpace(string(body)))

@@ -6,16 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/raftlite/raftlite/internal/httpx"
 )
 
 // client is one worker's connection to one node: its own http.Client over
-// its own Transport, so each worker keeps its own keep-alive connection(s)
-// and workers never queue behind each other for a pooled connection.
+// its own transport (internal/httpx, with an idle pool of two), so each
+// worker keeps its own keep-alive connection(s) and workers never queue
+// behind each other for a pooled connection. It sends raw requests rather
+// than going through the Go client in client/: the load generator shares
+// the machine's cores with the nodes, and must measure the server, not a
+// client's sessions, retries and JSON decoding.
 type client struct {
 	base    string // "http://host:port", no trailing slash
 	hc      *http.Client
@@ -26,18 +31,9 @@ type client struct {
 }
 
 func newClient(base string, timeout time.Duration, user, pass string) *client {
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        2,
-		MaxIdleConnsPerHost: 2,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}
 	return &client{
 		base:    base,
-		hc:      &http.Client{Transport: tr},
+		hc:      httpx.NewClient(httpx.Options{MaxIdleConns: 2, MaxIdleConnsPerHost: 2}),
 		user:    user,
 		pass:    pass,
 		timeout: timeout,

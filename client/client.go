@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/raftlite/raftlite/api"
+	"github.com/raftlite/raftlite/internal/httpx"
 )
 
 // Client talks to a raftlite cluster. It is safe for concurrent use; see the
@@ -26,7 +26,7 @@ type Client struct {
 type core struct {
 	nodes          []node
 	hc             *http.Client
-	ownTransport   *http.Transport // non-nil when the Client made hc
+	ownsHC         bool // the Client made hc, so Close may close its idle connections
 	userAgent      string
 	user, password string
 	sess           *session // nil when sessions are disabled
@@ -61,7 +61,9 @@ func New(cfg Config) (*Client, error) {
 		log:            cfg.Logger,
 	}
 	if c.hc == nil {
-		c.hc, c.ownTransport = defaultHTTPClient()
+		// raftlite's shared transport (internal/httpx), honouring
+		// HTTP_PROXY; each attempt is bounded through its context.
+		c.hc, c.ownsHC = httpx.NewClient(httpx.Options{ProxyFromEnvironment: true}), true
 	}
 	if c.userAgent == "" {
 		c.userAgent = DefaultUserAgent
@@ -75,32 +77,6 @@ func New(cfg Config) (*Client, error) {
 		}
 	}
 	return &Client{core: c}, nil
-}
-
-// defaultHTTPClient is the HTTP client of a Config without one: bounded
-// connection set-up, a keep-alive pool sized for a few nodes, no overall
-// timeout (each attempt is bounded through its context) and no redirects.
-func defaultHTTPClient() (*http.Client, *http.Transport) {
-	t := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	hc := &http.Client{
-		Transport: t,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-	return hc, t
 }
 
 // With returns a Client that applies opts to every call, on top of c's own
@@ -124,8 +100,8 @@ func (c *Client) With(opts ...Option) *Client {
 // still works after Close (it reconnects); a provided HTTPClient is left
 // alone.
 func (c *Client) Close() error {
-	if c.core.ownTransport != nil {
-		c.core.ownTransport.CloseIdleConnections()
+	if c.core.ownsHC {
+		c.core.hc.CloseIdleConnections()
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/api"
+	"github.com/raftlite/raftlite/internal/httpx"
 )
 
 // The cluster service is a small JSON-over-HTTP RPC served on the Raft port
@@ -199,26 +200,26 @@ func writeServiceResult(w http.ResponseWriter, v any, err error) {
 	_, _ = w.Write(body)
 }
 
-// serviceClient calls other nodes' cluster services through the mux.
+// serviceClient calls other nodes' cluster services through the mux, over
+// raftlite's shared transport (internal/httpx) with a dialer that writes the
+// cluster header byte. Service calls are rare (joins, removals, forwarded
+// membership changes), so it keeps few idle connections, briefly.
 type serviceClient struct {
-	transport *http.Transport
-	client    *http.Client
+	client *http.Client
 }
 
 func newServiceClient() *serviceClient {
-	t := &http.Transport{
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+	return &serviceClient{client: httpx.NewClient(httpx.Options{
+		Dial: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return dialWithHeader(ctx, addr, headerCluster, serviceDialTimeout)
 		},
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       30 * time.Second,
 		ResponseHeaderTimeout: serviceCallTimeout,
-		DisableCompression:    true,
-	}
-	return &serviceClient{transport: t, client: &http.Client{Transport: t}}
+	})}
 }
 
-func (c *serviceClient) close() { c.transport.CloseIdleConnections() }
+func (c *serviceClient) close() { c.client.CloseIdleConnections() }
 
 // call POSTs in (JSON) to path on the node at raftAddr and decodes its answer
 // into out.

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/raftlite/raftlite/internal/httpx"
 )
 
 // node is one raftlite process of the cluster, restartable with the same
@@ -145,7 +147,10 @@ func (n *node) serving() bool {
 	return n.runningLocked() && !n.paused
 }
 
-// cluster is the nodes, their proxies and the HTTP client that talks to them.
+// cluster is the nodes, their proxies and the HTTP client that talks to
+// them. Requests are built by hand rather than through client/: the checker
+// records every attempt in its history, which a client's own retries and
+// failover would hide.
 type cluster struct {
 	binary string
 	dir    string
@@ -172,10 +177,9 @@ func startCluster(o clusterOptions) (*cluster, error) {
 		binary: o.binary,
 		dir:    o.dir,
 		log:    o.log,
-		hc: &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64,
-			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
-		}},
+		// A short dial timeout: a node behind a cut proxy counts as
+		// unreachable quickly, so the run keeps its pace.
+		hc: httpx.NewClient(httpx.Options{DialTimeout: time.Second}),
 	}
 	c.net = newNetwork(o.log)
 	c.net.owner = c.socketOwner

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/api"
+	"github.com/raftlite/raftlite/internal/httpx"
 )
 
 const (
@@ -37,28 +38,12 @@ var hopHeaders = []string{
 }
 
 // newHTTPClient returns the pooled keep-alive client used to forward
-// requests to the leader and to probe members. Redirects are not followed:
-// a 301 from the leader goes back to the client unchanged.
+// requests to the leader and to probe members: raftlite's shared transport
+// (internal/httpx), whose idle pool is sized for forwarding, with no proxy
+// and compressed bodies passed through untouched. Redirects are not
+// followed: a 301 from the leader goes back to the client unchanged.
 func newHTTPClient() *http.Client {
-	tr := &http.Transport{
-		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		// Pass compressed bodies through untouched.
-		DisableCompression: true,
-	}
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	return httpx.NewClient(httpx.Options{})
 }
 
 // normalizeURL turns "host:port" into "http://host:port" and drops a
