@@ -68,10 +68,13 @@ const (
 	// go-msgpack, which grows the buffer in 256 KiB steps and copies it at
 	// each: the cost on every follower is quadratic in the entry's size (a
 	// 50 MB entry allocates about 5 GB there), and the resulting CPU and GC
-	// load delays heartbeats enough to cost the leader its leadership. At
-	// 16 MiB the copying stays under 0.6 GB and no election was seen.
-	// Larger writes belong in several requests, or in /db/load.
-	DefaultMaxEntryBytes = 16 << 20
+	// load delays heartbeats enough to cost the leader its leadership. On two
+	// loaded cores, 16 MiB entries still cost an election now and then (1 in
+	// 10 inserts, and once in the e2e test while a selftest campaign ran);
+	// 8 MiB entries (about 0.15 GB of copying) cost none in any run. etcd's
+	// default is 1.5 MiB. Larger writes belong in several requests, or in
+	// /db/load.
+	DefaultMaxEntryBytes = 8 << 20
 	// DefaultApplyTimeout bounds a write whose context has no deadline.
 	DefaultApplyTimeout = 10 * time.Second
 	// DefaultJoinAttempts and DefaultJoinInterval: a joining node asks each

@@ -13,7 +13,7 @@ import (
 )
 
 // TestLargeEntryKeepsLeadership: a write just under the entry limit
-// (-raft-max-entry-bytes, 16 MiB) commits on every node without an election,
+// (-raft-max-entry-bytes, 8 MiB) commits on every node without an election,
 // and a 50 MB write, which used to make the leader step down every time, is
 // refused with 413 entry_too_large before it is proposed: nothing is
 // applied, the log does not grow, and the term stays the same.
@@ -45,8 +45,8 @@ func TestLargeEntryKeepsLeadership(t *testing.T) {
 	}
 
 	for i := range 3 {
-		if code, out := insert(leader, 15<<20); code != 200 || !strings.Contains(string(out), `"rows_affected":1`) {
-			t.Fatalf("15 MiB insert %d: %d %s", i, code, out)
+		if code, out := insert(leader, 7<<20); code != 200 || !strings.Contains(string(out), `"rows_affected":1`) {
+			t.Fatalf("7 MiB insert %d: %d %s", i, code, out)
 		}
 	}
 	waitSameAnswer(t, "SELECT count(*), sum(length(b)) FROM blobs", c.nodes...)
