@@ -139,6 +139,10 @@ var (
 	// ErrInvalidLoad: an upload for /db/load that is not a sound SQLite
 	// database (or an SQL dump that does not run); nothing changed.
 	ErrInvalidLoad = ErrBadRequest.New("invalid database")
+	// ErrNoChecksum is returned by ChecksumAt for an index that is not a
+	// checksum marker this node applied since it started (or whose checksum
+	// it has since forgotten).
+	ErrNoChecksum = ErrNotFound.New("no checksum taken at this index on this node")
 )
 
 // Outcomes lists every outcome, in the order of the documentation.

@@ -32,7 +32,7 @@ var loadMu sync.Mutex
 // Backup writes a consistent copy of this node's database to w (see
 // fsm.FSM.Backup). It reads the local copy: callers wanting the leader's
 // state check IsLeader first, as the HTTP layer does.
-func (n *Node) Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) error {
+func (n *Node) Backup(ctx context.Context, w io.Writer, opt api.BackupOptions) error {
 	return n.fsm.Backup(ctx, w, opt)
 }
 
@@ -131,3 +131,13 @@ func spool(dir, pattern string, r io.Reader) (string, error) {
 	}
 	return f.Name(), nil
 }
+
+// BuildFromDump builds a fresh SQLite file at path from an SQL text dump
+// (see fsm.BuildFromDump); Load then installs it.
+func (n *Node) BuildFromDump(ctx context.Context, dump io.Reader, path string) error {
+	return fsm.BuildFromDump(ctx, dump, path)
+}
+
+// StatementsSize bounds what stmts add to one log entry (see
+// fsm.StatementsSize and Config.MaxEntryBytes).
+func (n *Node) StatementsSize(stmts []api.Statement) int { return fsm.StatementsSize(stmts) }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/raftlite/raftlite/api"
-	"github.com/raftlite/raftlite/fsm"
 )
 
 // TestLoadThroughUserSnapshot loads a database on the leader: every node
@@ -27,7 +26,7 @@ func TestLoadThroughUserSnapshot(t *testing.T) {
 	createTable(t, src[0])
 	insertRows(t, src[0], 100, 30)
 	var file bytes.Buffer
-	if err := src[0].Backup(ctxT(t), &file, fsm.BackupOptions{}); err != nil {
+	if err := src[0].Backup(ctxT(t), &file, api.BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	want := rows(t, src[0])

@@ -182,7 +182,7 @@ func (m *memFSM) log() []string {
 
 func (m *memFSM) AllReadOnly(context.Context, *api.Request) (bool, error) { return false, nil }
 func (m *memFSM) PrepareLoad(context.Context, string) error               { return errMemUnsupported }
-func (m *memFSM) Backup(context.Context, io.Writer, fsm.BackupOptions) error {
+func (m *memFSM) Backup(context.Context, io.Writer, api.BackupOptions) error {
 	return errMemUnsupported
 }
 
@@ -200,7 +200,7 @@ func (m *memFSM) ChecksumAt(ctx context.Context, index uint64) (string, error) {
 	defer m.mu.Unlock()
 	sum, ok := m.checksums[index]
 	if !ok {
-		return "", fmt.Errorf("memFSM: index %d: %w", index, fsm.ErrNoChecksum)
+		return "", fmt.Errorf("memFSM: index %d: %w", index, api.ErrNoChecksum)
 	}
 	return sum, nil
 }

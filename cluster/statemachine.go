@@ -47,7 +47,7 @@ type StateMachine interface {
 	// consistent copy of the state.
 	PrepareRestore(r io.Reader) error
 	PrepareLoad(ctx context.Context, path string) error
-	Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) error
+	Backup(ctx context.Context, w io.Writer, opt api.BackupOptions) error
 
 	// Checksum is the checksum of the state now, with the index it
 	// describes; ChecksumAt the one taken at a checksum marker's index.

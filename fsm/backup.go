@@ -8,16 +8,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-)
 
-// BackupOptions select what Backup writes.
-type BackupOptions struct {
-	// SQL asks for a text dump instead of the database file.
-	SQL bool
-	// Tables limits an SQL dump to these tables (and their indexes and
-	// triggers); empty means every table.
-	Tables []string
-}
+	"github.com/raftlite/raftlite/api"
+)
 
 // Backup writes a consistent copy of the database to w, as of the applied
 // index at the time of the call: a plain SQLite database file (in rollback
@@ -31,7 +24,7 @@ type BackupOptions struct {
 // lock for reading (so Restore and Close wait for it). The internal tables
 // are dropped from the copy, and the file or the dump is then streamed from
 // it without holding anything.
-func (f *FSM) Backup(ctx context.Context, w io.Writer, opt BackupOptions) error {
+func (f *FSM) Backup(ctx context.Context, w io.Writer, opt api.BackupOptions) error {
 	tmp, err := f.copyForBackup(ctx)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)

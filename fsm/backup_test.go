@@ -58,7 +58,7 @@ func TestBackupBinaryAndDump(t *testing.T) {
 
 	dir := t.TempDir()
 	var bin bytes.Buffer
-	if err := f.Backup(ctx, &bin, BackupOptions{}); err != nil {
+	if err := f.Backup(ctx, &bin, api.BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	binPath := filepath.Join(dir, "b.db")
@@ -72,7 +72,7 @@ func TestBackupBinaryAndDump(t *testing.T) {
 	}
 
 	var dump bytes.Buffer
-	if err := f.Backup(ctx, &dump, BackupOptions{SQL: true}); err != nil {
+	if err := f.Backup(ctx, &dump, api.BackupOptions{SQL: true}); err != nil {
 		t.Fatal(err)
 	}
 	text := dump.String()
@@ -96,7 +96,7 @@ func TestBackupBinaryAndDump(t *testing.T) {
 	}
 
 	var part bytes.Buffer
-	if err := f.Backup(ctx, &part, BackupOptions{SQL: true, Tables: []string{"OTHER"}}); err != nil {
+	if err := f.Backup(ctx, &part, api.BackupOptions{SQL: true, Tables: []string{"OTHER"}}); err != nil {
 		t.Fatal(err)
 	}
 	if p := part.String(); strings.Contains(p, "typed") || !strings.Contains(p, "INSERT INTO \"other\" VALUES(42);") {
@@ -110,7 +110,7 @@ func TestLoadReplacesDatabaseKeepingNodes(t *testing.T) {
 	var s seq
 	fillTyped(t, src, &s)
 	var bin bytes.Buffer
-	if err := src.Backup(ctx, &bin, BackupOptions{}); err != nil {
+	if err := src.Backup(ctx, &bin, api.BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	want := sqltest.Rows(t, openPlain(t, src.path), quotedRows)
@@ -165,7 +165,7 @@ func TestPrepareLoadRejectsBadFiles(t *testing.T) {
 		noErrors(t, s.exec(t, src, stmt("INSERT INTO other SELECT randomblob(3000)")))
 	}
 	var bin bytes.Buffer
-	if err := src.Backup(ctx, &bin, BackupOptions{}); err != nil {
+	if err := src.Backup(ctx, &bin, api.BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	dst := newFSM(t)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/raftlite/raftlite/api"
 )
 
 // Replica checksums.
@@ -45,11 +46,6 @@ import (
 
 // maxChecksums is how many marker checksums an FSM keeps.
 const maxChecksums = 16
-
-// ErrNoChecksum is returned by ChecksumAt for an index that is not a
-// checksum marker this node applied since it started (or whose checksum it
-// has since forgotten).
-var ErrNoChecksum = errors.New("no checksum taken at this index on this node")
 
 // checksumResult is the checksum taken at one marker.
 type checksumResult struct {
@@ -184,7 +180,7 @@ func (f *FSM) pinChecksum(index uint64, r *checksumResult) {
 
 // ChecksumAt returns the checksum of the database as of index, which must
 // be a checksum marker: it waits until this node has applied index and the
-// checksum is computed, or ctx ends. It returns ErrNoChecksum when this node
+// checksum is computed, or ctx ends. It returns api.ErrNoChecksum when this node
 // has no checksum for index.
 func (f *FSM) ChecksumAt(ctx context.Context, index uint64) (string, error) {
 	if err := f.WaitApplied(ctx, index); err != nil {
@@ -192,7 +188,7 @@ func (f *FSM) ChecksumAt(ctx context.Context, index uint64) (string, error) {
 	}
 	r := f.checksums.get(index)
 	if r == nil {
-		return "", fmt.Errorf("index %d: %w", index, ErrNoChecksum)
+		return "", fmt.Errorf("index %d: %w", index, api.ErrNoChecksum)
 	}
 	select {
 	case <-r.done:

@@ -23,7 +23,7 @@ func TestBuildFromDumpRoundTrip(t *testing.T) {
 	var s seq
 	fillTyped(t, src, &s)
 	var dump bytes.Buffer
-	if err := src.Backup(ctx, &dump, BackupOptions{SQL: true}); err != nil {
+	if err := src.Backup(ctx, &dump, api.BackupOptions{SQL: true}); err != nil {
 		t.Fatal(err)
 	}
 	live := openPlain(t, src.path)
@@ -123,7 +123,7 @@ func TestBuildFromDumpOfEmptyDatabase(t *testing.T) {
 	ctx := context.Background()
 	src := newFSM(t)
 	var dump bytes.Buffer
-	if err := src.Backup(ctx, &dump, BackupOptions{SQL: true}); err != nil {
+	if err := src.Backup(ctx, &dump, api.BackupOptions{SQL: true}); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "built.db")

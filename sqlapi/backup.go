@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/api"
-	"github.com/raftlite/raftlite/fsm"
 )
 
 // sqliteHeader starts every SQLite database file.
@@ -37,7 +36,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request, p *params)
 		s.toLeader(w, r, p, epBackup, nil)
 		return
 	}
-	var opt fsm.BackupOptions
+	var opt api.BackupOptions
 	switch f := q.Get("fmt"); f {
 	case "", "binary":
 	case "sql":
@@ -117,7 +116,7 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 // streams the spooled file to the leader. On the leader an SQLite file
 // (recognised by its header) goes to Store.Load as it is; an SQL dump is
 // first run, statement by statement, into a fresh database in a scratch
-// file beside the spool (fsm.BuildFromDump), which then goes to Store.Load
+// file beside the spool (Store.BuildFromDump), which then goes to Store.Load
 // like an uploaded file. Either way the new database reaches every node
 // through Raft's snapshot path, never the log. A dump that fails (a bad
 // statement, one a write may not run) is a 400 naming its line, and the
@@ -187,7 +186,7 @@ func (s *Server) buildFromDump(ctx context.Context, f *os.File) (*os.File, error
 	if err != nil {
 		return fail(fmt.Errorf("load: %w", err))
 	}
-	if err := fsm.BuildFromDump(ctx, src, name); err != nil {
+	if err := s.store.BuildFromDump(ctx, src, name); err != nil {
 		return fail(err)
 	}
 	if db, err = os.Open(name); err != nil {

@@ -17,8 +17,6 @@ import (
 
 	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/internal/sqltest"
-
-	"github.com/raftlite/raftlite/fsm"
 )
 
 // backupStore adds Backup and Load to fakeStore.
@@ -29,13 +27,13 @@ type backupStore struct {
 	// handler may still be running.
 	mu      sync.Mutex
 	loaded  []byte
-	opt     fsm.BackupOptions
+	opt     api.BackupOptions
 	fail    error // returned by Backup after writing failAt bytes
 	failAt  int
 	loadErr error
 }
 
-func (s *backupStore) Backup(_ context.Context, w io.Writer, opt fsm.BackupOptions) error {
+func (s *backupStore) Backup(_ context.Context, w io.Writer, opt api.BackupOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.opt = opt

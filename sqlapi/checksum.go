@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/raftlite/raftlite/api"
-	"github.com/raftlite/raftlite/fsm"
 )
 
 // checksumReply is the body of /db/checksum.
@@ -65,7 +64,7 @@ func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request, p *param
 	if err != nil {
 		reply.Error = err.Error()
 		switch {
-		case errors.Is(err, fsm.ErrNoChecksum):
+		case errors.Is(err, api.ErrNoChecksum):
 			status = http.StatusNotFound
 		case errors.Is(err, context.DeadlineExceeded), ctx.Err() != nil:
 			status = http.StatusGatewayTimeout

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/api"
 )
 
 func TestChecksumEndpoint(t *testing.T) {
@@ -18,7 +18,7 @@ func TestChecksumEndpoint(t *testing.T) {
 		{"GET", "", 200, checksumReply{Index: 7, Checksum: "cafe", NodeID: "n1"}},
 		{"GET", "?index=9", 200, checksumReply{Index: 9, Checksum: "beef", NodeID: "n1"}},
 		{"POST", "", 200, checksumReply{Index: 9, Checksum: "beef", NodeID: "n1"}},
-		{"GET", "?index=8", 404, checksumReply{Index: 8, NodeID: "n1", Error: "index 8: " + fsm.ErrNoChecksum.Error()}},
+		{"GET", "?index=8", 404, checksumReply{Index: 8, NodeID: "n1", Error: "index 8: " + api.ErrNoChecksum.Error()}},
 	} {
 		code, _, body := do(t, tc.method, ts.URL+"/db/checksum"+tc.query, "", "")
 		var got checksumReply

@@ -131,10 +131,16 @@ func (f *fakeStore) ID() string { return "n1" }
 // scripts them.
 var errNotScripted = errors.New("fake store: backup and load are not scripted")
 
-func (f *fakeStore) Backup(context.Context, io.Writer, fsm.BackupOptions) error {
+func (f *fakeStore) Backup(context.Context, io.Writer, api.BackupOptions) error {
 	return errNotScripted
 }
 func (f *fakeStore) Load(context.Context, io.Reader) error { return errNotScripted }
+
+// The fake builds dumps and sizes entries as the real store does.
+func (f *fakeStore) BuildFromDump(ctx context.Context, dump io.Reader, path string) error {
+	return fsm.BuildFromDump(ctx, dump, path)
+}
+func (f *fakeStore) StatementsSize(stmts []api.Statement) int { return fsm.StatementsSize(stmts) }
 
 // The fake has checksum 7/cafe now and beef at marker 9, which
 // TriggerChecksum proposes.
@@ -144,7 +150,7 @@ func (f *fakeStore) Checksum(context.Context) (uint64, string, error) {
 
 func (f *fakeStore) ChecksumAt(_ context.Context, index uint64) (string, error) {
 	if index != 9 {
-		return "", fmt.Errorf("index %d: %w", index, fsm.ErrNoChecksum)
+		return "", fmt.Errorf("index %d: %w", index, api.ErrNoChecksum)
 	}
 	return "beef", nil
 }

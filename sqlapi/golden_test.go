@@ -72,7 +72,7 @@ func (s *fsmStore) Stats() map[string]any                           { return map
 func (s *fsmStore) LastContact() time.Time                          { return time.Now() }
 func (s *fsmStore) ApplyProgress() (bool, time.Time)                { return true, s.f.AppliedAt() }
 
-func (s *fsmStore) Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) error {
+func (s *fsmStore) Backup(ctx context.Context, w io.Writer, opt api.BackupOptions) error {
 	return s.f.Backup(ctx, w, opt)
 }
 func (s *fsmStore) Checksum(ctx context.Context) (uint64, string, error) { return s.f.Checksum(ctx) }
@@ -82,7 +82,11 @@ func (s *fsmStore) ChecksumAt(ctx context.Context, i uint64) (string, error) {
 
 // Load and TriggerChecksum need Raft (a restore, a marker entry), which the
 // golden files do not exercise.
-func (s *fsmStore) Load(context.Context, io.Reader) error           { return errNotScripted }
+func (s *fsmStore) Load(context.Context, io.Reader) error { return errNotScripted }
+func (s *fsmStore) BuildFromDump(ctx context.Context, dump io.Reader, path string) error {
+	return fsm.BuildFromDump(ctx, dump, path)
+}
+func (s *fsmStore) StatementsSize(stmts []api.Statement) int        { return fsm.StatementsSize(stmts) }
 func (s *fsmStore) TriggerChecksum(context.Context) (uint64, error) { return 0, errNotScripted }
 
 // goldenStep is one request of a golden file and the answer it must get.

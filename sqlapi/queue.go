@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/api"
-	"github.com/raftlite/raftlite/fsm"
 )
 
 // The write queue (?queue on /db/execute) accepts writes at once and applies
@@ -42,7 +41,7 @@ var (
 // queuedWrite is one accepted queued request.
 type queuedWrite struct {
 	stmts []api.Statement
-	size  int // fsm.StatementsSize(stmts)
+	size  int // Store.StatementsSize(stmts)
 	seq   int64
 	auth  string     // Authorization header, used if the batch is forwarded
 	done  chan error // nil unless the client waits; buffered
@@ -52,7 +51,7 @@ type writeQueue struct {
 	s         *Server
 	ch        chan *queuedWrite
 	batchSize int
-	maxBytes  int // bound on a batch's fsm.StatementsSize; 0: none
+	maxBytes  int // bound on a batch's Store.StatementsSize; 0: none
 	timeout   time.Duration
 
 	nextSeq atomic.Int64 // last sequence number handed out
@@ -115,7 +114,7 @@ func (q *writeQueue) enqueue(ctx context.Context, stmts []api.Statement, wait bo
 	if q.stopped.Load() {
 		return 0, nil, errQueueClosed
 	}
-	size := fsm.StatementsSize(stmts)
+	size := q.s.store.StatementsSize(stmts)
 	if q.maxBytes > 0 && size > q.maxBytes {
 		return 0, nil, fmt.Errorf("%w: its statements take up to %d bytes, the limit is %d", errQueueTooLarge, size, q.maxBytes)
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/api"
-	"github.com/raftlite/raftlite/fsm"
 )
 
 // Store is everything the HTTP layer needs from the node, with no optional
@@ -61,17 +60,23 @@ type Store interface {
 
 	// Backup writes a consistent copy of the database: the SQLite file,
 	// or with opt.SQL an SQL text dump (/db/backup).
-	Backup(ctx context.Context, w io.Writer, opt fsm.BackupOptions) error
+	Backup(ctx context.Context, w io.Writer, opt api.BackupOptions) error
 	// Load replaces the whole database with an SQLite file (leader only;
 	// api.ErrNotLeader otherwise). /db/load hands it SQL dumps too, once
 	// turned into an SQLite file.
 	Load(ctx context.Context, sqliteFile io.Reader) error
+	// BuildFromDump builds a fresh SQLite file at path from an SQL text
+	// dump (the first step of loading a dump).
+	BuildFromDump(ctx context.Context, dump io.Reader, path string) error
+	// StatementsSize bounds what stmts add to one log entry, encoded; the
+	// write queue keeps its batches within the entry limit with it.
+	StatementsSize(stmts []api.Statement) int
 
 	// Checksum is the checksum of the database now (see package fsm,
 	// checksum.go), with the applied index it describes.
 	Checksum(ctx context.Context) (index uint64, sum string, err error)
 	// ChecksumAt is the checksum as of a checksum marker's index, once
-	// this node has applied it; an error matching fsm.ErrNoChecksum when
+	// this node has applied it; an error matching api.ErrNoChecksum when
 	// this node did not take one there.
 	ChecksumAt(ctx context.Context, index uint64) (string, error)
 	// TriggerChecksum proposes a checksum marker and returns its index
