@@ -252,16 +252,19 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	formErr := make(chan error, 1)
 	go func() { formErr <- node.Form(ctx) }()
 
+	// Every way out, a failure included, stops the HTTP server and flushes
+	// the write queue before the deferred closes of the node and database.
+	var runErr error
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			logger.Info("shutting down")
 			done = true
 		case err := <-serveErr:
-			return fmt.Errorf("HTTP server: %w", err)
+			runErr, done = fmt.Errorf("HTTP server: %w", err), true
 		case err := <-formErr:
 			if err != nil && ctx.Err() == nil {
-				return fmt.Errorf("form cluster: %w", err)
+				runErr, done = fmt.Errorf("form cluster: %w", err), true
 			}
 			formErr = nil // formed: wait for the signal
 		}
@@ -275,7 +278,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	if err := api.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("API shutdown", "err", err)
 	}
-	return nil
+	return runErr
 }
 
 // phaseOpeningDatabase is the first phase of a start, before the cluster
