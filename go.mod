@@ -19,6 +19,7 @@ require (
 	github.com/prometheus/common v0.62.0
 	github.com/rqlite/gorqlite v0.0.0-20260504155303-50d445fd0ab9
 	go.etcd.io/bbolt v1.4.3
+	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0
 	modernc.org/sqlite v1.61.1
 )

@@ -198,6 +198,9 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		for _, w := range auth.Warnings() {
+			logger.Warn("auth file: "+w, "file", f.authFile)
+		}
 		acfg.Auth = auth
 	}
 

@@ -65,6 +65,8 @@ var (
 		"bad parameters or body; the store refused the arguments")
 	ErrUnauthorized = outcome(http.StatusUnauthorized, "unauthorized", "unauthorized",
 		"missing or wrong credentials, or a permission lacking")
+	ErrLoginThrottled = outcome(http.StatusTooManyRequests, "login_throttled", "too many failed logins",
+		"too many failed logins from the client's address or for the user: credentials are not checked again until Retry-After has passed")
 	ErrNotFound = outcome(http.StatusNotFound, "not_found", "not found",
 		"unknown path")
 	ErrMethodNotAllowed = outcome(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed",

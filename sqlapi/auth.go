@@ -1,49 +1,59 @@
 package sqlapi
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
-)
+	"sync/atomic"
+	"time"
 
-// Permissions of rqlite's credentials file.
-const (
-	PermAll     = "all"
-	PermExecute = "execute"
-	PermQuery   = "query"
-	PermStatus  = "status"
-	PermJoin    = "join"
-	PermRemove  = "remove"
-	PermReady   = "ready"
-	PermBackup  = "backup"
-	PermLoad    = "load"
-	PermLeader  = "leader"
-	PermNodes   = "nodes"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // anonymousUser is the username whose permissions every request has,
-// authenticated or not.
+// authenticated or not (rqlite's AllUsers).
 const anonymousUser = "*"
 
-// Auth is a set of credentials in rqlite's format: a JSON array of
-// {"username":..., "password":..., "perms":[...]}. The user "*" lists the
-// permissions granted to every request, even without credentials.
+// Auth is a set of credentials in rqlite's format, a JSON array of
+// {"username":..., "password":..., "perms":[...]}, and the record of
+// failed logins against it. The user "*" lists the permissions granted to
+// every request, even one without credentials. One Auth serves every
+// handler of a node (Config.Auth), so that they share that record.
 //
-// Passwords are compared as plain text (in constant time). rqlite also
-// accepts bcrypt hashes; this build has no bcrypt implementation, so a
-// bcrypt-hashed password only matches itself and a warning is logged when
-// such a file is loaded.
+// A password is a bcrypt hash when bcrypt can read it as one ($2a$, $2b$
+// or $2y$ and a cost: rqlite decides the same way, by trying bcrypt), and
+// is then verified with bcrypt; any other password is plain text,
+// compared in constant time. rqlite also accepts the hash itself as the
+// password; raftlite does not, since that would make the hash a plain-text
+// password for anyone who reads the file. A password that bcrypt verified
+// is remembered (as a keyed SHA-256 MAC, per user) so that the cost of
+// bcrypt is paid once, not on every request.
 type Auth struct {
-	users map[string]authUser
+	users     map[string]*authUser
+	anonymous map[string]bool // the permissions of "*"
+	macKey    []byte          // the key of the remembered-password MACs
+	limiter   *loginLimiter
+	warnings  []string
 }
 
 type authUser struct {
-	password string
-	perms    map[string]bool
+	plain *[sha256.Size]byte // SHA-256 of a plain-text password; nil for a hash
+	hash  []byte             // a bcrypt hash; nil for plain text
+	perms map[string]bool
+	// verified is the MAC of the last password bcrypt accepted.
+	verified atomic.Pointer[[sha256.Size]byte]
 }
 
 type credential struct {
@@ -69,101 +79,165 @@ func LoadAuthFile(path string) (*Auth, error) {
 // ParseAuth reads rqlite-format credentials.
 func ParseAuth(r io.Reader) (*Auth, error) {
 	var creds []credential
-	dec := json.NewDecoder(r)
-	if err := dec.Decode(&creds); err != nil {
+	if err := json.NewDecoder(r).Decode(&creds); err != nil {
 		return nil, fmt.Errorf("parse credentials: %w", err)
 	}
-	a := &Auth{users: make(map[string]authUser, len(creds))}
+	a := &Auth{
+		users:     make(map[string]*authUser, len(creds)),
+		anonymous: map[string]bool{},
+		macKey:    make([]byte, 32),
+		limiter:   newLoginLimiter(failedLoginsPerIP, failedLoginsPerUser, failedLoginWindow),
+	}
+	if _, err := rand.Read(a.macKey); err != nil {
+		return nil, fmt.Errorf("credentials: MAC key: %w", err)
+	}
 	for i, c := range creds {
 		if c.Username == "" {
 			return nil, fmt.Errorf("credential %d has no username", i)
 		}
-		u := authUser{password: c.Password, perms: make(map[string]bool, len(c.Perms))}
+		if _, dup := a.users[c.Username]; dup {
+			a.warnf("user %q is listed more than once: the last entry counts", c.Username)
+		}
+		perms := make(map[string]bool, len(c.Perms))
 		for _, p := range c.Perms {
-			u.perms[strings.ToLower(strings.TrimSpace(p))] = true
+			p = strings.ToLower(strings.TrimSpace(p))
+			if !knownPerms[p] {
+				a.warnf("user %q has unknown permission %q: it grants nothing", c.Username, p)
+			}
+			perms[p] = true
+		}
+		if c.Username == anonymousUser {
+			a.anonymous = perms
+			continue
+		}
+		u := &authUser{perms: perms}
+		if _, err := bcrypt.Cost([]byte(c.Password)); err == nil {
+			u.hash = []byte(c.Password)
+		} else {
+			if strings.HasPrefix(c.Password, "$2") {
+				a.warnf("password of user %q looks like a bcrypt hash but is not one (%v): it is compared as plain text", c.Username, err)
+			}
+			sum := sha256.Sum256([]byte(c.Password))
+			u.plain = &sum
 		}
 		a.users[c.Username] = u
 	}
 	return a, nil
 }
 
-// HasBcrypt reports whether some password looks like a bcrypt hash, which
-// this build compares as plain text.
-func (a *Auth) HasBcrypt() bool {
-	for _, u := range a.users {
-		if isBcrypt(u.password) {
-			return true
-		}
+func (a *Auth) warnf(format string, args ...any) {
+	a.warnings = append(a.warnings, fmt.Sprintf(format, args...))
+}
+
+// Warnings are the doubtful entries of the credentials (unknown
+// permission names, repeated users, passwords that look like broken
+// bcrypt hashes), for the caller to log.
+func (a *Auth) Warnings() []string { return a.warnings }
+
+// verify reports whether password is the user's.
+func (a *Auth) verify(u *authUser, password string) bool {
+	if u.hash == nil {
+		sum := sha256.Sum256([]byte(password))
+		return subtle.ConstantTimeCompare(sum[:], u.plain[:]) == 1
 	}
-	return false
-}
-
-func isBcrypt(s string) bool {
-	return len(s) == 60 && (strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$"))
-}
-
-// hasPerm reports whether user holds perm (or "all").
-func (a *Auth) hasPerm(user, perm string) bool {
-	u, ok := a.users[user]
-	return ok && (u.perms[perm] || u.perms[PermAll])
-}
-
-// check reports whether the user has the password.
-func (a *Auth) check(user, password string) bool {
-	u, ok := a.users[user]
-	if !ok || user == anonymousUser {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(u.password), []byte(password)) == 1
-}
-
-// Allowed reports whether a request with the given basic-auth credentials
-// may do something needing every one of perms: each perm is granted by
-// the anonymous user "*" or by the authenticated user.
-func (a *Auth) Allowed(user, password string, hasCreds bool, perms ...string) bool {
-	if a == nil {
+	mac := hmac.New(sha256.New, a.macKey)
+	mac.Write([]byte(password))
+	var sum [sha256.Size]byte
+	mac.Sum(sum[:0])
+	if last := u.verified.Load(); last != nil && hmac.Equal(last[:], sum[:]) {
 		return true
 	}
-	authed := -1 // not checked yet
-	for _, p := range perms {
-		if a.hasPerm(anonymousUser, p) {
-			continue
-		}
-		if !hasCreds || user == "" {
-			return false
-		}
-		if authed < 0 {
-			authed = 0
-			if a.check(user, password) {
-				authed = 1
-			}
-		}
-		if authed == 0 || !a.hasPerm(user, p) {
-			return false
-		}
+	if bcrypt.CompareHashAndPassword(u.hash, []byte(password)) != nil {
+		return false
 	}
+	u.verified.Store(&sum)
 	return true
 }
 
-// allowedAny reports whether the request holds at least one of perms.
-func (a *Auth) allowedAny(r *http.Request, perms ...string) bool {
-	if a == nil {
-		return true
-	}
-	user, pw, ok := r.BasicAuth()
-	for _, p := range perms {
-		if a.Allowed(user, pw, ok, p) {
+// grants reports whether the permissions perms (the user's, with those of
+// "*") satisfy need.
+func (a *Auth) grants(perms map[string]bool, need access) bool {
+	has := func(p string) bool { return perms[p] || perms[PermAll] || a.anonymous[p] || a.anonymous[PermAll] }
+	for _, p := range need.perms {
+		switch held := has(p); {
+		case held && !need.all:
 			return true
+		case !held && need.all:
+			return false
 		}
 	}
-	return false
+	return need.all
 }
 
-// allowedAll reports whether the request holds every one of perms.
-func (a *Auth) allowedAll(r *http.Request, perms ...string) bool {
-	if a == nil {
-		return true
+// authDecision is the answer to a request's credentials.
+type authDecision struct {
+	status     int           // 0: allowed; else 401 or 429
+	msg        string        // why not
+	retryAfter time.Duration // with 429
+}
+
+// authorize decides whether r may do what need asks, as rqlite does: a
+// request that "*" alone entitles passes without its credentials being
+// looked at; any other needs a user of the file, the right password, and
+// the permissions (its own or those of "*"). A failed login is logged
+// (never the password) and counted against the client IP and the user.
+func (a *Auth) authorize(r *http.Request, need access, log *slog.Logger) authDecision {
+	if a == nil || a.grants(nil, need) {
+		return authDecision{}
 	}
-	user, pw, ok := r.BasicAuth()
-	return a.Allowed(user, pw, ok, perms...)
+	user, password, ok := r.BasicAuth()
+	if !ok || user == "" {
+		return authDecision{status: http.StatusUnauthorized, msg: "unauthorized: credentials needed (permission " + need.String() + ")"}
+	}
+	u := a.users[user]
+	limitedUser := ""
+	if u != nil {
+		limitedUser = user
+	}
+	ip := clientIP(r)
+	if wait := a.limiter.blocked(ip, limitedUser); wait > 0 {
+		return authDecision{status: http.StatusTooManyRequests, retryAfter: wait,
+			msg: "too many failed logins from this address or for this user: retry later"}
+	}
+	if u == nil || !a.verify(u, password) {
+		reason := "wrong password"
+		if u == nil {
+			reason = "unknown user"
+		}
+		log.Warn("login failed", "user", user, "client", ip, "method", r.Method, "path", r.URL.Path, "reason", reason)
+		ipLimited, userLimited := a.limiter.fail(ip, limitedUser)
+		if ipLimited {
+			log.Warn("failed logins throttled", "client", ip, "failures", failedLoginsPerIP, "window", failedLoginWindow)
+		}
+		if userLimited {
+			log.Warn("failed logins throttled", "user", user, "failures", failedLoginsPerUser, "window", failedLoginWindow)
+		}
+		return authDecision{status: http.StatusUnauthorized, msg: "unauthorized: wrong username or password"}
+	}
+	if !a.grants(u.perms, need) {
+		return authDecision{status: http.StatusUnauthorized, msg: fmt.Sprintf("unauthorized: user %q lacks permission %s", user, need)}
+	}
+	return authDecision{}
+}
+
+// clientIP is the address the request came from (the peer, not a header a
+// client could set).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// refuse answers a refused request: 401 with WWW-Authenticate, or 429 with
+// Retry-After (whole seconds, rounded up), each with the JSON error body.
+func (d authDecision) refuse(w http.ResponseWriter) {
+	if d.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d.retryAfter+time.Second-1)/time.Second)))
+		writeError(w, api.ErrLoginThrottled, d.msg)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Basic realm="raftlite", charset="UTF-8"`)
+	writeError(w, api.ErrUnauthorized, d.msg)
 }

@@ -52,6 +52,7 @@
 //	code                status  meaning
 //	bad_request         400     bad parameters or body; the store refused the arguments
 //	unauthorized        401     missing or wrong credentials, or a permission lacking
+//	login_throttled     429     too many failed logins from the client's address or for the user: credentials are not checked again until Retry-After has passed
 //	not_found           404     unknown path
 //	method_not_allowed  405     wrong method
 //	request_too_large   413     body larger than the limit (-load-max-bytes for /db/load)

@@ -75,6 +75,7 @@ type metrics struct {
 	forwardErrs prometheus.Counter
 	noLeader    prometheus.Counter
 	authFail    prometheus.Counter
+	throttled   prometheus.Counter
 	staleReads  prometheus.Counter
 	panics      prometheus.Counter
 
@@ -104,6 +105,7 @@ func newMetrics(reg *prometheus.Registry, version string, queuePending func() in
 		forwardErrs:      counter("raftlite_http_forward_errors_total", "Forwarded requests that got no answer from the leader."),
 		noLeader:         counter("raftlite_http_leader_not_found_total", "Requests refused because no leader was known."),
 		authFail:         counter("raftlite_http_auth_failures_total", "Requests refused for missing or wrong credentials."),
+		throttled:        counter("raftlite_http_login_throttled_total", "Requests refused with 429 after too many failed logins."),
 		staleReads:       counter("raftlite_http_stale_reads_total", "Reads refused as stale (freshness)."),
 		panics:           counter("raftlite_http_panics_total", "Handler panics recovered."),
 		queued:           counter("raftlite_queue_requests_total", "Write requests accepted into the queue."),

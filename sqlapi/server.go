@@ -33,18 +33,13 @@ type Server struct {
 	closed  bool
 }
 
-// route is one endpoint: its allowed methods, the permissions it needs and
-// its handler.
+// route is one endpoint: its allowed methods, the permission each needs
+// (from endpointAccess) and its handler.
 type route struct {
 	ep      endpoint
 	methods []string
-	// anyPerms: the request needs at least one of them; allPerms: every
-	// one of them.
-	anyPerms []string
-	allPerms []string
-	handle   func(http.ResponseWriter, *http.Request, *params)
-	// permsFor overrides anyPerms by method, when set.
-	permsFor map[string][]string
+	handle  func(http.ResponseWriter, *http.Request, *params)
+	access  map[string]access // by method
 }
 
 // New returns the HTTP API of store. It starts the write queue's goroutine:
@@ -59,39 +54,29 @@ func New(cfg Config, store Store) *Server {
 		client: newHTTPClient(),
 	}
 	s.metrics = newMetrics(cfg.Metrics, cfg.Version, func() int { return s.queue.pending() })
-	if cfg.Auth != nil && cfg.Auth.HasBcrypt() {
-		s.log.Warn("auth file has bcrypt-hashed passwords; this build compares passwords as plain text, so those users can only log in with the hash itself")
-	}
 	s.queue = newWriteQueue(s, cfg.QueueCapacity, cfg.QueueBatchSize, cfg.QueueTimeout)
 	get, post := []string{http.MethodGet, http.MethodHead}, []string{http.MethodPost}
 	s.routes = map[string]*route{
-		"/db/execute": {ep: epExecute, methods: post, allPerms: []string{PermExecute}, handle: s.handleExecute},
-		"/db/query":   {ep: epQuery, methods: []string{http.MethodGet, http.MethodPost}, allPerms: []string{PermQuery}, handle: s.handleQuery},
-		"/db/request": {ep: epRequest, methods: post, allPerms: []string{PermExecute, PermQuery}, handle: s.handleRequest},
-		"/db/backup":  {ep: epBackup, methods: get, allPerms: []string{PermBackup}, handle: s.handleBackup},
-		// Reading a checksum is diagnostics; POST appends a checksum marker
-		// to the Raft log, which takes the permission every other log
-		// append takes.
-		"/db/checksum": {ep: epChecksum, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleChecksum,
-			permsFor: map[string][]string{
-				http.MethodGet:  {PermStatus},
-				http.MethodHead: {PermStatus},
-				http.MethodPost: {PermExecute},
-			}},
-		"/db/load": {ep: epLoad, methods: post, allPerms: []string{PermLoad}, handle: s.handleLoad},
-		"/status":  {ep: epStatus, methods: get, anyPerms: []string{PermStatus}, handle: s.handleStatus},
-		"/nodes":   {ep: epNodes, methods: get, anyPerms: []string{PermNodes, PermStatus}, handle: s.handleNodes},
-		"/leader": {ep: epLeader, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleLeader,
-			permsFor: map[string][]string{
-				http.MethodGet:  {PermLeader, PermStatus, PermNodes},
-				http.MethodHead: {PermLeader, PermStatus, PermNodes},
-				http.MethodPost: {PermLeader},
-			}},
-		"/readyz":     {ep: epReadyz, methods: get, anyPerms: []string{PermReady}, handle: s.handleReadyz},
-		"/remove":     {ep: epRemove, methods: []string{http.MethodDelete}, anyPerms: []string{PermRemove}, handle: s.handleRemove},
-		"/debug/vars": {ep: epDebugVars, methods: get, anyPerms: []string{PermStatus}, handle: s.handleExpvar},
-		"/metrics":    {ep: epMetrics, methods: get, anyPerms: []string{PermStatus}, handle: s.handleMetrics},
-		pprofPrefix:   {ep: epPprof, methods: get, anyPerms: []string{PermStatus}, handle: handlePprof},
+		"/db/execute":  {ep: epExecute, methods: post, handle: s.handleExecute},
+		"/db/query":    {ep: epQuery, methods: []string{http.MethodGet, http.MethodPost}, handle: s.handleQuery},
+		"/db/request":  {ep: epRequest, methods: post, handle: s.handleRequest},
+		"/db/backup":   {ep: epBackup, methods: get, handle: s.handleBackup},
+		"/db/checksum": {ep: epChecksum, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleChecksum},
+		"/db/load":     {ep: epLoad, methods: post, handle: s.handleLoad},
+		"/status":      {ep: epStatus, methods: get, handle: s.handleStatus},
+		"/nodes":       {ep: epNodes, methods: get, handle: s.handleNodes},
+		"/leader":      {ep: epLeader, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleLeader},
+		"/readyz":      {ep: epReadyz, methods: get, handle: s.handleReadyz},
+		"/remove":      {ep: epRemove, methods: []string{http.MethodDelete}, handle: s.handleRemove},
+		"/debug/vars":  {ep: epDebugVars, methods: get, handle: s.handleExpvar},
+		"/metrics":     {ep: epMetrics, methods: get, handle: s.handleMetrics},
+		pprofPrefix:    {ep: epPprof, methods: get, handle: handlePprof},
+	}
+	for path, rt := range s.routes {
+		var err error
+		if rt.access, err = routeAccess(path, rt.methods); err != nil {
+			panic("sqlapi: route without a permission: " + err.Error())
+		}
 	}
 	registerServer(s)
 	return s
@@ -183,9 +168,10 @@ func (r *statusRecorder) status() int {
 	return r.code
 }
 
-// ServeHTTP routes a request: 404 for an unknown path, 401 without the
-// needed permission, 405 for a wrong method, 400 for bad query parameters,
-// else the endpoint's handler. It never lets a panic escape.
+// ServeHTTP routes a request: 404 for an unknown path, 405 for a wrong
+// method, 401 without the permission endpointAccess names (429 after too
+// many failed logins), 400 for bad query parameters, else the endpoint's
+// handler. It never lets a panic escape.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
@@ -221,15 +207,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.WriteHeader(http.StatusOK)
 		return
 	}
-	if !s.authorized(r, rt) {
-		s.metrics.authFail.Inc()
-		rec.Header().Set("WWW-Authenticate", `Basic realm="raftlite"`)
-		writeError(rec, api.ErrUnauthorized, "unauthorized")
-		return
-	}
 	if !methodAllowed(rt.methods, r.Method) {
 		rec.Header().Set("Allow", strings.Join(rt.methods, ", "))
 		writeError(rec, api.ErrMethodNotAllowed, "method not allowed")
+		return
+	}
+	if d := s.cfg.Auth.authorize(r, rt.access[r.Method], s.log); d.status != 0 {
+		if d.status == http.StatusTooManyRequests {
+			s.metrics.throttled.Inc()
+		} else {
+			s.metrics.authFail.Inc()
+		}
+		d.refuse(rec)
 		return
 	}
 	p, err := parseParams(r.URL.RawQuery, s.cfg.DefaultTimeout)
@@ -251,24 +240,6 @@ func (s *Server) route(path string) *route {
 		rt = s.routes[pprofPrefix]
 	}
 	return rt
-}
-
-func (s *Server) authorized(r *http.Request, rt *route) bool {
-	a := s.cfg.Auth
-	if a == nil {
-		return true
-	}
-	if rt.permsFor != nil {
-		perms, ok := rt.permsFor[r.Method]
-		if !ok {
-			return true // the method check answers 405
-		}
-		return a.allowedAny(r, perms...)
-	}
-	if len(rt.allPerms) > 0 {
-		return a.allowedAll(r, rt.allPerms...)
-	}
-	return a.allowedAny(r, rt.anyPerms...)
 }
 
 func methodAllowed(methods []string, m string) bool {

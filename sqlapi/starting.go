@@ -56,22 +56,23 @@ func (s *Starting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set(versionHeader, s.cfg.Version)
 	path := strings.TrimSuffix(r.URL.Path, "/")
-	var perm string
-	switch path {
-	case "/readyz":
-		perm = PermReady
-	case "/status":
-		perm = PermStatus
+	// /readyz and /status show the progress, to those their permission
+	// admits; the rest of the API refuses every request alike.
+	var need access
+	progressShown := false
+	if path == "/readyz" || path == "/status" {
+		need, progressShown = accessFor(path, http.MethodGet)
 	}
-	if perm != "" && !s.cfg.Auth.allowedAny(r, perm) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="raftlite"`)
-		writeText(w, http.StatusUnauthorized, "unauthorized")
-		return
+	if progressShown {
+		if d := s.cfg.Auth.authorize(r, need, s.cfg.Logger); d.status != 0 {
+			d.refuse(w)
+			return
+		}
 	}
 	p := s.progress()
 	body := startingBody{Error: "node is starting: " + p.Phase, Code: api.ErrStarting.Code}
 	switch {
-	case perm != "":
+	case progressShown:
 		ready := false
 		body.Ready = &ready
 		body.Starting = map[string]any{"phase": p.Phase}

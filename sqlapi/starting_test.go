@@ -45,6 +45,9 @@ func TestStarting(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, code, body, c.status)
 			continue
 		}
+		if code == http.StatusUnauthorized && (h.Get("WWW-Authenticate") == "" || !strings.Contains(body, `"code":"unauthorized"`)) {
+			t.Errorf("%s %s: 401 without WWW-Authenticate or the JSON code: %s", c.method, c.path, body)
+		}
 		if code != 503 {
 			continue
 		}
