@@ -195,7 +195,8 @@ func (a *Auth) authorize(r *http.Request, need access, log *slog.Logger) authDec
 		limitedUser = user
 	}
 	ip := clientIP(r)
-	if wait := a.limiter.blocked(ip, limitedUser); wait > 0 {
+	wait, at := a.limiter.attempt(ip, limitedUser)
+	if wait > 0 {
 		return authDecision{status: http.StatusTooManyRequests, retryAfter: wait,
 			msg: "too many failed logins from this address or for this user: retry later"}
 	}
@@ -205,7 +206,7 @@ func (a *Auth) authorize(r *http.Request, need access, log *slog.Logger) authDec
 			reason = "unknown user"
 		}
 		log.Warn("login failed", "user", user, "client", ip, "method", r.Method, "path", r.URL.Path, "reason", reason)
-		ipLimited, userLimited := a.limiter.fail(ip, limitedUser)
+		ipLimited, userLimited := a.limiter.atLimit(ip, limitedUser)
 		if ipLimited {
 			log.Warn("failed logins throttled", "client", ip, "failures", failedLoginsPerIP, "window", failedLoginWindow)
 		}
@@ -214,6 +215,7 @@ func (a *Auth) authorize(r *http.Request, need access, log *slog.Logger) authDec
 		}
 		return authDecision{status: http.StatusUnauthorized, msg: "unauthorized: wrong username or password"}
 	}
+	a.limiter.succeeded(ip, limitedUser, at)
 	if !a.grants(u.perms, need) {
 		return authDecision{status: http.StatusUnauthorized, msg: fmt.Sprintf("unauthorized: user %q lacks permission %s", user, need)}
 	}

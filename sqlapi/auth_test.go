@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,21 +371,63 @@ func TestLoginLimiterBoundsAddresses(t *testing.T) {
 	l := newLoginLimiter(2, 3, time.Minute)
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l.now = func() time.Time { return clock }
+	fail := func(ip, user string) time.Duration {
+		wait, _ := l.attempt(ip, user)
+		return wait
+	}
 	for i := range maxTrackedIPs {
-		l.fail(fmt.Sprintf("ip-%d", i), "")
+		fail(fmt.Sprintf("ip-%d", i), "")
 	}
-	l.fail("late", "u")
-	l.fail("late", "u")
-	if len(l.ips) != maxTrackedIPs || l.blocked("late", "") != 0 {
-		t.Fatalf("full record: %d addresses, late blocked %v", len(l.ips), l.blocked("late", ""))
+	for range 3 {
+		if wait := fail("late", "u"); wait != 0 || len(l.ips) != maxTrackedIPs {
+			t.Fatalf("full record: late waits %v, %d addresses tracked", wait, len(l.ips))
+		}
 	}
-	if l.fail("late", "u"); l.blocked("late", "u") != time.Minute {
-		t.Fatalf("untracked address: user limit not applied: %v", l.blocked("late", "u"))
+	if wait := fail("late", "u"); wait != time.Minute {
+		t.Fatalf("untracked address: user limit not applied: %v", wait)
 	}
 	clock = clock.Add(time.Minute + time.Second)
-	l.fail("late", "")
+	fail("late", "")
 	if len(l.ips) != 1 {
 		t.Fatalf("after the window, %d addresses remain, want only the new one", len(l.ips))
+	}
+}
+
+// TestConcurrentGuessesHeldToLimit: guesses sent all at once, before any
+// has been answered, get no more password checks than failedLoginsPerIP.
+func TestConcurrentGuessesHeldToLimit(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("right"), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustParseAuth(t, fmt.Sprintf(`[{"username": "ops", "password": %q, "perms": ["status"]}]`, hash))
+	s := New(Config{Logger: quietLogger(), Auth: a}, leaderStore())
+	t.Cleanup(func() { s.Close() })
+	const guesses = 3 * failedLoginsPerIP
+	codes := make(chan int, guesses)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range guesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := httptest.NewRequest(http.MethodGet, "/status", nil)
+			req.SetBasicAuth("ops", fmt.Sprintf("guess-%d", i))
+			rec := httptest.NewRecorder()
+			<-start
+			s.ServeHTTP(rec, req)
+			codes <- rec.Code
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[http.StatusUnauthorized] != failedLoginsPerIP || count[http.StatusTooManyRequests] != guesses-failedLoginsPerIP {
+		t.Fatalf("%d concurrent guesses: %v, want %d checked (401) and the rest 429", guesses, count, failedLoginsPerIP)
 	}
 }
 

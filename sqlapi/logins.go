@@ -45,17 +45,58 @@ func newLoginLimiter(perIP, perUser int, window time.Duration) *loginLimiter {
 	}
 }
 
-// blocked returns how long requests from ip for user (user "" when it is
-// not a user of the file) must wait, zero when they may try now.
-func (l *loginLimiter) blocked(ip, user string) time.Duration {
+// attempt asks to check a login from ip for user (user "" when it is not
+// a user of the file). While ip or user is at its limit it returns how
+// long to wait. Otherwise it counts the attempt as a failure at the time
+// it returns, until succeeded withdraws it: so that guesses sent all at
+// once are held to the limit too, not only those that follow answers.
+func (l *loginLimiter) attempt(ip, user string) (wait time.Duration, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	wait := l.waitLocked(l.ips, ip, l.perIP, now)
+	wait = l.waitLocked(l.ips, ip, l.perIP, now)
 	if user != "" {
 		wait = max(wait, l.waitLocked(l.users, user, l.perUser, now))
 	}
-	return wait
+	if wait > 0 {
+		return wait, now
+	}
+	if _, tracked := l.ips[ip]; tracked || len(l.ips) < maxTrackedIPs || l.sweepLocked(now) {
+		l.addLocked(l.ips, ip, l.perIP, now)
+	}
+	if user != "" {
+		l.addLocked(l.users, user, l.perUser, now)
+	}
+	return 0, now
+}
+
+// succeeded withdraws the attempt made at at: the password was right.
+func (l *loginLimiter) succeeded(ip, user string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	withdraw(l.ips, ip, at)
+	if user != "" {
+		withdraw(l.users, user, at)
+	}
+}
+
+// withdraw removes one failure at at from key.
+func withdraw(m map[string][]time.Time, key string, at time.Time) {
+	fails := m[key]
+	for i := len(fails) - 1; i >= 0; i-- {
+		if fails[i].Equal(at) {
+			m[key] = append(fails[:i:i], fails[i+1:]...)
+			return
+		}
+	}
+}
+
+// atLimit reports which of ip and user have as many failures as their
+// limit allows, for the caller to log once that further attempts wait.
+func (l *loginLimiter) atLimit(ip, user string) (ipLimited, userLimited bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.ips[ip]) == l.perIP, user != "" && len(l.users[user]) == l.perUser
 }
 
 // waitLocked drops key's failures older than the window and returns how
@@ -73,31 +114,13 @@ func (l *loginLimiter) waitLocked(m map[string][]time.Time, key string, limit in
 	return fails[len(fails)-limit].Add(l.window).Sub(now)
 }
 
-// fail records a failed login from ip for user ("" when unknown). It
-// reports which of the two reached its limit with this failure, so that
-// the caller logs that once rather than every refused attempt.
-func (l *loginLimiter) fail(ip, user string) (ipLimited, userLimited bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if _, tracked := l.ips[ip]; tracked || len(l.ips) < maxTrackedIPs || l.sweepLocked(now) {
-		ipLimited = l.addLocked(l.ips, ip, l.perIP, now)
-	}
-	if user != "" {
-		userLimited = l.addLocked(l.users, user, l.perUser, now)
-	}
-	return ipLimited, userLimited
-}
-
-// addLocked appends a failure at now to key, keeping at most limit, and
-// reports whether key has just reached limit.
-func (l *loginLimiter) addLocked(m map[string][]time.Time, key string, limit int, now time.Time) bool {
+// addLocked appends a failure at now to key, keeping at most limit.
+func (l *loginLimiter) addLocked(m map[string][]time.Time, key string, limit int, now time.Time) {
 	fails := append(recent(m[key], now.Add(-l.window)), now)
 	if len(fails) > limit {
 		fails = fails[len(fails)-limit:]
 	}
 	m[key] = fails
-	return len(fails) == limit
 }
 
 // sweepLocked forgets the addresses without failures in the window and
