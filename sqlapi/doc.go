@@ -36,6 +36,12 @@
 // Store.Load, which installs it through Raft's snapshot path (an SQL dump is
 // first built into a fresh SQLite file beside the spool).
 //
+// Authentication (auth.go, perms.go, logins.go): Config.Auth holds an
+// rqlite credentials file (bcrypt or plain-text passwords); endpointAccess
+// is the one table of the permission each endpoint and method needs, and
+// New refuses a route it has no row for. Failed logins are logged and
+// throttled per client address and per user (429 login_throttled).
+//
 // main serves a Starting handler from the moment the process starts (every
 // request answered 503 "starting" with the phase of the start), builds the
 // API with New once the node is open and hands it over (Starting.Started),
