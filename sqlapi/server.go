@@ -56,7 +56,7 @@ func New(cfg Config, store Store) *Server {
 		store:  store,
 		log:    cfg.Logger.With("component", "sqlapi"),
 		start:  time.Now(),
-		client: newHTTPClient(),
+		client: newHTTPClient(cfg.ClientTLS),
 	}
 	s.metrics = newMetrics(cfg.Metrics, cfg.Version, func() int { return s.queue.pending() })
 	if cfg.Auth != nil && cfg.Auth.HasBcrypt() {
