@@ -115,8 +115,8 @@ func TestTLSCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, cfg := range map[string]*tls.Config{
-			"no client certificate":                 {RootCAs: p.ca.Pool()},
-			"client certificate from another CA":    {RootCAs: p.ca.Pool(), Certificates: []tls.Certificate{strangerCert}},
+			"no client certificate":                  {RootCAs: p.ca.Pool()},
+			"client certificate from another CA":     {RootCAs: p.ca.Pool(), Certificates: []tls.Certificate{strangerCert}},
 			"server certificate not trusted (no CA)": {Certificates: []tls.Certificate{clientCert}},
 		} {
 			if code, err := httpsGet(cfg, follower.url("/status")); err == nil {
