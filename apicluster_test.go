@@ -145,7 +145,7 @@ func openAPINode(t *testing.T, id string, raftLn, httpLn net.Listener, joins []s
 	if err != nil {
 		return nil, fmt.Errorf("open FSM of %s: %w", id, err)
 	}
-	url := apiURL(httpLn.Addr().String())
+	url := apiURL(httpLn.Addr().String(), "http")
 	node, err := cluster.Open(cluster.Config{
 		NodeID: id, Listener: raftLn, APIAdvAddr: url, Dir: dir,
 		Join: joins, BootstrapExpect: len(joins), CloseTimeout: 5 * time.Second,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/internal/httpx"
+	"github.com/raftlite/raftlite/internal/tlsconf"
 )
 
 // transferFlags are the flags backup and restore share.
@@ -21,12 +22,14 @@ type transferFlags struct {
 	hosts   string
 	user    string
 	timeout time.Duration
+	tls     tlsconf.ClientFlags
 }
 
 func (t *transferFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.hosts, "H", "127.0.0.1:4001", "comma-separated `host:port` list of nodes; the first that answers is used")
 	fs.StringVar(&t.user, "u", "", "credentials as `user:password` (HTTP basic auth)")
 	fs.DurationVar(&t.timeout, "timeout", time.Hour, "overall time limit")
+	t.tls.Register(fs)
 }
 
 // do sends a request built by mk to each host in turn until one answers;
@@ -36,14 +39,18 @@ func (t *transferFlags) register(fs *flag.FlagSet) {
 // client/, whose Backup and Load hold the whole database in memory and
 // cannot ask for chosen tables or level=none: backup and restore stream.
 func (t *transferFlags) do(mk func(base string) (*http.Request, error)) (*http.Response, error) {
-	hc := httpx.NewClient(httpx.Options{ProxyFromEnvironment: true})
+	tlsCfg, err := t.tls.Config()
+	if err != nil {
+		return nil, err
+	}
+	hc := httpx.NewClient(httpx.Options{ProxyFromEnvironment: true, TLS: tlsCfg})
 	hc.Timeout = t.timeout
 	var errs []error
 	for _, h := range strings.Split(t.hosts, ",") {
 		if h = strings.TrimSpace(h); h == "" {
 			continue
 		}
-		rq, err := mk(apiURL(h))
+		rq, err := mk(t.tls.URL(h))
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/client"
+	"github.com/raftlite/raftlite/internal/tlsconf"
 )
 
 // check runs `raftlite check`: it proposes a checksum marker, asks every
@@ -23,6 +24,8 @@ func check(args []string, stdout, stderr io.Writer) int {
 	hosts := fs.String("H", "127.0.0.1:4001", "comma-separated `host:port` list of nodes to reach the cluster through")
 	user := fs.String("u", "", "credentials as `user:password` (HTTP basic auth)")
 	timeout := fs.Duration("timeout", time.Minute, "overall time limit")
+	var tlsFlags tlsconf.ClientFlags
+	tlsFlags.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: raftlite check [flags]
 
@@ -46,10 +49,15 @@ Flags:
 		fmt.Fprintf(stderr, "raftlite check: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	cfg := client.Config{DisableSessions: true, DisableIndexTracking: true, Timeout: *timeout}
+	tlsCfg, err := tlsFlags.Config()
+	if err != nil {
+		fmt.Fprintf(stderr, "raftlite check: %v\n", err)
+		return 2
+	}
+	cfg := client.Config{DisableSessions: true, DisableIndexTracking: true, Timeout: *timeout, TLS: tlsCfg}
 	for _, h := range strings.Split(*hosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
-			cfg.Nodes = append(cfg.Nodes, h)
+			cfg.Nodes = append(cfg.Nodes, tlsFlags.URL(h))
 		}
 	}
 	if *user != "" {

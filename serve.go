@@ -45,6 +45,7 @@ type serveFlags struct {
 	snapLogSize     int64
 	maxLoadBytes    int64
 	readLease       bool
+	tls             tlsFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
@@ -73,6 +74,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		"bytes of log entries since the last snapshot that also trigger one (a restart reads them before it is ready); negative: never")
 	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
+	f.tls.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
 		fs.PrintDefaults()
@@ -97,6 +99,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	if f.nodeID == "" {
 		f.nodeID = f.raftAdvAddr
 	}
+	if err := f.tls.check(); err != nil {
+		return nil, err
+	}
 	if f.sessionTTL < 0 {
 		return nil, fmt.Errorf("-session-ttl must not be negative")
 	}
@@ -119,13 +124,13 @@ func (f *serveFlags) joinAddrs() []string {
 	return out
 }
 
-// apiURL turns a host:port into the URL other nodes use to reach this node's
-// HTTP API.
-func apiURL(addr string) string {
+// apiURL turns a host:port into a URL of scheme (http or https); a URL is
+// returned as it is.
+func apiURL(addr, scheme string) string {
 	if strings.Contains(addr, "://") {
 		return addr
 	}
-	return "http://" + addr
+	return scheme + "://" + addr
 }
 
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
@@ -182,12 +187,22 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	// register their metrics in it beside the code that measures, and
 	// /metrics serves it.
 	registry := prometheus.NewRegistry()
+	httpsServer, httpsClient, err := f.tls.httpTLS(logger)
+	if err != nil {
+		return err
+	}
+	nodeServerTLS, nodeClientTLS, err := f.tls.nodeTLS(logger)
+	if err != nil {
+		return err
+	}
+	advURL := apiURL(f.httpAdvAddr, f.tls.httpScheme())
 	acfg := sqlapi.Config{
-		Metrics: registry,
-		Addr:    httpLn.Addr().String(),
-		AdvAddr: apiURL(f.httpAdvAddr),
-		Version: version,
-		Logger:  logger,
+		Metrics:   registry,
+		Addr:      httpLn.Addr().String(),
+		AdvAddr:   advURL,
+		ClientTLS: httpsClient,
+		Version:   version,
+		Logger:    logger,
 
 		MaxLoadBytes:  f.maxLoadBytes,
 		MaxEntryBytes: f.maxEntryBytes,
@@ -210,9 +225,16 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	startup := new(cluster.Startup)
 	startup.SetPhase(phaseOpeningDatabase)
 	gate := sqlapi.NewStarting(acfg, func() sqlapi.StartupProgress { return startupProgress(startup.Status()) })
-	srv := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second, TLSConfig: httpsServer,
+		ErrorLog: slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn)}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(httpLn) }()
+	go func() {
+		if httpsServer != nil {
+			serveErr <- srv.ServeTLS(httpLn, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		serveErr <- srv.Serve(httpLn)
+	}()
 	defer srv.Close()
 	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 
@@ -226,7 +248,9 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		NodeID:          f.nodeID,
 		RaftAddr:        f.raftAddr,
 		RaftAdvAddr:     f.raftAdvAddr,
-		APIAdvAddr:      apiURL(f.httpAdvAddr),
+		APIAdvAddr:      advURL,
+		ServerTLS:       nodeServerTLS,
+		ClientTLS:       nodeClientTLS,
 		Dir:             f.dataDir,
 		Join:            f.joinAddrs(),
 		BootstrapExpect: f.bootstrapExpect,

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,20 +15,24 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/raftlite/raftlite/internal/tlsconf"
 )
 
 // Config is a bench invocation's settings.
 type Config struct {
-	Hosts         []string // base URLs, "http://host:port"
-	Workloads     []Workload
-	Duration      time.Duration
-	Warmup        time.Duration
-	Repeat        int
-	Spread        bool
-	Leader        bool // put the leader (from /nodes) first in Hosts
-	Rows          int  // rows in the read table
-	Timeout       time.Duration
-	User, Pass    string
+	Hosts      []string // base URLs, "http://host:port"
+	Workloads  []Workload
+	Duration   time.Duration
+	Warmup     time.Duration
+	Repeat     int
+	Spread     bool
+	Leader     bool // put the leader (from /nodes) first in Hosts
+	Rows       int  // rows in the read table
+	Timeout    time.Duration
+	User, Pass string
+	// TLS is the client TLS configuration for https hosts (nil: defaults).
+	TLS           *tls.Config
 	FloorDir      string
 	FloorDuration time.Duration
 	NoFloor       bool
@@ -89,6 +94,8 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.BoolVar(&cfg.NoFloor, "no-floor", false, "skip the floor measurements")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&cfg.From, "from", "", "print the table of a saved -json report `file` instead of running")
+	var tlsFlags tlsconf.ClientFlags
+	tlsFlags.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
@@ -103,7 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 		if strings.TrimSpace(h) == "" {
 			continue
 		}
-		u, err := baseURL(h)
+		u, err := baseURL(tlsFlags.URL(strings.TrimSpace(h)))
 		if err != nil {
 			return nil, err
 		}
@@ -113,6 +120,9 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 		return nil, errors.New("-H: no host given")
 	}
 	var err error
+	if cfg.TLS, err = tlsFlags.Config(); err != nil {
+		return nil, err
+	}
 	if cfg.Workloads, err = lookupWorkloads(*wl); err != nil {
 		return nil, err
 	}
@@ -246,12 +256,12 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 			fmtRate(fl.FsyncPerSec), fmtRate(fl.SQLiteOffPerSec), fmtRate(fl.SQLiteFullPerSec), fmtRate(fl.SQLiteSelectPerSec))
 	}
 
-	su := &setup{c: newClient(cfg.Hosts[0], 2*time.Minute, cfg.User, cfg.Pass), rows: cfg.Rows}
+	su := &setup{c: newClient(cfg.Hosts[0], 2*time.Minute, cfg), rows: cfg.Rows}
 	defer su.c.close()
 	su.readHosts = []*client{su.c}
 	if cfg.Spread {
 		for _, h := range cfg.Hosts[1:] {
-			c := newClient(h, 10*time.Second, cfg.User, cfg.Pass)
+			c := newClient(h, 10*time.Second, cfg)
 			defer c.close()
 			su.readHosts = append(su.readHosts, c)
 		}
@@ -356,7 +366,7 @@ func runOnce(ctx context.Context, cfg *Config, w Workload, samples *sampler) (Ru
 		}
 		wk := &worker{
 			id:   i + 1,
-			c:    newClient(host, cfg.Timeout, cfg.User, cfg.Pass),
+			c:    newClient(host, cfg.Timeout, cfg),
 			rnd:  rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(i))),
 			rows: cfg.Rows,
 		}
@@ -421,7 +431,7 @@ type nodesInfo map[string]struct {
 }
 
 func getNodes(ctx context.Context, cfg *Config) (nodesInfo, error) {
-	c := newClient(cfg.Hosts[0], 10*time.Second, cfg.User, cfg.Pass)
+	c := newClient(cfg.Hosts[0], 10*time.Second, cfg)
 	defer c.close()
 	b, err := c.doRaw(ctx, "GET", "/nodes", nil)
 	if err != nil {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/raftlite/raftlite/internal/tlstest"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -266,5 +269,39 @@ func TestMainExitCodes(t *testing.T) {
 	out.Reset()
 	if code := Main([]string{"-H", srv.URL, "-workload", "write-c1", "-no-floor", "-duration", "50ms"}, &out, &errOut); code != 1 {
 		t.Errorf("failing node: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestRunOverHTTPS: with -ca-cert, -client-cert and -client-key, a host
+// given as host:port is reached over HTTPS, presenting the client
+// certificate a node run with -http-verify-client requires.
+func TestRunOverHTTPS(t *testing.T) {
+	ca := tlstest.NewCA(t, "bench-test")
+	dir := t.TempDir()
+	fake := &fakeNode{rows: 10, levels: map[string]int{}}
+	srv := httptest.NewUnstartedServer(fake)
+	srv.TLS = &tls.Config{
+		Certificates: []tls.Certificate{ca.Issue(t, "node", "127.0.0.1").TLSCertificate(t)},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    ca.Pool(),
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	client := ca.Issue(t, "client").Write(t, dir, "client")
+	host := strings.TrimPrefix(srv.URL, "https://")
+	cfg, err := parseFlags([]string{"-H", host, "-workload", "write-c1", "-duration", "100ms", "-warmup", "0", "-repeat", "1",
+		"-rows", "10", "-no-floor", "-ca-cert", ca.WriteCA(t, dir, "ca"), "-client-cert", client.Cert, "-client-key", client.Key}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Hosts[0] != srv.URL {
+		t.Fatalf("host %s, want %s", cfg.Hosts[0], srv.URL)
+	}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := rep.Results[0]; s.OpsPerSec == 0 || s.Errors != 0 {
+		t.Fatalf("over HTTPS: %+v", s)
 	}
 }

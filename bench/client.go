@@ -30,12 +30,14 @@ type client struct {
 	buf     bytes.Buffer // response body, reused
 }
 
-func newClient(base string, timeout time.Duration, user, pass string) *client {
+// newClient returns a worker's client for base with cfg's credentials and
+// TLS.
+func newClient(base string, timeout time.Duration, cfg *Config) *client {
 	return &client{
 		base:    base,
-		hc:      httpx.NewClient(httpx.Options{MaxIdleConns: 2, MaxIdleConnsPerHost: 2}),
-		user:    user,
-		pass:    pass,
+		hc:      httpx.NewClient(httpx.Options{MaxIdleConns: 2, MaxIdleConnsPerHost: 2, TLS: cfg.TLS}),
+		user:    cfg.User,
+		pass:    cfg.Pass,
 		timeout: timeout,
 	}
 }

@@ -29,7 +29,7 @@ func settle(ctx context.Context, cfg *Config, timeout time.Duration) (time.Durat
 	}
 	clients := make([]*client, len(hosts))
 	for i, h := range hosts {
-		clients[i] = newClient(h, 5*time.Second, cfg.User, cfg.Pass)
+		clients[i] = newClient(h, 5*time.Second, cfg)
 		defer clients[i].close()
 	}
 	var target uint64

@@ -63,7 +63,7 @@ func New(cfg Config) (*Client, error) {
 	if c.hc == nil {
 		// raftlite's shared transport (internal/httpx), honouring
 		// HTTP_PROXY; each attempt is bounded through its context.
-		c.hc, c.ownsHC = httpx.NewClient(httpx.Options{ProxyFromEnvironment: true}), true
+		c.hc, c.ownsHC = httpx.NewClient(httpx.Options{ProxyFromEnvironment: true, TLS: cfg.TLS}), true
 	}
 	if c.userAgent == "" {
 		c.userAgent = DefaultUserAgent

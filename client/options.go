@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,13 @@ type Config struct {
 	// connections, and redirects not followed. A provided client is used as
 	// it is; it should not follow redirects of POST requests.
 	HTTPClient *http.Client
+
+	// TLS is the TLS configuration of the HTTP client New makes, for
+	// https:// nodes: the CA to trust (RootCAs), a client certificate for
+	// nodes run with -http-verify-client (Certificates or
+	// GetClientCertificate). Nil verifies against the system's roots with
+	// no client certificate. Ignored when HTTPClient is set.
+	TLS *tls.Config
 
 	// User and Password are sent with HTTP basic authentication when User is
 	// not empty.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -91,7 +92,7 @@ func (n *Node) bootstrapExpect(ctx context.Context, targets []string) error {
 	n.addBootPeer(n.self())
 	n.logger.Info("waiting for nodes to bootstrap a cluster", "expect", want, "notify", targets)
 
-	var lastRefusalLog time.Time
+	var lastRefusalLog, lastTLSRefusalLog time.Time
 	ticker := time.NewTicker(notifyInterval)
 	defer ticker.Stop()
 	for {
@@ -115,7 +116,14 @@ func (n *Node) bootstrapExpect(ctx context.Context, targets []string) error {
 		for _, t := range targets {
 			resp, err := n.sendNotify(ctx, t)
 			if err != nil {
-				n.logger.Debug("bootstrap notify failed", "to", t, "error", err)
+				// A TLS refusal is a warning, repeated every refusalLogInterval
+				// rather than at every notification.
+				if !tlsRefused(err) || time.Since(lastTLSRefusalLog) >= refusalLogInterval {
+					if tlsRefused(err) {
+						lastTLSRefusalLog = time.Now()
+					}
+					logCallFailure(n.logger, slog.LevelDebug, "bootstrap notify failed", err, "to", t)
+				}
 				continue
 			}
 			if !resp.Bootstrapped {

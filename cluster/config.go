@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,6 +131,18 @@ type Config struct {
 	// takes ownership and closes it). Useful for tests and socket
 	// activation; RaftAddr is then ignored.
 	Listener net.Listener
+
+	// ServerTLS, when set, makes the Raft port accept TLS connections only,
+	// with this configuration (its ClientAuth decides whether other nodes
+	// must present a trusted certificate). Raft, joins, notifications,
+	// read indexes, forwarded membership changes and snapshots all travel
+	// on that port. Set ClientTLS with it.
+	ServerTLS *tls.Config
+	// ClientTLS returns the TLS configuration of a connection this node
+	// opens to the Raft port of the node at addr (host:port). It is called
+	// for every connection, so that it can follow certificate files
+	// replaced while the node runs. Required with ServerTLS.
+	ClientTLS func(addr string) *tls.Config
 
 	// Join lists Raft addresses of (prospective) cluster members. Without
 	// BootstrapExpect, a new node asks them to add it. It may include this
@@ -298,6 +311,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			bad("join address %q: %w", j, err)
 		}
+	}
+	if (c.ServerTLS == nil) != (c.ClientTLS == nil) {
+		bad("node TLS needs both a server and a client configuration")
 	}
 	if c.BootstrapExpect < 0 {
 		bad("bootstrap-expect must not be negative")

@@ -1,6 +1,7 @@
 // Package cluster owns Raft for raftlite: the TCP transport (one port,
 // multiplexed by a one-byte header between Raft's own RPCs and a small
-// internal cluster service), the Raft log and stable stores, snapshots
+// internal cluster service, under TLS when Config.ServerTLS is set), the
+// Raft log and stable stores, snapshots
 // storage, bootstrap and join, membership changes, leadership, and the
 // replicated member metadata (each node's HTTP API address).
 //

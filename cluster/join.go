@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"time"
@@ -41,7 +42,7 @@ func (n *Node) joinCluster(ctx context.Context, targets []string) error {
 		for _, t := range targets {
 			if err := n.client.call(ctx, t, pathJoin, 0, req, nil); err != nil {
 				lastErr = err
-				n.logger.Info("join attempt failed", "via", t, "attempt", attempt, "error", err)
+				logCallFailure(n.logger, slog.LevelInfo, "join attempt failed", err, "via", t, "attempt", attempt)
 				continue
 			}
 			n.logger.Info("joined cluster", "via", t, "voter", req.Voter)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,28 +22,43 @@ const (
 // header byte.
 const muxHeaderTimeout = 10 * time.Second
 
+// handshakeLogInterval is how often the same refusal of TLS connections
+// from one host is logged: a node that keeps retrying with a bad certificate
+// must show in the log without flooding it.
+const handshakeLogInterval = 10 * time.Second
+
 // mux accepts connections on one TCP listener and hands each to the
-// sub-listener registered for its first byte, which it consumes.
+// sub-listener registered for its first byte, which it consumes. With a
+// TLS configuration, every connection must first complete a TLS handshake
+// (the header byte travels inside TLS): a peer that does not, speaks
+// plaintext or presents a certificate the configuration does not trust is
+// dropped and logged.
 type mux struct {
 	ln     net.Listener
+	tls    *tls.Config // nil: plaintext
 	logger *slog.Logger
 
 	mu      sync.Mutex
 	subs    map[byte]*muxListener
 	pending map[net.Conn]struct{} // connections whose header is being read
 	closed  bool
+	// refusedLogged is when each TLS refusal (remote host and reason) was
+	// last logged.
+	refusedLogged map[string]time.Time
 
 	wg   sync.WaitGroup // accept loop and per-connection goroutines
 	done chan struct{}
 }
 
-func newMux(ln net.Listener, logger *slog.Logger) *mux {
+func newMux(ln net.Listener, tlsConfig *tls.Config, logger *slog.Logger) *mux {
 	return &mux{
-		ln:      ln,
-		logger:  logger,
-		subs:    make(map[byte]*muxListener),
-		pending: make(map[net.Conn]struct{}),
-		done:    make(chan struct{}),
+		ln:            ln,
+		tls:           tlsConfig,
+		logger:        logger,
+		subs:          make(map[byte]*muxListener),
+		pending:       make(map[net.Conn]struct{}),
+		refusedLogged: make(map[string]time.Time),
+		done:          make(chan struct{}),
 	}
 }
 
@@ -113,18 +129,30 @@ func (m *mux) untrack(conn net.Conn) {
 	m.mu.Unlock()
 }
 
-// route reads the header byte of conn and hands it to its sub-listener.
-func (m *mux) route(conn net.Conn) {
+// route completes the TLS handshake (when TLS is on), reads the header
+// byte of conn and hands the connection to its sub-listener.
+func (m *mux) route(raw net.Conn) {
 	defer m.wg.Done()
+	conn := raw
+	_ = raw.SetDeadline(time.Now().Add(muxHeaderTimeout))
+	if m.tls != nil {
+		tc := tls.Server(raw, m.tls)
+		if err := tc.Handshake(); err != nil {
+			m.untrack(raw)
+			m.refused(raw.RemoteAddr(), err)
+			raw.Close()
+			return
+		}
+		conn = tc
+	}
 	var hdr [1]byte
-	_ = conn.SetReadDeadline(time.Now().Add(muxHeaderTimeout))
 	_, err := io.ReadFull(conn, hdr[:])
-	m.untrack(conn)
+	m.untrack(raw)
 	if err != nil {
 		conn.Close()
 		return
 	}
-	_ = conn.SetReadDeadline(time.Time{})
+	_ = raw.SetDeadline(time.Time{})
 
 	m.mu.Lock()
 	sub := m.subs[hdr[0]]
@@ -140,6 +168,31 @@ func (m *mux) route(conn net.Conn) {
 		conn.Close()
 	case <-m.done:
 		conn.Close()
+	}
+}
+
+// refused logs a failed TLS handshake, the same failure from the same host
+// at most once per handshakeLogInterval.
+func (m *mux) refused(remote net.Addr, err error) {
+	host, _, splitErr := net.SplitHostPort(remote.String())
+	if splitErr != nil {
+		host = remote.String()
+	}
+	key := host + " " + err.Error()
+	now := time.Now()
+	m.mu.Lock()
+	last, seen := m.refusedLogged[key]
+	log := !seen || now.Sub(last) >= handshakeLogInterval
+	if log {
+		if len(m.refusedLogged) >= 1024 {
+			clear(m.refusedLogged) // bounded, whoever knocks
+		}
+		m.refusedLogged[key] = now
+	}
+	m.mu.Unlock()
+	if log {
+		m.logger.Warn("raft port: refused a connection: TLS handshake failed (a node not using node TLS, or a certificate not signed by a trusted CA?)",
+			"remote", remote.String(), "error", err, "repeats_logged_every", handshakeLogInterval)
 	}
 }
 

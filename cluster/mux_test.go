@@ -1,16 +1,22 @@
 package cluster
 
 import (
+	"bytes"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftlite/raftlite/internal/tlsconf"
+	"github.com/raftlite/raftlite/internal/tlstest"
 )
 
 func TestMuxRoutesByHeader(t *testing.T) {
 	ln := listen(t)
-	m := newMux(ln, slog.New(slog.DiscardHandler))
+	m := newMux(ln, nil, slog.New(slog.DiscardHandler))
 	a := m.listen('A', tcpAddr("adv:1"))
 	b := m.listen('B', tcpAddr("adv:1"))
 	m.serve()
@@ -27,7 +33,7 @@ func TestMuxRoutesByHeader(t *testing.T) {
 	}
 	defer idle.Close()
 	// Unknown headers are dropped.
-	bad, err := dialWithHeader(t.Context(), ln.Addr().String(), 'Z', time.Second)
+	bad, err := dialer{}.dial(t.Context(), ln.Addr().String(), 'Z', time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +47,7 @@ func TestMuxRoutesByHeader(t *testing.T) {
 		hdr byte
 		l   net.Listener
 	}{{'B', b}, {'A', a}} {
-		c, err := dialWithHeader(t.Context(), ln.Addr().String(), tc.hdr, time.Second)
+		c, err := dialer{}.dial(t.Context(), ln.Addr().String(), tc.hdr, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,5 +79,84 @@ func TestMuxRoutesByHeader(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Accept did not return after close")
+	}
+}
+
+// TestMuxTLS: with TLS on, a node with a certificate of the cluster's CA
+// reaches the service of its header; a plaintext peer and a node with a
+// certificate of another CA are dropped before any service sees them, and
+// the refusal is logged with its reason.
+func TestMuxTLS(t *testing.T) {
+	ca, other := tlstest.NewCA(t, "cluster"), tlstest.NewCA(t, "other")
+	dir := t.TempDir()
+	caFile := ca.WriteCA(t, dir, "ca")
+	// source loads a node's files as serve does (see internal/tlsconf).
+	source := func(issuer *tlstest.CA, name string) *tlsconf.Source {
+		pf := issuer.Issue(t, name, "127.0.0.1").Write(t, dir, name)
+		src, err := tlsconf.Load(tlsconf.Files{Cert: pf.Cert, Key: pf.Key, CA: caFile}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	serverCfg := source(ca, "server").ServerConfig(true)
+	var logs syncBuffer
+	ln := listen(t)
+	m := newMux(ln, serverCfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	a := m.listen('A', tcpAddr("adv:1"))
+	m.serve()
+	defer m.close()
+	addr := ln.Addr().String()
+	nodeDialer := func(src *tlsconf.Source) dialer {
+		return dialer{tls: func(string) *tls.Config { return src.ClientConfig("127.0.0.1", false) }}
+	}
+
+	c, err := nodeDialer(source(ca, "member")).dial(t.Context(), addr, 'A', time.Second)
+	if err != nil {
+		t.Fatalf("member: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "hi" {
+		t.Fatalf("member: read %q, %v", buf, err)
+	}
+	s.Close()
+
+	// Plaintext: the header byte and a request, answered by nothing.
+	plain, err := dialer{}.dial(t.Context(), addr, 'A', time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = plain.Write([]byte("POST /cluster/v1/join HTTP/1.1\r\nHost: x\r\n\r\n"))
+	_ = plain.SetReadDeadline(time.Now().Add(5 * time.Second))
+	reply, _ := io.ReadAll(plain)
+	plain.Close()
+	if bytes.Contains(reply, []byte("HTTP/")) {
+		t.Fatalf("plaintext peer got an answer: %q", reply)
+	}
+
+	// Another CA's certificate, from a peer that trusts the cluster's CA.
+	// (With TLS 1.3 the client's handshake completes before the server
+	// checks its certificate, so the dial itself may succeed.)
+	if sc, err := nodeDialer(source(other, "stranger")).dial(t.Context(), addr, 'A', time.Second); err == nil {
+		sc.Close()
+	}
+	waitFor(t, 5*time.Second, "the refusal logged", func() bool {
+		return strings.Contains(logs.String(), "certificate signed by unknown authority")
+	})
+	if !strings.Contains(logs.String(), "first record does not look like a TLS handshake") {
+		t.Fatalf("plaintext refusal not logged:\n%s", logs.String())
+	}
+	select {
+	case conn := <-a.conns:
+		t.Fatalf("a refused peer reached the service: %v", conn.RemoteAddr())
+	default:
 	}
 }

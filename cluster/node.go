@@ -139,7 +139,8 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 		return nil, fmt.Errorf("cluster: create raft directory: %w", err)
 	}
 
-	n = &Node{cfg: cfg, id: cfg.NodeID, logger: logger, base: base, fsm: f, client: newServiceClient(),
+	dial := dialer{tls: cfg.ClientTLS}
+	n = &Node{cfg: cfg, id: cfg.NodeID, logger: logger, base: base, fsm: f, client: newServiceClient(dial),
 		startup: cmp.Or(cfg.Startup, new(Startup))}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics.register(cfg.Metrics)
@@ -167,8 +168,8 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	if !explicitAdv {
 		n.advAddr = ln.Addr().String()
 	}
-	n.mux = newMux(ln, logger)
-	n.layer = newRaftLayer(n.mux.listen(headerRaft, tcpAddr(n.advAddr)))
+	n.mux = newMux(ln, cfg.ServerTLS, logger)
+	n.layer = newRaftLayer(n.mux.listen(headerRaft, tcpAddr(n.advAddr)), dial)
 	svcLn := n.mux.listen(headerCluster, tcpAddr(n.advAddr))
 	n.mux.serve()
 

@@ -208,10 +208,12 @@ type serviceClient struct {
 	client *http.Client
 }
 
-func newServiceClient() *serviceClient {
+func newServiceClient(d dialer) *serviceClient {
 	return &serviceClient{client: httpx.NewClient(httpx.Options{
+		// The dialer does the TLS of node-to-node traffic (under the mux
+		// header), so requests go out as http:// on a TLS connection.
 		Dial: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialWithHeader(ctx, addr, headerCluster, serviceDialTimeout)
+			return d.dial(ctx, addr, headerCluster, serviceDialTimeout)
 		},
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       30 * time.Second,

@@ -2,9 +2,13 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,23 +16,63 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// dialWithHeader opens a TCP connection to addr and writes the mux header
-// byte that selects the service on the far side.
-func dialWithHeader(ctx context.Context, addr string, header byte, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+// dialer opens connections to other nodes' Raft ports: a TCP connection,
+// a TLS handshake when node-to-node TLS is on, then the mux header byte
+// that selects the service on the far side (inside TLS, so a plaintext
+// peer learns nothing, not even which services exist).
+type dialer struct {
+	// tls, when set, returns the TLS configuration of a connection to
+	// addr. It is asked at every dial so that it can follow certificate
+	// files replaced while the node runs.
+	tls func(addr string) *tls.Config
+}
+
+// dial opens a connection to addr for the service of header. timeout
+// bounds the connect and the handshake.
+func (d dialer) dial(ctx context.Context, addr string, header byte, timeout time.Duration) (net.Conn, error) {
+	nd := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	conn, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	if timeout > 0 {
-		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+		_ = conn.SetDeadline(time.Now().Add(timeout))
+	}
+	if d.tls != nil {
+		tc := tls.Client(conn, d.tls(addr))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		conn = tc
 	}
 	if _, err := conn.Write([]byte{header}); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("write mux header to %s: %w", addr, err)
 	}
-	_ = conn.SetWriteDeadline(time.Time{})
+	_ = conn.SetDeadline(time.Time{})
 	return conn, nil
+}
+
+// tlsRefused reports whether err is a TLS refusal between nodes: one side
+// does not trust the other's certificate (signed by another CA, expired,
+// for another name) or does not speak TLS. Retrying does not help, so it
+// is worth a warning where other failures of a call are routine.
+func tlsRefused(err error) bool {
+	var verr *tls.CertificateVerificationError
+	var rerr tls.RecordHeaderError
+	// The far side's refusal arrives as an alert, whose type crypto/tls
+	// does not export: "remote error: tls: bad certificate".
+	return errors.As(err, &verr) || errors.As(err, &rerr) || strings.Contains(err.Error(), "remote error: tls:")
+}
+
+// logCallFailure logs a failed call to another node: at level, or as a
+// warning when TLS refused it.
+func logCallFailure(logger *slog.Logger, level slog.Level, msg string, err error, attrs ...any) {
+	if tlsRefused(err) {
+		level, msg = slog.LevelWarn, msg+": TLS refused (are both nodes' certificates signed by a CA the other trusts? see -node-ca-cert)"
+	}
+	logger.Log(context.Background(), level, msg, append(attrs, "error", err)...)
 }
 
 // raftLayer is the raft.StreamLayer of the Raft sub-listener: it accepts the
@@ -40,6 +84,7 @@ func dialWithHeader(ctx context.Context, addr string, header byte, timeout time.
 // transport does not log a decoding error for each one.
 type raftLayer struct {
 	*muxListener
+	dialer dialer
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
 	closed bool
@@ -47,12 +92,12 @@ type raftLayer struct {
 
 var _ raft.StreamLayer = (*raftLayer)(nil)
 
-func newRaftLayer(l *muxListener) *raftLayer {
-	return &raftLayer{muxListener: l, conns: make(map[*trackedConn]struct{})}
+func newRaftLayer(l *muxListener, d dialer) *raftLayer {
+	return &raftLayer{muxListener: l, dialer: d, conns: make(map[*trackedConn]struct{})}
 }
 
 func (l *raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialWithHeader(context.Background(), string(address), headerRaft, timeout)
+	return l.dialer.dial(context.Background(), string(address), headerRaft, timeout)
 }
 
 func (l *raftLayer) Accept() (net.Conn, error) {

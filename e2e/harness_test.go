@@ -767,8 +767,15 @@ type httpError struct {
 
 func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Code, e.Body) }
 
-// url is the node's API URL for path (which may carry a query string).
-func (n *node) url(path string) string { return "http://" + n.httpAddr + path }
+// url is the node's API URL for path (which may carry a query string):
+// https for a node run with -http-cert.
+func (n *node) url(path string) string {
+	scheme := "http"
+	if flagValue(n.args, "http-cert") != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + n.httpAddr + path
+}
 
 // call does one HTTP request and returns the status code and body.
 func (n *node) call(method, path string, body io.Reader, contentType string) (int, []byte, error) {

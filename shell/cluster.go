@@ -178,7 +178,7 @@ func (s *session) cmdStepDown(ctx context.Context, args []string) error {
 	if retries == 0 {
 		retries = -1 // none
 	}
-	poll, err := client.New(client.Config{Nodes: s.cfg.Hosts, User: s.cfg.User, Password: s.cfg.Password,
+	poll, err := client.New(client.Config{Nodes: s.cfg.Hosts, User: s.cfg.User, Password: s.cfg.Password, TLS: s.cfg.TLS,
 		Timeout: time.Second, MaxRetries: retries})
 	if err != nil {
 		return err

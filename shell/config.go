@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/client"
+	"github.com/raftlite/raftlite/internal/tlsconf"
 )
 
 // Config is what the shell connects to and how it starts.
@@ -22,6 +24,9 @@ type Config struct {
 	// User and Password are sent with HTTP basic authentication when User is
 	// not empty.
 	User, Password string
+	// TLS is the client TLS configuration for https nodes (-ca-cert,
+	// -insecure, -client-cert, -client-key); nil for the defaults.
+	TLS *tls.Config
 	// Command, when HasCommand, is run instead of reading standard input
 	// (-c): SQL statements and dot-commands, as in a script.
 	Command    string
@@ -99,6 +104,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	timeout := fs.Duration("timeout", client.DefaultTimeout, "bound on one request attempt to one node")
 	mode := fs.String("mode", string(modeTable), "output `mode`: "+modeNames())
 	fs.BoolVar(&cfg.Verbose, "v", false, "print every retry and failover (for debugging)")
+	var tlsFlags tlsconf.ClientFlags
+	tlsFlags.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: raftlite shell [flags]
 
@@ -118,11 +125,15 @@ Flags:
 	}
 	for _, h := range strings.Split(*hosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
-			cfg.Hosts = append(cfg.Hosts, h)
+			cfg.Hosts = append(cfg.Hosts, tlsFlags.URL(h))
 		}
 	}
 	if len(cfg.Hosts) == 0 {
 		return cfg, errors.New("-H: no hosts")
+	}
+	var err error
+	if cfg.TLS, err = tlsFlags.Config(); err != nil {
+		return cfg, err
 	}
 	if *user != "" {
 		u, p, ok := strings.Cut(*user, ":")

@@ -102,6 +102,7 @@ func newShell(cfg Config, stdout, stderr io.Writer) (*session, error) {
 		Nodes:     cfg.Hosts,
 		User:      cfg.User,
 		Password:  cfg.Password,
+		TLS:       cfg.TLS,
 		Timeout:   cfg.Timeout,
 		UserAgent: "raftlite-shell/" + cfg.Version,
 	})

@@ -1,6 +1,7 @@
 package sqlapi
 
 import (
+	"crypto/tls"
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"time"
@@ -58,6 +59,10 @@ type Config struct {
 	// its own timeout, while no leader is known or the known one cannot be
 	// reached (the request was never sent, so resending it is safe).
 	LeaderWait time.Duration
+	// ClientTLS is the TLS configuration of this node's requests to other
+	// nodes' HTTPS APIs (forwarding to the leader, probing members for
+	// /nodes); nil uses the system's roots and no client certificate.
+	ClientTLS *tls.Config
 	// Auth enables HTTP basic auth; nil disables it.
 	Auth *Auth
 	// QueueCapacity is how many queued write requests may wait (?queue).

@@ -3,6 +3,7 @@ package sqlapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,9 +42,10 @@ var hopHeaders = []string{
 // requests to the leader and to probe members: raftlite's shared transport
 // (internal/httpx), whose idle pool is sized for forwarding, with no proxy
 // and compressed bodies passed through untouched. Redirects are not
-// followed: a 301 from the leader goes back to the client unchanged.
-func newHTTPClient() *http.Client {
-	return httpx.NewClient(httpx.Options{})
+// followed: a 301 from the leader goes back to the client unchanged. tlsCfg
+// is Config.ClientTLS.
+func newHTTPClient(tlsCfg *tls.Config) *http.Client {
+	return httpx.NewClient(httpx.Options{TLS: tlsCfg})
 }
 
 // normalizeURL turns "host:port" into "http://host:port" and drops a

@@ -51,7 +51,7 @@ func New(cfg Config, store Store) *Server {
 		store:  store,
 		log:    cfg.Logger.With("component", "sqlapi"),
 		start:  time.Now(),
-		client: newHTTPClient(),
+		client: newHTTPClient(cfg.ClientTLS),
 	}
 	s.metrics = newMetrics(cfg.Metrics, cfg.Version, func() int { return s.queue.pending() })
 	s.queue = newWriteQueue(s, cfg.QueueCapacity, cfg.QueueBatchSize, cfg.QueueTimeout)
