@@ -3,12 +3,11 @@ package sqlapi
 import (
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/raftlite/raftlite/fsm"
 )
 
 // TestRecordedRqlite sends the requests of testdata/rqlite/*.txt, whose
@@ -16,34 +15,18 @@ import (
 // named in each file), to raftlite over a real state machine, and compares
 // raftlite's answer with rqlite's field by field (matchRecorded).
 func TestRecordedRqlite(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "rqlite", "*.txt"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no recorded files: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			steps, err := parseGolden(file)
-			if err != nil {
-				t.Fatal(err)
+	forEachScript(t, filepath.Join("testdata", "rqlite"), func(t *testing.T, file string, steps []goldenStep, ts *httptest.Server) {
+		for _, st := range steps {
+			code, _, body := do(t, st.method, ts.URL+st.path, st.contentType, st.body)
+			if code != st.status {
+				t.Errorf("%s:%d %s %s: status %d, rqlite's %d (body %s)", file, st.line, st.method, st.path, code, st.status, body)
+				continue
 			}
-			f, err := fsm.Open(fsm.Config{Dir: t.TempDir(), Logger: quietLogger()})
-			if err != nil {
-				t.Fatal(err)
+			if err := matchRecorded(st.want, body); err != nil {
+				t.Errorf("%s:%d %s %s %s: %v\n raftlite: %s\n   rqlite: %s", file, st.line, st.method, st.path, st.body, err, strings.TrimSpace(body), st.want)
 			}
-			t.Cleanup(func() { f.Close() })
-			_, ts := newTestServer(t, &fsmStore{f: f}, nil)
-			for _, st := range steps {
-				code, _, body := do(t, st.method, ts.URL+st.path, st.contentType, st.body)
-				if code != st.status {
-					t.Errorf("%s:%d %s %s: status %d, rqlite's %d (body %s)", file, st.line, st.method, st.path, code, st.status, body)
-					continue
-				}
-				if err := matchRecorded(st.want, body); err != nil {
-					t.Errorf("%s:%d %s %s %s: %v\n raftlite: %s\n   rqlite: %s", file, st.line, st.method, st.path, st.body, err, strings.TrimSpace(body), st.want)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // matchRecorded compares raftlite's answer with rqlite's recorded one:
