@@ -353,6 +353,19 @@ func TestMetricsAndExpvar(t *testing.T) {
 	if hdr.Get("Content-Type") != contentTypeJSON {
 		t.Fatalf("debug/vars Content-Type %q", hdr.Get("Content-Type"))
 	}
+	// rqlite's names, which its tests and dashboards read: backed by the
+	// counter of the same event (one execute of two statements so far), 0
+	// where raftlite has no such event.
+	for path, want := range map[string]float64{
+		"http.executions": 1, "http.execute_stmts_rx": 2, "store.num_snapshots": 0,
+		"store.num_restores": 0, "cluster.num_client_force_new_conn": 0, "cluster.num_join_req": 0,
+	} {
+		group, name, _ := strings.Cut(path, ".")
+		obj, _ := vars[group].(map[string]any)
+		if got, ok := obj[name].(float64); !ok || got != want {
+			t.Errorf("debug/vars %s = %v, want %v", path, obj[name], want)
+		}
+	}
 	code, _, body = do(t, "GET", ts.URL+"/debug/vars?key=cmdline", "", "")
 	vars = nil
 	if err := json.Unmarshal([]byte(body), &vars); code != 200 || err != nil || len(vars) != 1 {
