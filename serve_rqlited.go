@@ -164,6 +164,13 @@ type ignoredFlag struct {
 	why  string
 }
 
+// Reasons shared by several ignored flags.
+const (
+	whyOTLP    = "OpenTelemetry export is not supported; scrape /metrics (Prometheus)"
+	whyDisco   = "automatic discovery is not supported; use -join with -bootstrap-expect"
+	whyProfile = "profiles are served at /debug/pprof"
+)
+
 // ignoredFlags are rqlited's flags that raftlite accepts and ignores, with
 // why. (-disco-mode is refused when set: see validate.)
 var ignoredFlags = []ignoredFlag{
@@ -173,25 +180,25 @@ var ignoredFlags = []ignoredFlag{
 	{name: "join-as", why: "joining uses the Raft port, which takes no HTTP credentials"},
 	{name: "cluster-connect-timeout", why: "inter-node connections use the Raft transport's own timeouts"},
 	{name: "compress-snap-transport", bool: true, why: "snapshots are always sent compressed"},
-	{name: "disco-mode", why: "refused when set, or each node would bootstrap a cluster of its own: automatic discovery is not supported; use -join with -bootstrap-expect"},
-	{name: "disco-key", why: "automatic discovery is not supported; use -join with -bootstrap-expect"},
-	{name: "disco-config", why: "automatic discovery is not supported; use -join with -bootstrap-expect"},
+	{name: "disco-mode", why: "refused when set, or each node would bootstrap a cluster of its own: " + whyDisco},
+	{name: "disco-key", why: whyDisco},
+	{name: "disco-config", why: whyDisco},
 	{name: "raft-remove-shutdown", bool: true, why: "a removed node stops taking part in Raft by itself"},
 	{name: "db-max-ro-conns", why: "the read connection pool is sized by raftlite"},
 	{name: "auto-optimize-int", why: "PRAGMA optimize is not run automatically"},
 	{name: "auto-backup", why: "automatic backups to cloud storage are not supported; use GET /db/backup"},
 	{name: "auto-restore", why: "automatic restores from cloud storage are not supported; use POST /db/load"},
 	{name: "cdc-config", why: "change data capture is not supported"},
-	{name: "otlp-endpoint", why: "OpenTelemetry export is not supported; scrape /metrics (Prometheus)"},
-	{name: "otlp-metrics-interval", why: "OpenTelemetry export is not supported; scrape /metrics (Prometheus)"},
-	{name: "otlp-insecure", bool: true, why: "OpenTelemetry export is not supported; scrape /metrics (Prometheus)"},
-	{name: "otlp-no-verify", bool: true, why: "OpenTelemetry export is not supported; scrape /metrics (Prometheus)"},
-	{name: "otlp-ca-cert", why: "OpenTelemetry export is not supported; scrape /metrics (Prometheus)"},
-	{name: "otlp-cert", why: "OpenTelemetry export is not supported; scrape /metrics (Prometheus)"},
-	{name: "otlp-key", why: "OpenTelemetry export is not supported; scrape /metrics (Prometheus)"},
-	{name: "cpu-profile", why: "profiles are served at /debug/pprof"},
-	{name: "mem-profile", why: "profiles are served at /debug/pprof"},
-	{name: "trace-profile", why: "profiles are served at /debug/pprof"},
+	{name: "otlp-endpoint", why: whyOTLP},
+	{name: "otlp-metrics-interval", why: whyOTLP},
+	{name: "otlp-insecure", bool: true, why: whyOTLP},
+	{name: "otlp-no-verify", bool: true, why: whyOTLP},
+	{name: "otlp-ca-cert", why: whyOTLP},
+	{name: "otlp-cert", why: whyOTLP},
+	{name: "otlp-key", why: whyOTLP},
+	{name: "cpu-profile", why: whyProfile},
+	{name: "mem-profile", why: whyProfile},
+	{name: "trace-profile", why: whyProfile},
 }
 
 func ignoredWhy(name string) string {
