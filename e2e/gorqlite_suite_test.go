@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,10 +25,7 @@ func TestGorqliteSuite(t *testing.T) {
 	module := copyGorqliteModule(t)
 	t.Run("single", func(t *testing.T) {
 		c := newCluster(t)
-		ports := freePorts(t, 2)
-		n := c.add("single", []string{"serve",
-			"-http-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]), "-raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]),
-			filepath.Join(c.dir, "data")})
+		n := c.addLoneNode("single")
 		n.start(t)
 		waitReady(t, n)
 		runGorqlite(t, module, "http://"+n.httpAddr+"/")
