@@ -46,6 +46,8 @@ type serveFlags struct {
 	maxLoadBytes    int64
 	readLease       bool
 	tls             tlsFlags
+	// rqlited holds rqlited's flags that serve_rqlited.go adds.
+	rqlited rqlitedFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
@@ -69,15 +71,16 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.Uint64Var(&f.snapThreshold, "raft-snap", cluster.DefaultSnapshotThreshold, "number of log entries since the last snapshot that trigger a new one")
 	fs.DurationVar(&f.snapInterval, "raft-snap-int", cluster.DefaultSnapshotInterval, "how often raft checks whether a snapshot is due")
 	fs.IntVar(&f.maxEntryBytes, "raft-max-entry-bytes", cluster.DefaultMaxEntryBytes, "largest write request, encoded, that becomes one Raft log entry; larger writes get 413 entry_too_large")
-	fs.Int64Var(&f.snapWALSize, "raft-snap-wal-size", cluster.DefaultSnapshotWALSize, "WAL size in bytes that also triggers a snapshot (and a WAL truncation); negative: never")
+	fs.Int64Var(&f.snapWALSize, "raft-snap-wal-size", cluster.DefaultSnapshotWALSize, "WAL size in bytes that also triggers a snapshot (and a WAL truncation); 0 or negative: never (0 as in rqlited)")
 	fs.Int64Var(&f.snapLogSize, "raft-snap-log-size", cluster.DefaultSnapshotLogSize,
 		"bytes of log entries since the last snapshot that also trigger one (a restart reads them before it is ready); negative: never")
 	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
 	f.tls.register(fs)
+	f.rqlited.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
-		fs.PrintDefaults()
+		printGroupedUsage(fs, stderr)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -100,6 +103,12 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		f.nodeID = f.raftAdvAddr
 	}
 	if err := f.tls.check(); err != nil {
+		return nil, err
+	}
+	if f.snapWALSize == 0 {
+		f.snapWALSize = -1 // rqlited's "0 disables"; cluster.Config reads 0 as the default
+	}
+	if err := f.rqlited.validate(); err != nil {
 		return nil, err
 	}
 	if f.sessionTTL < 0 {
@@ -151,10 +160,17 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "raftlite serve: %v\n", err)
 		return 2
 	}
+	if f.rqlited.showVersion {
+		fmt.Fprintln(stderr, "raftlite", version)
+		return 0
+	}
 	logger, err := newLogger(f.logLevel, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "raftlite serve: %v\n", err)
 		return 2
+	}
+	for _, w := range f.rqlited.warnings() {
+		logger.Warn(w)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -208,6 +224,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		MaxEntryBytes: f.maxEntryBytes,
 		TempDir:       loadDir,
 	}
+	f.rqlited.applyAPI(&acfg)
 	if f.authFile != "" {
 		auth, err := sqlapi.LoadAuthFile(f.authFile)
 		if err != nil {
@@ -238,7 +255,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	defer srv.Close()
 	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 
-	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: f.sessionTTL, Metrics: registry})
+	db, err := fsm.Open(fsm.Config{Dir: f.rqlited.dbDir(f.dataDir), Logger: logger, SessionTTL: f.sessionTTL, Metrics: registry})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -265,6 +282,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		RaftLogLevel:      f.raftLogLevel,
 		Metrics:           registry,
 	}
+	f.rqlited.applyCluster(&ccfg)
 	// Start, not Open: the HTTP API serves while the node bootstraps or
 	// joins (Form below), so /readyz can say what it is waiting for.
 	node, err := cluster.Start(ccfg, db, logger)

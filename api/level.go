@@ -1,5 +1,7 @@
 package api
 
+import "strings"
+
 // Level is a read consistency level, spelled as in the ?level= query
 // parameter (see API.md, "Read consistency levels").
 type Level string
@@ -31,10 +33,11 @@ func (l Level) Valid() bool {
 	return false
 }
 
-// ParseLevel maps a ?level value to the level a server serves: unknown
-// values (and none at all) mean weak, as in rqlite.
+// ParseLevel maps a ?level value to the level a server serves, in any case
+// (level=STRONG is strong): unknown values (and none at all) mean weak, as in
+// rqlite.
 func ParseLevel(s string) Level {
-	if l := Level(s); l != LevelDefault && l.Valid() {
+	if l := Level(strings.ToLower(s)); l != LevelDefault && l.Valid() {
 		return l
 	}
 	return LevelWeak

@@ -39,6 +39,7 @@ type Node struct {
 	layer     *raftLayer
 	store     *raftboltdb.BoltStore
 	logs      *meteredLogStore // raft's log store: store, cached and measured
+	snaps     *snapshotStore   // raft's snapshot store, for /status
 	mux       *mux
 	server    *http.Server
 	client    *serviceClient
@@ -195,6 +196,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 		return n, fmt.Errorf("cluster: %w", err)
 	}
 	snaps.completed = n.logs.snapshotted
+	n.snaps = snaps
 
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.layer,

@@ -71,6 +71,18 @@ func newSnapshotStore(dir string, retain int, prepare func(io.Reader) error, log
 	return s, nil
 }
 
+// Stats is the "snapshot_store" object of /status, as rqlite names it: the
+// directory and the IDs of the snapshots it holds, newest first.
+func (s *snapshotStore) Stats() map[string]any {
+	ids := []string{}
+	if metas, err := s.List(); err == nil {
+		for _, m := range metas {
+			ids = append(ids, m.ID)
+		}
+	}
+	return map[string]any{"dir": s.dir, "snapshots": ids, "retain": s.retain}
+}
+
 // Create starts a snapshot.
 func (s *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
 	configurationIndex uint64, _ raft.Transport) (raft.SnapshotSink, error) {

@@ -45,6 +45,9 @@ func (n *Node) Stats() map[string]any {
 		"sqlite3":                  n.fsm.Stats(),
 		"sessions":                 n.fsm.SessionStats(),
 	}
+	if n.snaps != nil {
+		s["snapshot_store"] = n.snaps.Stats()
+	}
 	if n.closed.Load() || n.raft.State() == raft.Shutdown {
 		s["raft"] = map[string]any{"state": raft.Shutdown.String(), "voter": false}
 		return s

@@ -77,7 +77,7 @@ func TestReadyz(t *testing.T) {
 		t.Fatalf("not ready: %d %q", code, body)
 	}
 	store.set(func(f *fakeStore) { f.ready = nil })
-	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 200 || body != "[+]node ok\n[+]leader ok\n[+]store ok\n" {
+	if code, _, body := do(t, "GET", ts.URL+"/readyz", "", ""); code != 200 || body != "[+]node ok\n[+]leader ok\n[+]store ok\n[+]db ok\n" {
 		t.Fatalf("ready: %d %q", code, body)
 	}
 }

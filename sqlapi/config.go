@@ -75,6 +75,12 @@ type Config struct {
 	MaxEntryBytes int
 	// QueueTimeout is how long a batch may wait to fill before it is sent.
 	QueueTimeout time.Duration
+	// QueueTx applies each queued batch in one transaction (rqlited's
+	// -write-queue-tx).
+	QueueTx bool
+	// AllowOrigin, when set, is sent as Access-Control-Allow-Origin on
+	// every answer (rqlited's -http-allow-origin).
+	AllowOrigin string
 }
 
 func (c Config) withDefaults() Config {

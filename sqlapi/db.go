@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/raftlite/raftlite/api"
@@ -27,15 +26,19 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params
 	if !ok {
 		return
 	}
-	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
+	stmts, err := parseStatementList(body, isTextPlain(r.Header.Get("Content-Type")))
 	if err != nil && !(p.queue && p.wait && errors.Is(err, errNoStatements)) {
 		// (An empty queued write with ?wait is a flush marker, as in rqlite.)
 		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
 	s.metrics.statements[epExecute].Add(float64(len(stmts)))
-	if p.queue {
+	if p.queue && (len(stmts) > 0 || p.wait) {
 		s.queuedExecute(w, r, p, body, stmts)
+		return
+	}
+	if len(stmts) == 0 {
+		writeNoResults(w, p, epExecute)
 		return
 	}
 	req := &api.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
@@ -48,27 +51,28 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 	var body []byte
 	var stmts []api.Statement
 	if r.Method == http.MethodGet {
-		if strings.TrimSpace(p.q) == "" {
-			if p.hasQ {
-				writeError(w, api.ErrBadRequest, "query parameter not set")
-			} else {
-				writeError(w, api.ErrBadRequest, errNoStatements.Error())
-			}
+		if p.hasQ && p.q == "" {
+			writeError(w, api.ErrBadRequest, "query parameter not set")
 			return
 		}
-		stmts = []api.Statement{{SQL: p.q}}
+		// No q at all is no statement, answered as rqlite answers [""].
+		stmts = dropBlank([]api.Statement{{SQL: p.q}})
 	} else {
 		var ok bool
 		if body, ok = s.readBody(w, r); !ok {
 			return
 		}
 		var err error
-		if stmts, err = parseBody(body, isTextPlain(r.Header.Get("Content-Type"))); err != nil {
+		if stmts, err = parseStatementList(body, isTextPlain(r.Header.Get("Content-Type"))); err != nil {
 			writeError(w, api.ErrBadRequest, err.Error())
 			return
 		}
 	}
 	s.metrics.statements[epQuery].Add(float64(len(stmts)))
+	if len(stmts) == 0 {
+		writeNoResults(w, p, epQuery)
+		return
+	}
 	s.read(w, r, p, epQuery, body, &api.Request{Statements: stmts, Transaction: p.tx})
 }
 
@@ -80,15 +84,31 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params
 	if !ok {
 		return
 	}
-	stmts, err := parseBody(body, isTextPlain(r.Header.Get("Content-Type")))
+	if isTextPlain(r.Header.Get("Content-Type")) {
+		// rqlite's /db/request reads only JSON; a text body would be one
+		// statement of unknown kind.
+		writeError(w, api.ErrBadRequest, errInvalidJSON.Error()+": /db/request takes a JSON array of statements, not text/plain")
+		return
+	}
+	stmts, err := parseStatementList(body, false)
 	if err != nil {
 		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
 	s.metrics.statements[epRequest].Add(float64(len(stmts)))
+	if len(stmts) == 0 {
+		writeNoResults(w, p, epRequest)
+		return
+	}
 	req := &api.Request{Statements: stmts, Transaction: p.tx, ClientID: p.clientID, Seq: p.seq}
+	// A text of several statements is classified by its first, as rqlite
+	// does (see firstStatements).
+	classify := req
+	if probe, ok := firstStatements(req); ok {
+		classify = probe
+	}
 	ctx, cancel := requestContext(r, p)
-	ro, err := s.store.AllReadOnly(ctx, req)
+	ro, err := s.store.AllReadOnly(ctx, classify)
 	cancel()
 	if err == nil && ro {
 		req.ClientID, req.Seq = "", 0

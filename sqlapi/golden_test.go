@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -192,9 +193,37 @@ func normalizeGolden(s string) string {
 // HTTP API over a real state machine, checking the exact JSON of rqlite's
 // response shapes.
 func TestGolden(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*.txt"))
+	forEachScript(t, filepath.Join("testdata", "golden"), func(t *testing.T, file string, steps []goldenStep, ts *httptest.Server) {
+		var got []string
+		for _, st := range steps {
+			code, hdr, body := do(t, st.method, ts.URL+st.path, st.contentType, st.body)
+			norm := normalizeGolden(body)
+			got = append(got, fmt.Sprintf("<<< %d\n%s", code, norm))
+			if *update {
+				continue
+			}
+			if code != st.status || norm != st.want {
+				t.Errorf("%s:%d %s %s %s\n got %d %s\nwant %d %s", file, st.line, st.method, st.path, st.body, code, norm, st.status, st.want)
+			}
+			if code == http.StatusOK && hdr.Get("Content-Type") != contentTypeJSON {
+				t.Errorf("%s:%d: Content-Type %q", file, st.line, hdr.Get("Content-Type"))
+			}
+		}
+		if *update {
+			if err := rewriteGolden(file, got); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// forEachScript runs check, as a subtest, for each request/answer file
+// (parseGolden's format) in dir, each against a fresh API over a real
+// state machine.
+func forEachScript(t *testing.T, dir string, check func(t *testing.T, file string, steps []goldenStep, ts *httptest.Server)) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.txt"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files: %v", err)
+		t.Fatalf("no script files in %s: %v", dir, err)
 	}
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
@@ -208,26 +237,7 @@ func TestGolden(t *testing.T) {
 			}
 			t.Cleanup(func() { f.Close() })
 			_, ts := newTestServer(t, &fsmStore{f: f}, nil)
-			var got []string
-			for _, st := range steps {
-				code, hdr, body := do(t, st.method, ts.URL+st.path, st.contentType, st.body)
-				norm := normalizeGolden(body)
-				got = append(got, fmt.Sprintf("<<< %d\n%s", code, norm))
-				if *update {
-					continue
-				}
-				if code != st.status || norm != st.want {
-					t.Errorf("%s:%d %s %s %s\n got %d %s\nwant %d %s", file, st.line, st.method, st.path, st.body, code, norm, st.status, st.want)
-				}
-				if code == http.StatusOK && hdr.Get("Content-Type") != contentTypeJSON {
-					t.Errorf("%s:%d: Content-Type %q", file, st.line, hdr.Get("Content-Type"))
-				}
-			}
-			if *update {
-				if err := rewriteGolden(file, got); err != nil {
-					t.Fatal(err)
-				}
-			}
+			check(t, file, steps, ts)
 		})
 	}
 }

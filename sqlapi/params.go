@@ -69,6 +69,18 @@ func parseParams(rawQuery string, defTimeout time.Duration) (*params, error) {
 		}
 		p.timeout = d
 	}
+	// Parameters rqlite validates but raftlite has no use for are checked
+	// as rqlite checks them, so a client's typo is a 400 here too.
+	for _, k := range []string{"db_timeout", "linearizable_timeout"} {
+		if _, err := time.ParseDuration(vals.Get(k)); has(k) && err != nil {
+			return nil, fmt.Errorf("%s is not a valid duration", k)
+		}
+	}
+	for _, k := range []string{"retries", "trailing_logs"} {
+		if _, err := strconv.Atoi(vals.Get(k)); has(k) && err != nil {
+			return nil, fmt.Errorf("%s is not a valid integer", k)
+		}
+	}
 	if has("freshness") {
 		d, err := time.ParseDuration(vals.Get("freshness"))
 		if err != nil || d < 0 {

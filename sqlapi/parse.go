@@ -45,6 +45,21 @@ func parseBody(body []byte, textPlain bool) ([]api.Statement, error) {
 	return ParseStatements(body)
 }
 
+// parseStatementList parses a body as parseBody does, then applies
+// rqlite's rules for statement lists (statements.go): blank statements are
+// dropped, leaving possibly none, and extra positional values are refused.
+func parseStatementList(body []byte, textPlain bool) ([]api.Statement, error) {
+	stmts, err := parseBody(body, textPlain)
+	if err != nil {
+		return nil, err
+	}
+	stmts = dropBlank(stmts)
+	if err := checkParamCounts(stmts); err != nil {
+		return nil, err
+	}
+	return stmts, nil
+}
+
 // ParseStatements parses a JSON request body: an array whose elements are
 // each a SQL string, [sql, positional params...] or [sql, {named params}].
 // Errors are one-line reasons suitable for a 400 answer.
@@ -72,7 +87,7 @@ func ParseStatements(body []byte) ([]api.Statement, error) {
 			stmts[i].SQL = e
 		case []any:
 			if len(e) == 0 {
-				return nil, errNoStatements
+				return nil, errInvalidRequest // [[]], as rqlite answers it
 			}
 			sql, ok := e[0].(string)
 			if !ok {

@@ -76,7 +76,7 @@ func TestParseStatementsErrors(t *testing.T) {
 		{`[["X", 1, {"a": 2}]]`, errInvalidRequest},
 		{`[["X", {"": 2}]]`, errInvalidRequest},
 		{`[]`, errNoStatements},
-		{`[[]]`, errNoStatements},
+		{`[[]]`, errInvalidRequest},
 		{`[["X", {"a": {"b": 1}}]]`, errUnsupportedType},
 		{`[["X", [256]]]`, errUnsupportedType},
 		{`[["X", [-1]]]`, errUnsupportedType},

@@ -315,7 +315,7 @@ func (q *writeQueue) applyOnce(stmts []api.Statement, auth string) error {
 	defer cancel()
 	seq := q.sessionSeq + 1
 	if q.s.store.IsLeader() {
-		resp, err := q.s.store.Execute(ctx, &api.Request{Statements: stmts, ClientID: q.clientID, Seq: seq})
+		resp, err := q.s.store.Execute(ctx, &api.Request{Statements: stmts, Transaction: q.s.cfg.QueueTx, ClientID: q.clientID, Seq: seq})
 		if err != nil {
 			return err
 		}

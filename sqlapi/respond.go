@@ -3,6 +3,7 @@ package sqlapi
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/raftlite/raftlite/api"
 )
@@ -58,6 +59,16 @@ func writeResponse(w http.ResponseWriter, status int, r *apiResponse, o encodeOp
 	*bp = appendResponse((*bp)[:0], r, o)
 	writeJSONBytes(w, status, *bp, o.pretty)
 	putBuf(bp)
+}
+
+// writeNoResults answers a request whose statements were all blank: rqlite
+// runs nothing and answers {"results":[]}.
+func writeNoResults(w http.ResponseWriter, p *params, ep endpoint) {
+	out := &apiResponse{}
+	if p.timings {
+		out.time = time.Since(p.start).Seconds()
+	}
+	writeResponse(w, http.StatusOK, out, p.encodeOpts(ep))
 }
 
 // writeRequestError answers a request-level failure.

@@ -176,6 +176,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
 	rec.Header().Set(versionHeader, s.cfg.Version)
+	if s.cfg.AllowOrigin != "" {
+		rec.Header().Set("Access-Control-Allow-Origin", s.cfg.AllowOrigin)
+	}
 	ep := epOther
 	defer func() {
 		if v := recover(); v != nil {

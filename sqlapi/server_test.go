@@ -147,7 +147,6 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/db/execute", `[["X", {"a": {}}]]`, 400, jsonError("bad_request", "unsupported parameter type: nested object")},
 		{"POST", "/db/query", `[1]`, 400, jsonError("bad_request", "invalid request")},
 		{"POST", "/db/request", `[]`, 400, jsonError("bad_request", "no statements")},
-		{"GET", "/db/query", ``, 400, jsonError("bad_request", "no statements")},
 		{"GET", "/db/query?q=", ``, 400, jsonError("bad_request", "query parameter not set")},
 		{"POST", "/db/execute", `["` + strings.Repeat("x", 200) + `"]`, 413, jsonError("request_too_large", "request body too large: limit is 100 bytes")},
 		{"GET", "/db/query?q=SELECT+1&timeout=soon", ``, 400, jsonError("bad_request", "timeout is not a valid duration")},
@@ -353,6 +352,19 @@ func TestMetricsAndExpvar(t *testing.T) {
 	}
 	if hdr.Get("Content-Type") != contentTypeJSON {
 		t.Fatalf("debug/vars Content-Type %q", hdr.Get("Content-Type"))
+	}
+	// rqlite's names, which its tests and dashboards read: backed by the
+	// counter of the same event (one execute of two statements so far), 0
+	// where raftlite has no such event.
+	for path, want := range map[string]float64{
+		"http.executions": 1, "http.execute_stmts_rx": 2, "store.num_snapshots": 0,
+		"store.num_restores": 0, "cluster.num_client_force_new_conn": 0, "cluster.num_join_req": 0,
+	} {
+		group, name, _ := strings.Cut(path, ".")
+		obj, _ := vars[group].(map[string]any)
+		if got, ok := obj[name].(float64); !ok || got != want {
+			t.Errorf("debug/vars %s = %v, want %v", path, obj[name], want)
+		}
 	}
 	code, _, body = do(t, "GET", ts.URL+"/debug/vars?key=cmdline", "", "")
 	vars = nil

@@ -144,7 +144,8 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, p *params)
 		writeText(w, http.StatusServiceUnavailable, "[+]node ok\n[+]leader ok\n[+]store not ready: "+oneLine(err.Error()))
 		return
 	}
-	writeText(w, http.StatusOK, "[+]node ok\n[+]leader ok\n[+]store ok")
+	// rqlite v10 adds the database's own line after the store's.
+	writeText(w, http.StatusOK, "[+]node ok\n[+]leader ok\n[+]store ok\n[+]db ok")
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
@@ -189,6 +190,11 @@ func registerServer(s *Server) {
 		if expvar.Get("http") == nil {
 			expvar.Publish("http", expvar.Func(expvarHTTP))
 		}
+		for _, group := range []string{"store", "cluster"} {
+			if expvar.Get(group) == nil {
+				expvar.Publish(group, expvar.Func(func() any { return rqliteVars(group, series()) }))
+			}
+		}
 	})
 	liveMu.Lock()
 	liveServers[s] = struct{}{}
@@ -201,15 +207,20 @@ func unregisterServer(s *Server) {
 	liveMu.Unlock()
 }
 
-func expvarHTTP() any {
+func expvarHTTP() any { return rqliteVars("http", series()) }
+
+// series sums the metrics of every live Server's registry (there is one per
+// process outside tests): a counter under its Prometheus name followed by
+// its label values (raftlite_http_requests_total.backup.200), a histogram's
+// sample count under its name with "_count" added. It is the one source
+// of the /debug/vars objects, so /metrics and /debug/vars never disagree.
+func series() map[string]float64 {
 	liveMu.Lock()
 	servers := make([]*Server, 0, len(liveServers))
 	for s := range liveServers {
 		servers = append(servers, s)
 	}
 	liveMu.Unlock()
-	// The counters of every live server, summed, named after their
-	// Prometheus series: one source of truth for /metrics and /debug/vars.
 	out := map[string]float64{}
 	for _, s := range servers {
 		families, err := s.metrics.reg.Gather()
@@ -217,15 +228,17 @@ func expvarHTTP() any {
 			continue
 		}
 		for _, mf := range families {
-			if mf.GetType() != dto.MetricType_COUNTER {
-				continue
-			}
 			for _, m := range mf.GetMetric() {
 				key := mf.GetName()
 				for _, l := range m.GetLabel() {
 					key += "." + l.GetValue()
 				}
-				out[key] += m.GetCounter().GetValue()
+				switch mf.GetType() {
+				case dto.MetricType_COUNTER:
+					out[key] += m.GetCounter().GetValue()
+				case dto.MetricType_HISTOGRAM:
+					out[key+"_count"] += float64(m.GetHistogram().GetSampleCount())
+				}
 			}
 		}
 	}
