@@ -95,6 +95,7 @@ func TestAuthOverHTTP(t *testing.T) {
 		{"GET", "/nodes", "", "", 200},
 		{"DELETE", "/remove", `{"id":"2"}`, basic("reader", "r"), 401},
 		{"POST", "/leader", ``, basic("reader", "r"), 401},
+		{"POST", "/promote", `{"id":"2"}`, basic("reader", "r"), 401},
 		{"GET", "/nope", "", "", 404},
 	}
 	for _, c := range cases {

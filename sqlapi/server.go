@@ -87,8 +87,11 @@ func New(cfg Config, store Store) *Server {
 				http.MethodHead: {PermLeader, PermStatus, PermNodes},
 				http.MethodPost: {PermLeader},
 			}},
-		"/readyz":     {ep: epReadyz, methods: get, anyPerms: []string{PermReady}, handle: s.handleReadyz},
-		"/remove":     {ep: epRemove, methods: []string{http.MethodDelete}, anyPerms: []string{PermRemove}, handle: s.handleRemove},
+		"/readyz": {ep: epReadyz, methods: get, anyPerms: []string{PermReady}, handle: s.handleReadyz},
+		"/remove": {ep: epRemove, methods: []string{http.MethodDelete}, anyPerms: []string{PermRemove}, handle: s.handleRemove},
+		// rqlite has no promotion; joining as a voter, which it is, takes
+		// "join" there.
+		"/promote":    {ep: epPromote, methods: post, anyPerms: []string{PermJoin}, handle: s.handlePromote},
 		"/debug/vars": {ep: epDebugVars, methods: get, anyPerms: []string{PermStatus}, handle: s.handleExpvar},
 		"/metrics":    {ep: epMetrics, methods: get, anyPerms: []string{PermStatus}, handle: s.handleMetrics},
 		pprofPrefix:   {ep: epPprof, methods: get, anyPerms: []string{PermStatus}, handle: handlePprof},
