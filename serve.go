@@ -45,6 +45,7 @@ type serveFlags struct {
 	snapLogSize     int64
 	maxLoadBytes    int64
 	readLease       bool
+	nonVoter        bool
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
@@ -72,6 +73,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.Int64Var(&f.snapLogSize, "raft-snap-log-size", cluster.DefaultSnapshotLogSize,
 		"bytes of log entries since the last snapshot that also trigger one (a restart reads them before it is ready); negative: never")
 	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
+	fs.BoolVar(&f.nonVoter, "raft-non-voter", false, "join as a learner (read-only member): it replicates and serves reads but does not vote; POST /promote or 'raftlite promote' makes it a voter. Needs -join")
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
@@ -227,6 +229,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		Dir:             f.dataDir,
 		Join:            f.joinAddrs(),
 		BootstrapExpect: f.bootstrapExpect,
+		NonVoter:        f.nonVoter,
 
 		SnapshotThreshold: f.snapThreshold,
 		SnapshotInterval:  f.snapInterval,
