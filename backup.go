@@ -17,7 +17,8 @@ import (
 	"github.com/raftlite/raftlite/internal/tlsconf"
 )
 
-// transferFlags are the flags backup and restore share.
+// transferFlags are the flags backup and restore share, and the membership
+// commands (members.go).
 type transferFlags struct {
 	hosts   string
 	user    string
@@ -25,10 +26,10 @@ type transferFlags struct {
 	tls     tlsconf.ClientFlags
 }
 
-func (t *transferFlags) register(fs *flag.FlagSet) {
+func (t *transferFlags) register(fs *flag.FlagSet, defaultTimeout time.Duration) {
 	fs.StringVar(&t.hosts, "H", "127.0.0.1:4001", "comma-separated `host:port` list of nodes; the first that answers is used")
 	fs.StringVar(&t.user, "u", "", "credentials as `user:password` (HTTP basic auth)")
-	fs.DurationVar(&t.timeout, "timeout", time.Hour, "overall time limit")
+	fs.DurationVar(&t.timeout, "timeout", defaultTimeout, "overall time limit")
 	t.tls.Register(fs)
 }
 
@@ -88,7 +89,7 @@ func backup(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var tf transferFlags
-	tf.register(fs)
+	tf.register(fs, time.Hour)
 	format := fs.String("fmt", "binary", "backup format: binary (an SQLite database file) or sql (a text dump)")
 	out := fs.String("o", "", "output `file` (default: stdout)")
 	tables := fs.String("tables", "", "with -fmt sql, dump only these comma-separated tables")
@@ -175,7 +176,7 @@ func restore(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var tf transferFlags
-	tf.register(fs)
+	tf.register(fs, time.Hour)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: raftlite restore [flags] FILE
 

@@ -10,6 +10,8 @@
 //	raftlite check [flags]              compare every replica's content
 //	raftlite backup [flags]             download a backup (-fmt binary|sql -o FILE)
 //	raftlite restore [flags] FILE       replace the database with FILE
+//	raftlite members [flags]            list the cluster's members (-w table|json)
+//	raftlite promote [flags] ID         make the learner ID a voter
 //	raftlite selftest [flags]           check linearizability under faults
 //	raftlite version                    print the version
 package main
@@ -50,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return backup(args[1:], stdout, stderr)
 	case "restore":
 		return restore(args[1:], stdout, stderr)
+	case "members":
+		return members(args[1:], stdout, stderr)
+	case "promote":
+		return promote(args[1:], stdout, stderr)
 	case "selftest":
 		return selftest.Main(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
@@ -75,9 +81,11 @@ Usage:
   raftlite check [flags]              compare every member's database at the same index (-H host:port,...)
   raftlite backup [flags]             download a consistent backup (-fmt binary|sql, -o FILE)
   raftlite restore [flags] FILE       replace the database on every node with FILE (SQLite file or SQL dump)
+  raftlite members [flags]            list the members: address, voter or learner, leader, applied index, lag (-w table|json)
+  raftlite promote [flags] ID         make the learner ID (started with -raft-non-voter) a voter
   raftlite selftest [flags]           run a 3-node cluster under faults and check it with porcupine (-duration, -level, -html)
   raftlite version                    print the version
 
-Run "raftlite serve -h", "raftlite shell -h", "raftlite bench -h", "raftlite check -h" or "raftlite selftest -h" for their flags.
+Run "raftlite COMMAND -h" (serve, shell, bench, check, backup, restore, members, promote, selftest) for its flags.
 `)
 }

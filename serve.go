@@ -47,7 +47,8 @@ type serveFlags struct {
 	readLease       bool
 	tls             tlsFlags
 	// rqlited holds rqlited's flags that serve_rqlited.go adds.
-	rqlited rqlitedFlags
+	rqlited  rqlitedFlags
+	nonVoter bool
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
@@ -75,6 +76,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.Int64Var(&f.snapLogSize, "raft-snap-log-size", cluster.DefaultSnapshotLogSize,
 		"bytes of log entries since the last snapshot that also trigger one (a restart reads them before it is ready); negative: never")
 	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
+	fs.BoolVar(&f.nonVoter, "raft-non-voter", false, "join as a learner (read-only member): it replicates and serves reads but does not vote; POST /promote or 'raftlite promote' makes it a voter. Needs -join")
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
 	f.tls.register(fs)
 	f.rqlited.register(fs)
@@ -271,6 +273,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		Dir:             f.dataDir,
 		Join:            f.joinAddrs(),
 		BootstrapExpect: f.bootstrapExpect,
+		NonVoter:        f.nonVoter,
 
 		SnapshotThreshold: f.snapThreshold,
 		SnapshotInterval:  f.snapInterval,

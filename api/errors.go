@@ -68,7 +68,7 @@ var (
 	ErrLoginThrottled = outcome(http.StatusTooManyRequests, "login_throttled", "too many failed logins",
 		"too many failed logins from the client's address or for the user: credentials are not checked again until Retry-After has passed")
 	ErrNotFound = outcome(http.StatusNotFound, "not_found", "not found",
-		"unknown path")
+		"unknown path, or a node id that is not a member")
 	ErrMethodNotAllowed = outcome(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed",
 		"wrong method")
 	ErrRequestTooLarge = outcome(http.StatusRequestEntityTooLarge, "request_too_large", "request body too large",
@@ -106,6 +106,8 @@ var (
 		"refused for a passing reason before anything was proposed: retrying is safe")
 	ErrStarting = outcome(http.StatusServiceUnavailable, "starting", "starting",
 		"the node is still starting; nothing was done: retry, or ask another node")
+	ErrLearnerNotReady = outcome(http.StatusConflict, "learner_not_ready", "learner not caught up",
+		"POST /promote: the learner lags the leader by more than the allowed entries, or did not answer; it stays a learner")
 	ErrStore = outcome(http.StatusInternalServerError, "store_error", "store error",
 		"any other store failure")
 )
@@ -135,7 +137,7 @@ var (
 	// nothing. A halted leader hands leadership to another voter.
 	ErrHalted = ErrUnavailable.New("state machine halted on this node")
 	// ErrUnknownNode: the node ID is not a member of the cluster.
-	ErrUnknownNode = ErrBadRequest.New("unknown node")
+	ErrUnknownNode = ErrNotFound.New("unknown node")
 	// ErrBadSequence: a request with a client_id and seq 0.
 	ErrBadSequence = ErrBadRequest.New("invalid sequence number 0: sequence numbers start at 1")
 	// ErrInvalidLoad: an upload for /db/load that is not a sound SQLite

@@ -9,3 +9,15 @@ type Member struct {
 	Voter    bool
 	Leader   bool
 }
+
+// Progress is how far a node's database is. AppliedIndex is the index of
+// the last log entry applied to it; CommittedIndex, the last entry this
+// node knows to be committed that a database applies (entries such as
+// configuration changes are skipped, so a caught-up node has
+// AppliedIndex == CommittedIndex). The leader's CommittedIndex is the
+// cluster's: a member lags the leader by the leader's CommittedIndex less
+// its own AppliedIndex.
+type Progress struct {
+	AppliedIndex   uint64
+	CommittedIndex uint64
+}

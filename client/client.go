@@ -366,6 +366,34 @@ func (c *Client) Remove(ctx context.Context, id string) error {
 	return err
 }
 
+// Promote makes the learner (non-voter) id a voter (POST /promote);
+// promoted is false when it already was one. The leader refuses a learner
+// whose database lags or that does not answer: the error matches
+// api.ErrLearnerNotReady (409), and api.ErrNotFound (404) when id is not a
+// member. Promoting twice is harmless, so an ambiguous failure is retried.
+func (c *Client) Promote(ctx context.Context, id string) (promoted bool, err error) {
+	if id == "" {
+		return false, errors.New("raftlite client: Promote: empty node id")
+	}
+	body, err := json.Marshal(map[string]string{"id": id})
+	if err != nil {
+		return false, err
+	}
+	rq := c.adminRequest(http.MethodPost, "/promote", body)
+	rq.write, rq.retryAmbiguous = true, true
+	rep, _, err := c.core.roundTrip(ctx, rq)
+	if err != nil {
+		return false, err
+	}
+	var answer struct {
+		Promoted bool `json:"promoted"`
+	}
+	if err := json.Unmarshal(rep.body, &answer); err != nil {
+		return false, fmt.Errorf("raftlite client: invalid /promote body: %w", err)
+	}
+	return answer.Promoted, nil
+}
+
 // StepDown asks the leader to step down (POST /leader), handing leadership
 // to the member id when id is not empty. It is not retried after an
 // ambiguous failure (a second one could depose the new leader); such an

@@ -169,6 +169,9 @@ type wireNode struct {
 	Leader    bool    `json:"leader"`
 	Time      float64 `json:"time"`
 	Error     string  `json:"error"`
+	// raftlite's own fields
+	AppliedIndex *uint64 `json:"applied_index"`
+	Lag          *uint64 `json:"lag"`
 }
 
 func (w *wireNode) node() Node {
@@ -176,6 +179,7 @@ func (w *wireNode) node() Node {
 		ID: w.ID, APIAddr: w.APIAddr, Addr: w.Addr, Version: w.Version,
 		Voter: w.Voter, Reachable: w.Reachable, Leader: w.Leader,
 		Time: seconds(w.Time), Error: w.Error,
+		AppliedIndex: w.AppliedIndex, Lag: w.Lag,
 	}
 }
 

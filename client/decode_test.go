@@ -89,7 +89,13 @@ func TestDecodeNodes(t *testing.T) {
 		{ID: "1", APIAddr: "http://a", Addr: "a:2", Voter: true, Reachable: true, Leader: true, Time: 2 * time.Millisecond},
 		{ID: "2", APIAddr: "http://b", Addr: "b:2", Error: "timeout"},
 	}
-	for _, body := range []string{legacy, v2} {
+	// raftlite's progress fields, where a node reports them.
+	withProgress := `{"nodes":[{"id":"1","api_addr":"http://a","addr":"a:2","voter":true,"reachable":true,"leader":true,"time":0.002,"applied_index":42,"lag":0},
+	                 {"id":"2","api_addr":"http://b","addr":"b:2","reachable":false,"error":"timeout"}]}`
+	applied, lag := uint64(42), uint64(0)
+	wantProgress := append([]Node(nil), want...)
+	wantProgress[0].AppliedIndex, wantProgress[0].Lag = &applied, &lag
+	for body, want := range map[string][]Node{legacy: want, v2: want, withProgress: wantProgress} {
 		got, err := decodeNodes([]byte(body))
 		if err != nil {
 			t.Fatal(err)

@@ -105,6 +105,11 @@ type Node struct {
 	Time time.Duration
 	// Error says why the member is unreachable.
 	Error string
+	// AppliedIndex is the index of the last log entry applied to the
+	// member's database, and Lag how many entries it is behind the
+	// leader's committed index; nil when the answering node could not
+	// learn them (raftlite only: rqlite does not report them).
+	AppliedIndex, Lag *uint64
 }
 
 // seconds converts the wire's float seconds to a Duration.

@@ -87,6 +87,14 @@ const (
 	// DefaultBootstrapExpectTimeout bounds the wait for BootstrapExpect
 	// nodes to find each other.
 	DefaultBootstrapExpectTimeout = 2 * time.Minute
+	// DefaultPromoteMaxLag is how many log entries a learner's database
+	// may be behind the leader's and still be promoted to voter. A learner
+	// that keeps up with writes is a few entries behind at most; one still
+	// installing a snapshot or replaying the log is far more. Promoting a
+	// lagging learner is safe but makes it a voter that cannot yet help
+	// commit: with one more voter down, writes would stall until it
+	// caught up.
+	DefaultPromoteMaxLag = 1000
 	// DefaultCloseTimeout bounds Raft's shutdown in Close.
 	DefaultCloseTimeout = 10 * time.Second
 	// DefaultRaftLogLevel: raft's own default is DEBUG, far too chatty.
@@ -164,6 +172,9 @@ type Config struct {
 	// NonVoter joins this node as a read-only member (it replicates but does
 	// not vote). Only used when joining.
 	NonVoter bool
+	// PromoteMaxLag is how many entries a learner may lag the leader's
+	// committed index and still be promoted (Promote).
+	PromoteMaxLag uint64
 
 	// Raft timings; see the Default* constants for the reasoning.
 	HeartbeatTimeout   time.Duration
@@ -262,6 +273,9 @@ func (c Config) WithDefaults() Config {
 	if c.JoinAttempts == 0 {
 		c.JoinAttempts = DefaultJoinAttempts
 	}
+	if c.PromoteMaxLag == 0 {
+		c.PromoteMaxLag = DefaultPromoteMaxLag
+	}
 	if c.RaftLogLevel == "" {
 		c.RaftLogLevel = DefaultRaftLogLevel
 	}
@@ -320,6 +334,9 @@ func (c Config) Validate() error {
 	}
 	if c.BootstrapExpect > 1 && len(c.Join) == 0 {
 		bad("bootstrap-expect %d needs join addresses of the other nodes", c.BootstrapExpect)
+	}
+	if c.NonVoter && (len(c.Join) == 0 || c.BootstrapExpect > 0) {
+		bad("a non-voter joins a running cluster: it needs join addresses and no bootstrap-expect")
 	}
 	if c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond ||
 		c.LeaderLeaseTimeout < 5*time.Millisecond || c.CommitTimeout < time.Millisecond {

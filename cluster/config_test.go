@@ -35,6 +35,10 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		"api not url":      {func(c *Config) { c.APIAdvAddr = "127.0.0.1:4001" }, "http(s) URL"},
 		"bad join":         {func(c *Config) { c.Join = []string{"x"} }, "join address"},
 		"expect w/o join":  {func(c *Config) { c.BootstrapExpect = 3 }, "needs join addresses"},
+		"learner w/o join": {func(c *Config) { c.NonVoter = true }, "non-voter joins"},
+		"learner bootstrap": {func(c *Config) {
+			c.NonVoter, c.Join, c.BootstrapExpect = true, []string{"127.0.0.1:4012"}, 3
+		}, "non-voter joins"},
 		"lease > hb":       {func(c *Config) { c.LeaderLeaseTimeout = time.Second }, "lease timeout"},
 		"election < hb":    {func(c *Config) { c.ElectionTimeout = 100 * time.Millisecond }, "election timeout"},
 		"too many entries": {func(c *Config) { c.MaxAppendEntries = 5000 }, "max append entries"},

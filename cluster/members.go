@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -180,4 +181,78 @@ func (n *Node) lockMembership(ctx context.Context) (_ context.Context, servers [
 		return nil, nil, nil, err
 	}
 	return ctx, servers, release, nil
+}
+
+// Progress tells how far this node's database is (see api.Progress).
+func (n *Node) Progress() api.Progress {
+	committed, err := n.coveringIndex()
+	if err != nil {
+		// A log read failed: the raw commit index still bounds the
+		// database's entries from above.
+		committed = n.raft.CommitIndex()
+	}
+	return api.Progress{AppliedIndex: n.fsm.AppliedIndex(), CommittedIndex: committed}
+}
+
+// promoteProbeTimeout bounds the leader's question to a learner about its
+// progress: a learner that cannot answer within it is not promoted.
+const promoteProbeTimeout = 2 * time.Second
+
+// Promote makes the learner (non-voter) id a voter, once its database is
+// at most Config.PromoteMaxLag entries behind the leader's committed index;
+// a learner further behind, or one that does not answer, is refused with
+// api.ErrLearnerNotReady and stays a learner. It returns promoted false,
+// and no error, when id already is a voter, and api.ErrUnknownNode when id
+// is not a member. Only the leader can (api.ErrNotLeader elsewhere).
+func (n *Node) Promote(ctx context.Context, id string) (promoted bool, err error) {
+	if n.closed.Load() {
+		return false, api.ErrClosed
+	}
+	if id == "" {
+		return false, fmt.Errorf("cluster: promote: %w: missing node id", api.ErrBadRequest)
+	}
+	if !n.IsLeader() {
+		return false, api.ErrNotLeader
+	}
+	ctx, servers, release, err := n.lockMembership(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	i := slices.IndexFunc(servers, func(s raft.Server) bool { return string(s.ID) == id })
+	if i < 0 {
+		return false, fmt.Errorf("cluster: promote: %w: %s is not a member", api.ErrUnknownNode, id)
+	}
+	learner := servers[i]
+	if learner.Suffrage == raft.Voter {
+		return false, nil
+	}
+	if err := n.checkCaughtUp(ctx, learner); err != nil {
+		return false, fmt.Errorf("cluster: promote %s: %w", id, err)
+	}
+	if err := n.configChange(ctx, func(t time.Duration) raft.IndexFuture {
+		return n.raft.AddVoter(learner.ID, learner.Address, 0, t)
+	}); err != nil {
+		return false, fmt.Errorf("cluster: promote %s: %w", id, err)
+	}
+	n.metrics.promotesHandled.Add(1)
+	n.logger.Info("promoted learner to voter", "id", id, "addr", learner.Address)
+	return true, nil
+}
+
+// checkCaughtUp asks the learner how far its database is and compares that
+// with this leader's committed index.
+func (n *Node) checkCaughtUp(ctx context.Context, learner raft.Server) error {
+	ctx, cancel := context.WithTimeout(ctx, promoteProbeTimeout)
+	defer cancel()
+	var theirs progressResponse
+	if err := n.client.call(ctx, string(learner.Address), pathProgress, 0, struct{}{}, &theirs); err != nil {
+		return fmt.Errorf("%w: it did not answer at %s: %v", api.ErrLearnerNotReady, learner.Address, err)
+	}
+	committed := n.Progress().CommittedIndex
+	if lag := committed - min(committed, theirs.AppliedIndex); lag > n.cfg.PromoteMaxLag {
+		return fmt.Errorf("%w: its database is %d entries behind the leader's (applied %d, committed %d; at most %d allowed)",
+			api.ErrLearnerNotReady, lag, theirs.AppliedIndex, committed, n.cfg.PromoteMaxLag)
+	}
+	return nil
 }

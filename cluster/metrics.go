@@ -26,6 +26,7 @@ type metrics struct {
 	leaderChanges     atomic.Uint64
 	joinsHandled      atomic.Uint64
 	removesHandled    atomic.Uint64
+	promotesHandled   atomic.Uint64
 	metaUpdates       atomic.Uint64
 	readIndexes       atomic.Uint64
 	readIndexRounds   atomic.Uint64
@@ -64,6 +65,7 @@ func (m *metrics) counters() []counter {
 		{"leader_changes_total", "raftlite_raft_leader_changes_total", "Leader changes this node observed.", &m.leaderChanges},
 		{"joins_handled_total", "raftlite_cluster_joins_total", "Join requests this node handled as leader.", &m.joinsHandled},
 		{"removes_handled_total", "raftlite_cluster_removes_total", "Remove requests this node handled as leader.", &m.removesHandled},
+		{"promotes_handled_total", "raftlite_cluster_promotions_total", "Learners this node promoted to voters as leader.", &m.promotesHandled},
 		{"meta_updates_total", "raftlite_cluster_meta_updates_total", "Member metadata updates proposed.", &m.metaUpdates},
 		{"read_index_total", "raftlite_raft_read_index_total", "Read indexes requested (linearizable reads).", &m.readIndexes},
 		{"read_index_rounds_total", "raftlite_raft_read_index_rounds_total", "Read-index rounds run (one serves every read waiting for it).", &m.readIndexRounds},

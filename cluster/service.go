@@ -19,7 +19,8 @@ import (
 // The cluster service is a small JSON-over-HTTP RPC served on the Raft port
 // (connections with header byte headerCluster). Nodes use it to join, to
 // exchange bootstrap notifications, to remove members, to update their
-// replicated metadata and to obtain read indexes. Requests that need the
+// replicated metadata, to obtain read indexes and to tell the leader how far
+// their database is (before a learner is promoted). Requests that need the
 // leader are forwarded to it by whichever member receives them.
 const (
 	pathJoin      = "/cluster/v1/join"
@@ -27,6 +28,7 @@ const (
 	pathRemove    = "/cluster/v1/remove"
 	pathMeta      = "/cluster/v1/meta"
 	pathReadIndex = "/cluster/v1/readindex"
+	pathProgress  = "/cluster/v1/progress"
 
 	// hopsHeader counts how many times a request was forwarded, so that a
 	// confused pair of nodes that each think the other leads cannot bounce
@@ -85,6 +87,12 @@ type readIndexResponse struct {
 	Index uint64 `json:"index"`
 }
 
+// progressResponse is how far a node's database is (api.Progress).
+type progressResponse struct {
+	AppliedIndex   uint64 `json:"applied_index"`
+	CommittedIndex uint64 `json:"committed_index"`
+}
+
 type okResponse struct {
 	OK bool `json:"ok"`
 }
@@ -119,6 +127,7 @@ type serviceHandler interface {
 	remove(ctx context.Context, id string, hops int) error
 	setMeta(ctx context.Context, req metaRequest, hops int) error
 	readIndex(ctx context.Context, hops int) (uint64, error)
+	Progress() api.Progress
 }
 
 func newServiceServer(h serviceHandler, logger *slog.Logger) *http.Server {
@@ -154,6 +163,10 @@ func newServiceServer(h serviceHandler, logger *slog.Logger) *http.Server {
 	mux.HandleFunc("POST "+pathReadIndex, func(w http.ResponseWriter, r *http.Request) {
 		idx, err := h.readIndex(r.Context(), hops(r))
 		writeServiceResult(w, readIndexResponse{Index: idx}, err)
+	})
+	mux.HandleFunc("POST "+pathProgress, func(w http.ResponseWriter, r *http.Request) {
+		p := h.Progress()
+		writeServiceResult(w, progressResponse{AppliedIndex: p.AppliedIndex, CommittedIndex: p.CommittedIndex}, nil)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeServiceResult(w, nil, fmt.Errorf("%w: %s %s", errNoSuchService, r.Method, r.URL.Path))

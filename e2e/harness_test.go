@@ -81,14 +81,21 @@ type procEntry struct {
 // loopbackAddr matches every loopback host:port in a Procfile command line.
 var loopbackAddr = regexp.MustCompile(`127\.0\.0\.1:(\d+)`)
 
-// readProcfile parses ../Procfile. Commands are split on white space: the
-// Procfile is meant to stay that simple, and quoting would show up here as a
-// parse failure rather than as a silently wrong command line.
+// readProcfile parses ../Procfile.
 func readProcfile(t testing.TB) []procEntry {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "Procfile"))
+	return readProcfileNamed(t, "Procfile")
+}
+
+// readProcfileNamed parses the repository's Procfile of that name.
+// Commands are split on white space: the Procfiles are meant to stay that
+// simple, and quoting would show up here as a parse failure rather than as
+// a silently wrong command line.
+func readProcfileNamed(t testing.TB, name string) []procEntry {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", name))
 	if err != nil {
-		t.Fatalf("read Procfile: %v", err)
+		t.Fatalf("read %s: %v", name, err)
 	}
 	var entries []procEntry
 	sc := bufio.NewScanner(bytes.NewReader(raw))
@@ -97,17 +104,17 @@ func readProcfile(t testing.TB) []procEntry {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		name, command, ok := strings.Cut(line, ":")
+		procName, command, ok := strings.Cut(line, ":")
 		if !ok {
-			t.Fatalf("Procfile line without 'name:': %q", line)
+			t.Fatalf("%s line without 'name:': %q", name, line)
 		}
 		if strings.ContainsAny(command, `"'$\|&;<>`+"`") {
-			t.Fatalf("Procfile command of %s uses shell syntax the harness does not interpret: %q", name, command)
+			t.Fatalf("%s: the command of %s uses shell syntax the harness does not interpret: %q", name, procName, command)
 		}
-		entries = append(entries, procEntry{name: strings.TrimSpace(name), args: strings.Fields(command)})
+		entries = append(entries, procEntry{name: strings.TrimSpace(procName), args: strings.Fields(command)})
 	}
 	if len(entries) == 0 {
-		t.Fatal("Procfile has no processes")
+		t.Fatalf("%s has no processes", name)
 	}
 	return entries
 }

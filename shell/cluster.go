@@ -18,26 +18,46 @@ func (s *session) cmdNodes(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
+	rs := nodesResult(nodes, false, false)
+	return render(s.out, rs, s.renderOptions())
+}
+
+// nodesResult is the membership as a result set: id, addresses, role
+// (voter or learner), leader and reachable, then with progress the applied
+// index and lag (NULL when unknown), then an error column when a member has
+// an error, or always with errorColumn.
+func nodesResult(nodes []client.Node, progress, errorColumn bool) resultSet {
 	rs := resultSet{columns: []string{"id", "address", "raft_address", "role", "leader", "reachable"}}
-	withErrors := false
-	for _, n := range nodes {
-		withErrors = withErrors || n.Error != ""
+	if progress {
+		rs.columns = append(rs.columns, "applied_index", "lag")
 	}
-	if withErrors {
+	errorColumn = errorColumn || slices.ContainsFunc(nodes, func(n client.Node) bool { return n.Error != "" })
+	if errorColumn {
 		rs.columns = append(rs.columns, "error")
 	}
 	for _, n := range nodes {
 		role := "voter"
 		if !n.Voter {
-			role = "non-voter"
+			role = "learner"
 		}
 		row := []any{n.ID, n.APIAddr, n.Addr, role, n.Leader, n.Reachable}
-		if withErrors {
+		if progress {
+			row = append(row, optionalIndex(n.AppliedIndex), optionalIndex(n.Lag))
+		}
+		if errorColumn {
 			row = append(row, shortError(n.Error))
 		}
 		rs.rows = append(rs.rows, row)
 	}
-	return render(s.out, rs, s.renderOptions())
+	return rs
+}
+
+// optionalIndex is a log index as a result value: NULL when unknown.
+func optionalIndex(i *uint64) any {
+	if i == nil {
+		return nil
+	}
+	return int64(*i)
 }
 
 // shortError keeps the last part of a chain of error messages: "Get

@@ -93,7 +93,11 @@ func TestNodesAndLeader(t *testing.T) {
 		{ID: "3", RaftAddr: "127.0.0.1:4022", APIAddr: "http://" + dead, Voter: true},
 		{ID: "4", RaftAddr: "127.0.0.1:4032", APIAddr: "", Voter: false},
 	}
-	p.follower.set(func(f *fakeStore) { f.members = members })
+	p.leader.set(func(f *fakeStore) { f.progress = api.Progress{AppliedIndex: 40, CommittedIndex: 42} })
+	p.follower.set(func(f *fakeStore) {
+		f.members = members
+		f.progress = api.Progress{AppliedIndex: 30, CommittedIndex: 41}
+	})
 	code, hdr, body := do(t, "GET", p.followerTS.URL+"/nodes", "", "")
 	if code != 200 || hdr.Get("Content-Type") != contentTypeJSON {
 		t.Fatalf("%d %s", code, body)
@@ -135,6 +139,13 @@ func TestNodesAndLeader(t *testing.T) {
 	}
 	if v2.Nodes[3]["error"] != "API address unknown" {
 		t.Fatalf("node without API address: %v", v2.Nodes[3])
+	}
+	// Each reachable member's applied index (from its /readyz headers, or
+	// its own store), and its lag behind the leader's committed index.
+	for i, want := range []struct{ applied, lag any }{{40.0, 2.0}, {30.0, 12.0}, {nil, nil}, {nil, nil}} {
+		if v2.Nodes[i]["applied_index"] != want.applied || v2.Nodes[i]["lag"] != want.lag {
+			t.Errorf("node %s: applied_index %v, lag %v; want %v, %v", v2.Nodes[i]["id"], v2.Nodes[i]["applied_index"], v2.Nodes[i]["lag"], want.applied, want.lag)
+		}
 	}
 
 	// GET /leader: the leader's node object.
@@ -178,5 +189,43 @@ func TestStepDownAndRemove(t *testing.T) {
 	}
 	if code, hdr, _ := do(t, "DELETE", p.followerTS.URL+"/remove?redirect", "", `{"id":"3"}`); code != 301 || hdr.Get("Location") != p.leaderTS.URL+"/remove?redirect" {
 		t.Fatalf("redirect: %d %q", code, hdr.Get("Location"))
+	}
+}
+
+// POST /promote goes to the leader, which promotes a learner once (then
+// answers that it is a voter already), refuses an unknown id with 404 and a
+// learner that is not ready with 409.
+func TestPromote(t *testing.T) {
+	p := newPair(t, nil)
+	p.leader.set(func(f *fakeStore) {
+		f.members = []api.Member{{ID: "1", Voter: true, Leader: true}, {ID: "4"}, {ID: "5"}}
+	})
+	var reply promoteReply
+	code, _, body := do(t, "POST", p.followerTS.URL+"/promote", "", `{"id":"4"}`)
+	if err := json.Unmarshal([]byte(body), &reply); code != 200 || err != nil || reply != (promoteReply{"4", true, "promoted to voter"}) {
+		t.Fatalf("promote through a follower: %d %s", code, body)
+	}
+	code, _, body = do(t, "POST", p.leaderTS.URL+"/promote", "", `{"id":"4"}`)
+	if err := json.Unmarshal([]byte(body), &reply); code != 200 || err != nil || reply != (promoteReply{"4", false, "already a voter"}) {
+		t.Fatalf("promote of a voter: %d %s", code, body)
+	}
+	p.leader.set(func(f *fakeStore) { f.promoteErr = api.ErrLearnerNotReady.New("its database is 5000 entries behind") })
+	for _, tc := range []struct {
+		body   string
+		status int
+		code   string
+	}{
+		{`{"id":"5"}`, 409, "learner_not_ready"},
+		{`{"id":"9"}`, 404, "not_found"},
+		{`{}`, 400, "bad_request"},
+		{`{"id":4}`, 400, "bad_request"},
+	} {
+		code, _, body := do(t, "POST", p.followerTS.URL+"/promote", "", tc.body)
+		if code != tc.status || !strings.Contains(body, `"code":"`+tc.code+`"`) {
+			t.Errorf("promote %s: %d %s, want %d %s", tc.body, code, body, tc.status, tc.code)
+		}
+	}
+	if code, _, _ := do(t, "GET", p.leaderTS.URL+"/promote", "", ""); code != 405 {
+		t.Errorf("GET /promote: %d, want 405", code)
 	}
 }

@@ -1,6 +1,7 @@
 // Package sqlapi is raftlite's HTTP API: the rqlite-compatible wire contract
 // of shared/API.md (/db/execute, /db/query, /db/request, /status, /nodes,
-// /leader, /readyz, /remove, /debug/vars, /metrics).
+// /leader, /readyz, /remove, /debug/vars, /metrics), and raftlite's own
+// /promote (a learner becomes a voter).
 //
 // It owns: request parsing (query parameters and JSON bodies), response
 // encoding (the exact rqlite JSON shapes), routing of every request to the
@@ -59,7 +60,7 @@
 //	bad_request         400     bad parameters or body; the store refused the arguments
 //	unauthorized        401     missing or wrong credentials, or a permission lacking
 //	login_throttled     429     too many failed logins from the client's address or for the user: credentials are not checked again until Retry-After has passed
-//	not_found           404     unknown path
+//	not_found           404     unknown path, or a node id that is not a member
 //	method_not_allowed  405     wrong method
 //	request_too_large   413     body larger than the limit (-load-max-bytes for /db/load)
 //	entry_too_large     413     the write, encoded, is larger than one log entry may be (-raft-max-entry-bytes): not proposed
@@ -78,5 +79,6 @@
 //	unknown_outcome     503     committed to the log, but this node could not apply it: the write takes effect on the other nodes; retry with the same client_id/seq
 //	unavailable         503     refused for a passing reason before anything was proposed: retrying is safe
 //	starting            503     the node is still starting; nothing was done: retry, or ask another node
+//	learner_not_ready   409     POST /promote: the learner lags the leader by more than the allowed entries, or did not answer; it stays a learner
 //	store_error         500     any other store failure
 package sqlapi

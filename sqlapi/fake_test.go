@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +54,10 @@ type fakeStore struct {
 	readIndexes int
 	removed     []string
 	stepped     []string
+	// progress is what Progress reports; promoteErr, when set, is what
+	// Promote answers for a learner.
+	progress   api.Progress
+	promoteErr error
 }
 
 func (f *fakeStore) Execute(ctx context.Context, req *api.Request) (*api.Response, error) {
@@ -189,6 +194,31 @@ func (f *fakeStore) Remove(ctx context.Context, id string) error {
 	}
 	f.removed = append(f.removed, id)
 	return nil
+}
+
+func (f *fakeStore) Promote(ctx context.Context, id string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.leader {
+		return false, api.ErrNotLeader
+	}
+	i := slices.IndexFunc(f.members, func(m api.Member) bool { return m.ID == id })
+	switch {
+	case i < 0:
+		return false, fmt.Errorf("%w: %s", api.ErrUnknownNode, id)
+	case f.members[i].Voter:
+		return false, nil
+	case f.promoteErr != nil:
+		return false, f.promoteErr
+	}
+	f.members[i].Voter = true
+	return true, nil
+}
+
+func (f *fakeStore) Progress() api.Progress {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.progress
 }
 
 func (f *fakeStore) StepDown(ctx context.Context, target string) error {

@@ -27,6 +27,7 @@ const (
 	epLeader
 	epReadyz
 	epRemove
+	epPromote
 	epDebugVars
 	epMetrics
 	epChecksum
@@ -46,6 +47,7 @@ var endpointNames = [numEndpoints]string{
 	epLeader:    "leader",
 	epReadyz:    "readyz",
 	epRemove:    "remove",
+	epPromote:   "promote",
 	epDebugVars: "debug_vars",
 	epMetrics:   "metrics",
 	epChecksum:  "checksum",

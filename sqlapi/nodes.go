@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +28,63 @@ type node struct {
 	Time      float64 `json:"time,omitempty"`
 	TimeS     string  `json:"time_s,omitempty"`
 	Error     string  `json:"error,omitempty"`
+	// [raftlite] AppliedIndex is the index of the last log entry applied
+	// to the member's database, and Lag how many entries that is behind
+	// the leader's committed index: both omitted when the member's /readyz
+	// did not report them (it is unreachable, still starting, or -auth
+	// does not give "*" the ready permission), Lag also when the leader's
+	// did not. After rqlite's fields, which keep their order.
+	AppliedIndex *uint64 `json:"applied_index,omitempty"`
+	Lag          *uint64 `json:"lag,omitempty"`
+
+	committed uint64 // the member's committed index, when AppliedIndex is set
+}
+
+// The headers of a /readyz answer that tell the node's progress
+// (api.Progress).
+const (
+	appliedIndexHeader   = "X-Raftlite-Applied-Index"
+	committedIndexHeader = "X-Raftlite-Committed-Index"
+)
+
+func setProgressHeaders(h http.Header, p api.Progress) {
+	h.Set(appliedIndexHeader, strconv.FormatUint(p.AppliedIndex, 10))
+	h.Set(committedIndexHeader, strconv.FormatUint(p.CommittedIndex, 10))
+}
+
+// progressFromHeaders reads what setProgressHeaders wrote; ok is false
+// when the headers are missing or malformed.
+func progressFromHeaders(h http.Header) (p api.Progress, ok bool) {
+	applied, err1 := strconv.ParseUint(h.Get(appliedIndexHeader), 10, 64)
+	committed, err2 := strconv.ParseUint(h.Get(committedIndexHeader), 10, 64)
+	if err1 != nil || err2 != nil {
+		return api.Progress{}, false
+	}
+	return api.Progress{AppliedIndex: applied, CommittedIndex: committed}, true
+}
+
+// setProgress records a member's progress.
+func (n *node) setProgress(p api.Progress) {
+	applied := p.AppliedIndex
+	n.AppliedIndex, n.committed = &applied, p.CommittedIndex
+}
+
+// setLags sets each member's lag behind the leader's committed index, when
+// the leader's progress is known. Members were probed at slightly
+// different moments, so one may be ahead of the leader's figure: its lag
+// is 0.
+func setLags(nodes []*node) {
+	i := slices.IndexFunc(nodes, func(n *node) bool { return n.Leader && n.AppliedIndex != nil })
+	if i < 0 {
+		return
+	}
+	committed := nodes[i].committed
+	for _, n := range nodes {
+		if n.AppliedIndex != nil {
+			lag := committed - min(committed, *n.AppliedIndex)
+			n.Lag = &lag
+		}
+	}
 }
 
 // probeTimeout bounds one member probe.
@@ -53,6 +112,7 @@ func (s *Server) probe(ctx context.Context, m api.Member, timeout time.Duration)
 	}
 	if s.cfg.AdvAddr != "" && n.APIAddr == s.cfg.AdvAddr {
 		n.Version, n.Reachable, n.Leader = s.cfg.Version, true, m.Leader
+		n.setProgress(s.store.Progress())
 		return n
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -78,6 +138,9 @@ func (s *Server) probe(ctx context.Context, m api.Member, timeout time.Duration)
 		n.Version = "unknown"
 	}
 	n.Reachable, n.Leader = true, m.Leader
+	if p, ok := progressFromHeaders(resp.Header); ok {
+		n.setProgress(p)
+	}
 	return n
 }
 
@@ -115,6 +178,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request, p *params) 
 		members = voters
 	}
 	nodes := s.probeAll(r.Context(), members, s.probeTimeout(r))
+	setLags(nodes)
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
 	var b []byte
 	if p.ver == "2" {
@@ -191,23 +255,11 @@ func idBody(body []byte, optional bool) (string, error) {
 }
 
 func (s *Server) stepDown(w http.ResponseWriter, r *http.Request, p *params) {
-	body, ok := s.readBody(w, r)
-	if !ok {
-		return
-	}
-	target, err := idBody(body, true)
-	if err != nil {
-		writeError(w, api.ErrBadRequest, err.Error())
-		return
-	}
-	if !s.store.IsLeader() {
-		s.toLeader(w, r, p, epLeader, body)
-		return
-	}
-	ctx, cancel := requestContext(r, p)
-	defer cancel()
-	if err := s.store.StepDown(ctx, target); err != nil {
-		s.clusterOpFailed(w, r, p, epLeader, body, "step down", err)
+	var target string
+	if !s.membershipChange(w, r, p, epLeader, "step down", true, func(ctx context.Context, id string) error {
+		target = id
+		return s.store.StepDown(ctx, id)
+	}) {
 		return
 	}
 	s.log.Info("leader stepped down on request", "target", target)
@@ -216,27 +268,76 @@ func (s *Server) stepDown(w http.ResponseWriter, r *http.Request, p *params) {
 
 // handleRemove serves DELETE /remove with {"id":"node-id"}.
 func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request, p *params) {
+	var removed string
+	if !s.membershipChange(w, r, p, epRemove, "remove node", false, func(ctx context.Context, id string) error {
+		removed = id
+		return s.store.Remove(ctx, id)
+	}) {
+		return
+	}
+	s.log.Info("node removed on request", "id", removed)
+	writeText(w, http.StatusOK, "")
+}
+
+// promoteReply is the answer of POST /promote.
+type promoteReply struct {
+	ID       string `json:"id"`
+	Promoted bool   `json:"promoted"` // false: it already was a voter
+	Message  string `json:"message"`
+}
+
+// handlePromote serves POST /promote with {"id":"node-id"}: the leader
+// makes the learner a voter once it has caught up (409 learner_not_ready
+// until then, 404 for an id that is not a member); a voter is left alone
+// (200, "promoted":false).
+func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request, p *params) {
+	var reply promoteReply
+	if !s.membershipChange(w, r, p, epPromote, "promote node", false, func(ctx context.Context, id string) error {
+		promoted, err := s.store.Promote(ctx, id)
+		reply = promoteReply{ID: id, Promoted: promoted, Message: "already a voter"}
+		return err
+	}) {
+		return
+	}
+	if reply.Promoted {
+		reply.Message = "promoted to voter"
+		s.log.Info("learner promoted on request", "id", reply.ID)
+	}
+	b, err := json.Marshal(reply)
+	if err != nil {
+		writeError(w, api.ErrInternal, "encoding promote reply: "+err.Error())
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, b, p.pretty)
+}
+
+// membershipChange serves the leader-only change of endpoint ep, whose
+// body is {"id":"node-id"} (or empty, when optionalID): a follower passes
+// the request to the leader, the leader runs change within the request's
+// timeout. It returns true when change succeeded, for the caller to answer;
+// otherwise it has answered.
+func (s *Server) membershipChange(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, what string, optionalID bool,
+	change func(ctx context.Context, id string) error) bool {
 	body, ok := s.readBody(w, r)
 	if !ok {
-		return
+		return false
 	}
-	id, err := idBody(body, false)
+	id, err := idBody(body, optionalID)
 	if err != nil {
 		writeError(w, api.ErrBadRequest, err.Error())
-		return
+		return false
 	}
 	if !s.store.IsLeader() {
-		s.toLeader(w, r, p, epRemove, body)
-		return
+		s.toLeader(w, r, p, ep, body)
+		return false
 	}
 	ctx, cancel := requestContext(r, p)
 	defer cancel()
-	if err := s.store.Remove(ctx, id); err != nil {
-		s.clusterOpFailed(w, r, p, epRemove, body, "remove node", err)
-		return
+	if err := change(ctx, id); err != nil {
+		s.clusterOpFailed(w, r, p, ep, body, what, err)
+		return false
 	}
-	s.log.Info("node removed on request", "id", id)
-	writeText(w, http.StatusOK, "")
+	return true
 }
 
 func (s *Server) clusterOpFailed(w http.ResponseWriter, r *http.Request, p *params, ep endpoint, body []byte, what string, err error) {

@@ -68,6 +68,7 @@ func New(cfg Config, store Store) *Server {
 		"/leader":      {ep: epLeader, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleLeader},
 		"/readyz":      {ep: epReadyz, methods: get, handle: s.handleReadyz},
 		"/remove":      {ep: epRemove, methods: []string{http.MethodDelete}, handle: s.handleRemove},
+		"/promote":     {ep: epPromote, methods: post, handle: s.handlePromote},
 		"/debug/vars":  {ep: epDebugVars, methods: get, handle: s.handleExpvar},
 		"/metrics":     {ep: epMetrics, methods: get, handle: s.handleMetrics},
 		pprofPrefix:    {ep: epPprof, methods: get, handle: handlePprof},

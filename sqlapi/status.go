@@ -121,8 +121,10 @@ func asObject(v any) (map[string]any, bool) {
 // handleReadyz serves GET /readyz: 200 when this node has a leader and an
 // open store; ?noleader checks only that this node answers. Without a
 // leader, the store's reason is added when it says more than that (e.g. the
-// node is not yet part of a cluster, and why).
+// node is not yet part of a cluster, and why). Its headers carry the node's
+// progress (progressHeaders), which /nodes reads from each member's probe.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, p *params) {
+	setProgressHeaders(w.Header(), s.store.Progress())
 	if p.noLeader {
 		writeText(w, http.StatusOK, "[+]node ok")
 		return

@@ -40,6 +40,14 @@ type Store interface {
 	// StepDown makes the leader hand leadership over, to targetID when it is
 	// not "" (leader only).
 	StepDown(ctx context.Context, targetID string) error
+	// Promote makes the learner (non-voter) id a voter once it has caught
+	// up (leader only): promoted is false, with no error, when id already
+	// votes; api.ErrUnknownNode when it is no member; api.ErrLearnerNotReady
+	// when it lags or does not answer.
+	Promote(ctx context.Context, id string) (promoted bool, err error)
+	// Progress tells how far this node's database is; /readyz reports it
+	// so that /nodes can show each member's applied index and lag.
+	Progress() api.Progress
 	// WaitApplied blocks until this node has applied the log up to index.
 	WaitApplied(ctx context.Context, index uint64) error
 	// Ready returns nil when a leader is known and the store is open.
