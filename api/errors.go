@@ -66,7 +66,7 @@ var (
 	ErrUnauthorized = outcome(http.StatusUnauthorized, "unauthorized", "unauthorized",
 		"missing or wrong credentials, or a permission lacking")
 	ErrNotFound = outcome(http.StatusNotFound, "not_found", "not found",
-		"unknown path")
+		"unknown path, or an unknown node id (/remove, /leader)")
 	ErrMethodNotAllowed = outcome(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed",
 		"wrong method")
 	ErrRequestTooLarge = outcome(http.StatusRequestEntityTooLarge, "request_too_large", "request body too large",
@@ -132,8 +132,12 @@ var (
 	// be committed to its database: disk full, I/O error), so it proposes
 	// nothing. A halted leader hands leadership to another voter.
 	ErrHalted = ErrUnavailable.New("state machine halted on this node")
-	// ErrUnknownNode: the node ID is not a member of the cluster.
-	ErrUnknownNode = ErrBadRequest.New("unknown node")
+	// ErrUnknownNode: the node ID is not a member of the cluster (404, as
+	// rqlite answers DELETE /remove of an unknown id).
+	ErrUnknownNode = ErrNotFound.New("unknown node")
+	// ErrNotSingleNode: POST /boot on a node whose cluster has other
+	// members; booting bypasses the log, so only a cluster of one may.
+	ErrNotSingleNode = ErrBadRequest.New("not single-node: /boot loads only a node that is the whole cluster; use /db/load on a larger one")
 	// ErrBadSequence: a request with a client_id and seq 0.
 	ErrBadSequence = ErrBadRequest.New("invalid sequence number 0: sequence numbers start at 1")
 	// ErrInvalidLoad: an upload for /db/load that is not a sound SQLite

@@ -190,7 +190,8 @@ func joinRefusals(rs []refusal) string {
 // their advertised Raft addresses.
 func (n *Node) refuseCluster(servers []configServer) string {
 	listed := map[string]bool{n.advAddr: true}
-	for _, a := range n.cfg.Join {
+	for _, given := range n.cfg.Join {
+		a := joinRaftAddr(given)
 		listed[a] = true
 	}
 	var voters, unlisted []string

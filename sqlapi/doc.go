@@ -52,7 +52,7 @@
 //	code                status  meaning
 //	bad_request         400     bad parameters or body; the store refused the arguments
 //	unauthorized        401     missing or wrong credentials, or a permission lacking
-//	not_found           404     unknown path
+//	not_found           404     unknown path, or an unknown node id (/remove, /leader)
 //	method_not_allowed  405     wrong method
 //	request_too_large   413     body larger than the limit (-load-max-bytes for /db/load)
 //	entry_too_large     413     the write, encoded, is larger than one log entry may be (-raft-max-entry-bytes): not proposed
