@@ -23,6 +23,8 @@ const (
 	PermLoad    = "load"
 	PermLeader  = "leader"
 	PermNodes   = "nodes"
+	// PermSnapshot lets a user take a snapshot (POST /snapshot).
+	PermSnapshot = "snapshot"
 )
 
 // anonymousUser is the username whose permissions every request has,

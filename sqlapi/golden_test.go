@@ -57,20 +57,23 @@ func (s *fsmStore) Query(ctx context.Context, req *api.Request) ([]api.Result, e
 func (s *fsmStore) AllReadOnly(ctx context.Context, req *api.Request) (bool, error) {
 	return s.f.AllReadOnly(ctx, req)
 }
-func (s *fsmStore) IsLeader() bool                                  { return true }
-func (s *fsmStore) IsVoter() bool                                   { return true }
-func (s *fsmStore) ReadIndex(context.Context) (uint64, error)       { return s.f.AppliedIndex(), nil }
-func (s *fsmStore) ID() string                                      { return "1" }
-func (s *fsmStore) LeaderID() string                                { return "1" }
-func (s *fsmStore) LeaderAPIAddr() string                           { return "" }
-func (s *fsmStore) Members() ([]api.Member, error)                  { return nil, nil }
-func (s *fsmStore) Remove(context.Context, string) error            { return nil }
-func (s *fsmStore) StepDown(context.Context, string) error          { return nil }
-func (s *fsmStore) WaitApplied(ctx context.Context, i uint64) error { return s.f.WaitApplied(ctx, i) }
-func (s *fsmStore) Ready() error                                    { return nil }
-func (s *fsmStore) Stats() map[string]any                           { return map[string]any{"sqlite3": s.f.Stats()} }
-func (s *fsmStore) LastContact() time.Time                          { return time.Now() }
-func (s *fsmStore) ApplyProgress() (bool, time.Time)                { return true, s.f.AppliedAt() }
+func (s *fsmStore) IsLeader() bool                                   { return true }
+func (s *fsmStore) IsVoter() bool                                    { return true }
+func (s *fsmStore) ReadIndex(context.Context) (uint64, error)        { return s.f.AppliedIndex(), nil }
+func (s *fsmStore) ID() string                                       { return "1" }
+func (s *fsmStore) LeaderID() string                                 { return "1" }
+func (s *fsmStore) LeaderAPIAddr() string                            { return "" }
+func (s *fsmStore) Members() ([]api.Member, error)                   { return nil, nil }
+func (s *fsmStore) Remove(context.Context, string) error             { return nil }
+func (s *fsmStore) StepDown(context.Context, string) error           { return nil }
+func (s *fsmStore) Reap(context.Context) ([]api.ReapedMember, error) { return nil, nil }
+func (s *fsmStore) Snapshot(context.Context, uint64) (uint64, error) { return s.f.AppliedIndex(), nil }
+func (s *fsmStore) Boot(context.Context, io.Reader) error            { return api.ErrNotSingleNode }
+func (s *fsmStore) WaitApplied(ctx context.Context, i uint64) error  { return s.f.WaitApplied(ctx, i) }
+func (s *fsmStore) Ready() error                                     { return nil }
+func (s *fsmStore) Stats() map[string]any                            { return map[string]any{"sqlite3": s.f.Stats()} }
+func (s *fsmStore) LastContact() time.Time                           { return time.Now() }
+func (s *fsmStore) ApplyProgress() (bool, time.Time)                 { return true, s.f.AppliedAt() }
 
 func (s *fsmStore) Backup(ctx context.Context, w io.Writer, opt api.BackupOptions) error {
 	return s.f.Backup(ctx, w, opt)
