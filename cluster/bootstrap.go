@@ -46,7 +46,7 @@ func (n *Node) form(ctx context.Context) error {
 	case n.cfg.BootstrapExpect > 1:
 		return n.bootstrapExpect(ctx, targets)
 	case len(targets) > 0:
-		n.setFormStatus(fmt.Sprintf("joining a cluster via %v", targets))
+		n.setFormStatus(fmt.Sprintf("joining a cluster via %v", n.cfg.Join))
 		return n.joinCluster(ctx, targets)
 	default:
 		n.logger.Info("bootstrapping single-node cluster")
