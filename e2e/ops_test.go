@@ -73,6 +73,18 @@ func waitMembers(t testing.TB, n *node, want ...string) {
 	})
 }
 
+// fillTable creates table t and inserts rows 1..count through nodes (a
+// follower forwards the writes).
+func fillTable(t testing.TB, nodes []*node, count int) {
+	t.Helper()
+	createTable(t, nodes[0])
+	for id := 1; id <= count; id++ {
+		if err := insertRow(nodes, id, waitTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // singleNode registers (not started) a node that bootstraps a cluster of
 // its own: the Procfile's first entry without -bootstrap-expect and -join.
 func singleNode(t *testing.T, c *cluster, name string, flags ...string) *node {
@@ -84,12 +96,7 @@ func singleNode(t *testing.T, c *cluster, name string, flags ...string) *node {
 func TestSnapshotNow(t *testing.T) {
 	c := startProcfileCluster(t)
 	leader := c.waitLeader()
-	createTable(t, leader)
-	for id := 1; id <= 20; id++ {
-		if err := insertRow(c.nodes, id, waitTimeout); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillTable(t, c.nodes, 20)
 	follower := c.others(leader)[0]
 	waitIdentical(t, 20, c.nodes...)
 	applied, err := follower.statusUint("store.fsm_index")
@@ -188,12 +195,7 @@ func TestBoot(t *testing.T) {
 	// An SQLite file to boot from: a backup of a cluster with rows in it.
 	c := startProcfileCluster(t)
 	leader := c.waitLeader()
-	createTable(t, leader)
-	for id := 1; id <= 50; id++ {
-		if err := insertRow(c.nodes, id, waitTimeout); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillTable(t, c.nodes, 50)
 	code, file, err := leader.call(http.MethodGet, "/db/backup", nil, "")
 	if err != nil || code != 200 {
 		t.Fatalf("backup: %d %v", code, err)
@@ -235,12 +237,7 @@ func TestBoot(t *testing.T) {
 func TestPeersFileRecovery(t *testing.T) {
 	c := startProcfileCluster(t)
 	leader := c.waitLeader()
-	createTable(t, leader)
-	for id := 1; id <= 30; id++ {
-		if err := insertRow(c.nodes, id, waitTimeout); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillTable(t, c.nodes, 30)
 	waitIdentical(t, 30, c.nodes...)
 	survivor := c.others(leader)[0]
 	// Two nodes are lost for good; the survivor alone has no quorum.
