@@ -49,6 +49,45 @@ type serveFlags struct {
 	// rqlited holds rqlited's flags that serve_rqlited.go adds.
 	rqlited  rqlitedFlags
 	nonVoter bool
+	ops      opsFlags
+}
+
+// opsFlags are rqlited's operations settings (issue 16): reaping
+// unreachable members, and what a graceful stop does.
+type opsFlags struct {
+	reapTimeout         time.Duration
+	reapReadOnlyTimeout time.Duration
+	removeOnShutdown    bool
+	stepDownOnShutdown  bool
+}
+
+func (o *opsFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&o.reapTimeout, "raft-reap-node-timeout", 0, "the leader removes a voter it has not reached for this long; 0 never. Set it on every voter")
+	fs.DurationVar(&o.reapReadOnlyTimeout, "raft-reap-read-only-node-timeout", 0, "the leader removes a non-voter it has not reached for this long; 0 never")
+	fs.BoolVar(&o.removeOnShutdown, "raft-cluster-remove-shutdown", false, "on a graceful stop (SIGTERM, SIGINT), remove this node from the cluster first")
+	fs.BoolVar(&o.stepDownOnShutdown, "raft-shutdown-stepdown", true, "on a graceful stop, a leader hands leadership to another voter first")
+}
+
+// gracefulStopTimeout bounds what a graceful stop does before the node
+// closes: a hand-over, or leaving the cluster.
+const gracefulStopTimeout = 5 * time.Second
+
+// stopGracefully does, while HTTP still serves (requests arriving meanwhile
+// are forwarded to the new leader), what a graceful stop asks of the node:
+// leave the cluster, or hand leadership over.
+func (o *opsFlags) stopGracefully(node *cluster.Node, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), gracefulStopTimeout)
+	defer cancel()
+	switch {
+	case o.removeOnShutdown:
+		if err := node.Leave(ctx); err != nil {
+			logger.Warn("leaving the cluster on shutdown failed", "err", err)
+		}
+	case o.stepDownOnShutdown:
+		if err := node.HandOver(ctx); err != nil {
+			logger.Warn("handing leadership over on shutdown failed", "err", err)
+		}
+	}
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
@@ -77,6 +116,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		"bytes of log entries since the last snapshot that also trigger one (a restart reads them before it is ready); negative: never")
 	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
 	fs.BoolVar(&f.nonVoter, "raft-non-voter", false, "join as a learner (read-only member): it replicates and serves reads but does not vote; POST /promote or 'raftlite promote' makes it a voter. Needs -join")
+	f.ops.register(fs)
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
 	f.tls.register(fs)
 	f.rqlited.register(fs)
@@ -118,6 +158,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if f.bootstrapExpect < 0 {
 		return nil, fmt.Errorf("-bootstrap-expect must not be negative")
+	}
+	if f.ops.reapTimeout < 0 || f.ops.reapReadOnlyTimeout < 0 {
+		return nil, fmt.Errorf("-raft-reap-node-timeout and -raft-reap-read-only-node-timeout must not be negative")
 	}
 	if f.bootstrapExpect > 0 && f.join == "" {
 		return nil, fmt.Errorf("-bootstrap-expect needs -join with the addresses of the other nodes")
@@ -284,6 +327,10 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		ReadLease:         f.readLease,
 		RaftLogLevel:      f.raftLogLevel,
 		Metrics:           registry,
+
+		ReapTimeout:         f.ops.reapTimeout,
+		ReapReadOnlyTimeout: f.ops.reapReadOnlyTimeout,
+		StepDownOnClose:     f.ops.stepDownOnShutdown,
 	}
 	f.rqlited.applyCluster(&ccfg)
 	// Start, not Open: the HTTP API serves while the node bootstraps or
@@ -307,6 +354,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		select {
 		case <-ctx.Done():
 			logger.Info("shutting down")
+			f.ops.stopGracefully(node, logger)
 			done = true
 		case err := <-serveErr:
 			runErr, done = fmt.Errorf("HTTP server: %w", err), true

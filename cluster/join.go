@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -21,7 +22,8 @@ func (n *Node) joinTargets() []string {
 	}
 	seen := make(map[string]bool)
 	var out []string
-	for _, j := range n.cfg.Join {
+	for _, given := range n.cfg.Join {
+		j := joinRaftAddr(given)
 		if self[j] || seen[j] {
 			continue
 		}
@@ -29,6 +31,22 @@ func (n *Node) joinTargets() []string {
 		out = append(out, j)
 	}
 	return out
+}
+
+// joinRaftAddr is the Raft address a join address names. rqlite accepts
+// join addresses with or without a scheme (its older versions joined
+// through the HTTP API), so "http://host:4002" and "host:4002" both name
+// the node whose Raft port is host:4002: the scheme is dropped, never
+// prepended again.
+func joinRaftAddr(given string) string {
+	a := strings.TrimSpace(given)
+	for _, scheme := range []string{"http://", "https://"} {
+		if len(a) > len(scheme) && strings.EqualFold(a[:len(scheme)], scheme) {
+			a = a[len(scheme):]
+			break
+		}
+	}
+	return strings.TrimSuffix(a, "/")
 }
 
 // joinCluster asks each target in turn to add this node, in up to

@@ -81,15 +81,8 @@ func (n *Node) reconcile() {
 			n.logger.Debug("leader barrier failed", "error", err)
 			return
 		}
-		n.memberMu.Lock()
-		defer n.memberMu.Unlock()
-		if err := n.setMetaLocked(ctx, n.id, n.cfg.APIAdvAddr); err != nil {
-			n.logger.Warn("record own metadata", "error", err)
-			return
-		}
-		if err := n.pruneMetaLocked(ctx); err != nil {
-			n.logger.Warn("prune metadata", "error", err)
-		}
+		n.reconcileMeta(ctx)
+		n.reapAuto(ctx)
 	case raft.Follower:
 		if meta, ok := n.fsm.Nodes()[n.id]; ok && meta.APIAddr == n.cfg.APIAdvAddr {
 			return
@@ -104,6 +97,20 @@ func (n *Node) reconcile() {
 				n.logger.Warn("asking the leader to record this node's API address failed; retrying", "error", err)
 			}
 		}
+	}
+}
+
+// reconcileMeta makes the leader's replicated metadata match the
+// configuration: its own API address recorded, none of non-members.
+func (n *Node) reconcileMeta(ctx context.Context) {
+	n.memberMu.Lock()
+	defer n.memberMu.Unlock()
+	if err := n.setMetaLocked(ctx, n.id, n.cfg.APIAdvAddr); err != nil {
+		n.logger.Warn("record own metadata", "error", err)
+		return
+	}
+	if err := n.pruneMetaLocked(ctx); err != nil {
+		n.logger.Warn("prune metadata", "error", err)
 	}
 }
 

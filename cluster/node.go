@@ -70,6 +70,9 @@ type Node struct {
 	reads readIndexState
 	// lease is the leader's read lease (Config.ReadLease).
 	lease readLease
+	// reach is which members the leader's heartbeats do not reach, for
+	// reaping (see watchReachability).
+	reach reachability
 	// lastMetaWarn is when reconcile last warned (watch goroutine only).
 	lastMetaWarn time.Time
 
@@ -205,6 +208,9 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 		Logger:  hlog.Named("transport"),
 	})
 
+	if err := n.recoverFromPeersFile(hlog, n.logs, snaps); err != nil {
+		return n, err
+	}
 	hasState, err := raft.HasExistingState(n.logs, n.store, snaps)
 	if err != nil {
 		return n, fmt.Errorf("cluster: check existing raft state: %w", err)
@@ -244,6 +250,8 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	}()
 	n.wg.Add(1)
 	go n.watch()
+	n.wg.Add(1)
+	go n.watchReachability()
 	n.wg.Add(1)
 	go n.watchWAL()
 	n.wg.Add(1)
@@ -377,8 +385,10 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
-	if n.raft != nil && n.cfg.StepDownOnClose && n.raft.State() == raft.Leader {
-		n.stepDownForClose()
+	if n.raft != nil && n.cfg.StepDownOnClose {
+		if err := n.HandOver(context.Background()); err != nil {
+			n.logger.Warn("leadership transfer before close failed", "error", err)
+		}
 	}
 	n.closed.Store(true)
 	n.stopReads()
@@ -433,31 +443,6 @@ func (n *Node) close() error {
 	}
 	n.logger.Info("closed")
 	return nil
-}
-
-// stepDownForClose hands leadership to another voter, if there is one, so a
-// planned shutdown costs a round trip rather than an election timeout.
-func (n *Node) stepDownForClose() {
-	servers, err := n.servers()
-	if err != nil {
-		return
-	}
-	others := 0
-	for _, s := range servers {
-		if s.Suffrage == raft.Voter && string(s.ID) != n.id {
-			others++
-		}
-	}
-	if others == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.ElectionTimeout+time.Second)
-	defer cancel()
-	if err := n.transferLeadership(ctx, n.raft.LeadershipTransfer); err != nil {
-		n.logger.Warn("leadership transfer before close failed", "error", err)
-		return
-	}
-	n.logger.Info("handed over leadership before close")
 }
 
 // ID returns this node's ID.

@@ -28,6 +28,7 @@ var dotCommands []*dotCommand
 func init() {
 	dotCommands = []*dotCommand{
 		{name: "backup", args: "FILE", help: "save the database (an SQLite file) to FILE", minArgs: 1, maxArgs: 1, run: (*session).cmdBackup},
+		{name: "boot", args: "FILE", help: "replace the database of a single-node cluster with the SQLite file FILE, without the log", minArgs: 1, maxArgs: 1, run: (*session).cmdBoot},
 		{name: "check", help: "compare every member's database at the same log index", run: (*session).cmdCheck},
 		{name: "consistency", args: "[LEVEL]", help: "read consistency: " + levelNames(), maxArgs: 1, run: (*session).cmdConsistency},
 		{name: "dump", args: "[FILE]", help: "write the database as SQL, to FILE or the output", maxArgs: 1, run: (*session).cmdDump},
@@ -43,9 +44,11 @@ func init() {
 		{name: "output", args: "[FILE]", help: "send results to FILE, or back to standard output", maxArgs: 1, run: (*session).cmdOutput},
 		{name: "read", args: "FILE", help: "run the statements and commands in FILE", minArgs: 1, maxArgs: 1, run: (*session).cmdRead},
 		{name: "ready", help: "check that the node is ready to serve", run: (*session).cmdReady},
+		{name: "reap", help: "remove the members the leader cannot reach", run: (*session).cmdReap},
 		{name: "remove", args: "ID", help: "remove the member ID from the cluster", minArgs: 1, maxArgs: 1, run: (*session).cmdRemove},
 		{name: "restore", args: "FILE", help: "replace the database with FILE (SQLite file or SQL dump)", minArgs: 1, maxArgs: 1, run: (*session).cmdRestore},
 		{name: "schema", args: "[TABLE]", help: "show the CREATE statements (of the tables matching TABLE)", maxArgs: 1, run: (*session).cmdSchema},
+		{name: "snapshot", args: "[TRAILING]", help: "take a snapshot of the node now (keeping TRAILING log entries)", maxArgs: 1, run: (*session).cmdSnapshot},
 		{name: "status", args: "[KEY]", help: "show the node's diagnostics, or the part under KEY", maxArgs: 1, run: (*session).cmdStatus},
 		{name: "stepdown", args: "[ID]", help: "make the leader step down (in favour of member ID)", maxArgs: 1, run: (*session).cmdStepDown},
 		{name: "tables", args: "[PATTERN]", help: "list the tables and views (matching the LIKE PATTERN)", maxArgs: 1, run: (*session).cmdTables},

@@ -124,3 +124,19 @@ func (s *session) closeOutput() {
 	}
 	s.out = s.stdout
 }
+
+// cmdBoot loads the SQLite file FILE into a node that is the whole
+// cluster, without the log (rqlite's .boot).
+func (s *session) cmdBoot(ctx context.Context, args []string) error {
+	data, err := os.ReadFile(args[0])
+	if err != nil {
+		return &cmdError{"boot", err}
+	}
+	err = s.c.Boot(ctx, data)
+	s.checkFailover()
+	if err != nil {
+		return &cmdError{"boot", err}
+	}
+	s.info("Node booted successfully")
+	return nil
+}

@@ -56,8 +56,43 @@ type fakeStore struct {
 	stepped     []string
 	// progress is what Progress reports; promoteErr, when set, is what
 	// Promote answers for a learner.
-	progress   api.Progress
-	promoteErr error
+	progress    api.Progress
+	promoteErr  error
+	trailings   []uint64
+	booted      []byte
+	unreachable []api.ReapedMember
+}
+
+func (f *fakeStore) Reap(ctx context.Context) ([]api.ReapedMember, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.leader {
+		return nil, api.ErrNotLeader
+	}
+	reaped := f.unreachable
+	f.unreachable = nil
+	return reaped, nil
+}
+
+func (f *fakeStore) Snapshot(ctx context.Context, trailing uint64) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.trailings = append(f.trailings, trailing)
+	return 7, nil
+}
+
+func (f *fakeStore) Boot(ctx context.Context, r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.members) > 1 {
+		return fmt.Errorf("boot: %w", api.ErrNotSingleNode)
+	}
+	f.booted = b
+	return nil
 }
 
 func (f *fakeStore) Execute(ctx context.Context, req *api.Request) (*api.Response, error) {
@@ -190,7 +225,7 @@ func (f *fakeStore) Remove(ctx context.Context, id string) error {
 		return api.ErrNotLeader
 	}
 	if id == "unknown" {
-		return errors.Join(api.ErrBadRequest, errors.New("unknown node"))
+		return fmt.Errorf("cluster: remove %s: %w", id, api.ErrUnknownNode)
 	}
 	f.removed = append(f.removed, id)
 	return nil

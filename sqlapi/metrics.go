@@ -32,6 +32,9 @@ const (
 	epMetrics
 	epChecksum
 	epPprof
+	epSnapshot
+	epReap
+	epBoot
 	numEndpoints
 )
 
@@ -52,6 +55,9 @@ var endpointNames = [numEndpoints]string{
 	epMetrics:   "metrics",
 	epChecksum:  "checksum",
 	epPprof:     "pprof",
+	epSnapshot:  "snapshot",
+	epReap:      "reap",
+	epBoot:      "boot",
 }
 
 func (e endpoint) String() string { return endpointNames[e] }

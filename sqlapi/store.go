@@ -48,6 +48,16 @@ type Store interface {
 	// Progress tells how far this node's database is; /readyz reports it
 	// so that /nodes can show each member's applied index and lag.
 	Progress() api.Progress
+	// Reap removes the members the leader cannot reach now (leader only;
+	// api.ErrNotLeader otherwise) and reports them.
+	Reap(ctx context.Context) ([]api.ReapedMember, error)
+	// Snapshot takes a snapshot of this node now, keeping trailing log
+	// entries behind it (0: the configured number), and returns the latest
+	// snapshot's index.
+	Snapshot(ctx context.Context, trailing uint64) (uint64, error)
+	// Boot replaces the database of a node that is the whole cluster with
+	// an SQLite file, without the log (api.ErrNotSingleNode elsewhere).
+	Boot(ctx context.Context, sqliteFile io.Reader) error
 	// WaitApplied blocks until this node has applied the log up to index.
 	WaitApplied(ctx context.Context, index uint64) error
 	// Ready returns nil when a leader is known and the store is open.
