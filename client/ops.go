@@ -32,11 +32,13 @@ type ReapedNode struct {
 	Unreachable time.Duration
 }
 
-// Reap asks the leader to remove every member it cannot reach now (POST
-// /reap) and returns them. It is not retried after an ambiguous failure;
-// such an error wraps ErrUnknownOutcome.
-func (c *Client) Reap(ctx context.Context) ([]ReapedNode, error) {
+// Reap asks the leader to remove every member it has not reached for at
+// least minUnreachable (POST /reap?min_unreachable=...) and returns them.
+// It is not retried after an ambiguous failure; such an error wraps
+// ErrUnknownOutcome.
+func (c *Client) Reap(ctx context.Context, minUnreachable time.Duration) ([]ReapedNode, error) {
 	rq := c.adminRequest(http.MethodPost, "/reap", nil)
+	rq.query.set("min_unreachable", minUnreachable.String())
 	rq.write = true
 	rep, _, err := c.core.roundTrip(ctx, rq)
 	if err != nil {

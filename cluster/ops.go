@@ -165,17 +165,19 @@ func (n *Node) reapAuto(ctx context.Context) {
 	}
 }
 
-// Reap removes now, on the leader, every member whose heartbeats are
-// failing, whatever the reap timeouts (POST /reap), and reports them.
-// Elsewhere it returns api.ErrNotLeader.
-func (n *Node) Reap(ctx context.Context) ([]api.ReapedMember, error) {
+// Reap removes now, on the leader, every member whose heartbeats have been
+// failing for at least minUnreachable, whatever the reap timeouts (POST
+// /reap), and reports them. The minimum keeps a member that missed a few
+// heartbeats (a restart, a network blip) from being removed by an operator
+// who meant the dead ones. Elsewhere it returns api.ErrNotLeader.
+func (n *Node) Reap(ctx context.Context, minUnreachable time.Duration) ([]api.ReapedMember, error) {
 	if n.closed.Load() {
 		return nil, api.ErrClosed
 	}
 	if !n.IsLeader() {
 		return nil, api.ErrNotLeader
 	}
-	reaped, err := n.reap(ctx, func(bool, time.Duration) bool { return true })
+	reaped, err := n.reap(ctx, func(_ bool, down time.Duration) bool { return down >= minUnreachable })
 	if err != nil {
 		return reaped, fmt.Errorf("cluster: reap: %w", err)
 	}

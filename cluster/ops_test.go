@@ -42,10 +42,10 @@ func TestReapUnreachable(t *testing.T) {
 		return ok
 	})
 
-	if got, err := leader.Reap(ctxT(t)); err != nil || len(got) != 0 {
+	if got, err := leader.Reap(ctxT(t), 0); err != nil || len(got) != 0 {
 		t.Fatalf("Reap with every member reachable = %v, %v; want none", got, err)
 	}
-	if _, err := ro.Reap(ctxT(t)); !errors.Is(err, api.ErrNotLeader) {
+	if _, err := ro.Reap(ctxT(t), 0); !errors.Is(err, api.ErrNotLeader) {
 		t.Fatalf("Reap on a follower = %v, want not leader", err)
 	}
 
@@ -64,12 +64,16 @@ func TestReapUnreachable(t *testing.T) {
 		t.Fatal("the non-voter was reaped although its timeout is off")
 	}
 
-	// An explicit reap does not wait for a timeout.
+	// An explicit reap does not wait for the reap timeout, only for its
+	// own minimum.
 	waitFor(t, 10*time.Second, "the leader to miss the non-voter", func() bool {
 		_, ok := leader.reach.since(raft.ServerID("ro"))
 		return ok
 	})
-	got, err := leader.Reap(ctxT(t))
+	if got, err := leader.Reap(ctxT(t), time.Hour); err != nil || len(got) != 0 {
+		t.Fatalf("Reap of members unreachable for an hour = %+v, %v; want none", got, err)
+	}
+	got, err := leader.Reap(ctxT(t), 0)
 	if err != nil || len(got) != 1 || got[0].ID != "ro" || got[0].Voter {
 		t.Fatalf("Reap = %+v, %v; want the non-voter ro", got, err)
 	}

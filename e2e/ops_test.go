@@ -165,7 +165,11 @@ func TestReapNow(t *testing.T) {
 	}
 	gone.kill(t)
 	// Without a reap timeout nothing happens by itself; POST /reap (to a
-	// follower, which forwards it) removes the member at once.
+	// follower, which forwards it) removes the member once it has been
+	// unreachable for min_unreachable, and not before.
+	if code, body := via.post(t, "/reap?min_unreachable=1h"); code != 200 || body != `{"reaped":[]}` {
+		t.Fatalf("POST /reap?min_unreachable=1h: %d %s", code, body)
+	}
 	var reaped struct {
 		Reaped []struct {
 			ID    string `json:"id"`
@@ -173,7 +177,7 @@ func TestReapNow(t *testing.T) {
 		} `json:"reaped"`
 	}
 	waitFor(t, waitTimeout, "POST /reap to remove the killed member", func() error {
-		code, body := via.post(t, "/reap")
+		code, body := via.post(t, "/reap?min_unreachable=1s")
 		if code != 200 {
 			return fmt.Errorf("POST /reap: %d %s", code, body)
 		}

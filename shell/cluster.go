@@ -242,15 +242,24 @@ func (s *session) cmdSnapshot(ctx context.Context, args []string) error {
 	return nil
 }
 
-// cmdReap has the leader remove the members it cannot reach.
-func (s *session) cmdReap(ctx context.Context, _ []string) error {
-	reaped, err := s.c.Reap(ctx)
+// cmdReap has the leader remove the members it has not reached for
+// DURATION (default 10s).
+func (s *session) cmdReap(ctx context.Context, args []string) error {
+	minDown := 10 * time.Second
+	if len(args) == 1 {
+		d, err := time.ParseDuration(args[0])
+		if err != nil || d < 0 {
+			return &usageError{findCommand("reap"), fmt.Sprintf("DURATION must be a duration such as 30s, not %q", args[0])}
+		}
+		minDown = d
+	}
+	reaped, err := s.c.Reap(ctx, minDown)
 	s.checkFailover()
 	if err != nil {
 		return err
 	}
 	if len(reaped) == 0 {
-		s.info("every member is reachable: none reaped")
+		s.info("no member has been unreachable that long: none reaped")
 	}
 	for _, r := range reaped {
 		s.info("reaped node %s (unreachable for %s)", r.ID, r.Unreachable.Round(time.Millisecond))

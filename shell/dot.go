@@ -44,7 +44,7 @@ func init() {
 		{name: "output", args: "[FILE]", help: "send results to FILE, or back to standard output", maxArgs: 1, run: (*session).cmdOutput},
 		{name: "read", args: "FILE", help: "run the statements and commands in FILE", minArgs: 1, maxArgs: 1, run: (*session).cmdRead},
 		{name: "ready", help: "check that the node is ready to serve", run: (*session).cmdReady},
-		{name: "reap", help: "remove the members the leader cannot reach", run: (*session).cmdReap},
+		{name: "reap", args: "[DURATION]", help: "remove the members the leader has not reached for DURATION (default 10s)", maxArgs: 1, run: (*session).cmdReap},
 		{name: "remove", args: "ID", help: "remove the member ID from the cluster", minArgs: 1, maxArgs: 1, run: (*session).cmdRemove},
 		{name: "restore", args: "FILE", help: "replace the database with FILE (SQLite file or SQL dump)", minArgs: 1, maxArgs: 1, run: (*session).cmdRestore},
 		{name: "schema", args: "[TABLE]", help: "show the CREATE statements (of the tables matching TABLE)", maxArgs: 1, run: (*session).cmdSchema},

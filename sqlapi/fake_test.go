@@ -61,17 +61,26 @@ type fakeStore struct {
 	trailings   []uint64
 	booted      []byte
 	unreachable []api.ReapedMember
+	reapMins    []time.Duration
 }
 
-func (f *fakeStore) Reap(ctx context.Context) ([]api.ReapedMember, error) {
+func (f *fakeStore) Reap(ctx context.Context, minUnreachable time.Duration) ([]api.ReapedMember, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.leader {
 		return nil, api.ErrNotLeader
 	}
-	reaped := f.unreachable
-	f.unreachable = nil
-	return reaped, nil
+	f.reapMins = append(f.reapMins, minUnreachable)
+	var reaped, kept []api.ReapedMember
+	for _, m := range f.unreachable {
+		if m.Unreachable >= minUnreachable {
+			reaped = append(reaped, m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	f.unreachable = kept
+	return append([]api.ReapedMember{}, reaped...), nil
 }
 
 func (f *fakeStore) Snapshot(ctx context.Context, trailing uint64) (uint64, error) {

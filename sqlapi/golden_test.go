@@ -71,12 +71,14 @@ func (s *fsmStore) Promote(context.Context, string) (bool, error) { return false
 func (s *fsmStore) Progress() api.Progress {
 	return api.Progress{AppliedIndex: s.f.AppliedIndex(), CommittedIndex: s.f.AppliedIndex()}
 }
-func (s *fsmStore) WaitApplied(ctx context.Context, i uint64) error  { return s.f.WaitApplied(ctx, i) }
-func (s *fsmStore) Ready() error                                     { return nil }
-func (s *fsmStore) Stats() map[string]any                            { return map[string]any{"sqlite3": s.f.Stats()} }
-func (s *fsmStore) LastContact() time.Time                           { return time.Now() }
-func (s *fsmStore) ApplyProgress() (bool, time.Time)                 { return true, s.f.AppliedAt() }
-func (s *fsmStore) Reap(context.Context) ([]api.ReapedMember, error) { return nil, nil }
+func (s *fsmStore) WaitApplied(ctx context.Context, i uint64) error { return s.f.WaitApplied(ctx, i) }
+func (s *fsmStore) Ready() error                                    { return nil }
+func (s *fsmStore) Stats() map[string]any                           { return map[string]any{"sqlite3": s.f.Stats()} }
+func (s *fsmStore) LastContact() time.Time                          { return time.Now() }
+func (s *fsmStore) ApplyProgress() (bool, time.Time)                { return true, s.f.AppliedAt() }
+func (s *fsmStore) Reap(context.Context, time.Duration) ([]api.ReapedMember, error) {
+	return nil, nil
+}
 func (s *fsmStore) Snapshot(context.Context, uint64) (uint64, error) { return s.f.AppliedIndex(), nil }
 func (s *fsmStore) Boot(context.Context, io.Reader) error            { return api.ErrNotSingleNode }
 

@@ -46,17 +46,31 @@ type reapedNode struct {
 	UnreachableS string  `json:"unreachable_s"`
 }
 
+// DefaultReapMinUnreachable is how long POST /reap wants a member
+// unreachable before it removes it, unless ?min_unreachable says otherwise.
+const DefaultReapMinUnreachable = 10 * time.Second
+
 // handleReap serves POST /reap [raftlite]: the leader (followers forward)
-// removes every member it cannot reach now, without waiting for the reap
-// timeouts, and answers {"reaped":[...]}.
+// removes every member it has not reached for ?min_unreachable (default
+// DefaultReapMinUnreachable; 0: any it cannot reach now), without waiting
+// for the reap timeouts, and answers {"reaped":[...]}.
 func (s *Server) handleReap(w http.ResponseWriter, r *http.Request, p *params) {
+	minDown := DefaultReapMinUnreachable
+	if v := r.URL.Query().Get("min_unreachable"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeError(w, api.ErrBadRequest, fmt.Sprintf("invalid min_unreachable %q: want a duration such as 30s", v))
+			return
+		}
+		minDown = d
+	}
 	if !s.store.IsLeader() {
 		s.toLeader(w, r, p, epReap, nil)
 		return
 	}
 	ctx, cancel := requestContext(r, p)
 	defer cancel()
-	members, err := s.store.Reap(ctx)
+	members, err := s.store.Reap(ctx, minDown)
 	if err != nil {
 		s.clusterOpFailed(w, r, p, epReap, nil, "reap", err)
 		return

@@ -1,6 +1,7 @@
 package sqlapi
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -31,13 +32,25 @@ func TestSnapshotEndpoint(t *testing.T) {
 func TestReapEndpoint(t *testing.T) {
 	p := newPair(t, nil)
 	p.leader.unreachable = []api.ReapedMember{{ID: "3", Voter: true, Unreachable: 2500 * time.Millisecond}}
+	// By default a member must have been unreachable for 10 s.
+	if code, _, body := do(t, "POST", p.followerTS.URL+"/reap", "", ""); code != 200 || body != `{"reaped":[]}` {
+		t.Fatalf("POST /reap of a member unreachable for 2.5s: %d %s, want none reaped", code, body)
+	}
+	for _, bad := range []string{"x", "-1s"} {
+		if code, _, body := do(t, "POST", p.followerTS.URL+"/reap?min_unreachable="+bad, "", ""); code != 400 || !strings.Contains(body, `"code":"bad_request"`) {
+			t.Fatalf("min_unreachable=%s: %d %s", bad, code, body)
+		}
+	}
 	// A follower forwards to the leader, which reaps.
-	code, _, body := do(t, "POST", p.followerTS.URL+"/reap", "", "")
+	code, _, body := do(t, "POST", p.followerTS.URL+"/reap?min_unreachable=2s", "", "")
 	if want := `{"reaped":[{"id":"3","voter":true,"unreachable":2.5,"unreachable_s":"2.5s"}]}`; code != 200 || body != want {
 		t.Fatalf("POST /reap: %d %s, want %s", code, body, want)
 	}
 	if code, _, body := do(t, "POST", p.leaderTS.URL+"/reap", "", ""); code != 200 || body != `{"reaped":[]}` {
 		t.Fatalf("POST /reap with nothing to reap: %d %s", code, body)
+	}
+	if want := []time.Duration{DefaultReapMinUnreachable, 2 * time.Second, DefaultReapMinUnreachable}; fmt.Sprint(p.leader.reapMins) != fmt.Sprint(want) {
+		t.Fatalf("minimums the leader was asked for: %v, want %v", p.leader.reapMins, want)
 	}
 }
 

@@ -48,9 +48,10 @@ type Store interface {
 	// Progress tells how far this node's database is; /readyz reports it
 	// so that /nodes can show each member's applied index and lag.
 	Progress() api.Progress
-	// Reap removes the members the leader cannot reach now (leader only;
-	// api.ErrNotLeader otherwise) and reports them.
-	Reap(ctx context.Context) ([]api.ReapedMember, error)
+	// Reap removes the members the leader has not reached for at least
+	// minUnreachable (leader only; api.ErrNotLeader otherwise) and reports
+	// them.
+	Reap(ctx context.Context, minUnreachable time.Duration) ([]api.ReapedMember, error)
 	// Snapshot takes a snapshot of this node now, keeping trailing log
 	// entries behind it (0: the configured number), and returns the latest
 	// snapshot's index.
