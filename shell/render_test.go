@@ -196,14 +196,18 @@ func TestHistoryEntry(t *testing.T) {
 		want  string
 	}{
 		{[]string{"SELECT 1;"}, "SELECT 1;"},
-		{[]string{"SELECT a,", "  b -- the b; column", "FROM t;"}, "SELECT a, b FROM t;"},
-		{[]string{"SELECT 'x", "y';"}, "SELECT 'x y';"},
-		{[]string{".mode  csv"}, ".mode  csv"},
+		{[]string{"SELECT a,", "  b -- the b; column", "FROM t;"}, "SELECT a,␤  b -- the b; column␤FROM t;"},
+		{[]string{"INSERT INTO t VALUES ('x", "", "  y  ');"}, "INSERT INTO t VALUES ('x␤␤  y  ');"},
+		{[]string{"  .mode  csv "}, ".mode  csv"},
 		{[]string{"SELECT 'open"}, "SELECT 'open"},
 	}
 	for _, tt := range tests {
-		if got := historyEntry(tt.lines); got != tt.want {
+		got := historyEntry(tt.lines)
+		if got != tt.want {
 			t.Errorf("historyEntry(%q) = %q, want %q", tt.lines, got, tt.want)
+		}
+		if back := fromHistory(got); back != strings.TrimSpace(strings.Join(tt.lines, "\n")) {
+			t.Errorf("fromHistory(%q) = %q: not the lines typed", got, back)
 		}
 	}
 }

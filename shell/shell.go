@@ -42,6 +42,8 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout, stderr io.Wri
 		return 2
 	}
 	defer s.close()
+	// A transaction left open at the end is rolled back, as sqlite3 does.
+	defer s.discardTransaction()
 	if !cfg.HasCommand && isTerminal(stdin) && isTerminal(stdout) {
 		s.interactive = true
 		s.feedback = true
@@ -79,6 +81,8 @@ type session struct {
 	node      string    // the node that answered last
 	retries   *retryLog // the client's retries and failovers
 	readDepth int
+	tx        *transaction // open between BEGIN and COMMIT or ROLLBACK
+	schema    schemaNames  // for tab completion
 	quit      bool
 	exitCode  int
 }
@@ -143,6 +147,10 @@ func (s *session) interruptible(ctx context.Context) (context.Context, context.C
 
 // printError reports err on stderr, on one line.
 func (s *session) printError(err error) {
+	var shown *shownError
+	if errors.As(err, &shown) {
+		return
+	}
 	msg := strings.ReplaceAll(strings.TrimSpace(describeError(err)), "\n", "; ")
 	fmt.Fprintf(s.stderr, "Error: %s\n", msg)
 }
