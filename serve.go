@@ -35,6 +35,7 @@ type serveFlags struct {
 	bootstrapExpect int
 	authFile        string
 	logLevel        string
+	logFormat       string
 	raftLogLevel    string
 	sessionTTL      time.Duration
 	dataDir         string
@@ -62,6 +63,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		"any other (e.g. a single-node 'raftlite serve' left running) is refused: ERROR logs, /readyz 503 says why")
 	fs.StringVar(&f.authFile, "auth", "", "path to an rqlite-format JSON credentials file (enables HTTP basic auth)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log line format: text (key=value) or json (one JSON object a line)")
 	fs.StringVar(&f.raftLogLevel, "raft-log-level", cluster.DefaultRaftLogLevel, "minimum level of hashicorp/raft's own log lines: trace, debug, info, warn, error")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", fsm.DefaultSessionTTL,
 		"idle time after which a client session (client_id/seq) expires, judged by the leader's log timestamps; 0 never expires. Use the same value on every node")
@@ -128,12 +130,20 @@ func apiURL(addr string) string {
 	return "http://" + addr
 }
 
-func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+// newLogger makes the node's logger: slog's text or JSON handler at level.
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("invalid -log-level %q", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid -log-format %q (want text or json)", format)
 }
 
 // serve runs one node until SIGINT or SIGTERM.
@@ -146,7 +156,7 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "raftlite serve: %v\n", err)
 		return 2
 	}
-	logger, err := newLogger(f.logLevel, stderr)
+	logger, err := newLogger(f.logLevel, f.logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "raftlite serve: %v\n", err)
 		return 2
