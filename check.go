@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/client"
+	"github.com/raftlite/raftlite/internal/cli"
 )
 
 // check runs `raftlite check`: it proposes a checksum marker, asks every
@@ -24,7 +25,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	user := fs.String("u", "", "credentials as `user:password` (HTTP basic auth)")
 	timeout := fs.Duration("timeout", time.Minute, "overall time limit")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: raftlite check [flags]
+		fmt.Fprint(fs.Output(), `Usage: raftlite check [flags]
 
 Compares the database content of every cluster member at the same log
 index: proposes a checksum marker, gathers each member's checksum at its
@@ -36,7 +37,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

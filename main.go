@@ -11,6 +11,7 @@
 //	raftlite backup [flags]             download a backup (-fmt binary|sql -o FILE)
 //	raftlite restore [flags] FILE       replace the database with FILE
 //	raftlite selftest [flags]           check linearizability under faults
+//	raftlite completion bash|zsh        print a shell completion script
 //	raftlite version                    print the version
 package main
 
@@ -39,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stdout, stderr)
 	case "shell":
 		return shell.Main(args[1:], version, os.Stdin, stdout, stderr)
 	case "bench":
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return restore(args[1:], stdout, stderr)
 	case "selftest":
 		return selftest.Main(args[1:], stdout, stderr)
+	case "completion":
+		return completion(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "raftlite %s\n", version)
 		return 0
@@ -76,8 +79,9 @@ Usage:
   raftlite backup [flags]             download a consistent backup (-fmt binary|sql, -o FILE)
   raftlite restore [flags] FILE       replace the database on every node with FILE (SQLite file or SQL dump)
   raftlite selftest [flags]           run a 3-node cluster under faults and check it with porcupine (-duration, -level, -html)
+  raftlite completion bash|zsh        print a completion script (source <(raftlite completion bash))
   raftlite version                    print the version
 
-Run "raftlite serve -h", "raftlite shell -h", "raftlite bench -h", "raftlite check -h" or "raftlite selftest -h" for their flags.
+Run "raftlite COMMAND -h" for a command's flags.
 `)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/raftlite/raftlite/cluster"
 	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/sqlapi"
 )
 
@@ -48,7 +49,7 @@ type serveFlags struct {
 	readLease       bool
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
+func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, error) {
 	f := &serveFlags{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -76,10 +77,10 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
+		fmt.Fprintln(fs.Output(), "Usage: raftlite serve [flags] [data-dir]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		return nil, err
 	}
 	switch fs.NArg() {
@@ -147,8 +148,8 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 }
 
 // serve runs one node until SIGINT or SIGTERM.
-func serve(args []string, stderr io.Writer) int {
-	f, err := parseServeFlags(args, stderr)
+func serve(args []string, stdout, stderr io.Writer) int {
+	f, err := parseServeFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

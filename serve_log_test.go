@@ -23,7 +23,7 @@ func TestLogFormat(t *testing.T) {
 			return json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == "WARN" && rec["msg"] == "node started" && rec["peer"] == "node2"
 		}},
 	} {
-		f, err := parseServeFlags(tt.args, io.Discard)
+		f, err := parseServeFlags(tt.args, io.Discard, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/raftlite/raftlite/internal/cli"
 )
 
 // Config is a bench invocation's settings.
@@ -70,7 +72,7 @@ Flags:
 `
 
 // parseFlags parses the command line into a Config.
-func parseFlags(args []string, stderr io.Writer) (*Config, error) {
+func parseFlags(args []string, stdout, stderr io.Writer) (*Config, error) {
 	cfg := &Config{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -90,10 +92,10 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&cfg.From, "from", "", "print the table of a saved -json report `file` instead of running")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usageText)
+		fmt.Fprint(fs.Output(), usageText)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -141,7 +143,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 // Main runs `raftlite bench` with args (after the subcommand) and returns
 // the exit status: 0, 1 on failure, 2 for bad flags, 130 when interrupted.
 func Main(args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseFlags(args, stderr)
+	cfg, err := parseFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

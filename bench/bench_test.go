@@ -17,7 +17,7 @@ import (
 )
 
 func TestParseFlags(t *testing.T) {
-	cfg, err := parseFlags(nil, io.Discard)
+	cfg, err := parseFlags(nil, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	cfg, err = parseFlags([]string{"-H", "a:1, https://b:2/x ,", "-workload", "write-c32,read-weak-c8",
-		"-duration", "3s", "-warmup", "0", "-repeat", "5", "-spread", "-json", "-user", "bob:se:cret"}, io.Discard)
+		"-duration", "3s", "-warmup", "0", "-repeat", "5", "-spread", "-json", "-user", "bob:se:cret"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,11 +52,11 @@ func TestParseFlags(t *testing.T) {
 		{"-user", "nopassword"},
 		{"extra"},
 	} {
-		if _, err := parseFlags(bad, io.Discard); err == nil {
+		if _, err := parseFlags(bad, io.Discard, io.Discard); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
-	if _, err := parseFlags([]string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+	if _, err := parseFlags([]string{"-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v", err)
 	}
 }

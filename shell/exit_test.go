@@ -170,9 +170,9 @@ func TestNonInteractive(t *testing.T) {
 }
 
 func TestHelpFlag(t *testing.T) {
-	_, errOut, code := runBinary(t, "", "-h")
-	if code != 0 || !strings.Contains(errOut, "Usage: raftlite shell [flags]") || !strings.Contains(errOut, "-consistency") {
-		t.Errorf("status %d, stderr:\n%s", code, errOut)
+	out, errOut, code := runBinary(t, "", "-h")
+	if code != 0 || !strings.Contains(out, "Usage: raftlite shell [flags]") || !strings.Contains(out, "-consistency") || errOut != "" {
+		t.Errorf("status %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 // Main runs "raftlite shell" with its command-line arguments and returns the
 // process exit status: 0, 1 after an error, 2 for bad flags.
 func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cfg, err := ParseFlags(args, stderr)
+	cfg, err := ParseFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
