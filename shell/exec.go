@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,16 +117,18 @@ func refusedAsWrite(resp *client.Response) bool {
 	return false
 }
 
-// printResult prints the rows of a query, or with feedback on the row
-// count of a write.
+// printResult prints the rows of a query (through the pager when long), or
+// with feedback on the row count of a write.
 func (s *session) printResult(sql string, res *client.Result) error {
 	if res.IsQuery() {
-		if err := render(s.out, resultSet{columns: res.Columns, rows: res.Values}, s.renderOptions()); err != nil {
+		var text bytes.Buffer
+		if err := render(&text, resultSet{columns: res.Columns, rows: res.Values}, s.renderOptions()); err != nil {
 			return err
 		}
 		if s.feedback && s.mode == modeTable {
-			fmt.Fprintf(s.out, "(%s)\n", plural(len(res.Values), "row"))
+			fmt.Fprintf(&text, "(%s)\n", plural(len(res.Values), "row"))
 		}
+		return s.writeResult(text.Bytes())
 	} else if s.feedback && changesRows(sql) {
 		msg := plural(int(res.RowsAffected), "row") + " affected"
 		if res.LastInsertID > 0 && res.RowsAffected > 0 && firstWordIs(sql, "INSERT", "REPLACE") {

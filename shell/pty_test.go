@@ -386,3 +386,23 @@ func TestInteractiveCompletion(t *testing.T) {
 	term.enter(".exit")
 	term.wait()
 }
+
+// TestInteractivePager checks that a result longer than the terminal goes
+// through $PAGER, a short one does not, and .pager off prints it directly.
+func TestInteractivePager(t *testing.T) {
+	t.Setenv("PAGER", "sed 's/^/paged: /'")
+	_, term := freshSession(t, t.TempDir())
+	const long = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60) SELECT i AS num FROM n;"
+	term.enter(long, "paged: | num |", "paged: |  60 |", "paged: (60 rows)", prompt)
+	term.enter("SELECT 'short' AS s;", "| short |", prompt)
+	term.enter(".pager off", prompt)
+	term.enter(long, "|  60 |", "(60 rows)", prompt)
+	term.enter(".exit")
+	term.wait()
+	if strings.Contains(term.screen(), "paged: | short |") {
+		t.Errorf("a result that fits the terminal went through the pager:\n%s", term.screen())
+	}
+	if strings.Count(term.screen(), "paged: |  60 |") != 1 {
+		t.Errorf("want the long result paged once, before .pager off:\n%s", term.screen())
+	}
+}

@@ -71,6 +71,7 @@ type session struct {
 	headers     bool
 	timer       bool
 	feedback    bool // row counts and confirmations
+	pager       bool // long results through $PAGER on a terminal (.pager)
 	null        string
 	nullSet     bool
 	level       api.Level
@@ -120,6 +121,7 @@ func newShell(cfg Config, stdout, stderr io.Writer) (*session, error) {
 		out:     stdout,
 		mode:    cfg.Mode,
 		headers: true,
+		pager:   true,
 		null:    "NULL",
 		level:   cfg.Level,
 		retries: retries,
