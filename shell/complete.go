@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/raftlite/raftlite/client"
 )
 
 // sqlKeywords are SQLite's keywords (https://sqlite.org/lang_keywords.html)
@@ -50,12 +52,14 @@ func (s *session) loadSchema() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), schemaTimeout)
 	defer cancel()
-	res, err := s.query(ctx, schemaQuery)
-	if err != nil {
+	// Not s.query: a note about a failover would land in the line being
+	// edited; the next statement reports it.
+	resp, err := s.c.With(client.WithLevel(s.level)).Query(ctx, client.SQL(schemaQuery))
+	if err != nil || resp.Err() != nil || len(resp.Results) != 1 {
 		return // completion goes on with keywords; the next Tab tries again
 	}
 	s.schema = schemaNames{loaded: true, columns: map[string][]string{}}
-	for _, row := range res.Values {
+	for _, row := range resp.Results[0].Values {
 		if len(row) < 2 {
 			continue
 		}
