@@ -13,6 +13,7 @@
 //	raftlite members [flags]            list the cluster's members (-w table|json)
 //	raftlite promote [flags] ID         make the learner ID a voter
 //	raftlite selftest [flags]           check linearizability under faults
+//	raftlite completion bash|zsh        print a shell completion script
 //	raftlite version                    print the version
 package main
 
@@ -41,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stdout, stderr)
 	case "shell":
 		return shell.Main(args[1:], version, os.Stdin, stdout, stderr)
 	case "bench":
@@ -58,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return promote(args[1:], stdout, stderr)
 	case "selftest":
 		return selftest.Main(args[1:], stdout, stderr)
+	case "completion":
+		return completion(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "raftlite %s\n", version)
 		return 0
@@ -84,8 +87,9 @@ Usage:
   raftlite members [flags]            list the members: address, voter or learner, leader, applied index, lag (-w table|json)
   raftlite promote [flags] ID         make the learner ID (started with -raft-non-voter) a voter
   raftlite selftest [flags]           run a 3-node cluster under faults and check it with porcupine (-duration, -level, -html)
+  raftlite completion bash|zsh        print a completion script (source <(raftlite completion bash))
   raftlite version                    print the version
 
-Run "raftlite COMMAND -h" (serve, shell, bench, check, backup, restore, members, promote, selftest) for its flags.
+Run "raftlite COMMAND -h" for a command's flags.
 `)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/raftlite/raftlite/cluster"
 	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/sqlapi"
 )
 
@@ -35,6 +36,7 @@ type serveFlags struct {
 	bootstrapExpect int
 	authFile        string
 	logLevel        string
+	logFormat       string
 	raftLogLevel    string
 	sessionTTL      time.Duration
 	dataDir         string
@@ -90,7 +92,7 @@ func (o *opsFlags) stopGracefully(node *cluster.Node, logger *slog.Logger) {
 	}
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
+func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, error) {
 	f := &serveFlags{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -105,6 +107,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		"any other (e.g. a single-node 'raftlite serve' left running) is refused: ERROR logs, /readyz 503 says why")
 	fs.StringVar(&f.authFile, "auth", "", "path to an rqlite-format JSON credentials file (enables HTTP basic auth)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log line format: text (key=value) or json (one JSON object a line)")
 	fs.StringVar(&f.raftLogLevel, "raft-log-level", cluster.DefaultRaftLogLevel, "minimum level of hashicorp/raft's own log lines: trace, debug, info, warn, error")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", fsm.DefaultSessionTTL,
 		"idle time after which a client session (client_id/seq) expires, judged by the leader's log timestamps; 0 never expires. Use the same value on every node")
@@ -121,10 +124,10 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	f.tls.register(fs)
 	f.rqlited.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
-		printGroupedUsage(fs, stderr)
+		fmt.Fprintln(fs.Output(), "Usage: raftlite serve [flags] [data-dir]")
+		printGroupedUsage(fs, fs.Output())
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		return nil, err
 	}
 	switch fs.NArg() {
@@ -187,17 +190,25 @@ func apiURL(addr, scheme string) string {
 	return scheme + "://" + addr
 }
 
-func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+// newLogger makes the node's logger: slog's text or JSON handler at level.
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("invalid -log-level %q", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid -log-format %q (want text or json)", format)
 }
 
 // serve runs one node until SIGINT or SIGTERM.
-func serve(args []string, stderr io.Writer) int {
-	f, err := parseServeFlags(args, stderr)
+func serve(args []string, stdout, stderr io.Writer) int {
+	f, err := parseServeFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -206,10 +217,10 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if f.rqlited.showVersion {
-		fmt.Fprintln(stderr, "raftlite", version)
+		fmt.Fprintln(stdout, "raftlite", version)
 		return 0
 	}
-	logger, err := newLogger(f.logLevel, stderr)
+	logger, err := newLogger(f.logLevel, f.logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "raftlite serve: %v\n", err)
 		return 2

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestRqlitedFlagsMapped(t *testing.T) {
 		"-write-queue-capacity", "10", "-write-queue-batch-size", "11", "-write-queue-timeout", "12ms", "-write-queue-tx",
 		"-http-allow-origin", "https://example.com", "-on-disk-path", "/var/db/db.sqlite", "-raft-snap-wal-size", "0",
 		"data",
-	}, &bytes.Buffer{})
+	}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestRqlitedFlagsMapped(t *testing.T) {
 // without a value as rqlited takes it, and named in one WARN line each;
 // -disco-mode is refused rather than ignored.
 func TestRqlitedFlagsIgnored(t *testing.T) {
-	f, err := parseServeFlags([]string{"-otlp-endpoint", "collector:4317", "-compress-snap-transport", "-join-as", "bob", "data"}, &bytes.Buffer{})
+	f, err := parseServeFlags([]string{"-otlp-endpoint", "collector:4317", "-compress-snap-transport", "-join-as", "bob", "data"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestRqlitedFlagsIgnored(t *testing.T) {
 		!strings.Contains(w[1], "-join-as ignored: joining uses the Raft port") || !strings.Contains(w[2], "-otlp-endpoint ignored: ") {
 		t.Errorf("warnings %q", w)
 	}
-	if _, err := parseServeFlags([]string{"-disco-mode", "dns", "data"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "-disco-mode is not supported") {
+	if _, err := parseServeFlags([]string{"-disco-mode", "dns", "data"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-disco-mode is not supported") {
 		t.Errorf("-disco-mode: err = %v, want refused", err)
 	}
 }
@@ -68,7 +69,7 @@ func TestRqlitedFlagsIgnored(t *testing.T) {
 // TestServeHelpGrouped: -h lists every flag once, under its section.
 func TestServeHelpGrouped(t *testing.T) {
 	var out bytes.Buffer
-	if _, err := parseServeFlags([]string{"-h"}, &out); err != flag.ErrHelp {
+	if _, err := parseServeFlags([]string{"-h"}, &out, io.Discard); err != flag.ErrHelp {
 		t.Fatalf("-h: %v", err)
 	}
 	help := out.String()

@@ -30,7 +30,7 @@ func (n *Node) watch() {
 	obsCh := make(chan raft.Observation, 16)
 	obs := raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.LeaderObservation, raft.RaftState:
+		case raft.LeaderObservation, raft.RaftState, raft.ResumedHeartbeatObservation:
 			return true
 		}
 		return false
@@ -44,9 +44,14 @@ func (n *Node) watch() {
 		case <-n.ctx.Done():
 			return
 		case o := <-obsCh:
-			if lo, ok := o.Data.(raft.LeaderObservation); ok {
+			switch d := o.Data.(type) {
+			case raft.LeaderObservation:
 				n.metrics.leaderChanges.Add(1)
-				n.logger.Info("leader changed", "leader_id", string(lo.LeaderID), "leader_addr", string(lo.LeaderAddr))
+				n.reach.forget()
+				n.logger.Info("leader changed", "leader_id", string(d.LeaderID), "leader_addr", string(d.LeaderAddr))
+			case raft.ResumedHeartbeatObservation:
+				n.reach.answered(d.PeerID)
+				continue // no reason to reconcile
 			}
 		case <-ticker.C:
 		}

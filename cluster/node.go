@@ -35,6 +35,7 @@ type Node struct {
 	fsm     StateMachine
 
 	raft      *raft.Raft
+	reach     *followerReachability // the leader's view of its followers, for logs and reaping
 	transport *raft.NetworkTransport
 	layer     *raftLayer
 	store     *raftboltdb.BoltStore
@@ -70,9 +71,6 @@ type Node struct {
 	reads readIndexState
 	// lease is the leader's read lease (Config.ReadLease).
 	lease readLease
-	// reach is which members the leader's heartbeats do not reach, for
-	// reaping (see watchReachability).
-	reach reachability
 	// lastMetaWarn is when reconcile last warned (watch goroutine only).
 	lastMetaWarn time.Time
 
@@ -177,6 +175,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	svcLn := n.mux.listen(headerCluster, tcpAddr(n.advAddr))
 	n.mux.serve()
 
+	n.reach = newFollowerReachability(logger)
 	hlog := n.raftLogger()
 	n.startup.SetPhase(PhaseOpeningLog)
 	n.logger.Info("opening the raft log", "dir", raftDir)
@@ -230,11 +229,12 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	}
 	guard := newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout)
 	check := &snapshotSendCheck{voteGuard: guard, damaged: n.replaceDamagedSnapshot}
-	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: check.AppendEntries, ctx: n.ctx, wanted: n.replicationWanted, logger: logger}}
+	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: check.AppendEntries, ctx: n.ctx, wanted: n.replicationWanted, reach: n.reach}}
 	n.raft, err = n.newRaft(rc, n.logs, snaps, trans)
 	if err != nil {
 		return n, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	n.reach.raft.Store(n.raft)
 	var state raftState = n.raft
 	guard.raft.Store(&state)
 	n.registerGauges(cfg.Metrics)
@@ -250,8 +250,6 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	}()
 	n.wg.Add(1)
 	go n.watch()
-	n.wg.Add(1)
-	go n.watchReachability()
 	n.wg.Add(1)
 	go n.watchWAL()
 	n.wg.Add(1)
@@ -294,7 +292,7 @@ func (n *Node) setFormStatus(reason string) { n.formStatus.Store(&reason) }
 // raftLogger is the hclog.Logger handed to hashicorp/raft.
 func (n *Node) raftLogger() *slogHCLog {
 	level, _ := parseRaftLogLevel(n.cfg.RaftLogLevel)
-	return newSlogHCLog(n.base.With("component", "raft"), "raft", level)
+	return newSlogHCLog(n.base.With("component", "raft"), "raft", level, n.reach)
 }
 
 // raftConfig builds hashicorp/raft's configuration.

@@ -75,78 +75,6 @@ func (n *Node) Snapshot(ctx context.Context, trailing uint64) (uint64, error) {
 	return 0, fmt.Errorf("cluster: snapshot: %w", mapError(err))
 }
 
-// reachability is what the leader knows of the members its heartbeats do
-// not reach: since when (their last contact with this leader). raft reports
-// each failed heartbeat and the first one that succeeds again; a new
-// leader starts from scratch, so the reaping clock restarts with every
-// election (as rqlite's does).
-type reachability struct {
-	mu          sync.Mutex
-	unreachable map[raft.ServerID]time.Time
-}
-
-func (r *reachability) failed(id raft.ServerID, lastContact time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.unreachable == nil {
-		r.unreachable = make(map[raft.ServerID]time.Time)
-	}
-	if lastContact.IsZero() {
-		lastContact = time.Now()
-	}
-	r.unreachable[id] = lastContact
-}
-
-func (r *reachability) resumed(id raft.ServerID) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.unreachable, id)
-}
-
-func (r *reachability) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	clear(r.unreachable)
-}
-
-// since returns since when id has been unreachable, false if it is not.
-func (r *reachability) since(id raft.ServerID) (time.Time, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	t, ok := r.unreachable[id]
-	return t, ok
-}
-
-// watchReachability follows raft's heartbeat observations until Close.
-func (n *Node) watchReachability() {
-	defer n.wg.Done()
-	obsCh := make(chan raft.Observation, 64)
-	obs := raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
-		switch o.Data.(type) {
-		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
-			return true
-		}
-		return false
-	})
-	n.raft.RegisterObserver(obs)
-	defer n.raft.DeregisterObserver(obs)
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case o := <-obsCh:
-			switch d := o.Data.(type) {
-			case raft.FailedHeartbeatObservation:
-				n.reach.failed(d.PeerID, d.LastContact)
-			case raft.ResumedHeartbeatObservation:
-				n.reach.resumed(d.PeerID)
-			case raft.LeaderObservation:
-				n.reach.reset()
-			}
-		}
-	}
-}
-
 // reapAuto removes, on the leader, the members unreachable for longer than
 // their timeout (Config.ReapTimeout for voters, ReapReadOnlyTimeout for
 // non-voters; zero never). Called from the reconciliation loop.
@@ -206,7 +134,7 @@ func (n *Node) reap(ctx context.Context, due func(voter bool, down time.Duration
 			n.metrics.reapsFailed.Add(1)
 			return reaped, fmt.Errorf("remove %s: %w", s.ID, err)
 		}
-		n.reach.resumed(s.ID)
+		n.reach.forgetPeer(s.ID)
 		n.metrics.reaped.Add(1)
 		n.logger.Warn("reaped unreachable member", "id", s.ID, "addr", s.Address, "voter", voter,
 			"unreachable_for", down.Round(time.Millisecond))

@@ -72,6 +72,7 @@ func (s *session) cmdRestore(ctx context.Context, args []string) error {
 	if err != nil {
 		return &cmdError{"restore", err}
 	}
+	s.forgetSchema()
 	resp, err := s.c.Load(ctx, data)
 	s.checkFailover()
 	if err != nil {
