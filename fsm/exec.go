@@ -138,10 +138,10 @@ func (c *dbConn) execResult(r sql.Result, err error) (api.Result, error) {
 	return res, nil
 }
 
-// scanRows reads the rows a statement returned into the query shape.
-// Types are the declared column types in lower case; a column without one
-// (an expression) takes the type of its value in the first row, as rqlite
-// does, or "" when there is no row or the value is NULL.
+// scanRows reads the rows a statement returned into the query shape, with
+// rqlite's types and values (see types_rqlite.go). Types are the declared
+// column types in lower case; a column without one takes the type of its
+// value in the first row, or "" when there is no row or the value is NULL.
 func scanRows(rows *sql.Rows, err error) (api.Result, error) {
 	if err != nil {
 		return api.Result{}, err
@@ -159,8 +159,10 @@ func scanRows(rows *sql.Rows, err error) (api.Result, error) {
 	if res.Columns == nil {
 		res.Columns = []string{}
 	}
+	declTypes := make([]string, len(cols))
 	for i, ct := range cts {
-		res.Types[i] = strings.ToLower(ct.DatabaseTypeName())
+		declTypes[i] = strings.ToLower(ct.DatabaseTypeName())
+		res.Types[i] = declTypes[i]
 	}
 	dest := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
@@ -173,7 +175,7 @@ func scanRows(rows *sql.Rows, err error) (api.Result, error) {
 		}
 		row := make([]api.Value, len(dest))
 		for i, v := range dest {
-			if row[i], err = resultValue(v); err != nil {
+			if row[i], err = rqliteValue(v, declTypes[i]); err != nil {
 				return api.Result{}, fmt.Errorf("column %q: %w", cols[i], err)
 			}
 		}
@@ -190,39 +192,4 @@ func scanRows(rows *sql.Rows, err error) (api.Result, error) {
 		return api.Result{}, err
 	}
 	return res, rows.Close()
-}
-
-// resultValue converts a scanned value to a Value. The driver turns TEXT
-// and INTEGER values of DATE, DATETIME and TIMESTAMP columns into
-// time.Time; like rqlite, raftlite reports those as RFC 3339 text.
-func resultValue(v any) (api.Value, error) {
-	switch v := v.(type) {
-	case nil, int64, float64, string, []byte:
-		return v, nil
-	case time.Time:
-		return v.Format(time.RFC3339Nano), nil
-	case bool:
-		if v {
-			return int64(1), nil
-		}
-		return int64(0), nil
-	default:
-		return nil, fmt.Errorf("unexpected value type %T", v)
-	}
-}
-
-// valueType names the SQLite storage class of v, for a column without a
-// declared type.
-func valueType(v api.Value) string {
-	switch v.(type) {
-	case int64:
-		return "integer"
-	case float64:
-		return "real"
-	case string:
-		return "text"
-	case []byte:
-		return "blob"
-	}
-	return ""
 }

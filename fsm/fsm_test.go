@@ -204,10 +204,13 @@ func TestNullAndBlob(t *testing.T) {
 			Types:   []string{"blob", "text", "text"},
 			Rows: [][]api.Value{
 				{[]byte{0, 1, 2, 255}, nil, "null"},
-				{nil, []byte{0xca, 0xfe}, "blob"},
+				// A BLOB in a TEXT column, and one in a column without a
+				// declared type, are strings, as rqlite answers them
+				// (see types_rqlite.go).
+				{nil, "\xca\xfe", "blob"},
 			},
 		},
-		{Columns: []string{"x'00ff'", "NULL"}, Types: []string{"blob", ""}, Rows: [][]api.Value{{[]byte{0, 0xff}, nil}}},
+		{Columns: []string{"x'00ff'", "NULL"}, Types: []string{"text", ""}, Rows: [][]api.Value{{"\x00\xff", nil}}},
 	})
 }
 
