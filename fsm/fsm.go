@@ -115,6 +115,11 @@ type FSM struct {
 	// mu.
 	restoreSynced chan struct{}
 
+	// vacuumDue is set while a batch runs when it holds a VACUUM, which
+	// runs once the batch has committed (see vacuum.go). Only the apply
+	// path uses it.
+	vacuumDue bool
+
 	// failure is set when a batch could not be committed. From then on the
 	// FSM refuses to apply or snapshot anything (see ApplyBatch).
 	failure atomic.Pointer[error]
@@ -237,6 +242,15 @@ func (f *FSM) openDB() (err error) {
 	f.sessions.store(sc)
 	if f.oldestSeen, err = f.w.oldestSeen(ctx); err != nil {
 		return err
+	}
+	// A VACUUM whose entry committed before a crash runs now, before
+	// anything is applied after it (vacuum.go).
+	if pending, err := f.w.vacuumPending(ctx); err != nil {
+		return err
+	} else if pending {
+		if err := f.vacuum(ctx); err != nil {
+			return err
+		}
 	}
 	f.setApplied(idx)
 	f.nodesMu.Lock()
