@@ -45,6 +45,10 @@ type serveFlags struct {
 	snapLogSize     int64
 	maxLoadBytes    int64
 	readLease       bool
+
+	// The state machine's settings (issue 17).
+	foreignKeys   bool
+	autoVacuumInt time.Duration
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
@@ -73,6 +77,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		"bytes of log entries since the last snapshot that also trigger one (a restart reads them before it is ready); negative: never")
 	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
+	fs.BoolVar(&f.foreignKeys, "fk", false, "enforce foreign key constraints (must be the same on every node)")
+	fs.DurationVar(&f.autoVacuumInt, "auto-vacuum-int", 0, "how often the leader proposes a VACUUM through the log; 0: never")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
 		fs.PrintDefaults()
@@ -213,7 +219,8 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	defer srv.Close()
 	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 
-	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: f.sessionTTL, Metrics: registry})
+	db, err := fsm.Open(fsm.Config{Dir: filepath.Join(f.dataDir, "db"), Logger: logger, SessionTTL: f.sessionTTL,
+		ForeignKeys: f.foreignKeys, Metrics: registry})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -237,6 +244,8 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		ReadLease:         f.readLease,
 		RaftLogLevel:      f.raftLogLevel,
 		Metrics:           registry,
+
+		AutoVacuumInterval: f.autoVacuumInt,
 	}
 	// Start, not Open: the HTTP API serves while the node bootstraps or
 	// joins (Form below), so /readyz can say what it is waiting for.

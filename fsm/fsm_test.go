@@ -161,7 +161,7 @@ func TestExecuteAndQueryShapes(t *testing.T) {
 		{Columns: []string{"id", "name", "age", "score", "ts"}, Types: []string{"integer", "text", "integer", "real", "datetime"}},
 		{Columns: []string{"id", "name"}, Types: []string{"integer", "text"}, Rows: [][]api.Value{{int64(3), "una"}}},
 		{LastInsertID: 3, RowsAffected: 1},
-		{Columns: []string{"foreign_keys"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(1)}}},
+		{Columns: []string{"foreign_keys"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(0)}}},
 	})
 	for i, r := range got {
 		if r.Seconds <= 0 {
@@ -666,8 +666,55 @@ func TestAllReadOnly(t *testing.T) {
 func TestStats(t *testing.T) {
 	f := newFSM(t)
 	st := f.Stats()
-	if st["fk_constraints"] != "enabled" || st["path"] == "" || st["applied_index"] != uint64(0) {
+	if st["fk_constraints"] != "disabled" || st["path"] == "" || st["applied_index"] != uint64(0) {
 		t.Fatalf("stats %v", st)
+	}
+	// rqlite's store.sqlite3.pragmas: per connection kind, as text.
+	pragmas, _ := st["pragmas"].(map[string]map[string]string)
+	want := map[string]string{"foreign_keys": "0", "journal_mode": "wal", "busy_timeout": "5000", "wal_autocheckpoint": "1000"}
+	for _, conn := range []string{"rw", "ro"} {
+		for k, v := range want {
+			if pragmas[conn][k] != v {
+				t.Errorf("pragmas[%s][%s] = %q, want %q (%v)", conn, k, pragmas[conn][k], v, pragmas)
+			}
+		}
+	}
+	if pragmas["rw"]["synchronous"] != "1" {
+		t.Errorf("rw synchronous %q, want 1 (NORMAL)", pragmas["rw"]["synchronous"])
+	}
+}
+
+// TestForeignKeys: constraints are off by default, as in SQLite and
+// rqlite, and enforced with Config.ForeignKeys (-fk); a client cannot
+// switch them with PRAGMA foreign_keys, which is refused with a reason
+// rather than silently ignored inside the apply transaction.
+func TestForeignKeys(t *testing.T) {
+	schema := []api.Statement{
+		stmt("CREATE TABLE parent (id INTEGER PRIMARY KEY)"),
+		stmt("CREATE TABLE child (id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id))"),
+	}
+	for _, fk := range []bool{false, true} {
+		f, err := Open(Config{Dir: t.TempDir(), Logger: quietLogger(), ForeignKeys: fk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		var s seq
+		noErrors(t, s.exec(t, f, schema...))
+		res := s.exec(t, f, stmt("INSERT INTO child (p) VALUES (42)"))
+		if violated := strings.Contains(res[0].Error, "FOREIGN KEY constraint failed"); violated != fk {
+			t.Errorf("ForeignKeys %v: insert of a dangling reference: %+v", fk, res)
+		}
+		for _, q := range []string{"PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys=ON", "PRAGMA main.foreign_keys(1)"} {
+			res = s.exec(t, f, stmt(q))
+			if !strings.Contains(res[0].Error, "-fk") {
+				t.Errorf("%q: %+v, want it refused naming -fk", q, res)
+			}
+		}
+		read, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{stmt("PRAGMA foreign_keys")}})
+		if err != nil || len(read[0].Rows) != 1 || (read[0].Rows[0][0] == int64(1)) != fk {
+			t.Errorf("ForeignKeys %v: PRAGMA foreign_keys reads %+v %v", fk, read, err)
+		}
 	}
 }
 

@@ -99,6 +99,9 @@ func (g *guard) refusal(action sqlite.AuthorizerActionCode, arg1, arg2, dbName s
 	case sqlite.AuthAttach, sqlite.AuthDetach:
 		return "ATTACH and DETACH are not supported"
 	case sqlite.AuthPragma:
+		if strings.EqualFold(arg1, "foreign_keys") {
+			return "PRAGMA foreign_keys cannot be set: foreign key enforcement is the nodes' -fk setting, the same on every node"
+		}
 		if !replicatedPragma(arg1) {
 			return "PRAGMA " + strings.ToLower(arg1) + " cannot be set: it is a connection setting, not replicated state"
 		}
@@ -169,11 +172,9 @@ func readPragma(name, arg string) bool {
 
 // replicatedPragma reports whether setting pragma name changes the database
 // file itself, identically on every replica, rather than this connection.
-// foreign_keys is accepted because SQLite ignores it inside a transaction,
-// which is where applied statements run, so setting it is harmless.
 func replicatedPragma(name string) bool {
 	switch strings.ToLower(name) {
-	case "user_version", "application_id", "foreign_keys", "optimize", "incremental_vacuum":
+	case "user_version", "application_id", "optimize", "incremental_vacuum":
 		return true
 	}
 	return false

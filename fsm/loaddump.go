@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/internal/sqlsplit"
@@ -42,9 +43,9 @@ func (e *DumpError) Unwrap() error { return api.ErrInvalidLoad }
 // transaction under the guard that client writes get, so what a write may
 // not do (ATTACH, load_extension, connection PRAGMAs, writes to raftlite's
 // tables, ...) a dump may not either. The dump's own transaction control
-// (BEGIN [TRANSACTION], COMMIT, END), as written by sqlite3's .dump and by
-// /db/backup?fmt=sql, is skipped; PRAGMA foreign_keys is accepted (and has
-// no effect inside the transaction). Any failure is a *DumpError naming
+// (BEGIN [TRANSACTION], COMMIT, END) and PRAGMA foreign_keys, as written by
+// sqlite3's .dump and by /db/backup?fmt=sql, are skipped (foreign keys are
+// the nodes' -fk setting). Any failure is a *DumpError naming
 // the statement's line; the file at path is then to be thrown away.
 func BuildFromDump(ctx context.Context, r io.Reader, path string) error {
 	db, err := sql.Open("sqlite", scratchDSN(path))
@@ -70,7 +71,7 @@ func BuildFromDump(ctx context.Context, r io.Reader, path string) error {
 	n := 0
 	err = splitDump(r, func(stmt string, line int, head []string) error {
 		n++
-		if isTxControl(head) {
+		if IsDumpBoilerplate(head) {
 			return nil
 		}
 		c.guard.reset()
@@ -92,15 +93,19 @@ func BuildFromDump(ctx context.Context, r io.Reader, path string) error {
 	return c.internal(ctx, "COMMIT")
 }
 
-// isTxControl reports whether a statement starting with the words head is
-// BEGIN, COMMIT or END (of a transaction).
-func isTxControl(head []string) bool {
+// IsDumpBoilerplate reports whether a statement starting with the words
+// head (upper case, as sqlsplit gives them) is one a dump wraps its content
+// in, which loading it skips: BEGIN, COMMIT or END (of a transaction), or
+// PRAGMA foreign_keys.
+func IsDumpBoilerplate(head []string) bool {
 	if len(head) == 0 {
 		return false
 	}
 	switch head[0] {
 	case "BEGIN", "COMMIT", "END":
 		return true
+	case "PRAGMA":
+		return len(head) > 1 && strings.HasPrefix(head[1], "FOREIGN_KEYS")
 	}
 	return false
 }
