@@ -289,7 +289,7 @@ func TestLoadFile(t *testing.T) {
 		t.Errorf("table t after the load: %v", err)
 	}
 	seedRows(t, c, leader, 5)
-	if got, err := follower.rows("none", "SELECT COUNT(*) FROM _raftlite_nodes"); err != nil || fmt.Sprint(got[0][0]) != "3" {
+	if got, err := follower.statusUint("store.sqlite3.nodes"); err != nil || got != 3 {
 		t.Errorf("member metadata after the load: %v %v", got, err)
 	}
 
@@ -403,7 +403,7 @@ func TestLoadDump(t *testing.T) {
 		if _, err := n.rows("none", "SELECT COUNT(*) FROM t"); err == nil || !strings.Contains(err.Error(), "no such table") {
 			t.Errorf("%s: table t after the load: %v", n.name, err)
 		}
-		if got, err := n.rows("none", "SELECT COUNT(*) FROM _raftlite_nodes"); err != nil || fmt.Sprint(got[0][0]) != "3" {
+		if got, err := n.statusUint("store.sqlite3.nodes"); err != nil || got != 3 {
 			t.Errorf("%s: member metadata after the load: %v %v", n.name, got, err)
 		}
 	}

@@ -29,27 +29,28 @@ const busyTimeoutMS = 5000
 // batch for no gain in durability.
 //
 // foreign_keys is Config.ForeignKeys (-fk), off by default as in SQLite and
-// rqlite.
+// rqlite. The views that hide raftlite's tables (hide.go) come last:
+// setting temp_store drops every TEMP object.
 func writerPragmas(foreignKeys bool) []string {
-	return []string{
+	return append([]string{
 		"PRAGMA journal_mode=WAL",
 		"PRAGMA synchronous=NORMAL",
 		foreignKeysPragma(foreignKeys),
 		fmt.Sprintf("PRAGMA busy_timeout=%d", busyTimeoutMS),
 		"PRAGMA temp_store=MEMORY",
-	}
+	}, schemaViews...)
 }
 
 // readerPragmas configure read connections. query_only makes SQLite itself
-// refuse any write, as a second line behind the read-only guard.
-// foreign_keys only reports the setting there.
+// refuse any write, as a second line behind the read-only guard, so it
+// comes after the views. foreign_keys only reports the setting there.
 func readerPragmas(foreignKeys bool) []string {
-	return []string{
-		"PRAGMA query_only=ON",
+	p := append([]string{
 		foreignKeysPragma(foreignKeys),
 		fmt.Sprintf("PRAGMA busy_timeout=%d", busyTimeoutMS),
 		"PRAGMA temp_store=MEMORY",
-	}
+	}, schemaViews...)
+	return append(p, "PRAGMA query_only=ON")
 }
 
 func foreignKeysPragma(on bool) string {

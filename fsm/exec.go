@@ -20,6 +20,33 @@ type stmtInfo struct {
 	// silent: the statement presents no action to the authorizer (VACUUM
 	// is one), so the guard cannot vouch that it only reads.
 	silent bool
+	// text is the SQL to run, hide whether the guard holds it to the
+	// views of the schema, and refused why it may not run (see userSQL).
+	text    string
+	hide    bool
+	refused error
+}
+
+// userStatement returns what preparing sql told, from the cache. c's guard
+// is in the statement's mode and is left held to the views or not, as the
+// statement needs.
+func (f *FSM) userStatement(c *dbConn, sql string) (stmtInfo, error) {
+	info, ok := f.stmtCache.get(sql)
+	if !ok {
+		info.text, info.hide, info.refused = userSQL(sql)
+		if info.refused == nil {
+			c.guard.hideSchema = info.hide
+			c.guard.reset()
+			n, err := c.columnCount(info.text)
+			if err != nil {
+				return stmtInfo{}, err
+			}
+			info.rows, info.silent = n > 0, c.guard.actions == 0
+		}
+		f.stmtCache.put(sql, info)
+	}
+	c.guard.hideSchema = info.hide
+	return info, info.refused
 }
 
 // runStatement runs one client statement on c under the guard mode the
@@ -32,15 +59,10 @@ type stmtInfo struct {
 // else the execute shape.
 func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *api.Statement) (api.Result, error) {
 	start := time.Now()
-	c.guard.reset()
-	info, ok := f.stmtCache.get(st.SQL)
-	if !ok {
-		n, err := c.columnCount(st.SQL)
-		if err != nil {
-			return api.Result{}, err
-		}
-		info = stmtInfo{rows: n > 0, silent: c.guard.actions == 0}
-		f.stmtCache.put(st.SQL, info)
+	defer func() { c.guard.hideSchema = false }()
+	info, err := f.userStatement(c, st.SQL)
+	if err != nil {
+		return api.Result{}, err
 	}
 	if info.silent && c.guard.mode == modeReadOnly {
 		c.guard.denied = errReadOnly
@@ -51,17 +73,14 @@ func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *api.Statement) (a
 	c.guard.reset()
 
 	args := bindArgs(st.Params)
-	var (
-		res api.Result
-		err error
-	)
+	var res api.Result
 	switch {
-	case cacheable(st.SQL):
-		res, err = c.runPrepared(ctx, st.SQL, args, info.rows)
+	case cacheable(info.text):
+		res, err = c.runPrepared(ctx, info.text, args, info.rows)
 	case info.rows:
-		res, err = scanRows(c.conn.QueryContext(ctx, st.SQL, args...))
+		res, err = scanRows(c.conn.QueryContext(ctx, info.text, args...))
 	default:
-		res, err = c.execResult(c.conn.ExecContext(ctx, st.SQL, args...))
+		res, err = c.execResult(c.conn.ExecContext(ctx, info.text, args...))
 	}
 	if err != nil {
 		return api.Result{}, err

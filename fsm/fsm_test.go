@@ -101,6 +101,38 @@ func count(t testing.TB, f *FSM, table string) int64 {
 	return res[0].Rows[0][0].(int64)
 }
 
+// internalQuery runs sql on a read connection as raftlite's own read:
+// clients cannot read raftlite's tables (hide.go).
+func internalQuery(t testing.TB, f *FSM, sql string) [][]api.Value {
+	t.Helper()
+	ctx := context.Background()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	c, err := f.acquireReader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.releaseReader(c)
+	c.guard.mode = modeInternal
+	res, err := scanRows(c.conn.QueryContext(ctx, sql))
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return res.Rows
+}
+
+// wantRefused applies each statement of refusals as an entry of its own and
+// checks that it fails with an error mentioning its value.
+func wantRefused(t testing.TB, f *FSM, s *seq, refusals map[string]string) {
+	t.Helper()
+	for q, want := range refusals {
+		got := s.exec(t, f, stmt(q))
+		if !strings.Contains(got[0].Error, want) {
+			t.Errorf("%q: error %q, want it to mention %q", q, got[0].Error, want)
+		}
+	}
+}
+
 func noErrors(t testing.TB, rs []api.Result) {
 	t.Helper()
 	for i, r := range rs {
@@ -468,7 +500,7 @@ func TestStatementsRefusedOnApplyPath(t *testing.T) {
 	f := newFSM(t)
 	var s seq
 	s.exec(t, f, stmt("CREATE TABLE foo (x)"))
-	for q, want := range map[string]string{
+	wantRefused(t, f, &s, map[string]string{
 		"BEGIN":       "transaction control",
 		"COMMIT":      "transaction control",
 		"SAVEPOINT a": "transaction control",
@@ -480,12 +512,7 @@ func TestStatementsRefusedOnApplyPath(t *testing.T) {
 		"ATTACH ':memory:' AS m":                    "ATTACH",
 		"PRAGMA journal_mode = DELETE":              "connection setting",
 		"PRAGMA query_only = ON":                    "connection setting",
-	} {
-		got := s.exec(t, f, stmt(q))
-		if !strings.Contains(got[0].Error, want) {
-			t.Errorf("%q: error %q, want it to mention %q", q, got[0].Error, want)
-		}
-	}
+	})
 	noErrors(t, s.exec(t, f, stmt("PRAGMA user_version = 3"), stmt("INSERT INTO foo VALUES(1)")))
 	if f.AppliedIndex() != s.next {
 		t.Fatalf("applied index %d, want %d", f.AppliedIndex(), s.next)
