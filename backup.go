@@ -181,8 +181,9 @@ func writeAside(path string, r io.Reader) (int64, error) {
 	return n, nil
 }
 
-// restore runs `raftlite restore FILE`: it streams FILE (an SQLite database
-// or an SQL dump) to POST /db/load.
+// restore runs `raftlite restore FILE`: it streams FILE (an SQLite database,
+// which replaces the database, or an SQL dump, which is executed on top of
+// it) to POST /db/load.
 func restore(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -191,9 +192,10 @@ func restore(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: raftlite restore [flags] FILE
 
-Replaces the cluster's database with FILE, an SQLite database file or an
-SQL dump, on every node (POST /db/load). A dump is not added to the
-current data: it becomes the whole database.
+Loads FILE into the cluster (POST /db/load): an SQLite database file
+replaces the whole database on every node; an SQL dump is executed on top
+of the current data, as rqlite does (restore a dump into an empty
+database to get just its content).
 
 Flags:
 `)

@@ -52,6 +52,10 @@ type serveFlags struct {
 	rqlited  rqlitedFlags
 	nonVoter bool
 	ops      opsFlags
+
+	// The state machine's settings (issue 17).
+	foreignKeys   bool
+	autoVacuumInt time.Duration
 }
 
 // opsFlags are rqlited's operations settings (issue 16): reaping
@@ -123,6 +127,8 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, erro
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
 	f.tls.register(fs)
 	f.rqlited.register(fs)
+	fs.BoolVar(&f.foreignKeys, "fk", false, "enforce foreign key constraints (must be the same on every node)")
+	fs.DurationVar(&f.autoVacuumInt, "auto-vacuum-int", 0, "how often the leader proposes a VACUUM through the log; 0: never")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: raftlite serve [flags] [data-dir]")
 		printGroupedUsage(fs, fs.Output())
@@ -311,7 +317,8 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	defer srv.Close()
 	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 
-	db, err := fsm.Open(fsm.Config{Dir: f.rqlited.dbDir(f.dataDir), Logger: logger, SessionTTL: f.sessionTTL, Metrics: registry})
+	db, err := fsm.Open(fsm.Config{Dir: f.rqlited.dbDir(f.dataDir), Logger: logger, SessionTTL: f.sessionTTL,
+		ForeignKeys: f.foreignKeys, Metrics: registry})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -342,6 +349,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		ReapTimeout:         f.ops.reapTimeout,
 		ReapReadOnlyTimeout: f.ops.reapReadOnlyTimeout,
 		StepDownOnClose:     f.ops.stepDownOnShutdown,
+		AutoVacuumInterval:  f.autoVacuumInt,
 	}
 	f.rqlited.applyCluster(&ccfg)
 	// Start, not Open: the HTTP API serves while the node bootstraps or

@@ -160,12 +160,6 @@ func spool(dir, pattern string, r io.Reader) (string, error) {
 	return f.Name(), nil
 }
 
-// BuildFromDump builds a fresh SQLite file at path from an SQL text dump
-// (see fsm.BuildFromDump); Load then installs it.
-func (n *Node) BuildFromDump(ctx context.Context, dump io.Reader, path string) error {
-	return fsm.BuildFromDump(ctx, dump, path)
-}
-
 // StatementsSize bounds what stmts add to one log entry (see
 // fsm.StatementsSize and Config.MaxEntryBytes).
 func (n *Node) StatementsSize(stmts []api.Statement) int { return fsm.StatementsSize(stmts) }

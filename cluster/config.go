@@ -204,6 +204,10 @@ type Config struct {
 	// Default DefaultMaxEntryBytes.
 	MaxEntryBytes int
 
+	// AutoVacuumInterval, when positive, makes the leader propose a VACUUM
+	// that often (rqlited's -auto-vacuum-int). Zero: never.
+	AutoVacuumInterval time.Duration
+
 	// ApplyTimeout bounds Execute (and other proposals) when the context
 	// has no deadline. Default 10s.
 	ApplyTimeout time.Duration

@@ -254,6 +254,8 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	go n.watchWAL()
 	n.wg.Add(1)
 	go n.watchLogSize()
+	n.wg.Add(1)
+	go n.watchAutoVacuum()
 
 	logger.Info("raft started", "raft_addr", n.advAddr, "api_addr", cfg.APIAdvAddr, "dir", raftDir, "existing_state", hasState)
 	if hasState && (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) {

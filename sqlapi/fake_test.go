@@ -186,9 +186,6 @@ func (f *fakeStore) Backup(context.Context, io.Writer, api.BackupOptions) error 
 func (f *fakeStore) Load(context.Context, io.Reader) error { return errNotScripted }
 
 // The fake builds dumps and sizes entries as the real store does.
-func (f *fakeStore) BuildFromDump(ctx context.Context, dump io.Reader, path string) error {
-	return fsm.BuildFromDump(ctx, dump, path)
-}
 func (f *fakeStore) StatementsSize(stmts []api.Statement) int { return fsm.StatementsSize(stmts) }
 
 // The fake has checksum 7/cafe now and beef at marker 9, which

@@ -92,10 +92,7 @@ func (s *fsmStore) ChecksumAt(ctx context.Context, i uint64) (string, error) {
 
 // Load and TriggerChecksum need Raft (a restore, a marker entry), which the
 // golden files do not exercise.
-func (s *fsmStore) Load(context.Context, io.Reader) error { return errNotScripted }
-func (s *fsmStore) BuildFromDump(ctx context.Context, dump io.Reader, path string) error {
-	return fsm.BuildFromDump(ctx, dump, path)
-}
+func (s *fsmStore) Load(context.Context, io.Reader) error           { return errNotScripted }
 func (s *fsmStore) StatementsSize(stmts []api.Statement) int        { return fsm.StatementsSize(stmts) }
 func (s *fsmStore) TriggerChecksum(context.Context) (uint64, error) { return 0, errNotScripted }
 

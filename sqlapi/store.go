@@ -81,12 +81,9 @@ type Store interface {
 	// or with opt.SQL an SQL text dump (/db/backup).
 	Backup(ctx context.Context, w io.Writer, opt api.BackupOptions) error
 	// Load replaces the whole database with an SQLite file (leader only;
-	// api.ErrNotLeader otherwise). /db/load hands it SQL dumps too, once
-	// turned into an SQLite file.
+	// api.ErrNotLeader otherwise). /db/load executes SQL text instead,
+	// through Execute.
 	Load(ctx context.Context, sqliteFile io.Reader) error
-	// BuildFromDump builds a fresh SQLite file at path from an SQL text
-	// dump (the first step of loading a dump).
-	BuildFromDump(ctx context.Context, dump io.Reader, path string) error
 	// StatementsSize bounds what stmts add to one log entry, encoded; the
 	// write queue keeps its batches within the entry limit with it.
 	StatementsSize(stmts []api.Statement) int
