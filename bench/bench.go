@@ -349,6 +349,18 @@ func runOnce(ctx context.Context, cfg *Config, w Workload, samples *sampler) (Ru
 
 	stats := make([]workerStats, w.Clients)
 	var wg sync.WaitGroup
+	// The nodes' metrics at the start of the measured window.
+	var before sample
+	var haveBefore bool
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-runCtx.Done():
+		case <-time.After(time.Until(measureFrom)):
+			before, haveBefore = scrapeMembers(runCtx, cfg)
+		}
+	}()
 	for i := range w.Clients {
 		host := cfg.Hosts[0]
 		if cfg.Spread {
@@ -399,6 +411,11 @@ func runOnce(ctx context.Context, cfg *Config, w Workload, samples *sampler) (Ru
 		return RunResult{}, err
 	}
 	var rr RunResult
+	if haveBefore {
+		if after, ok := scrapeMembers(ctx, cfg); ok {
+			rr.Rounds = roundsBetween(before, after)
+		}
+	}
 	var all []time.Duration
 	for i := range stats {
 		rr.Ops += stats[i].ops

@@ -89,14 +89,17 @@ func WriteTable(w io.Writer, r *Report) error {
 		nameW = max(nameW, len(names[i]))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-*s\tclients\tops/s\trows/s\tp50\tp90\tp99\tp99.9\tmax\terrors\tvs fsync\tvs sqlite\t\n", nameW, "workload")
+	fmt.Fprintf(tw, "%-*s\tclients\tops/s\trows/s\tp50\tp90\tp99\tp99.9\tmax\terrors\tvs fsync\tvs sqlite\tentries/rnd\treqs/entry\tfsyncs/rnd\t\n", nameW, "workload")
 	for i, s := range r.Results {
-		fmt.Fprintf(tw, "%-*s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%-*s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n",
 			nameW, names[i], s.Clients, fmtRate(s.OpsPerSec), fmtRate(s.RowsPerS),
 			fmtDur(s.P50), fmtDur(s.P90), fmtDur(s.P99), fmtDur(s.P999), fmtDur(s.Max),
-			s.Errors, fmtRatio(s.FsyncRatio), fmtRatio(s.SQLiteRatio))
+			s.Errors, fmtRatio(s.FsyncRatio), fmtRatio(s.SQLiteRatio), fmtRounds(s.Rounds))
 	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := writeStages(w, r.Results, nameW); err != nil {
 		return err
 	}
 	for _, s := range r.Results {
@@ -119,8 +122,47 @@ func WriteTable(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintln(w, "vs fsync: ops/s (rows/s for batches) ÷ append+fsync rate, for requests that go through the Raft log.")
 		fmt.Fprintln(w, "vs sqlite: rows/s ÷ raw SQLite synchronous=OFF txn rate (writes), ops/s ÷ raw point-SELECT rate (reads).")
+		fmt.Fprintln(w, "entries/rnd: log entries per leader log append (a round); reqs/entry: write requests per entry;")
+		fmt.Fprintln(w, "fsyncs/rnd: the log stores' fdatasyncs on all members per round (from the nodes' /metrics).")
 	}
 	return nil
+}
+
+// fmtRounds formats a summary's round figures as three cells.
+func fmtRounds(r *Rounds) string {
+	if r == nil {
+		return "-\t-\t-"
+	}
+	reqs := "-"
+	if r.RequestsPerEntry > 0 {
+		reqs = strconv.FormatFloat(r.RequestsPerEntry, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(r.EntriesPerRound, 'f', 1, 64) + "\t" + reqs + "\t" + strconv.FormatFloat(r.FsyncsPerRound, 'f', 1, 64)
+}
+
+// writeStages writes the mean time of each stage of a write, from the
+// nodes' metrics, for the workloads that have them.
+func writeStages(w io.Writer, results []Summary, nameW int) error {
+	var rows []Summary
+	for _, s := range results {
+		if s.Rounds != nil && len(s.Rounds.Stages) > 0 {
+			rows = append(rows, s)
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nstages (nodes' metrics, mean per observation; store/replicate/apply are per round or batch):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\t%s\t\n", nameW, "workload", strings.Join(StageNames(), "\t"))
+	for _, s := range rows {
+		cells := make([]string, 0, len(stageSeries))
+		for _, name := range StageNames() {
+			cells = append(cells, fmtDur(s.Rounds.Stages[name]))
+		}
+		fmt.Fprintf(tw, "%-*s\t%s\t\n", nameW, s.Workload, strings.Join(cells, "\t"))
+	}
+	return tw.Flush()
 }
 
 // fmtRate formats a rate with thousands separators and no decimals (one

@@ -221,13 +221,20 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	}
 	guard := newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout)
 	check := &snapshotSendCheck{voteGuard: guard, damaged: n.replaceDamagedSnapshot}
-	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: check.AppendEntries, ctx: n.ctx, wanted: n.replicationWanted, logger: logger}}
+	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: n.metrics.timedAppend(check.AppendEntries), ctx: n.ctx, wanted: n.replicationWanted, logger: logger}}
 	n.raft, err = n.newRaft(rc, n.logs, snaps, trans)
 	if err != nil {
 		return n, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	var state raftState = n.raft
 	guard.raft.Store(&state)
+	role := func() string {
+		if n.raft.State() == raft.Leader {
+			return roleLeader
+		}
+		return roleFollower
+	}
+	n.logs.role.Store(&role)
 	n.registerGauges(cfg.Metrics)
 	n.startReplay()
 
