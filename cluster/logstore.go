@@ -51,10 +51,6 @@ type meteredLogStore struct {
 	role    atomic.Pointer[func() string]
 }
 
-// boltSyncsPerTxn is how many fdatasyncs one BoltDB write transaction
-// makes: its new pages, then its meta page (bbolt's tx.Commit).
-const boltSyncsPerTxn = 2
-
 // logSpan is a run of stored entries ending at index last.
 type logSpan struct {
 	last  uint64
@@ -93,7 +89,6 @@ func (m *meteredLogStore) StoreLog(l *raft.Log) error {
 func (m *meteredLogStore) StoreLogs(logs []*raft.Log) error {
 	start := time.Now()
 	role := m.currentRole()
-	m.metrics.logSyncs.WithLabelValues(role).Add(boltSyncsPerTxn)
 	if err := m.LogStore.StoreLogs(logs); err != nil {
 		return err
 	}
@@ -108,13 +103,6 @@ func (m *meteredLogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	m.stored(logs[len(logs)-1].Index, n)
 	return nil
-}
-
-// DeleteRange is the log store's, counted: it is a BoltDB write
-// transaction too.
-func (m *meteredLogStore) DeleteRange(min, max uint64) error {
-	m.metrics.logSyncs.WithLabelValues(m.currentRole()).Add(boltSyncsPerTxn)
-	return m.LogStore.DeleteRange(min, max)
 }
 
 // currentRole labels a measurement by this node's role.

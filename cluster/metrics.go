@@ -45,7 +45,7 @@ type metrics struct {
 	// appendEntries and storeLogsSeconds measure each StoreLogs call of the
 	// log store (see meteredLogStore), by the node's role: on the leader
 	// one call is one replication round's local append. logSyncs counts
-	// the log store's fdatasyncs, by role.
+	// the log store's fdatasyncs, by kind (see walLogStore).
 	appendEntries    *prometheus.HistogramVec
 	storeLogsSeconds *prometheus.HistogramVec
 	logSyncs         *prometheus.CounterVec
@@ -115,8 +115,8 @@ func (m *metrics) register(reg prometheus.Registerer) {
 	m.storeLogsSeconds = f.NewHistogramVec(prometheus.HistogramOpts{Name: "raftlite_raft_store_logs_seconds",
 		Help: "Time of each append to the log store, its fsyncs included, by role.", Buckets: fsm.DurationBuckets}, []string{"role"})
 	m.logSyncs = f.NewCounterVec(prometheus.CounterOpts{Name: "raftlite_raft_log_syncs_total",
-		Help: "fdatasync calls of the log store, by role: two per BoltDB write transaction (its pages, then its meta page)."},
-		[]string{"role"})
+		Help: "fdatasync calls of the log store, by kind: append (the write-ahead file, waited for by raft) and flush (BoltDB's two per write transaction, in the background)."},
+		[]string{"kind"})
 	m.replicateSeconds = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_raft_replicate_seconds",
 		Help:    "Time of each AppendEntries RPC carrying entries, on the leader: network, the follower's decoding and log append.",
 		Buckets: fsm.DurationBuckets})
@@ -159,6 +159,9 @@ func (m *metrics) timedRound(role string, round func() (uint64, error)) func() (
 		return round()
 	}
 }
+
+// countSyncs counts n log-store syncs of kind.
+func (m *metrics) countSyncs(kind string, n int) { m.logSyncs.WithLabelValues(kind).Add(float64(n)) }
 
 // timedAppend wraps the leader's AppendEntries to measure those that carry
 // entries (replication rounds; heartbeats and probes are not measured).

@@ -38,6 +38,7 @@ type Node struct {
 	transport *raft.NetworkTransport
 	layer     *raftLayer
 	store     *raftboltdb.BoltStore
+	wal       *walLogStore     // the log store's write-ahead file, in front of store
 	logs      *meteredLogStore // raft's log store: store, cached and measured
 	mux       *mux
 	server    *http.Server
@@ -186,7 +187,11 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	if err != nil {
 		return n, fmt.Errorf("cluster: open raft log store %s: %w", filepath.Join(raftDir, "raft.db"), err)
 	}
-	n.logs = newMeteredLogStore(newLogCache(n.store, logCacheSize, logCacheBytes), cfg.SnapshotLogSize, &n.metrics)
+	n.wal, err = openWALLogStore(filepath.Join(raftDir, walFile), n.store, logger, n.metrics.countSyncs)
+	if err != nil {
+		return n, fmt.Errorf("cluster: %w", err)
+	}
+	n.logs = newMeteredLogStore(newLogCache(n.wal, logCacheSize, logCacheBytes), cfg.SnapshotLogSize, &n.metrics)
 	// Holding the log store's lock, this is the only process using the
 	// directory: no snapshot is being written.
 	snaps, err := newSnapshotStore(raftDir, snapshotRetain, f.PrepareRestore, n.base.With("component", "snapshots"))
@@ -425,6 +430,11 @@ func (n *Node) close() error {
 	n.wg.Wait()
 	if n.store != nil {
 		if raftStopped {
+			if n.wal != nil {
+				if err := n.wal.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("close raft write-ahead file: %w", err))
+				}
+			}
 			if err := n.store.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close raft log store: %w", err))
 			}
