@@ -80,6 +80,11 @@ type Node struct {
 	replayTo atomic.Uint64
 
 	metrics metrics
+	// proposer gathers concurrent writes into entries (see Execute).
+	proposer proposer
+	// chunkMu lets one write at a time be proposed in parts (see
+	// proposeChunked).
+	chunkMu sync.Mutex
 }
 
 // Open starts a cluster node (Start) and makes it part of a cluster (Form),
@@ -144,6 +149,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 		startup: cmp.Or(cfg.Startup, new(Startup))}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics.register(cfg.Metrics)
+	n.proposer.n = n
 	n.initReads()
 	n.raftDown = make(chan struct{})
 	n.boot.peers = make(map[string]peerInfo)
@@ -483,8 +489,9 @@ func (n *Node) RaftAddr() string { return n.advAddr }
 // APIAddr returns this node's advertised HTTP API address.
 func (n *Node) APIAddr() string { return n.cfg.APIAdvAddr }
 
-// Execute proposes req as one log entry and returns the FSM's response once
-// it is committed and applied here. Only the leader proposes: elsewhere it
+// Execute proposes req (in one log entry with the writes that wait
+// alongside it, see proposer) and returns the FSM's response once it is
+// committed and applied here. Only the leader proposes: elsewhere it
 // returns api.ErrNotLeader without proposing. A request-level failure decided by
 // the FSM (e.g. a superseded sequence number) is in the response's Err field,
 // not in the returned error. Errors for which api.IsAmbiguous is true
@@ -496,36 +503,36 @@ func (n *Node) Execute(ctx context.Context, req *api.Request) (resp *api.Respons
 	if req == nil {
 		return nil, errors.New("cluster: execute: nil request")
 	}
-	res, err := n.propose(ctx, &fsm.Command{Type: fsm.CmdExecute, Request: req})
-	if err != nil {
+	if err := n.canPropose(); err != nil {
 		return nil, err
 	}
-	switch v := res.(type) {
-	case *api.Response:
-		if v == nil {
-			return nil, errors.New("cluster: execute: FSM returned a nil response")
-		}
-		return v, nil
-	case error:
-		return nil, fmt.Errorf("cluster: execute: %w: %w", api.ErrApplyFailed, v)
-	default:
-		return nil, fmt.Errorf("cluster: execute: unexpected FSM response type %T", res)
-	}
+	ctx, cancel := n.withApplyTimeout(ctx)
+	defer cancel()
+	return n.proposer.execute(ctx, req)
 }
 
-// propose stamps cmd with the leader's time and a random seed, proposes it
-// and waits for it to be applied locally, returning the FSM's response.
-func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
+// canPropose says why this node cannot propose now, if it cannot.
+func (n *Node) canPropose() error {
 	if n.closed.Load() {
-		return nil, api.ErrClosed
+		return api.ErrClosed
 	}
 	if n.raft.State() != raft.Leader {
-		return nil, api.ErrNotLeader
+		return api.ErrNotLeader
 	}
 	if err := n.fsm.Err(); err != nil {
 		// It would commit the entry but could not apply it here, so it
 		// could not tell the outcome.
-		return nil, fmt.Errorf("%w: %w", api.ErrHalted, err)
+		return fmt.Errorf("%w: %w", api.ErrHalted, err)
+	}
+	return nil
+}
+
+// propose stamps cmd with the leader's time and a random seed, proposes it
+// (in parts if it encodes to more than MaxEntryBytes) and waits for it to
+// be applied locally, returning the FSM's response.
+func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
+	if err := n.canPropose(); err != nil {
+		return nil, err
 	}
 	cmd.Timestamp = time.Now().UnixNano()
 	cmd.Seed = rand.Uint64()
@@ -533,25 +540,42 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode command: %w", err)
 	}
-	if len(data) > n.cfg.MaxEntryBytes {
-		return nil, fmt.Errorf("%w: it encodes to %d bytes, the limit is %d (-raft-max-entry-bytes); split it into smaller requests",
-			api.ErrEntryTooLarge, len(data), n.cfg.MaxEntryBytes)
-	}
 	ctx, cancel := n.withApplyTimeout(ctx)
 	defer cancel()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", api.ErrEnqueueTimeout, err)
 	}
-	deadline, _ := ctx.Deadline()
+	if len(data) > n.cfg.MaxEntryBytes {
+		return n.proposeChunked(ctx, cmd.Timestamp, data)
+	}
 	proposed := time.Now()
-	f := n.raft.Apply(data, time.Until(deadline))
+	res, err := n.apply(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	n.metrics.commitSeconds.Observe(time.Since(proposed).Seconds())
+	return res, nil
+}
+
+// apply proposes one entry and waits for it to be applied locally.
+func (n *Node) apply(ctx context.Context, data []byte) (any, error) {
+	return n.applied(ctx, n.applyAsync(ctx, data))
+}
+
+// applyAsync hands one entry to raft.
+func (n *Node) applyAsync(ctx context.Context, data []byte) raft.ApplyFuture {
+	deadline, _ := ctx.Deadline()
+	return n.raft.Apply(data, time.Until(deadline))
+}
+
+// applied waits for an entry handed to raft to be applied locally.
+func (n *Node) applied(ctx context.Context, f raft.ApplyFuture) (any, error) {
 	if err := n.wait(ctx, f); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 			return nil, fmt.Errorf("%w: %w", api.ErrCommitTimeout, ctxErr)
 		}
 		return nil, mapApplyError(err)
 	}
-	n.metrics.commitSeconds.Observe(time.Since(proposed).Seconds())
 	return f.Response(), nil
 }
 
