@@ -117,7 +117,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, erro
 		"idle time after which a client session (client_id/seq) expires, judged by the leader's log timestamps; 0 never expires. Use the same value on every node")
 	fs.Uint64Var(&f.snapThreshold, "raft-snap", cluster.DefaultSnapshotThreshold, "number of log entries since the last snapshot that trigger a new one")
 	fs.DurationVar(&f.snapInterval, "raft-snap-int", cluster.DefaultSnapshotInterval, "how often raft checks whether a snapshot is due")
-	fs.IntVar(&f.maxEntryBytes, "raft-max-entry-bytes", cluster.DefaultMaxEntryBytes, "largest write request, encoded, that becomes one Raft log entry; larger writes get 413 entry_too_large")
+	fs.IntVar(&f.maxEntryBytes, "raft-max-entry-bytes", cluster.DefaultMaxEntryBytes, "largest Raft log entry in bytes; larger writes go in parts of this size, applied whole at the last (over 1024 parts: 413 entry_too_large)")
 	fs.Int64Var(&f.snapWALSize, "raft-snap-wal-size", cluster.DefaultSnapshotWALSize, "WAL size in bytes that also triggers a snapshot (and a WAL truncation); 0 or negative: never (0 as in rqlited)")
 	fs.Int64Var(&f.snapLogSize, "raft-snap-log-size", cluster.DefaultSnapshotLogSize,
 		"bytes of log entries since the last snapshot that also trigger one (a restart reads them before it is ready); negative: never")

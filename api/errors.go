@@ -74,7 +74,7 @@ var (
 	ErrRequestTooLarge = outcome(http.StatusRequestEntityTooLarge, "request_too_large", "request body too large",
 		"body larger than the limit (-load-max-bytes for /db/load)")
 	ErrEntryTooLarge = outcome(http.StatusRequestEntityTooLarge, "entry_too_large", "write too large for one log entry",
-		"the write, encoded, is larger than one log entry may be (-raft-max-entry-bytes): not proposed")
+		"the write, encoded, is larger than 1024 log entries (-raft-max-entry-bytes each): not proposed")
 	ErrNoLeader = outcome(http.StatusServiceUnavailable, "no_leader", "leader not found",
 		"no leader known: nothing was proposed")
 	ErrNotLeader = outcome(http.StatusServiceUnavailable, "not_leader", "not leader",

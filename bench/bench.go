@@ -22,7 +22,11 @@ import (
 
 // Config is a bench invocation's settings.
 type Config struct {
-	Hosts      []string // base URLs, "http://host:port"
+	Hosts []string // base URLs, "http://host:port"
+	// Compare lists another cluster's hosts (any rqlite-compatible
+	// endpoint), measured in the same invocation with the same workloads,
+	// run for run in turn with Hosts.
+	Compare    []string
 	Workloads  []Workload
 	Duration   time.Duration
 	Warmup     time.Duration
@@ -47,6 +51,9 @@ type Config struct {
 const usageText = `Usage: raftlite bench [flags]
 
 Load generator for raftlite (or rqlite: it speaks the same HTTP API).
+With -compare, a second cluster (rqlite, or another raftlite) runs the same
+workloads in the same invocation, run for run in turn with -H, and the
+table ends with the ratios between the two.
 Each workload runs -repeat times (warm-up, then a measured window); the
 table shows the median of the runs, metric by metric, and the total errors.
 In the same invocation it measures the floor on -floor-dir's disk: 4 KiB
@@ -81,6 +88,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*Config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	hosts := fs.String("H", "127.0.0.1:4001", "comma-separated node HTTP addresses, host:port or URLs")
+	compare := fs.String("compare", "", "comma-separated HTTP addresses of another rqlite-compatible cluster to measure in the same run, run for run in turn, with ratios")
 	wl := fs.String("workload", "all", "comma-separated workloads to run: all, or "+workloadNames())
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per run")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up time before each run's measurement")
@@ -107,22 +115,18 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*Config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	for _, h := range strings.Split(*hosts, ",") {
-		if strings.TrimSpace(h) == "" {
-			continue
-		}
-		u, err := baseURL(tlsFlags.URL(strings.TrimSpace(h)))
-		if err != nil {
-			return nil, err
-		}
-		cfg.Hosts = append(cfg.Hosts, u)
+	var err error
+	if cfg.Hosts, err = parseHosts(*hosts, tlsFlags.URL); err != nil {
+		return nil, fmt.Errorf("-H: %w", err)
 	}
 	if len(cfg.Hosts) == 0 {
 		return nil, errors.New("-H: no host given")
 	}
-	var err error
 	if cfg.TLS, err = tlsFlags.Config(); err != nil {
 		return nil, err
+	}
+	if cfg.Compare, err = parseHosts(*compare, tlsFlags.URL); err != nil {
+		return nil, fmt.Errorf("-compare: %w", err)
 	}
 	if cfg.Workloads, err = lookupWorkloads(*wl); err != nil {
 		return nil, err
@@ -147,6 +151,23 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*Config, error) {
 		cfg.User, cfg.Pass = u, p
 	}
 	return cfg, nil
+}
+
+// parseHosts parses a comma-separated list of host:port or URLs; toURL
+// gives a bare host:port its scheme.
+func parseHosts(list string, toURL func(string) string) ([]string, error) {
+	var out []string
+	for _, h := range strings.Split(list, ",") {
+		if strings.TrimSpace(h) == "" {
+			continue
+		}
+		u, err := baseURL(toURL(strings.TrimSpace(h)))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // Main runs `raftlite bench` with args (after the subcommand) and returns
@@ -257,63 +278,112 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 			fmtRate(fl.FsyncPerSec), fmtRate(fl.SQLiteOffPerSec), fmtRate(fl.SQLiteFullPerSec), fmtRate(fl.SQLiteSelectPerSec))
 	}
 
-	su := &setup{c: newClient(cfg.Hosts[0], 2*time.Minute, cfg), rows: cfg.Rows}
-	defer su.c.close()
-	su.readHosts = []*client{su.c}
-	if cfg.Spread {
-		for _, h := range cfg.Hosts[1:] {
-			c := newClient(h, 10*time.Second, cfg)
-			defer c.close()
-			su.readHosts = append(su.readHosts, c)
+	targets := []*target{{cfg: cfg, results: &rep.Results}}
+	if len(cfg.Compare) > 0 {
+		other := *cfg
+		other.Hosts = cfg.Compare
+		if cfg.Leader {
+			hosts, err := leaderFirst(ctx, &other)
+			if err != nil {
+				return rep, fmt.Errorf("-leader on -compare: %w", err)
+			}
+			other.Hosts = hosts
 		}
+		rep.CompareHosts = other.Hosts
+		rep.CompareResults = []Summary{}
+		rep.CompareFirstHostRole = hostRole(ctx, &other)
+		targets = append(targets, &target{cfg: &other, results: &rep.CompareResults, label: "compare "})
+	}
+	for _, tg := range targets {
+		tg.su = newSetup(tg.cfg)
+		defer tg.su.close()
 	}
 
 	for _, w := range cfg.Workloads {
-		if err := su.prepare(ctx, w); err != nil {
-			if ctx.Err() != nil {
-				return interrupted()
+		for _, tg := range targets {
+			if err := tg.su.prepare(ctx, w); err != nil {
+				if ctx.Err() != nil {
+					return interrupted()
+				}
+				return rep, fmt.Errorf("%s%s: setup: %w", tg.label, w.Name, err)
 			}
-			return rep, fmt.Errorf("%s: setup: %w", w.Name, err)
+			tg.runs, tg.samples = nil, newSampler(3)
 		}
-		var runs []RunResult
-		samples := newSampler(3)
 		summarize := func() {
-			s := summarizeRuns(w.Name, w.Clients, runs)
-			s.ErrorSamples = samples.list()
-			setRatios(&s, w, rep.Floor)
-			rep.Results = append(rep.Results, s)
+			for _, tg := range targets {
+				if len(tg.runs) == 0 {
+					continue
+				}
+				s := summarizeRuns(w.Name, w.Clients, tg.runs)
+				s.ErrorSamples = tg.samples.list()
+				setRatios(&s, w, rep.Floor)
+				*tg.results = append(*tg.results, s)
+			}
 		}
 		// On an interrupt, keep the runs of this workload that finished.
 		partial := func() (*Report, error) {
-			if len(runs) > 0 {
-				summarize()
-			}
+			summarize()
 			return interrupted()
 		}
+		// The targets take turns, run by run, so that both meet the
+		// machine in the same moods.
 		for i := range cfg.Repeat {
-			waited, err := settle(ctx, cfg, time.Minute)
-			if ctx.Err() != nil {
-				return partial()
+			for _, tg := range targets {
+				waited, err := settle(ctx, tg.cfg, time.Minute)
+				if ctx.Err() != nil {
+					return partial()
+				}
+				if err != nil {
+					progress("warning: %sthe cluster did not settle before the run: %v", tg.label, err)
+				} else if waited > time.Second {
+					progress("%swaited %s for every node to apply the log", tg.label, waited.Round(100*time.Millisecond))
+				}
+				rr, err := runOnce(ctx, tg.cfg, w, tg.samples)
+				if ctx.Err() != nil {
+					return partial()
+				}
+				if err != nil {
+					return rep, fmt.Errorf("%s%s: %w", tg.label, w.Name, err)
+				}
+				progress("%s%-21s run %d/%d: %s ops/s, %s rows/s, p50 %s, p99 %s, %d errors", tg.label,
+					w.Name, i+1, cfg.Repeat, fmtRate(rr.OpsPerSec), fmtRate(rr.RowsPerS), fmtDur(rr.P50), fmtDur(rr.P99), rr.Errors)
+				tg.runs = append(tg.runs, rr)
 			}
-			if err != nil {
-				progress("warning: the cluster did not settle before the run: %v", err)
-			} else if waited > time.Second {
-				progress("waited %s for every node to apply the log", waited.Round(100*time.Millisecond))
-			}
-			rr, err := runOnce(ctx, cfg, w, samples)
-			if ctx.Err() != nil {
-				return partial()
-			}
-			if err != nil {
-				return rep, fmt.Errorf("%s: %w", w.Name, err)
-			}
-			progress("%-21s run %d/%d: %s ops/s, %s rows/s, p50 %s, p99 %s, %d errors",
-				w.Name, i+1, cfg.Repeat, fmtRate(rr.OpsPerSec), fmtRate(rr.RowsPerS), fmtDur(rr.P50), fmtDur(rr.P99), rr.Errors)
-			runs = append(runs, rr)
 		}
 		summarize()
 	}
 	return rep, nil
+}
+
+// target is one endpoint bench measures: the hosts of -H, or those of
+// -compare.
+type target struct {
+	cfg     *Config
+	label   string // "" or "compare ", for progress lines
+	su      *setup
+	results *[]Summary
+	// The current workload's runs.
+	runs    []RunResult
+	samples *sampler
+}
+
+// newSetup connects the workloads' setup to cfg's hosts.
+func newSetup(cfg *Config) *setup {
+	su := &setup{c: newClient(cfg.Hosts[0], 2*time.Minute, cfg), rows: cfg.Rows}
+	su.readHosts = []*client{su.c}
+	if cfg.Spread {
+		for _, h := range cfg.Hosts[1:] {
+			su.readHosts = append(su.readHosts, newClient(h, 10*time.Second, cfg))
+		}
+	}
+	return su
+}
+
+// close closes the setup's clients.
+func (su *setup) close() {
+	for _, c := range su.readHosts {
+		c.close()
+	}
 }
 
 // sampler keeps the first few distinct error messages.
@@ -360,6 +430,18 @@ func runOnce(ctx context.Context, cfg *Config, w Workload, samples *sampler) (Ru
 
 	stats := make([]workerStats, w.Clients)
 	var wg sync.WaitGroup
+	// The nodes' metrics at the start of the measured window.
+	var before sample
+	var haveBefore bool
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-runCtx.Done():
+		case <-time.After(time.Until(measureFrom)):
+			before, haveBefore = scrapeMembers(runCtx, cfg)
+		}
+	}()
 	for i := range w.Clients {
 		host := cfg.Hosts[0]
 		if cfg.Spread {
@@ -410,6 +492,11 @@ func runOnce(ctx context.Context, cfg *Config, w Workload, samples *sampler) (Ru
 		return RunResult{}, err
 	}
 	var rr RunResult
+	if haveBefore {
+		if after, ok := scrapeMembers(ctx, cfg); ok {
+			rr.Rounds = roundsBetween(before, after)
+		}
+	}
 	var all []time.Duration
 	for i := range stats {
 		rr.Ops += stats[i].ops

@@ -18,15 +18,7 @@ import (
 // strings.
 func settle(ctx context.Context, cfg *Config, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
-	hosts := cfg.Hosts
-	if ni, err := getNodes(ctx, cfg); err == nil && len(ni) > 0 {
-		hosts = hosts[:0:0]
-		for _, n := range ni {
-			if u, err := baseURL(n.APIAddr); err == nil {
-				hosts = append(hosts, u)
-			}
-		}
-	}
+	hosts := memberHosts(ctx, cfg)
 	clients := make([]*client, len(hosts))
 	for i, h := range hosts {
 		clients[i] = newClient(h, 5*time.Second, cfg)

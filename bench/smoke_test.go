@@ -149,3 +149,52 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareAgainstSecondCluster runs `raftlite bench -compare` with a
+// second real node as the compared endpoint: both run every workload, in
+// turn, each with its nodes' round figures, and the table ends with the
+// ratios.
+func TestCompareAgainstSecondCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nodes; skipped with -short")
+	}
+	first, second := startNode(t), startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := []string{"bench", "-H", first, "-compare", second, "-workload", "write-c1,write-c32", "-duration", "1s",
+		"-warmup", "200ms", "-repeat", "1", "-no-floor"}
+	cmd := exec.CommandContext(ctx, binary, append(args, "-json")...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("raftlite bench -compare: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not a JSON report: %v\n%s", err, stdout.String())
+	}
+	if len(rep.CompareHosts) != 1 || rep.CompareHosts[0] != "http://"+second {
+		t.Errorf("compare hosts %v, want %s", rep.CompareHosts, second)
+	}
+	for name, results := range map[string][]Summary{"-H": rep.Results, "-compare": rep.CompareResults} {
+		if len(results) != 2 {
+			t.Fatalf("%s: %d results, want 2", name, len(results))
+		}
+		for _, s := range results {
+			if s.OpsPerSec <= 0 || s.Errors != 0 {
+				t.Errorf("%s %s: %.0f ops/s, %d errors %q", name, s.Workload, s.OpsPerSec, s.Errors, s.ErrorSamples)
+			}
+			if r := s.Rounds; r == nil || r.EntriesPerRound < 1 || r.FsyncsPerRound <= 0 || r.RequestsPerEntry < 1 {
+				t.Errorf("%s %s: rounds %+v, want entries, requests and fsyncs per round", name, s.Workload, r)
+			}
+		}
+	}
+	var table bytes.Buffer
+	if err := WriteTable(&table, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(table.Bytes(), []byte("ratios, -H ÷ -compare")) || !bytes.Contains(table.Bytes(), []byte("compare: http://"+second)) {
+		t.Errorf("table without the comparison:\n%s", table.String())
+	}
+	t.Logf("table:\n%s", table.String())
+}

@@ -96,6 +96,9 @@ type RunResult struct {
 	OpsPerSec float64       `json:"ops_per_sec"`
 	RowsPerS  float64       `json:"rows_per_sec"`
 	Latencies
+	// Rounds is what the nodes' metrics say about the window (nil for a
+	// target without them).
+	Rounds *Rounds `json:"rounds,omitempty"`
 }
 
 // Summary is the median, metric by metric, of a workload's runs.
@@ -117,6 +120,8 @@ type Summary struct {
 	// for that kind of operation (1-row transactions with synchronous=OFF
 	// for writes, point SELECTs for reads).
 	SQLiteRatio float64 `json:"sqlite_ratio,omitempty"`
+	// Rounds holds the medians of the runs' Rounds (nil: none measured).
+	Rounds *Rounds `json:"rounds,omitempty"`
 	// ErrorSamples are a few distinct error messages, for diagnosis.
 	ErrorSamples []string    `json:"error_samples,omitempty"`
 	Each         []RunResult `json:"each"`
@@ -144,5 +149,6 @@ func summarizeRuns(name string, clients int, runs []RunResult) Summary {
 	s.P99 = medianDuration(p99)
 	s.P999 = medianDuration(p999)
 	s.Max = medianDuration(mx)
+	s.Rounds = medianRounds(runs)
 	return s
 }

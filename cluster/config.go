@@ -64,18 +64,20 @@ const (
 	// per FSM batch (one SQLite transaction), and the depth of the apply
 	// queue that lets concurrent writes pipeline. Raft caps it at 1024.
 	DefaultMaxAppendEntries = 512
-	// DefaultMaxEntryBytes bounds one log entry (a write request, encoded).
-	// hashicorp/raft's network transport decodes an entry's data with
-	// go-msgpack, which grows the buffer in 256 KiB steps and copies it at
-	// each: the cost on every follower is quadratic in the entry's size (a
-	// 50 MB entry allocates about 5 GB there), and the resulting CPU and GC
-	// load delays heartbeats enough to cost the leader its leadership. On two
-	// loaded cores, 16 MiB entries still cost an election now and then (1 in
-	// 10 inserts, and once in the e2e test while a selftest campaign ran);
-	// 8 MiB entries (about 0.15 GB of copying) cost none in any run. etcd's
-	// default is 1.5 MiB. Larger writes belong in several requests, or in
-	// /db/load.
-	DefaultMaxEntryBytes = 8 << 20
+	// DefaultMaxEntryBytes bounds one log entry; a write that encodes to
+	// more is proposed in parts of at most this size (fsm.CmdChunk), which
+	// the state machine applies whole at the last. hashicorp/raft's
+	// network transport decodes an entry's data with go-msgpack, which
+	// grows the buffer in 256 KiB steps and copies it at each: the cost on
+	// every follower is quadratic in the entry's size (one 50 MB entry
+	// allocated about 5 GB there, and the load cost the leader its
+	// leadership; 16 MiB entries still did now and then on two loaded
+	// cores). A 1 MiB entry costs four small copies; etcd's default is
+	// 1.5 MiB.
+	DefaultMaxEntryBytes = 1 << 20
+	// minMaxEntryBytes is the smallest MaxEntryBytes: room for a part's
+	// data beside its header.
+	minMaxEntryBytes = 4 << 10
 	// DefaultApplyTimeout bounds a write whose context has no deadline.
 	DefaultApplyTimeout = 10 * time.Second
 	// DefaultJoinAttempts and DefaultJoinInterval: a joining node asks each
@@ -199,9 +201,11 @@ type Config struct {
 	SnapshotLogSize int64
 	// MaxAppendEntries: 1..1024.
 	MaxAppendEntries int
-	// MaxEntryBytes bounds the encoded size of one proposed entry; a
-	// larger write fails with api.ErrEntryTooLarge before it is proposed.
-	// Default DefaultMaxEntryBytes.
+	// MaxEntryBytes bounds the encoded size of one log entry: a larger
+	// write is proposed in parts (at most 1024; beyond, it fails with
+	// api.ErrEntryTooLarge before anything is proposed), and concurrent
+	// writes are gathered into entries of at most this size. Default
+	// DefaultMaxEntryBytes.
 	MaxEntryBytes int
 
 	// AutoVacuumInterval, when positive, makes the leader propose a VACUUM
@@ -364,8 +368,8 @@ func (c Config) Validate() error {
 	if c.SnapshotInterval < 5*time.Millisecond {
 		bad("snapshot interval %s is too low", c.SnapshotInterval)
 	}
-	if c.MaxEntryBytes < 0 {
-		bad("max entry bytes %d must not be negative", c.MaxEntryBytes)
+	if c.MaxEntryBytes < minMaxEntryBytes {
+		bad("max entry bytes %d must be at least %d", c.MaxEntryBytes, minMaxEntryBytes)
 	}
 	if c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024 {
 		bad("max append entries %d must be within 1..1024", c.MaxAppendEntries)

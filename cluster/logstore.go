@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // meteredLogStore is the raft.LogStore raft runs on: the cached BoltDB
@@ -46,8 +45,10 @@ type meteredLogStore struct {
 	// scan, while set, counts the entries and bytes GetLog reads.
 	scan atomic.Pointer[Startup]
 
-	// appendEntries and storeSeconds measure each StoreLogs call.
-	appendEntries, storeSeconds prometheus.Observer
+	// metrics measure each StoreLogs call, by role; role, once set,
+	// says which this node has (roleFollower until raft runs).
+	metrics *metrics
+	role    atomic.Pointer[func() string]
 }
 
 // logSpan is a run of stored entries ending at index last.
@@ -62,12 +63,11 @@ const minSpanBytes = 64 << 10
 
 func newMeteredLogStore(store raft.LogStore, limit int64, m *metrics) *meteredLogStore {
 	return &meteredLogStore{
-		LogStore:      store,
-		appendEntries: m.appendEntries,
-		storeSeconds:  m.storeLogsSeconds,
-		limit:         limit,
-		due:           make(chan struct{}, 1),
-		spanBytes:     max(limit/64, minSpanBytes),
+		LogStore:  store,
+		metrics:   m,
+		limit:     limit,
+		due:       make(chan struct{}, 1),
+		spanBytes: max(limit/64, minSpanBytes),
 	}
 }
 
@@ -88,11 +88,12 @@ func (m *meteredLogStore) StoreLog(l *raft.Log) error {
 
 func (m *meteredLogStore) StoreLogs(logs []*raft.Log) error {
 	start := time.Now()
+	role := m.currentRole()
 	if err := m.LogStore.StoreLogs(logs); err != nil {
 		return err
 	}
-	m.storeSeconds.Observe(time.Since(start).Seconds())
-	m.appendEntries.Observe(float64(len(logs)))
+	m.metrics.storeLogsSeconds.WithLabelValues(role).Observe(time.Since(start).Seconds())
+	m.metrics.appendEntries.WithLabelValues(role).Observe(float64(len(logs)))
 	if len(logs) == 0 {
 		return nil
 	}
@@ -102,6 +103,14 @@ func (m *meteredLogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	m.stored(logs[len(logs)-1].Index, n)
 	return nil
+}
+
+// currentRole labels a measurement by this node's role.
+func (m *meteredLogStore) currentRole() string {
+	if f := m.role.Load(); f != nil {
+		return (*f)()
+	}
+	return roleFollower
 }
 
 // stored counts n bytes of entries up to index last as not yet in a

@@ -74,10 +74,17 @@ func (m *memFSM) ApplyBatch(logs []*raft.Log) []any {
 		resp := &api.Response{Index: l.Index}
 		switch cmd.Type {
 		case fsm.CmdExecute:
-			for _, st := range cmd.Request.Statements {
-				m.state.Log = append(m.state.Log, st.SQL)
-				resp.Results = append(resp.Results, api.Result{RowsAffected: 1})
+			resp = m.execute(l.Index, cmd.Request)
+		case fsm.CmdBatch:
+			resps := make(fsm.BatchResponse, len(cmd.Requests))
+			for j, req := range cmd.Requests {
+				resps[j] = m.execute(l.Index, req)
 			}
+			out[i] = resps
+			continue
+		case fsm.CmdChunk:
+			out[i] = errMemUnsupported
+			continue
 		case fsm.CmdSetNode:
 			m.state.Nodes[cmd.Node.ID] = *cmd.Node
 		case fsm.CmdRemoveNode:
@@ -91,6 +98,16 @@ func (m *memFSM) ApplyBatch(logs []*raft.Log) []any {
 	close(m.changed)
 	m.changed = make(chan struct{})
 	return out
+}
+
+// execute appends req's statements to the log. The caller holds m.mu.
+func (m *memFSM) execute(index uint64, req *api.Request) *api.Response {
+	resp := &api.Response{Index: index}
+	for _, st := range req.Statements {
+		m.state.Log = append(m.state.Log, st.SQL)
+		resp.Results = append(resp.Results, api.Result{RowsAffected: 1})
+	}
+	return resp
 }
 
 // sum is the checksum of the log. The caller holds m.mu.

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -45,10 +46,29 @@ type metrics struct {
 	// readRoundSeconds is the time of one read-index round, by role.
 	readRoundSeconds *prometheus.HistogramVec
 	// appendEntries and storeLogsSeconds measure each StoreLogs call of the
-	// log store (see meteredLogStore), on leader and follower alike.
-	appendEntries    prometheus.Observer
-	storeLogsSeconds prometheus.Observer
+	// log store (see meteredLogStore), by the node's role: on the leader
+	// one call is one replication round's local append. logSyncs counts
+	// the log store's fdatasyncs, by kind (see walLogStore).
+	appendEntries    *prometheus.HistogramVec
+	storeLogsSeconds *prometheus.HistogramVec
+	logSyncs         *prometheus.CounterVec
+	// replicateSeconds and replicateEntries measure, on the leader, each
+	// AppendEntries RPC that carries entries: the follower's decoding,
+	// log append and answer, and the network both ways.
+	replicateSeconds prometheus.Observer
+	replicateEntries prometheus.Observer
+	// proposeWaitSeconds is the time a write waits in the proposal batcher
+	// before its entry is handed to raft, and proposalRequests the requests
+	// each proposed entry carries (see proposer).
+	proposeWaitSeconds prometheus.Observer
+	proposalRequests   prometheus.Observer
 }
+
+// Roles label the log store's metrics.
+const (
+	roleLeader   = "leader"
+	roleFollower = "follower"
+)
 
 // counter is one of the node's counters: its key in Counters, its
 // Prometheus name (empty: not exported, a histogram covers it) and help.
@@ -95,10 +115,24 @@ func (m *metrics) register(reg prometheus.Registerer) {
 		Help: "Time from proposing an entry on the leader to its being applied there.", Buckets: fsm.DurationBuckets})
 	m.readRoundSeconds = f.NewHistogramVec(prometheus.HistogramOpts{Name: "raftlite_raft_read_index_round_seconds",
 		Help: "Time of one read-index round, by this node's role.", Buckets: fsm.DurationBuckets}, []string{"role"})
-	m.appendEntries = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_raft_append_entries",
-		Help: "Log entries written by each append to the log store (leader and follower).", Buckets: fsm.CountBuckets})
-	m.storeLogsSeconds = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_raft_store_logs_seconds",
-		Help: "Time of each append to the log store, its fsync included.", Buckets: fsm.DurationBuckets})
+	m.appendEntries = f.NewHistogramVec(prometheus.HistogramOpts{Name: "raftlite_raft_append_entries",
+		Help:    "Log entries written by each append to the log store, by role (on the leader: entries per replication round).",
+		Buckets: fsm.CountBuckets}, []string{"role"})
+	m.storeLogsSeconds = f.NewHistogramVec(prometheus.HistogramOpts{Name: "raftlite_raft_store_logs_seconds",
+		Help: "Time of each append to the log store, its fsyncs included, by role.", Buckets: fsm.DurationBuckets}, []string{"role"})
+	m.logSyncs = f.NewCounterVec(prometheus.CounterOpts{Name: "raftlite_raft_log_syncs_total",
+		Help: "fdatasync calls of the log store, by kind: append (the write-ahead file, waited for by raft) and flush (BoltDB's two per write transaction, in the background)."},
+		[]string{"kind"})
+	m.replicateSeconds = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_raft_replicate_seconds",
+		Help:    "Time of each AppendEntries RPC carrying entries, on the leader: network, the follower's decoding and log append.",
+		Buckets: fsm.DurationBuckets})
+	m.replicateEntries = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_raft_replicate_entries",
+		Help: "Entries carried by each AppendEntries RPC that carries any, on the leader.", Buckets: fsm.CountBuckets})
+	m.proposeWaitSeconds = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_cluster_propose_wait_seconds",
+		Help:    "Time a write waits on the leader before its log entry is handed to raft (gathering concurrent writes into one entry).",
+		Buckets: fsm.DurationBuckets})
+	m.proposalRequests = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_cluster_proposal_requests",
+		Help: "Write requests carried by each proposed log entry.", Buckets: fsm.CountBuckets})
 }
 
 // registerGauges registers the node's raft state, read at scrape time, once
@@ -129,6 +163,26 @@ func (m *metrics) timedRound(role string, round func() (uint64, error)) func() (
 		start := time.Now()
 		defer func() { obs.Observe(time.Since(start).Seconds()) }()
 		return round()
+	}
+}
+
+// countSyncs counts n log-store syncs of kind.
+func (m *metrics) countSyncs(kind string, n int) { m.logSyncs.WithLabelValues(kind).Add(float64(n)) }
+
+// timedAppend wraps the leader's AppendEntries to measure those that carry
+// entries (replication rounds; heartbeats and probes are not measured).
+func (m *metrics) timedAppend(send appendFunc) appendFunc {
+	return func(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+		if len(args.Entries) == 0 {
+			return send(id, target, args, resp)
+		}
+		start := time.Now()
+		err := send(id, target, args, resp)
+		if err == nil {
+			m.replicateSeconds.Observe(time.Since(start).Seconds())
+			m.replicateEntries.Observe(float64(len(args.Entries)))
+		}
+		return err
 	}
 }
 

@@ -39,6 +39,7 @@ type Node struct {
 	transport *raft.NetworkTransport
 	layer     *raftLayer
 	store     *raftboltdb.BoltStore
+	wal       *walLogStore     // the log store's write-ahead file, in front of store
 	logs      *meteredLogStore // raft's log store: store, cached and measured
 	snaps     *snapshotStore   // raft's snapshot store, for /status
 	mux       *mux
@@ -81,6 +82,11 @@ type Node struct {
 	replayTo atomic.Uint64
 
 	metrics metrics
+	// proposer gathers concurrent writes into entries (see Execute).
+	proposer proposer
+	// chunkMu lets one write at a time be proposed in parts (see
+	// proposeChunked).
+	chunkMu sync.Mutex
 }
 
 // Open starts a cluster node (Start) and makes it part of a cluster (Form),
@@ -146,6 +152,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 		startup: cmp.Or(cfg.Startup, new(Startup))}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics.register(cfg.Metrics)
+	n.proposer.n = n
 	n.initReads()
 	n.raftDown = make(chan struct{})
 	n.boot.peers = make(map[string]peerInfo)
@@ -190,7 +197,11 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	if err != nil {
 		return n, fmt.Errorf("cluster: open raft log store %s: %w", filepath.Join(raftDir, "raft.db"), err)
 	}
-	n.logs = newMeteredLogStore(newLogCache(n.store, logCacheSize, logCacheBytes), cfg.SnapshotLogSize, &n.metrics)
+	n.wal, err = openWALLogStore(filepath.Join(raftDir, walFile), n.store, logger, n.metrics.countSyncs)
+	if err != nil {
+		return n, fmt.Errorf("cluster: %w", err)
+	}
+	n.logs = newMeteredLogStore(newLogCache(n.wal, logCacheSize, logCacheBytes), cfg.SnapshotLogSize, &n.metrics)
 	// Holding the log store's lock, this is the only process using the
 	// directory: no snapshot is being written.
 	snaps, err := newSnapshotStore(raftDir, snapshotRetain, f.PrepareRestore, n.base.With("component", "snapshots"))
@@ -229,7 +240,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	}
 	guard := newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout)
 	check := &snapshotSendCheck{voteGuard: guard, damaged: n.replaceDamagedSnapshot}
-	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: check.AppendEntries, ctx: n.ctx, wanted: n.replicationWanted, reach: n.reach}}
+	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: n.metrics.timedAppend(check.AppendEntries), ctx: n.ctx, wanted: n.replicationWanted, reach: n.reach}}
 	n.raft, err = n.newRaft(rc, n.logs, snaps, trans)
 	if err != nil {
 		return n, fmt.Errorf("cluster: start raft: %w", err)
@@ -237,6 +248,13 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	n.reach.raft.Store(n.raft)
 	var state raftState = n.raft
 	guard.raft.Store(&state)
+	role := func() string {
+		if n.raft.State() == raft.Leader {
+			return roleLeader
+		}
+		return roleFollower
+	}
+	n.logs.role.Store(&role)
 	n.registerGauges(cfg.Metrics)
 	n.startReplay()
 
@@ -431,6 +449,11 @@ func (n *Node) close() error {
 	n.wg.Wait()
 	if n.store != nil {
 		if raftStopped {
+			if n.wal != nil {
+				if err := n.wal.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("close raft write-ahead file: %w", err))
+				}
+			}
 			if err := n.store.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close raft log store: %w", err))
 			}
@@ -454,8 +477,9 @@ func (n *Node) RaftAddr() string { return n.advAddr }
 // APIAddr returns this node's advertised HTTP API address.
 func (n *Node) APIAddr() string { return n.cfg.APIAdvAddr }
 
-// Execute proposes req as one log entry and returns the FSM's response once
-// it is committed and applied here. Only the leader proposes: elsewhere it
+// Execute proposes req (in one log entry with the writes that wait
+// alongside it, see proposer) and returns the FSM's response once it is
+// committed and applied here. Only the leader proposes: elsewhere it
 // returns api.ErrNotLeader without proposing. A request-level failure decided by
 // the FSM (e.g. a superseded sequence number) is in the response's Err field,
 // not in the returned error. Errors for which api.IsAmbiguous is true
@@ -467,36 +491,36 @@ func (n *Node) Execute(ctx context.Context, req *api.Request) (resp *api.Respons
 	if req == nil {
 		return nil, errors.New("cluster: execute: nil request")
 	}
-	res, err := n.propose(ctx, &fsm.Command{Type: fsm.CmdExecute, Request: req})
-	if err != nil {
+	if err := n.canPropose(); err != nil {
 		return nil, err
 	}
-	switch v := res.(type) {
-	case *api.Response:
-		if v == nil {
-			return nil, errors.New("cluster: execute: FSM returned a nil response")
-		}
-		return v, nil
-	case error:
-		return nil, fmt.Errorf("cluster: execute: %w: %w", api.ErrApplyFailed, v)
-	default:
-		return nil, fmt.Errorf("cluster: execute: unexpected FSM response type %T", res)
-	}
+	ctx, cancel := n.withApplyTimeout(ctx)
+	defer cancel()
+	return n.proposer.execute(ctx, req)
 }
 
-// propose stamps cmd with the leader's time and a random seed, proposes it
-// and waits for it to be applied locally, returning the FSM's response.
-func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
+// canPropose says why this node cannot propose now, if it cannot.
+func (n *Node) canPropose() error {
 	if n.closed.Load() {
-		return nil, api.ErrClosed
+		return api.ErrClosed
 	}
 	if n.raft.State() != raft.Leader {
-		return nil, api.ErrNotLeader
+		return api.ErrNotLeader
 	}
 	if err := n.fsm.Err(); err != nil {
 		// It would commit the entry but could not apply it here, so it
 		// could not tell the outcome.
-		return nil, fmt.Errorf("%w: %w", api.ErrHalted, err)
+		return fmt.Errorf("%w: %w", api.ErrHalted, err)
+	}
+	return nil
+}
+
+// propose stamps cmd with the leader's time and a random seed, proposes it
+// (in parts if it encodes to more than MaxEntryBytes) and waits for it to
+// be applied locally, returning the FSM's response.
+func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
+	if err := n.canPropose(); err != nil {
+		return nil, err
 	}
 	cmd.Timestamp = time.Now().UnixNano()
 	cmd.Seed = rand.Uint64()
@@ -504,25 +528,42 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode command: %w", err)
 	}
-	if len(data) > n.cfg.MaxEntryBytes {
-		return nil, fmt.Errorf("%w: it encodes to %d bytes, the limit is %d (-raft-max-entry-bytes); split it into smaller requests",
-			api.ErrEntryTooLarge, len(data), n.cfg.MaxEntryBytes)
-	}
 	ctx, cancel := n.withApplyTimeout(ctx)
 	defer cancel()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", api.ErrEnqueueTimeout, err)
 	}
-	deadline, _ := ctx.Deadline()
+	if len(data) > n.cfg.MaxEntryBytes {
+		return n.proposeChunked(ctx, cmd.Timestamp, data)
+	}
 	proposed := time.Now()
-	f := n.raft.Apply(data, time.Until(deadline))
+	res, err := n.apply(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	n.metrics.commitSeconds.Observe(time.Since(proposed).Seconds())
+	return res, nil
+}
+
+// apply proposes one entry and waits for it to be applied locally.
+func (n *Node) apply(ctx context.Context, data []byte) (any, error) {
+	return n.applied(ctx, n.applyAsync(ctx, data))
+}
+
+// applyAsync hands one entry to raft.
+func (n *Node) applyAsync(ctx context.Context, data []byte) raft.ApplyFuture {
+	deadline, _ := ctx.Deadline()
+	return n.raft.Apply(data, time.Until(deadline))
+}
+
+// applied waits for an entry handed to raft to be applied locally.
+func (n *Node) applied(ctx context.Context, f raft.ApplyFuture) (any, error) {
 	if err := n.wait(ctx, f); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 			return nil, fmt.Errorf("%w: %w", api.ErrCommitTimeout, ctxErr)
 		}
 		return nil, mapApplyError(err)
 	}
-	n.metrics.commitSeconds.Observe(time.Since(proposed).Seconds())
 	return f.Response(), nil
 }
 

@@ -127,7 +127,8 @@ func TestThreeNodeBootstrapExpect(t *testing.T) {
 		}
 	}
 
-	// Concurrent writes pipeline and all succeed with distinct indexes.
+	// Concurrent writes all succeed; several may share an entry (and its
+	// index), gathered by the proposer.
 	const writers = 40
 	var wg sync.WaitGroup
 	indexes := make([]uint64, writers)
@@ -144,16 +145,11 @@ func TestThreeNodeBootstrapExpect(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	seen := make(map[uint64]bool)
 	var maxIdx uint64
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("concurrent write %d: %v", i, err)
 		}
-		if seen[indexes[i]] {
-			t.Fatalf("index %d returned twice", indexes[i])
-		}
-		seen[indexes[i]] = true
 		maxIdx = max(maxIdx, indexes[i])
 	}
 	if got := waitSame(t, maxIdx, nodes...); got != 5+writers {

@@ -34,11 +34,14 @@ import (
 type resendAppends struct {
 	*snapshotSendCheck
 	// send is snapshotSendCheck's AppendEntries (a fake in tests).
-	send   func(raft.ServerID, raft.ServerAddress, *raft.AppendEntriesRequest, *raft.AppendEntriesResponse) error
+	send   appendFunc
 	ctx    context.Context // the node's: ends the resending on Close
 	wanted func(term uint64, peer raft.ServerID, addr raft.ServerAddress) bool
 	reach  *followerReachability
 }
+
+// appendFunc is the signature of raft.Transport's AppendEntries.
+type appendFunc func(raft.ServerID, raft.ServerAddress, *raft.AppendEntriesRequest, *raft.AppendEntriesResponse) error
 
 // resendPause is how long a failed AppendEntries waits before it is sent
 // again: the most a returning follower waits to hear from the leader.

@@ -10,22 +10,28 @@ import (
 	"time"
 )
 
-// TestJoinAfterCompaction writes enough single-statement entries for the
+// TestJoinAfterCompaction writes enough single-statement writes for the
 // cluster to snapshot and compact its log, then starts a brand-new node with
 // -join: it can only catch up from a snapshot, and must end up with the same
-// 20,000 rows.
+// rows. The leader gathers concurrent writes into entries, so the writers go
+// on until the log holds more than the trailing logs, and the nodes
+// snapshot only past them (-raft-snap).
 func TestJoinAfterCompaction(t *testing.T) {
 	const (
-		rows    = 20000
 		clients = 16
 		// trailingLogs is cluster.DefaultTrailingLogs: how many entries a
 		// snapshot leaves in the log.
 		trailingLogs = 10240
+		// logEntries is how far the writers take the log, and snapThreshold
+		// the entries that trigger a snapshot: the first snapshot is past
+		// the trailing logs, so compaction removes the log's start.
+		logEntries    = trailingLogs + 1500
+		snapThreshold = trailingLogs + 500
 		// compactionTimeout covers two randomized snapshot checks (10-20 s
 		// each, cluster.DefaultSnapshotInterval) plus writing the snapshot.
 		compactionTimeout = 50 * time.Second
 	)
-	c := startProcfileCluster(t)
+	c := startProcfileCluster(t, "-raft-snap", fmt.Sprint(snapThreshold))
 	leader := c.waitLeader()
 	waitReady(t, c.nodes...)
 	createTable(t, leader)
@@ -33,6 +39,7 @@ func TestJoinAfterCompaction(t *testing.T) {
 	began := time.Now()
 	var (
 		lastID atomic.Int64
+		stop   atomic.Bool
 		wg     sync.WaitGroup
 		errs   = make(chan error, clients)
 	)
@@ -40,23 +47,27 @@ func TestJoinAfterCompaction(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				id := int(lastID.Add(1))
-				if id > rows {
-					return
-				}
-				if err := insertRow([]*node{leader}, id, waitTimeout); err != nil {
+			for !stop.Load() {
+				if err := insertRow([]*node{leader}, int(lastID.Add(1)), waitTimeout); err != nil {
 					errs <- err
 					return
 				}
 			}
 		}()
 	}
+	waitFor(t, 5*time.Minute, fmt.Sprintf("%d entries in the leader's log", logEntries), func() error {
+		if len(errs) > 0 {
+			return nil
+		}
+		return above(leader, "store.raft.last_log_index", logEntries)
+	})
+	stop.Store(true)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
+	rows := int(lastID.Load())
 	t.Logf("%d single-statement writes by %d clients in %v", rows, clients, time.Since(began).Round(time.Millisecond))
 
 	// The leader must have snapshotted past its trailing logs, so that the

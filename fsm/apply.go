@@ -37,7 +37,7 @@ type batch struct {
 	// settled holds the responses of entries whose own statements ended
 	// the batch transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)). Such
 	// an entry has no effect; the batch is rerun without it.
-	settled map[int]*api.Response
+	settled map[settledKey]*api.Response
 	nodeOps []nodeOp
 	// cmds holds the decoded commands (nil where an entry is not a new
 	// command), and decodeErrs why an entry did not decode, so a rerun
@@ -63,8 +63,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 // own changes.
 //
 // The response for an entry is:
-//   - *Response for an execute command (Index is the entry's index), and
-//     for a node command;
+//   - *Response for an execute command (Index is the entry's index), for
+//     a node command and for a chunk (the last chunk's is the whole
+//     command's response);
+//   - BatchResponse for a CmdBatch, a *Response per request;
 //   - nil for a configuration entry;
 //   - an error for an entry that does not decode (every replica fails it
 //     the same way, so the batch goes on), or for every entry when the
@@ -139,7 +141,7 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 	}
 
 	start := time.Now()
-	b := &batch{logs: logs, from: f.applied.Load(), resps: resps, settled: map[int]*api.Response{},
+	b := &batch{logs: logs, from: f.applied.Load(), resps: resps, settled: map[settledKey]*api.Response{},
 		cmds: make([]*Command, len(logs)), decodeErrs: make([]error, len(logs))}
 	b.last = b.from
 	for i, l := range logs {
@@ -227,33 +229,12 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 		if err := f.sweepSessions(ctx, cmd.Timestamp, &b.oldestSeen, &b.sess); err != nil {
 			return -1, fmt.Errorf("entry %d: %w", l.Index, err)
 		}
-		switch cmd.Type {
-		case CmdExecute:
-			resp, ended, err := f.execute(ctx, entry{Index: l.Index, Timestamp: cmd.Timestamp, Seed: cmd.Seed}, cmd.Request, b.settled[i], b)
-			if err != nil {
-				return -1, fmt.Errorf("entry %d: %w", l.Index, err)
-			}
-			if ended {
-				b.settled[i] = resp
-				return i, nil
-			}
-			b.resps[i] = resp
-		case CmdChecksum:
-			// The checksum is taken once the batch, which ends
-			// here, has committed (see ApplyBatch).
-			b.resps[i] = &api.Response{Index: l.Index}
-		case CmdSetNode:
-			if _, err := w.setNode.ExecContext(ctx, cmd.Node.ID, cmd.Node.APIAddr); err != nil {
-				return -1, fmt.Errorf("entry %d: set node %q: %w", l.Index, cmd.Node.ID, err)
-			}
-			b.nodeOps = append(b.nodeOps, nodeOp{meta: *cmd.Node})
-			b.resps[i] = &api.Response{Index: l.Index}
-		case CmdRemoveNode:
-			if _, err := w.removeNode.ExecContext(ctx, cmd.Node.ID); err != nil {
-				return -1, fmt.Errorf("entry %d: remove node %q: %w", l.Index, cmd.Node.ID, err)
-			}
-			b.nodeOps = append(b.nodeOps, nodeOp{remove: true, meta: *cmd.Node})
-			b.resps[i] = &api.Response{Index: l.Index}
+		ended, err := f.applyCommand(ctx, b, i, cmd)
+		if err != nil {
+			return -1, fmt.Errorf("entry %d: %w", l.Index, err)
+		}
+		if ended {
+			return i, nil
 		}
 	}
 	if err := w.storeSessionCounts(ctx, b.sess); err != nil {
@@ -271,6 +252,83 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 		return -1, fmt.Errorf("commit: %w", err)
 	}
 	return -1, nil
+}
+
+// settledKey names a request whose statements ended the batch
+// transaction: the entry's position in the batch and the request's in
+// the entry (0 but for CmdBatch).
+type settledKey struct{ entry, request int }
+
+// applyCommand applies cmd, the command of the batch's entry i, inside the
+// batch transaction and sets its response. ended reports that one of its
+// requests ended the transaction (its response is then settled, and the
+// batch is rerun); an error must halt the batch.
+func (f *FSM) applyCommand(ctx context.Context, b *batch, i int, cmd *Command) (ended bool, err error) {
+	w := f.w
+	index := b.logs[i].Index
+	switch cmd.Type {
+	case CmdExecute:
+		key := settledKey{entry: i}
+		resp, ended, err := f.execute(ctx, entry{Index: index, Timestamp: cmd.Timestamp, Seed: cmd.Seed}, cmd.Request, b.settled[key], b)
+		if err != nil {
+			return false, err
+		}
+		if ended {
+			b.settled[key] = resp
+			return true, nil
+		}
+		b.resps[i] = resp
+	case CmdBatch:
+		resps := make(BatchResponse, len(cmd.Requests))
+		for j, req := range cmd.Requests {
+			key := settledKey{entry: i, request: j}
+			e := entry{Index: index, Timestamp: cmd.Timestamp, Seed: batchSeed(cmd.Seed, j)}
+			resp, ended, err := f.execute(ctx, e, req, b.settled[key], b)
+			if err != nil {
+				return false, err
+			}
+			if ended {
+				b.settled[key] = resp
+				return true, nil
+			}
+			resps[j] = resp
+		}
+		b.resps[i] = resps
+	case CmdChunk:
+		whole, resp, err := f.applyChunk(ctx, index, cmd.Chunk)
+		if err != nil || whole == nil {
+			b.resps[i] = resp
+			return false, err
+		}
+		// The last part: the whole command applies here, at this
+		// entry, as if it had been proposed in one.
+		return f.applyCommand(ctx, b, i, whole)
+	case CmdChecksum:
+		// The checksum is taken once the batch, which ends here, has
+		// committed (see ApplyBatch).
+		b.resps[i] = &api.Response{Index: index}
+	case CmdSetNode:
+		if _, err := w.setNode.ExecContext(ctx, cmd.Node.ID, cmd.Node.APIAddr); err != nil {
+			return false, fmt.Errorf("set node %q: %w", cmd.Node.ID, err)
+		}
+		b.nodeOps = append(b.nodeOps, nodeOp{meta: *cmd.Node})
+		b.resps[i] = &api.Response{Index: index}
+	case CmdRemoveNode:
+		if _, err := w.removeNode.ExecContext(ctx, cmd.Node.ID); err != nil {
+			return false, fmt.Errorf("remove node %q: %w", cmd.Node.ID, err)
+		}
+		b.nodeOps = append(b.nodeOps, nodeOp{remove: true, meta: *cmd.Node})
+		b.resps[i] = &api.Response{Index: index}
+	}
+	return false, nil
+}
+
+// batchSeed is the seed of request j of a CmdBatch entry: each request's
+// random() and randomblob() draw from a sequence of their own, as they
+// would in an entry of their own.
+func batchSeed(seed uint64, j int) uint64 {
+	const golden = 0x9e3779b97f4a7c15 // splitmix64's increment
+	return seed + uint64(j)*golden
 }
 
 // execute runs an execute command inside the batch transaction. ended

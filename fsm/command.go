@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/raftlite/raftlite/api"
 )
@@ -28,8 +29,10 @@ const (
 
 // Presence and flag bits of the encoding. Part of the log format.
 const (
-	hasRequest = 1 << 0
-	hasNode    = 1 << 1
+	hasRequest  = 1 << 0
+	hasNode     = 1 << 1
+	hasRequests = 1 << 2
+	hasChunk    = 1 << 3
 
 	flagTransaction = 1 << 0
 	flagReadOnly    = 1 << 1
@@ -43,7 +46,9 @@ var ErrBadCommand = errors.New("bad command encoding")
 //	version byte | type byte | timestamp varint | seed uvarint | presence byte
 //	[request]: flags byte | client id string | seq uvarint | n uvarint | n × statement
 //	[node]:    id string | api addr string
-//	(CmdChecksum has neither: presence 0)
+//	[requests] (CmdBatch): n uvarint | n × request as above
+//	[chunk]    (CmdChunk): id uvarint | part uvarint | total uvarint | data string
+//	(CmdChecksum has none: presence 0)
 //	statement: sql string | n uvarint | n × (name string | value)
 //	string:    length uvarint | bytes
 //	value:     tag byte | payload (varint int64, 8-byte LE float64 bits, or string)
@@ -69,6 +74,16 @@ func EncodeCommand(c *Command) ([]byte, error) {
 			return nil, fmt.Errorf("encode command: type %d without node", c.Type)
 		}
 		presence = hasNode
+	case CmdBatch:
+		if len(c.Requests) == 0 || slices.Contains(c.Requests, nil) {
+			return nil, errors.New("encode command: batch without requests")
+		}
+		presence = hasRequests
+	case CmdChunk:
+		if c.Chunk == nil || c.Chunk.Total < 2 || c.Chunk.Part >= c.Chunk.Total {
+			return nil, errors.New("encode command: chunk without a part of at least two")
+		}
+		presence = hasChunk
 	default:
 		return nil, fmt.Errorf("encode command: unknown type %d", c.Type)
 	}
@@ -88,6 +103,22 @@ func EncodeCommand(c *Command) ([]byte, error) {
 		b = appendString(b, c.Node.ID)
 		b = appendString(b, c.Node.APIAddr)
 	}
+	if presence&hasRequests != 0 {
+		b = binary.AppendUvarint(b, uint64(len(c.Requests)))
+		for j, r := range c.Requests {
+			var err error
+			if b, err = appendRequest(b, r); err != nil {
+				return nil, fmt.Errorf("encode command: request %d: %w", j, err)
+			}
+		}
+	}
+	if presence&hasChunk != 0 {
+		b = binary.AppendUvarint(b, c.Chunk.ID)
+		b = binary.AppendUvarint(b, uint64(c.Chunk.Part))
+		b = binary.AppendUvarint(b, uint64(c.Chunk.Total))
+		b = binary.AppendUvarint(b, uint64(len(c.Chunk.Data)))
+		b = append(b, c.Chunk.Data...)
+	}
 	return b, nil
 }
 
@@ -96,12 +127,24 @@ func EncodeCommand(c *Command) ([]byte, error) {
 func encodedSizeHint(c *Command) int {
 	n := 32
 	if c.Request != nil {
-		n += len(c.Request.ClientID) + StatementsSize(c.Request.Statements)
+		n += RequestSize(c.Request)
+	}
+	for _, r := range c.Requests {
+		n += RequestSize(r)
+	}
+	if c.Chunk != nil {
+		n += len(c.Chunk.Data) + 32
 	}
 	if c.Node != nil {
 		n += len(c.Node.ID) + len(c.Node.APIAddr) + 4
 	}
 	return n
+}
+
+// RequestSize bounds what r adds to an encoded command.
+func RequestSize(r *api.Request) int {
+	const fields = 24 // flags, the lengths of client id and statements, seq
+	return fields + len(r.ClientID) + StatementsSize(r.Statements)
 }
 
 // StatementsSize bounds what stmts add to an encoded command: every length
@@ -246,6 +289,10 @@ func (d *decoder) command() (*Command, error) {
 	case CmdSetNode, CmdRemoveNode:
 		want = hasNode
 	case CmdChecksum:
+	case CmdBatch:
+		want = hasRequests
+	case CmdChunk:
+		want = hasChunk
 	default:
 		return nil, fmt.Errorf("unknown command type %d", t)
 	}
@@ -266,6 +313,26 @@ func (d *decoder) command() (*Command, error) {
 			return nil, err
 		}
 		c.Node = n
+	}
+	if presence&hasRequests != 0 {
+		n, err := d.count()
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, errors.New("batch without requests")
+		}
+		c.Requests = make([]*api.Request, n)
+		for j := range c.Requests {
+			if c.Requests[j], err = d.request(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if presence&hasChunk != 0 {
+		if c.Chunk, err = d.chunk(); err != nil {
+			return nil, err
+		}
 	}
 	if d.off != len(d.b) {
 		return nil, fmt.Errorf("%d trailing bytes", len(d.b)-d.off)
@@ -317,6 +384,29 @@ func (d *decoder) request() (*api.Request, error) {
 		}
 	}
 	return r, nil
+}
+
+func (d *decoder) chunk() (*Chunk, error) {
+	id, err := d.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	part, err := d.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	total, err := d.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if total < 2 || total > math.MaxUint32 || part >= total {
+		return nil, fmt.Errorf("chunk part %d of %d", part, total)
+	}
+	data, err := d.bytes()
+	if err != nil {
+		return nil, err
+	}
+	return &Chunk{ID: id, Part: uint32(part), Total: uint32(total), Data: append([]byte(nil), data...)}, nil
 }
 
 func (d *decoder) value() (api.Value, error) {

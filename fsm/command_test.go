@@ -32,6 +32,11 @@ func sampleCommands() []*Command {
 		}}}}},
 		{Type: CmdSetNode, Seed: math.MaxUint64, Node: &NodeMeta{ID: "n1", APIAddr: "http://127.0.0.1:4001"}},
 		{Type: CmdRemoveNode, Node: &NodeMeta{ID: "n1"}},
+		{Type: CmdBatch, Timestamp: 9, Seed: 8, Requests: []*api.Request{
+			{ClientID: "c", Seq: 3, Transaction: true, Statements: []api.Statement{{SQL: "INSERT INTO t VALUES(?)", Params: []api.Param{{Value: int64(1)}}}}},
+			{Statements: []api.Statement{{SQL: "DELETE FROM t"}}},
+		}},
+		{Type: CmdChunk, Timestamp: 1, Chunk: &Chunk{ID: math.MaxUint64, Part: 2, Total: 3, Data: []byte("part")}},
 	}
 }
 
@@ -58,6 +63,11 @@ func TestEncodeCommandRejects(t *testing.T) {
 		{Type: CmdSetNode},
 		{Type: 99, Request: &api.Request{}},
 		{Type: CmdExecute, Request: &api.Request{Statements: []api.Statement{{SQL: "x", Params: []api.Param{{Value: 1}}}}}},
+		{Type: CmdBatch},
+		{Type: CmdBatch, Requests: []*api.Request{nil}},
+		{Type: CmdChunk},
+		{Type: CmdChunk, Chunk: &Chunk{Part: 0, Total: 1}},
+		{Type: CmdChunk, Chunk: &Chunk{Part: 3, Total: 3}},
 	}
 	for i, c := range bad {
 		if _, err := EncodeCommand(c); err == nil {

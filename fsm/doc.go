@@ -54,8 +54,10 @@
 // data it describes, and the session counters), _raftlite_nodes (member
 // metadata) and _raftlite_sessions (client sessions: per client_id the last
 // applied sequence number, its response and its request's digest, see
-// sessions.go). Clients can neither see, read nor change them: the schema
-// they read leaves them out (hide.go).
+// sessions.go) and _raftlite_chunks (the parts of a write too large for
+// one log entry until its last part applies it, see chunks.go). Clients can
+// neither see, read nor change them: the schema they read leaves them out
+// (hide.go).
 //
 // # Client sessions
 //

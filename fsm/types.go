@@ -24,7 +24,32 @@ const (
 	// CmdChecksum is a checksum marker: every replica takes the checksum
 	// of its database as of this entry's index (see FSM.ChecksumAt).
 	CmdChecksum CommandType = 4
+	// CmdBatch runs several write requests, each as if it were an entry
+	// of its own (its own savepoint, session, response), in one log
+	// entry: the leader gathers concurrent writes into one entry so that
+	// they share a replication round (see cluster's proposer). Its
+	// response is a BatchResponse.
+	CmdBatch CommandType = 5
+	// CmdChunk carries one part of a command too large for one log entry.
+	// The parts of one ID are kept in _raftlite_chunks until the last,
+	// which applies the whole command in the same transaction (see
+	// chunks.go).
+	CmdChunk CommandType = 6
 )
+
+// Chunk is one part of a command split over several log entries: Data is
+// the bytes [Part × size, ...) of the whole command's encoding.
+type Chunk struct {
+	// ID names the sequence; the leader picks it at random.
+	ID uint64
+	// Part counts from 0; Total is the number of parts (at least 2).
+	Part, Total uint32
+	Data        []byte
+}
+
+// BatchResponse is the response to a CmdBatch entry: one per request, in
+// the entry's order.
+type BatchResponse []*api.Response
 
 // Command is one Raft log entry's payload. The leader that proposes it fills
 // Timestamp and Seed, so that every replica evaluates time and randomness
@@ -34,7 +59,9 @@ type Command struct {
 	// Timestamp is the proposing leader's clock in Unix nanoseconds.
 	Timestamp int64
 	// Seed is a random value chosen by the proposing leader.
-	Seed    uint64
-	Request *api.Request // CmdExecute
-	Node    *NodeMeta    // CmdSetNode, CmdRemoveNode (only ID is used)
+	Seed     uint64
+	Request  *api.Request   // CmdExecute
+	Requests []*api.Request // CmdBatch
+	Chunk    *Chunk         // CmdChunk
+	Node     *NodeMeta      // CmdSetNode, CmdRemoveNode (only ID is used)
 }

@@ -19,7 +19,7 @@ var schema = append([]string{
 	`CREATE TABLE IF NOT EXISTS _raftlite_meta (key TEXT PRIMARY KEY, value)`,
 	`CREATE TABLE IF NOT EXISTS _raftlite_nodes (id TEXT PRIMARY KEY, api_addr TEXT NOT NULL)`,
 	`INSERT OR IGNORE INTO _raftlite_meta (key, value) VALUES ('applied_index', 0)`,
-}, sessionSchema...)
+}, append(sessionSchema, chunkSchema...)...)
 
 // writer is the write connection with the statements the apply path runs
 // for itself, prepared once. Its guard is in modeInternal except while a
@@ -33,6 +33,7 @@ type writer struct {
 	setVacuumPending                       *sql.Stmt
 	setNode, removeNode                    *sql.Stmt
 	sess                                   sessionStmts
+	chunks                                 chunkStmts
 }
 
 func newWriter(ctx context.Context, c *dbConn) (*writer, error) {
@@ -70,6 +71,12 @@ func newWriter(ctx context.Context, c *dbConn) (*writer, error) {
 			dst   **sql.Stmt
 			query string
 		}{dst, sessionQueries[i]})
+	}
+	for i, dst := range w.chunks.list() {
+		stmts = append(stmts, struct {
+			dst   **sql.Stmt
+			query string
+		}{dst, chunkQueries[i]})
 	}
 	for _, s := range stmts {
 		st, err := c.conn.PrepareContext(ctx, s.query)
@@ -178,7 +185,7 @@ func (w *writer) closeStmts() error {
 	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.saveEntry, w.releaseEntry,
 		w.rollbackEntry, w.saveStmt, w.releaseStmt, w.rollbackStmt, w.resetRowid, w.setApplied, w.setVacuumPending,
 		w.setNode, w.removeNode, w.sess.get, w.sess.put, w.sess.touch, w.sess.remove, w.sess.sweep,
-		w.sess.addMeta} {
+		w.sess.addMeta, w.chunks.dropOthers, w.chunks.put, w.chunks.parts, w.chunks.drop} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

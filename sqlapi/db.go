@@ -22,11 +22,13 @@ func (p *params) encodeOpts(ep endpoint) encodeOpts {
 
 // handleExecute serves POST /db/execute: writes through the log.
 func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, p *params) {
+	start := time.Now()
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
 	stmts, err := parseStatementList(body, isTextPlain(r.Header.Get("Content-Type")))
+	s.metrics.decode[epExecute].Observe(time.Since(start).Seconds())
 	if err != nil && !(p.queue && p.wait && errors.Is(err, errNoStatements)) {
 		// (An empty queued write with ?wait is a flush marker, as in rqlite.)
 		writeError(w, api.ErrBadRequest, err.Error())
@@ -80,6 +82,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, p *params) 
 // the requested level, anything else one write through the log whose
 // results have the execute or the query shape per statement.
 func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params) {
+	start := time.Now()
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
@@ -91,6 +94,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, p *params
 		return
 	}
 	stmts, err := parseStatementList(body, false)
+	s.metrics.decode[epRequest].Observe(time.Since(start).Seconds())
 	if err != nil {
 		writeError(w, api.ErrBadRequest, err.Error())
 		return
@@ -134,7 +138,9 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, p *params, ep end
 		s.storeFailed(w, r, p, ep, body, err)
 		return
 	}
+	start := time.Now()
 	s.writeExecuted(w, p, ep, resp)
+	s.metrics.respond[ep].Observe(time.Since(start).Seconds())
 }
 
 // storeFailed answers a failed Store call: "not leader" (nothing was

@@ -65,7 +65,7 @@
 //	not_found           404     unknown path, or a node id that is not a member
 //	method_not_allowed  405     wrong method
 //	request_too_large   413     body larger than the limit (-load-max-bytes for /db/load)
-//	entry_too_large     413     the write, encoded, is larger than one log entry may be (-raft-max-entry-bytes): not proposed
+//	entry_too_large     413     the write, encoded, is larger than 1024 log entries (-raft-max-entry-bytes each): not proposed
 //	no_leader           503     no leader known: nothing was proposed
 //	not_leader          503     a forwarded request reached a node that is not the leader: nothing was proposed
 //	internal_error      500     a panic or an encoding failure

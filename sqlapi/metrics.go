@@ -64,6 +64,10 @@ func (e endpoint) String() string { return endpointNames[e] }
 
 // latencyBuckets are the request-latency histogram's upper bounds in
 // seconds: from half a millisecond (a local read) to the default timeout.
+// stageBuckets are the upper bounds of the per-stage histograms: from
+// 10 µs (parsing a one-statement body) to 1 s.
+var stageBuckets = prometheus.ExponentialBucketsRange(10e-6, 1, 11)
+
 var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // metrics are the API's Prometheus metrics, in Config.Metrics (where the
@@ -78,6 +82,11 @@ type metrics struct {
 	latency    [numEndpoints]prometheus.Observer
 	statements [numEndpoints]prometheus.Counter
 	forwarded  [numEndpoints]prometheus.Counter
+	// decode and respond are the stages of a write before and after the
+	// store: reading and parsing the body, and encoding and sending the
+	// answer.
+	decode  [numEndpoints]prometheus.Observer
+	respond [numEndpoints]prometheus.Observer
 
 	redirected  prometheus.Counter
 	forwardErrs prometheus.Counter
@@ -131,7 +140,14 @@ func newMetrics(reg *prometheus.Registry, version string, queuePending func() in
 	forwarded := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "raftlite_http_forwarded_total", Help: "Requests forwarded to the leader by endpoint.",
 	}, []string{"endpoint"})
+	stage := func(name, help string) *prometheus.HistogramVec {
+		return f.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: stageBuckets}, []string{"endpoint"})
+	}
+	decode := stage("raftlite_http_decode_seconds", "Time to read and parse a write request's body, by endpoint.")
+	respond := stage("raftlite_http_respond_seconds", "Time to encode and send a write's answer, by endpoint.")
 	for ep := endpoint(0); ep < numEndpoints; ep++ {
+		m.decode[ep] = decode.WithLabelValues(ep.String())
+		m.respond[ep] = respond.WithLabelValues(ep.String())
 		m.latency[ep] = latency.WithLabelValues(ep.String())
 		m.statements[ep] = statements.WithLabelValues(ep.String())
 		m.forwarded[ep] = forwarded.WithLabelValues(ep.String())

@@ -1,0 +1,235 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// walFixture is a write-ahead store over a BoltDB store in dir.
+type walFixture struct {
+	dir  string
+	bolt *raftboltdb.BoltStore
+	wal  *walLogStore
+}
+
+func openWALFixture(t *testing.T, dir string) *walFixture {
+	t.Helper()
+	bolt, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wal, err := openWALLogStore(filepath.Join(dir, walFile), bolt, slog.New(slog.NewTextHandler(io.Discard, nil)), func(string, int) {})
+	if err != nil {
+		bolt.Close()
+		t.Fatal(err)
+	}
+	return &walFixture{dir: dir, bolt: bolt, wal: wal}
+}
+
+func (f *walFixture) close(t *testing.T) {
+	t.Helper()
+	if err := f.wal.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.bolt.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// crashCopy copies the store's files as a crash would leave them now: what
+// was written, whether or not the background flush has run. (Written data
+// survives a process crash in the page cache; StoreLogs has synced it.)
+func (f *walFixture) crashCopy(t *testing.T) string {
+	t.Helper()
+	dst := t.TempDir()
+	for _, name := range []string{"raft.db", walFile} {
+		b, err := os.ReadFile(filepath.Join(f.dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func walTestLogs(from, to uint64, size int) []*raft.Log {
+	var logs []*raft.Log
+	for i := from; i <= to; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 3, Type: raft.LogCommand,
+			Data: bytes.Repeat([]byte{byte(i)}, size), AppendedAt: time.Unix(0, int64(i)*1000)})
+	}
+	return logs
+}
+
+// checkLogs requires entries from..to with testLogs' content, and nothing
+// after to.
+func checkWALLogs(t *testing.T, s raft.LogStore, from, to uint64, size int) {
+	t.Helper()
+	last, err := s.LastIndex()
+	if err != nil || last != to {
+		t.Fatalf("LastIndex = %d, %v; want %d", last, err, to)
+	}
+	for i := from; i <= to; i++ {
+		var l raft.Log
+		if err := s.GetLog(i, &l); err != nil {
+			t.Fatalf("GetLog(%d): %v", i, err)
+		}
+		if l.Index != i || l.Term != 3 || !bytes.Equal(l.Data, bytes.Repeat([]byte{byte(i)}, size)) || l.AppendedAt.UnixNano() != int64(i)*1000 {
+			t.Fatalf("GetLog(%d) = index %d term %d, %d bytes, appended %v", i, l.Index, l.Term, len(l.Data), l.AppendedAt)
+		}
+	}
+}
+
+// TestWALStoreReplaysAfterCrash: entries StoreLogs returned for are there
+// after a crash, also those the background flush had not yet written to
+// BoltDB, and a clean close leaves them in BoltDB itself.
+func TestWALStoreReplaysAfterCrash(t *testing.T) {
+	f := openWALFixture(t, t.TempDir())
+	if err := f.wal.StoreLogs(walTestLogs(1, 10, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.wal.StoreLogs(walTestLogs(11, 20, 100)); err != nil {
+		t.Fatal(err)
+	}
+	checkWALLogs(t, f.wal, 1, 20, 100)
+	crashed := f.crashCopy(t) // within the flush delay: BoltDB lacks them
+	if err := f.wal.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkWALLogs(t, f.bolt, 1, 20, 100)
+	f.bolt.Close()
+
+	g := openWALFixture(t, crashed)
+	defer g.close(t)
+	checkWALLogs(t, g.bolt, 1, 20, 100)
+	if first, err := g.wal.FirstIndex(); err != nil || first != 1 {
+		t.Fatalf("FirstIndex = %d, %v; want 1", first, err)
+	}
+}
+
+// TestWALStoreTornRecord: a record cut short by a crash during its write
+// (never acknowledged) is dropped; those before it are kept.
+func TestWALStoreTornRecord(t *testing.T) {
+	f := openWALFixture(t, t.TempDir())
+	if err := f.wal.StoreLogs(walTestLogs(1, 5, 100)); err != nil {
+		t.Fatal(err)
+	}
+	end := f.wal.off
+	if err := f.wal.StoreLogs(walTestLogs(6, 9, 100)); err != nil {
+		t.Fatal(err)
+	}
+	crashed := f.crashCopy(t)
+	f.close(t)
+	wal, err := os.OpenFile(filepath.Join(crashed, walFile), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wal.WriteAt([]byte{0xff, 0xee}, end+walRecordHeader+20); err != nil {
+		t.Fatal(err)
+	}
+	wal.Close()
+	g := openWALFixture(t, crashed)
+	defer g.close(t)
+	checkWALLogs(t, g.wal, 1, 5, 100)
+}
+
+// TestWALStoreDeleteRangeStaysDeleted: a replay after DeleteRange does not
+// bring the deleted entries back (a follower's truncated tail), and the
+// entries stored after it are replayed.
+func TestWALStoreDeleteRangeStaysDeleted(t *testing.T) {
+	f := openWALFixture(t, t.TempDir())
+	if err := f.wal.StoreLogs(walTestLogs(1, 10, 50)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.wal.DeleteRange(6, 10); err != nil {
+		t.Fatal(err)
+	}
+	checkWALLogs(t, f.wal, 1, 5, 50)
+	if err := f.wal.StoreLogs(walTestLogs(6, 7, 50)); err != nil {
+		t.Fatal(err)
+	}
+	crashed := f.crashCopy(t)
+	f.close(t)
+	g := openWALFixture(t, crashed)
+	defer g.close(t)
+	checkWALLogs(t, g.wal, 1, 7, 50)
+}
+
+// TestWALStoreReusesFile: past walReuseBytes the file starts over (after
+// flushing to BoltDB), stays that size, and every entry stays readable,
+// across a crash too.
+func TestWALStoreReusesFile(t *testing.T) {
+	f := openWALFixture(t, t.TempDir())
+	const size = 64 << 10
+	const n = 3 * walReuseBytes / size
+	for i := uint64(1); i <= n; i += 4 {
+		if err := f.wal.StoreLogs(walTestLogs(i, i+3, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkWALLogs(t, f.wal, 1, n, size)
+	st, err := os.Stat(filepath.Join(f.dir, walFile))
+	if err != nil || st.Size() > walReuseBytes+walHeaderBytes {
+		t.Fatalf("write-ahead file: %v, %v; want at most %d bytes", st.Size(), err, walReuseBytes+walHeaderBytes)
+	}
+	crashed := f.crashCopy(t)
+	f.close(t)
+	g := openWALFixture(t, crashed)
+	defer g.close(t)
+	checkWALLogs(t, g.wal, 1, n, size)
+}
+
+// TestWALStoreGapFlushes: entries after a gap (a follower that installed a
+// snapshot) are stored after the earlier ones reach BoltDB.
+func TestWALStoreGapFlushes(t *testing.T) {
+	f := openWALFixture(t, t.TempDir())
+	defer f.close(t)
+	if err := f.wal.StoreLogs(walTestLogs(1, 3, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.wal.StoreLogs(walTestLogs(100, 101, 10)); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := f.bolt.GetLog(3, &l); err != nil {
+		t.Fatalf("entry 3 not in BoltDB after the gap: %v", err)
+	}
+	for _, i := range []uint64{1, 3, 100, 101} {
+		if err := f.wal.GetLog(i, &l); err != nil {
+			t.Fatalf("GetLog(%d): %v", i, err)
+		}
+	}
+	if err := f.wal.GetLog(50, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog(50) = %v, want not found", err)
+	}
+}
+
+// TestWALRecordDecodeRejectsGarbage: a record whose CRC matches but whose
+// payload does not decode is an error, never a panic.
+func TestWALRecordDecodeRejectsGarbage(t *testing.T) {
+	rec := encodeWALRecord(walTestLogs(1, 2, 8))
+	payload := rec[walRecordHeader:]
+	for cut := range len(payload) {
+		if _, err := decodeWALRecord(payload[:cut]); err == nil {
+			t.Fatalf("payload cut at %d of %d decoded", cut, len(payload))
+		}
+	}
+	if _, err := decodeWALRecord(append(append([]byte(nil), payload...), 0)); err == nil {
+		t.Fatal("payload with a trailing byte decoded")
+	}
+	if logs, err := decodeWALRecord(payload); err != nil || len(logs) != 2 {
+		t.Fatal(fmt.Sprint(logs, err))
+	}
+}
