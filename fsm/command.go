@@ -496,3 +496,31 @@ func (d *decoder) string() (string, error) {
 	p, err := d.bytes()
 	return string(p), err
 }
+
+// isLastChunk reports whether data encodes the last part of a command in
+// parts, reading only the header and the part numbers (not the part's
+// data).
+func isLastChunk(data []byte) bool {
+	if len(data) < 2 || data[0] != commandVersion || CommandType(data[1]) != CmdChunk {
+		return false
+	}
+	d := &decoder{b: data, off: 2}
+	if _, err := d.varint(); err != nil { // timestamp
+		return false
+	}
+	if _, err := d.uvarint(); err != nil { // seed
+		return false
+	}
+	if presence, err := d.byte(); err != nil || presence != hasChunk {
+		return false
+	}
+	if _, err := d.uvarint(); err != nil { // id
+		return false
+	}
+	part, err := d.uvarint()
+	if err != nil {
+		return false
+	}
+	total, err := d.uvarint()
+	return err == nil && part+1 == total
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/internal/sqlsplit"
 )
 
@@ -85,18 +86,46 @@ func isVacuum(sql string) bool {
 	return false
 }
 
-// holdsVacuum reports whether l is an execute entry whose request holds a
-// VACUUM the apply path runs (see above), so that it must end its batch. A
-// byte search rules out almost every entry before anything is decoded.
+// holdsVacuum reports whether l is an entry whose requests hold a VACUUM
+// the apply path runs (see above), so that it must end its batch: an
+// execute entry, a CmdBatch entry with such a request among its own, or
+// the last part of a command in parts (its statements are in the earlier
+// parts, so every last part ends its batch: one more commit per large
+// write). A byte search rules out almost every other entry before
+// anything is decoded.
 func holdsVacuum(l *raft.Log) bool {
-	if l.Type != raft.LogCommand || !containsFold(l.Data, "vacuum") {
+	if l.Type != raft.LogCommand {
+		return false
+	}
+	if isLastChunk(l.Data) {
+		return true
+	}
+	if !containsFold(l.Data, "vacuum") {
 		return false
 	}
 	cmd, err := DecodeCommand(l.Data)
-	if err != nil || cmd.Type != CmdExecute || cmd.Request.Transaction || cmd.Request.ReadOnly {
+	if err != nil {
 		return false
 	}
-	for _, st := range cmd.Request.Statements {
+	switch cmd.Type {
+	case CmdExecute:
+		return requestHoldsVacuum(cmd.Request)
+	case CmdBatch:
+		for _, req := range cmd.Requests {
+			if requestHoldsVacuum(req) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// requestHoldsVacuum reports whether the apply path runs a VACUUM for req.
+func requestHoldsVacuum(req *api.Request) bool {
+	if req == nil || req.Transaction || req.ReadOnly {
+		return false
+	}
+	for _, st := range req.Statements {
 		if isVacuum(st.SQL) {
 			return true
 		}
