@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raftlite/raftlite/cluster"
+	"github.com/raftlite/raftlite/console"
 	"github.com/raftlite/raftlite/fsm"
 	"github.com/raftlite/raftlite/sqlapi"
 )
@@ -225,6 +226,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		MaxLoadBytes:  f.maxLoadBytes,
 		MaxEntryBytes: f.maxEntryBytes,
 		TempDir:       loadDir,
+		Console:       console.Handler(),
 	}
 	f.rqlited.applyAPI(&acfg)
 	if f.authFile != "" {

@@ -32,6 +32,7 @@ const (
 	epMetrics
 	epChecksum
 	epPprof
+	epConsole
 	numEndpoints
 )
 
@@ -52,6 +53,7 @@ var endpointNames = [numEndpoints]string{
 	epMetrics:   "metrics",
 	epChecksum:  "checksum",
 	epPprof:     "pprof",
+	epConsole:   "console",
 }
 
 func (e endpoint) String() string { return endpointNames[e] }
