@@ -22,6 +22,7 @@ require (
 	github.com/rqlite/gorqlite v0.0.0-20260504155303-50d445fd0ab9
 	go.etcd.io/bbolt v1.4.3
 	golang.org/x/crypto v0.58.0
+	golang.org/x/net v0.60.0
 	golang.org/x/sys v0.49.0
 	modernc.org/sqlite v1.61.1
 )

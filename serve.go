@@ -120,8 +120,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	if f.bootstrapExpect < 0 {
 		return nil, fmt.Errorf("-bootstrap-expect must not be negative")
 	}
-	if f.bootstrapExpect > 0 && f.join == "" {
-		return nil, fmt.Errorf("-bootstrap-expect needs -join with the addresses of the other nodes")
+	if f.bootstrapExpect > 0 && f.join == "" && f.rqlited.disco == nil {
+		return nil, fmt.Errorf("-bootstrap-expect needs -join with the addresses of the other nodes, or -disco-mode")
+	}
+	if f.rqlited.disco != nil && f.bootstrapExpect < 2 {
+		return nil, fmt.Errorf("-disco-mode needs -bootstrap-expect N (at least 2): the nodes it finds bootstrap together")
 	}
 	return f, nil
 }
