@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/internal/httpx"
 	"github.com/raftlite/raftlite/internal/tlsconf"
 )
@@ -92,10 +93,11 @@ func backup(args []string, stdout, stderr io.Writer) int {
 	tf.register(fs, time.Hour)
 	format := fs.String("fmt", "binary", "backup format: binary (an SQLite database file) or sql (a text dump)")
 	out := fs.String("o", "", "output `file` (default: stdout)")
+	force := fs.Bool("f", false, "with -o, overwrite the file if it exists")
 	tables := fs.String("tables", "", "with -fmt sql, dump only these comma-separated tables")
 	none := fs.Bool("local", false, "back up the first reachable node's own copy (level=none) instead of the leader's")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: raftlite backup [flags]
+		fmt.Fprint(fs.Output(), `Usage: raftlite backup [flags]
 
 Downloads a consistent copy of the cluster's database (GET /db/backup):
 a plain SQLite file, or with -fmt sql a dump that replays into sqlite3.
@@ -105,7 +107,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -114,6 +116,10 @@ Flags:
 	if fs.NArg() > 0 || (*format != "binary" && *format != "sql") {
 		fs.Usage()
 		return 2
+	}
+	if _, err := os.Lstat(*out); *out != "" && !*force && err == nil {
+		fmt.Fprintf(stderr, "raftlite backup: %s exists; use -f to overwrite it\n", *out)
+		return 1
 	}
 	q := url.Values{"fmt": {*format}}
 	if *tables != "" {
@@ -130,14 +136,19 @@ Flags:
 		return 1
 	}
 	defer resp.Body.Close()
+	progress := cli.NewProgress(stderr, "backup", resp.ContentLength)
+	body := progress.Reader(resp.Body)
 	if *out == "" {
-		if _, err := io.Copy(stdout, resp.Body); err != nil {
+		_, err := io.Copy(stdout, body)
+		progress.Done()
+		if err != nil {
 			fmt.Fprintf(stderr, "raftlite backup: %v\n", err)
 			return 1
 		}
 		return 0
 	}
-	n, err := writeAside(*out, resp.Body)
+	n, err := writeAside(*out, body)
+	progress.Done()
 	if err != nil {
 		fmt.Fprintf(stderr, "raftlite backup: %v\n", err)
 		return 1
@@ -170,19 +181,21 @@ func writeAside(path string, r io.Reader) (int64, error) {
 	return n, nil
 }
 
-// restore runs `raftlite restore FILE`: it streams FILE (an SQLite database
-// or an SQL dump) to POST /db/load.
+// restore runs `raftlite restore FILE`: it streams FILE (an SQLite database,
+// which replaces the database, or an SQL dump, which is executed on top of
+// it) to POST /db/load.
 func restore(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var tf transferFlags
 	tf.register(fs, time.Hour)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: raftlite restore [flags] FILE
+		fmt.Fprint(fs.Output(), `Usage: raftlite restore [flags] FILE
 
-Replaces the cluster's database with FILE, an SQLite database file or an
-SQL dump, on every node (POST /db/load). A dump is not added to the
-current data: it becomes the whole database.
+Loads FILE into the cluster (POST /db/load): an SQLite database file
+replaces the whole database on every node; an SQL dump is executed on top
+of the current data, as rqlite does (restore a dump into an empty
+database to get just its content).
 
 Flags:
 `)
@@ -193,7 +206,7 @@ Flags:
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		file, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -223,8 +236,9 @@ Flags:
 		ct = "application/octet-stream"
 	}
 	start := time.Now()
+	progress := cli.NewProgress(stderr, "restore", st.Size())
 	resp, err := tf.do(func(base string) (*http.Request, error) {
-		rq, err := http.NewRequest(http.MethodPost, base+"/db/load", io.NewSectionReader(f, 0, st.Size()))
+		rq, err := http.NewRequest(http.MethodPost, base+"/db/load", progress.Reader(io.NewSectionReader(f, 0, st.Size())))
 		if err != nil {
 			return nil, err
 		}
@@ -232,6 +246,7 @@ Flags:
 		rq.Header.Set("Content-Type", ct)
 		return rq, nil
 	})
+	progress.Done()
 	if err != nil {
 		fmt.Fprintf(stderr, "raftlite restore: %v\n", err)
 		return 1

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/client"
+	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/internal/tlsconf"
 )
 
@@ -27,7 +28,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	var tlsFlags tlsconf.ClientFlags
 	tlsFlags.Register(fs)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: raftlite check [flags]
+		fmt.Fprint(fs.Output(), `Usage: raftlite check [flags]
 
 Compares the database content of every cluster member at the same log
 index: proposes a checksum marker, gathers each member's checksum at its
@@ -39,7 +40,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

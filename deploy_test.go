@@ -109,7 +109,7 @@ func entrypointServeArgs(t *testing.T, stage dockerfile) []string {
 func mustParseServe(t *testing.T, what string, args []string) *serveFlags {
 	t.Helper()
 	var stderr bytes.Buffer
-	f, err := parseServeFlags(args, &stderr)
+	f, err := parseServeFlags(args, io.Discard, &stderr)
 	if err != nil {
 		t.Fatalf("%s: raftlite serve %q: %v %s", what, args, err, stderr.String())
 	}

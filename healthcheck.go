@@ -26,7 +26,7 @@ func healthcheck(args []string, stdout, stderr io.Writer) int {
 Exits 0 when the node answers GET /readyz with 200 (it is part of a
 cluster with a leader and its database is open), 1 otherwise. With -auth
 on the node, give "*" the ready permission or pass -u.
-`, 0, fs, args, stderr); !ok {
+`, 0, fs, args, stdout, stderr); !ok {
 		return status
 	}
 	path := "/readyz"

@@ -14,6 +14,7 @@
 //	raftlite promote [flags] ID         make the learner ID a voter
 //	raftlite healthcheck [flags]        exit 0 if a node is ready (GET /readyz)
 //	raftlite selftest [flags]           check linearizability under faults
+//	raftlite completion bash|zsh        print a shell completion script
 //	raftlite version                    print the version
 package main
 
@@ -42,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stdout, stderr)
 	case "shell":
 		return shell.Main(args[1:], version, os.Stdin, stdout, stderr)
 	case "bench":
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return healthcheck(args[1:], stdout, stderr)
 	case "selftest":
 		return selftest.Main(args[1:], stdout, stderr)
+	case "completion":
+		return completion(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "raftlite %s\n", version)
 		return 0
@@ -88,8 +91,9 @@ Usage:
   raftlite promote [flags] ID         make the learner ID (started with -raft-non-voter) a voter
   raftlite healthcheck [flags]        exit 0 when the node answers /readyz with 200 (the container's HEALTHCHECK)
   raftlite selftest [flags]           run a 3-node cluster under faults and check it with porcupine (-duration, -level, -html)
+  raftlite completion bash|zsh        print a completion script (source <(raftlite completion bash))
   raftlite version                    print the version
 
-Run "raftlite COMMAND -h" (serve, shell, bench, check, backup, restore, members, promote, healthcheck, selftest) for its flags.
+Run "raftlite COMMAND -h" for a command's flags.
 `)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/raftlite/raftlite/cluster"
 	"github.com/raftlite/raftlite/console"
 	"github.com/raftlite/raftlite/fsm"
+	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/sqlapi"
 )
 
@@ -36,6 +37,7 @@ type serveFlags struct {
 	bootstrapExpect int
 	authFile        string
 	logLevel        string
+	logFormat       string
 	raftLogLevel    string
 	sessionTTL      time.Duration
 	dataDir         string
@@ -50,9 +52,52 @@ type serveFlags struct {
 	// rqlited holds rqlited's flags that serve_rqlited.go adds.
 	rqlited  rqlitedFlags
 	nonVoter bool
+	ops      opsFlags
+
+	// The state machine's settings (issue 17).
+	foreignKeys   bool
+	autoVacuumInt time.Duration
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
+// opsFlags are rqlited's operations settings (issue 16): reaping
+// unreachable members, and what a graceful stop does.
+type opsFlags struct {
+	reapTimeout         time.Duration
+	reapReadOnlyTimeout time.Duration
+	removeOnShutdown    bool
+	stepDownOnShutdown  bool
+}
+
+func (o *opsFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&o.reapTimeout, "raft-reap-node-timeout", 0, "the leader removes a voter it has not reached for this long; 0 never. Set it on every voter")
+	fs.DurationVar(&o.reapReadOnlyTimeout, "raft-reap-read-only-node-timeout", 0, "the leader removes a non-voter it has not reached for this long; 0 never")
+	fs.BoolVar(&o.removeOnShutdown, "raft-cluster-remove-shutdown", false, "on a graceful stop (SIGTERM, SIGINT), remove this node from the cluster first")
+	fs.BoolVar(&o.stepDownOnShutdown, "raft-shutdown-stepdown", true, "on a graceful stop, a leader hands leadership to another voter first")
+}
+
+// gracefulStopTimeout bounds what a graceful stop does before the node
+// closes: a hand-over, or leaving the cluster.
+const gracefulStopTimeout = 5 * time.Second
+
+// stopGracefully does, while HTTP still serves (requests arriving meanwhile
+// are forwarded to the new leader), what a graceful stop asks of the node:
+// leave the cluster, or hand leadership over.
+func (o *opsFlags) stopGracefully(node *cluster.Node, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), gracefulStopTimeout)
+	defer cancel()
+	switch {
+	case o.removeOnShutdown:
+		if err := node.Leave(ctx); err != nil {
+			logger.Warn("leaving the cluster on shutdown failed", "err", err)
+		}
+	case o.stepDownOnShutdown:
+		if err := node.HandOver(ctx); err != nil {
+			logger.Warn("handing leadership over on shutdown failed", "err", err)
+		}
+	}
+}
+
+func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, error) {
 	f := &serveFlags{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -67,6 +112,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		"any other (e.g. a single-node 'raftlite serve' left running) is refused: ERROR logs, /readyz 503 says why")
 	fs.StringVar(&f.authFile, "auth", "", "path to an rqlite-format JSON credentials file (enables HTTP basic auth)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log line format: text (key=value) or json (one JSON object a line)")
 	fs.StringVar(&f.raftLogLevel, "raft-log-level", cluster.DefaultRaftLogLevel, "minimum level of hashicorp/raft's own log lines: trace, debug, info, warn, error")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", fsm.DefaultSessionTTL,
 		"idle time after which a client session (client_id/seq) expires, judged by the leader's log timestamps; 0 never expires. Use the same value on every node")
@@ -78,14 +124,17 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		"bytes of log entries since the last snapshot that also trigger one (a restart reads them before it is ready); negative: never")
 	fs.BoolVar(&f.readLease, "read-lease", true, "serve linearizable reads on the leader's read lease between quorum rounds (see README)")
 	fs.BoolVar(&f.nonVoter, "raft-non-voter", false, "join as a learner (read-only member): it replicates and serves reads but does not vote; POST /promote or 'raftlite promote' makes it a voter. Needs -join")
+	f.ops.register(fs)
 	fs.Int64Var(&f.maxLoadBytes, "load-max-bytes", sqlapi.DefaultMaxLoadBytes, "largest body POST /db/load accepts (spooled to disk, not memory)")
 	f.tls.register(fs)
 	f.rqlited.register(fs)
+	fs.BoolVar(&f.foreignKeys, "fk", false, "enforce foreign key constraints (must be the same on every node)")
+	fs.DurationVar(&f.autoVacuumInt, "auto-vacuum-int", 0, "how often the leader proposes a VACUUM through the log; 0: never")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: raftlite serve [flags] [data-dir]")
-		printGroupedUsage(fs, stderr)
+		fmt.Fprintln(fs.Output(), "Usage: raftlite serve [flags] [data-dir]")
+		printGroupedUsage(fs, fs.Output())
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		return nil, err
 	}
 	switch fs.NArg() {
@@ -120,6 +169,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	if f.bootstrapExpect < 0 {
 		return nil, fmt.Errorf("-bootstrap-expect must not be negative")
 	}
+	if f.ops.reapTimeout < 0 || f.ops.reapReadOnlyTimeout < 0 {
+		return nil, fmt.Errorf("-raft-reap-node-timeout and -raft-reap-read-only-node-timeout must not be negative")
+	}
 	if f.bootstrapExpect > 0 && f.join == "" && f.rqlited.disco == nil {
 		return nil, fmt.Errorf("-bootstrap-expect needs -join with the addresses of the other nodes, or -disco-mode")
 	}
@@ -148,17 +200,25 @@ func apiURL(addr, scheme string) string {
 	return scheme + "://" + addr
 }
 
-func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+// newLogger makes the node's logger: slog's text or JSON handler at level.
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("invalid -log-level %q", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid -log-format %q (want text or json)", format)
 }
 
 // serve runs one node until SIGINT or SIGTERM.
-func serve(args []string, stderr io.Writer) int {
-	f, err := parseServeFlags(args, stderr)
+func serve(args []string, stdout, stderr io.Writer) int {
+	f, err := parseServeFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -167,10 +227,10 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if f.rqlited.showVersion {
-		fmt.Fprintln(stderr, "raftlite", version)
+		fmt.Fprintln(stdout, "raftlite", version)
 		return 0
 	}
-	logger, err := newLogger(f.logLevel, stderr)
+	logger, err := newLogger(f.logLevel, f.logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "raftlite serve: %v\n", err)
 		return 2
@@ -262,7 +322,8 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	defer srv.Close()
 	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 
-	db, err := fsm.Open(fsm.Config{Dir: f.rqlited.dbDir(f.dataDir), Logger: logger, SessionTTL: f.sessionTTL, Metrics: registry})
+	db, err := fsm.Open(fsm.Config{Dir: f.rqlited.dbDir(f.dataDir), Logger: logger, SessionTTL: f.sessionTTL,
+		ForeignKeys: f.foreignKeys, Metrics: registry})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -289,6 +350,11 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		ReadLease:         f.readLease,
 		RaftLogLevel:      f.raftLogLevel,
 		Metrics:           registry,
+
+		ReapTimeout:         f.ops.reapTimeout,
+		ReapReadOnlyTimeout: f.ops.reapReadOnlyTimeout,
+		StepDownOnClose:     f.ops.stepDownOnShutdown,
+		AutoVacuumInterval:  f.autoVacuumInt,
 	}
 	f.rqlited.applyCluster(&ccfg)
 	// Start, not Open: the HTTP API serves while the node bootstraps or
@@ -312,6 +378,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		select {
 		case <-ctx.Done():
 			logger.Info("shutting down")
+			f.ops.stopGracefully(node, logger)
 			done = true
 		case err := <-serveErr:
 			runErr, done = fmt.Errorf("HTTP server: %w", err), true

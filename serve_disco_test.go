@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +16,7 @@ import (
 // modes, a config without a name or without a mode, and a malformed
 // resolver address are refused with a message saying what to give.
 func TestDiscoFlags(t *testing.T) {
-	f, err := parseServeFlags([]string{"-disco-mode", "dns", "-disco-config", `{"name":"raftlite-headless"}`, "-bootstrap-expect", "3", "data"}, &bytes.Buffer{})
+	f, err := parseServeFlags([]string{"-disco-mode", "dns", "-disco-config", `{"name":"raftlite-headless"}`, "-bootstrap-expect", "3", "data"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestDiscoFlags(t *testing.T) {
 		{[]string{"-disco-config", `{"name":"x"}`}, `-disco-config needs -disco-mode`},
 		{[]string{"-disco-mode", "dns", "-disco-config", `{"name":"x"}`}, `-disco-mode needs -bootstrap-expect`},
 	} {
-		_, err := parseServeFlags(append(c.args, "data"), &bytes.Buffer{})
+		_, err := parseServeFlags(append(c.args, "data"), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: err = %v, want %q", c.args, err, c.want)
 		}

@@ -255,7 +255,7 @@ var groupOrder = []string{groupNode, groupHTTP, groupRaft, groupClust, groupTLS,
 // elsewhere too (serve.go, the TLS and membership work), so that each
 // slots in where an rqlited user looks for it.
 var flagGroups = map[string]string{
-	"node-id": groupNode, "version": groupNode, "log-level": groupNode, "on-disk-path": groupNode,
+	"node-id": groupNode, "version": groupNode, "log-level": groupNode, "log-format": groupNode, "on-disk-path": groupNode,
 	"session-ttl": groupNode, "fk": groupNode, "auto-vacuum-int": groupNode,
 
 	"http-addr": groupHTTP, "http-adv-addr": groupHTTP, "auth": groupHTTP, "http-allow-origin": groupHTTP,

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestRqlitedFlagsMapped(t *testing.T) {
 		"-write-queue-capacity", "10", "-write-queue-batch-size", "11", "-write-queue-timeout", "12ms", "-write-queue-tx",
 		"-http-allow-origin", "https://example.com", "-on-disk-path", "/var/db/db.sqlite", "-raft-snap-wal-size", "0",
 		"data",
-	}, &bytes.Buffer{})
+	}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestRqlitedFlagsMapped(t *testing.T) {
 // TestRqlitedFlagsIgnored: a flag with no meaning here is accepted, with or
 // without a value as rqlited takes it, and named in one WARN line each.
 func TestRqlitedFlagsIgnored(t *testing.T) {
-	f, err := parseServeFlags([]string{"-otlp-endpoint", "collector:4317", "-compress-snap-transport", "-join-as", "bob", "data"}, &bytes.Buffer{})
+	f, err := parseServeFlags([]string{"-otlp-endpoint", "collector:4317", "-compress-snap-transport", "-join-as", "bob", "data"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestRqlitedFlagsIgnored(t *testing.T) {
 // TestServeHelpGrouped: -h lists every flag once, under its section.
 func TestServeHelpGrouped(t *testing.T) {
 	var out bytes.Buffer
-	if _, err := parseServeFlags([]string{"-h"}, &out); err != flag.ErrHelp {
+	if _, err := parseServeFlags([]string{"-h"}, &out, io.Discard); err != flag.ErrHelp {
 		t.Fatalf("-h: %v", err)
 	}
 	help := out.String()

@@ -23,7 +23,7 @@ func TestServeTLSFlags(t *testing.T) {
 		{[]string{"-node-no-verify"}, "need -node-cert"},
 		{[]string{"-node-verify-server-name", "x"}, "need -node-cert"},
 	} {
-		_, err := parseServeFlags(tc.args, io.Discard)
+		_, err := parseServeFlags(tc.args, io.Discard, io.Discard)
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%q: %v", tc.args, err)
@@ -31,7 +31,7 @@ func TestServeTLSFlags(t *testing.T) {
 			t.Errorf("%q: error %v, want one mentioning %q", tc.args, err, tc.want)
 		}
 	}
-	f, err := parseServeFlags([]string{"-http-cert", "c.pem", "-http-key", "k.pem"}, io.Discard)
+	f, err := parseServeFlags([]string{"-http-cert", "c.pem", "-http-key", "k.pem"}, io.Discard, io.Discard)
 	if err != nil || f.tls.httpScheme() != "https" || apiURL(f.httpAdvAddr, f.tls.httpScheme()) != "https://127.0.0.1:4001" {
 		t.Fatalf("HTTPS node advertises %v (err %v)", f, err)
 	}

@@ -138,6 +138,9 @@ var (
 	ErrHalted = ErrUnavailable.New("state machine halted on this node")
 	// ErrUnknownNode: the node ID is not a member of the cluster.
 	ErrUnknownNode = ErrNotFound.New("unknown node")
+	// ErrNotSingleNode: POST /boot on a node whose cluster has other
+	// members; booting bypasses the log, so only a cluster of one may.
+	ErrNotSingleNode = ErrBadRequest.New("not single-node: /boot loads only a node that is the whole cluster; use /db/load on a larger one")
 	// ErrBadSequence: a request with a client_id and seq 0.
 	ErrBadSequence = ErrBadRequest.New("invalid sequence number 0: sequence numbers start at 1")
 	// ErrInvalidLoad: an upload for /db/load that is not a sound SQLite

@@ -66,7 +66,7 @@ func TestCauses(t *testing.T) {
 		{ErrCommitTimeout, ErrTimeout}, {ErrApplyFailed, ErrUnknownOutcome},
 		{ErrEnqueueTimeout, ErrUnavailable}, {ErrLeadershipTransfer, ErrUnavailable},
 		{ErrClosed, ErrUnavailable}, {ErrHalted, ErrUnavailable},
-		{ErrUnknownNode, ErrNotFound}, {ErrBadSequence, ErrBadRequest}, {ErrInvalidLoad, ErrBadRequest},
+		{ErrUnknownNode, ErrNotFound}, {ErrNotSingleNode, ErrBadRequest}, {ErrBadSequence, ErrBadRequest}, {ErrInvalidLoad, ErrBadRequest},
 	} {
 		err := fmt.Errorf("cluster: %w", c.cause)
 		if got := OutcomeOf(err); got != c.cause || got.Code != c.outcome.Code || got.Status != c.outcome.Status ||

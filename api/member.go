@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Member is one member of the cluster, as /nodes and the shell's .nodes
 // show it.
 type Member struct {
@@ -20,4 +22,12 @@ type Member struct {
 type Progress struct {
 	AppliedIndex   uint64
 	CommittedIndex uint64
+}
+
+// ReapedMember is a member the leader removed because it could not reach
+// it (POST /reap, or the reap timeouts).
+type ReapedMember struct {
+	ID          string
+	Voter       bool
+	Unreachable time.Duration // how long the leader had not reached it
 }

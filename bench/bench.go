@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/internal/tlsconf"
 )
 
@@ -75,7 +76,7 @@ Flags:
 `
 
 // parseFlags parses the command line into a Config.
-func parseFlags(args []string, stderr io.Writer) (*Config, error) {
+func parseFlags(args []string, stdout, stderr io.Writer) (*Config, error) {
 	cfg := &Config{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -97,10 +98,10 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	var tlsFlags tlsconf.ClientFlags
 	tlsFlags.Register(fs)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usageText)
+		fmt.Fprint(fs.Output(), usageText)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -151,7 +152,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 // Main runs `raftlite bench` with args (after the subcommand) and returns
 // the exit status: 0, 1 on failure, 2 for bad flags, 130 when interrupted.
 func Main(args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseFlags(args, stderr)
+	cfg, err := parseFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

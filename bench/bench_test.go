@@ -20,7 +20,7 @@ import (
 )
 
 func TestParseFlags(t *testing.T) {
-	cfg, err := parseFlags(nil, io.Discard)
+	cfg, err := parseFlags(nil, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	cfg, err = parseFlags([]string{"-H", "a:1, https://b:2/x ,", "-workload", "write-c32,read-weak-c8",
-		"-duration", "3s", "-warmup", "0", "-repeat", "5", "-spread", "-json", "-user", "bob:se:cret"}, io.Discard)
+		"-duration", "3s", "-warmup", "0", "-repeat", "5", "-spread", "-json", "-user", "bob:se:cret"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,11 +55,11 @@ func TestParseFlags(t *testing.T) {
 		{"-user", "nopassword"},
 		{"extra"},
 	} {
-		if _, err := parseFlags(bad, io.Discard); err == nil {
+		if _, err := parseFlags(bad, io.Discard, io.Discard); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
-	if _, err := parseFlags([]string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+	if _, err := parseFlags([]string{"-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v", err)
 	}
 }
@@ -255,8 +255,8 @@ func TestMainExitCodes(t *testing.T) {
 	if code := Main([]string{"-h"}, &out, &errOut); code != 0 {
 		t.Errorf("-h: exit %d", code)
 	}
-	if !strings.Contains(errOut.String(), "read-linearizable-c8") {
-		t.Errorf("usage does not list the workloads:\n%s", errOut.String())
+	if !strings.Contains(out.String(), "read-linearizable-c8") {
+		t.Errorf("usage on stdout does not list the workloads:\n%s", out.String())
 	}
 	errOut.Reset()
 	if code := Main([]string{"-workload", "nope"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown workload "nope"`) {
@@ -290,7 +290,7 @@ func TestRunOverHTTPS(t *testing.T) {
 	client := ca.Issue(t, "client").Write(t, dir, "client")
 	host := strings.TrimPrefix(srv.URL, "https://")
 	cfg, err := parseFlags([]string{"-H", host, "-workload", "write-c1", "-duration", "100ms", "-warmup", "0", "-repeat", "1",
-		"-rows", "10", "-no-floor", "-ca-cert", ca.WriteCA(t, dir, "ca"), "-client-cert", client.Cert, "-client-key", client.Key}, io.Discard)
+		"-rows", "10", "-no-floor", "-ca-cert", ca.WriteCA(t, dir, "ca"), "-client-cert", client.Cert, "-client-key", client.Key}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

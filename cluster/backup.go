@@ -53,25 +53,53 @@ func (n *Node) Load(ctx context.Context, r io.Reader) error {
 	if !n.IsLeader() {
 		return api.ErrNotLeader
 	}
+	return n.install(ctx, r, "load")
+}
+
+// Boot replaces the database of a node that is the whole cluster with the
+// SQLite database file read from r (rqlite's POST /boot): a single member,
+// the leader, else api.ErrNotSingleNode (or api.ErrNotLeader while it is
+// not yet elected). It installs the file as Load does, through a user
+// snapshot and never the log, but is not bounded by the HTTP layer's load
+// limit and is never forwarded: it is meant for seeding a fresh node with
+// a large database before others join.
+func (n *Node) Boot(ctx context.Context, r io.Reader) error {
+	servers, err := n.servers()
+	if err != nil {
+		return fmt.Errorf("boot: %w", err)
+	}
+	if len(servers) != 1 || string(servers[0].ID) != n.id {
+		return fmt.Errorf("boot: %w (the cluster has %d members)", api.ErrNotSingleNode, len(servers))
+	}
+	if !n.IsLeader() {
+		return fmt.Errorf("boot: %w", api.ErrNotLeader)
+	}
+	return n.install(ctx, r, "boot")
+}
+
+// install replaces the database on every node with the SQLite file read
+// from r, through a user snapshot; what names the operation in errors and
+// logs.
+func (n *Node) install(ctx context.Context, r io.Reader, what string) error {
 	loadMu.Lock()
 	defer loadMu.Unlock()
 	// Scratch files of an earlier load that crashed go first.
 	dir, err := filepath.Abs(filepath.Join(n.cfg.Dir, "load"))
 	if err != nil {
-		return fmt.Errorf("load: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("load: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	dbPath, err := spool(dir, "upload-*.sqlite", r)
 	if err != nil {
-		return fmt.Errorf("load: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer os.Remove(dbPath)
 	defer os.Remove(dbPath + "-journal")
 	if err := n.fsm.PrepareLoad(ctx, dbPath); err != nil {
-		return fmt.Errorf("load: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if !n.IsLeader() {
 		return api.ErrNotLeader
@@ -79,39 +107,39 @@ func (n *Node) Load(ctx context.Context, r io.Reader) error {
 	metaIndex := n.raft.LastIndex() + loadIndexGap
 	index := metaIndex + 1
 	if err := fsm.SetLoadIndex(ctx, dbPath, index); err != nil {
-		return fmt.Errorf("load: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	stream, err := os.CreateTemp(dir, "upload-*.snap")
 	if err != nil {
-		return fmt.Errorf("load: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer os.Remove(stream.Name())
 	defer stream.Close()
 	if err := snapshot.WriteFile(stream, dbPath, index); err != nil {
-		return fmt.Errorf("load: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	size, err := stream.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return fmt.Errorf("load: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if _, err := stream.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("load: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	os.Remove(dbPath) // the stream holds it now
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: metaIndex, Size: size}
 	start := time.Now()
-	n.logger.Info("loading database through a user snapshot", "index", index, "stream_bytes", size)
+	n.logger.Info("installing database through a user snapshot", "operation", what, "index", index, "stream_bytes", size)
 	timeout := n.cfg.ApplyTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
 	if err := n.raft.Restore(meta, stream, timeout); err != nil {
-		return fmt.Errorf("load: %w", mapError(err))
+		return fmt.Errorf("%s: %w", what, mapError(err))
 	}
 	if got := n.fsm.AppliedIndex(); got != index {
-		n.logger.Error("load installed at an unexpected index", "want", index, "fsm_applied", got)
+		n.logger.Error("database installed at an unexpected index", "operation", what, "want", index, "fsm_applied", got)
 	}
-	n.logger.Info("database loaded", "index", index, "took", time.Since(start))
+	n.logger.Info("database installed", "operation", what, "index", index, "took", time.Since(start))
 	return nil
 }
 
@@ -130,12 +158,6 @@ func spool(dir, pattern string, r io.Reader) (string, error) {
 		return "", err
 	}
 	return f.Name(), nil
-}
-
-// BuildFromDump builds a fresh SQLite file at path from an SQL text dump
-// (see fsm.BuildFromDump); Load then installs it.
-func (n *Node) BuildFromDump(ctx context.Context, dump io.Reader, path string) error {
-	return fsm.BuildFromDump(ctx, dump, path)
 }
 
 // StatementsSize bounds what stmts add to one log entry (see

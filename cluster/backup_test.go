@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/raftlite/raftlite/api"
@@ -15,12 +16,6 @@ import (
 // member metadata survives, writes go on, and a restarted follower reuses
 // its database instead of restoring the snapshot again.
 func TestLoadThroughUserSnapshot(t *testing.T) {
-	nodes := startCluster(t, 3, nil)
-	leader := waitLeader(t, nodes...)
-	waitMeta(t, nodes...)
-	createTable(t, leader)
-	insertRows(t, leader, 0, 10)
-
 	// The upload: another cluster's backup holding rows 1..30.
 	src := startCluster(t, 1, nil)
 	createTable(t, src[0])
@@ -30,6 +25,13 @@ func TestLoadThroughUserSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := rows(t, src[0])
+
+	// Started last, so that testLogs has this cluster's lines.
+	nodes := startCluster(t, 3, nil)
+	leader := waitLeader(t, nodes...)
+	waitMeta(t, nodes...)
+	createTable(t, leader)
+	insertRows(t, leader, 0, 10)
 
 	for _, f := range followers(leader, nodes...) {
 		if err := f.Load(ctxT(t), bytes.NewReader(file.Bytes())); !errors.Is(err, api.ErrNotLeader) {
@@ -64,5 +66,12 @@ func TestLoadThroughUserSnapshot(t *testing.T) {
 	waitSame(t, idx, leader, f)
 	if got := f.metrics.snapshotsRestored.Load(); got != 0 {
 		t.Errorf("restarted follower restored %d snapshots, want to reuse its database", got)
+	}
+	// The load drops the leader's log, so raft finds the entries before
+	// it gone and sends the followers the snapshot: expected, no ERROR.
+	for _, line := range strings.Split(testLogs(t), "\n") {
+		if strings.Contains(line, "level=ERROR") && strings.Contains(line, "failed to get log") {
+			t.Errorf("an expected missing entry logged as an error: %s", line)
+		}
 	}
 }

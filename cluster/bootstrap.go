@@ -52,7 +52,7 @@ func (n *Node) form(ctx context.Context) error {
 	case n.cfg.BootstrapExpect > 1:
 		return n.bootstrapExpect(ctx, targets)
 	case len(targets) > 0:
-		n.setFormStatus(fmt.Sprintf("joining a cluster via %v", targets))
+		n.setFormStatus(fmt.Sprintf("joining a cluster via %v", n.cfg.Join))
 		return n.joinCluster(ctx, targets)
 	default:
 		n.logger.Info("bootstrapping single-node cluster")
@@ -203,7 +203,8 @@ func joinRefusals(rs []refusal) string {
 // their advertised Raft addresses.
 func (n *Node) refuseCluster(ctx context.Context, servers []configServer) string {
 	listed := map[string]bool{n.advAddr: true}
-	for _, a := range n.cfg.Join {
+	for _, given := range n.cfg.Join {
+		a := joinRaftAddr(given)
 		listed[a] = true
 	}
 	discovered := n.discoveredAddrs()

@@ -215,6 +215,10 @@ type Config struct {
 	// Default DefaultMaxEntryBytes.
 	MaxEntryBytes int
 
+	// AutoVacuumInterval, when positive, makes the leader propose a VACUUM
+	// that often (rqlited's -auto-vacuum-int). Zero: never.
+	AutoVacuumInterval time.Duration
+
 	// ApplyTimeout bounds Execute (and other proposals) when the context
 	// has no deadline. Default 10s.
 	ApplyTimeout time.Duration
@@ -228,6 +232,13 @@ type Config struct {
 	// margin, between machines. Off (the zero value), every read index
 	// costs a round, batched with concurrent ones.
 	ReadLease bool
+	// ReapTimeout and ReapReadOnlyTimeout make the leader remove voters and
+	// non-voters that its heartbeats have not reached for longer (rqlite's
+	// -raft-reap-node-timeout and -raft-reap-read-only-node-timeout); zero
+	// never. The clock restarts with every new leader, so set them on every
+	// voter.
+	ReapTimeout         time.Duration
+	ReapReadOnlyTimeout time.Duration
 	// StepDownOnClose makes a leader hand leadership to another voter
 	// before shutting down, which shortens the unavailability of a planned
 	// restart from an election timeout to a round trip.
@@ -333,8 +344,10 @@ func (c Config) Validate() error {
 		bad("API advertise address %q must be an http(s) URL such as http://127.0.0.1:4001", c.APIAdvAddr)
 	}
 	for _, j := range c.Join {
-		if _, _, err := net.SplitHostPort(j); err != nil {
+		if host, port, err := net.SplitHostPort(joinRaftAddr(j)); err != nil {
 			bad("join address %q: %w", j, err)
+		} else if host == "" || port == "" {
+			bad("join address %q must name a host and the Raft port, e.g. 10.0.0.1:4002", j)
 		}
 	}
 	if (c.ServerTLS == nil) != (c.ClientTLS == nil) {
@@ -373,6 +386,9 @@ func (c Config) Validate() error {
 	}
 	if c.ApplyTimeout < 0 || c.CloseTimeout < 0 || c.JoinInterval < 0 || c.BootstrapExpectTimeout < 0 {
 		bad("timeouts must not be negative")
+	}
+	if c.ReapTimeout < 0 || c.ReapReadOnlyTimeout < 0 {
+		bad("reap timeouts must not be negative")
 	}
 	if c.JoinAttempts < 0 {
 		bad("join attempts must not be negative")

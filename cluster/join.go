@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -25,7 +26,8 @@ func (n *Node) withoutSelf(addrs []string) []string {
 	}
 	seen := make(map[string]bool)
 	var out []string
-	for _, j := range addrs {
+	for _, given := range addrs {
+		j := joinRaftAddr(given)
 		if self[j] || seen[j] {
 			continue
 		}
@@ -33,6 +35,22 @@ func (n *Node) withoutSelf(addrs []string) []string {
 		out = append(out, j)
 	}
 	return out
+}
+
+// joinRaftAddr is the Raft address a join address names. rqlite accepts
+// join addresses with or without a scheme (its older versions joined
+// through the HTTP API), so "http://host:4002" and "host:4002" both name
+// the node whose Raft port is host:4002: the scheme is dropped, never
+// prepended again.
+func joinRaftAddr(given string) string {
+	a := strings.TrimSpace(given)
+	for _, scheme := range []string{"http://", "https://"} {
+		if len(a) > len(scheme) && strings.EqualFold(a[:len(scheme)], scheme) {
+			a = a[len(scheme):]
+			break
+		}
+	}
+	return strings.TrimSuffix(a, "/")
 }
 
 // joinCluster asks each target in turn to add this node, in up to

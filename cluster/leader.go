@@ -30,7 +30,7 @@ func (n *Node) watch() {
 	obsCh := make(chan raft.Observation, 16)
 	obs := raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.LeaderObservation, raft.RaftState:
+		case raft.LeaderObservation, raft.RaftState, raft.ResumedHeartbeatObservation:
 			return true
 		}
 		return false
@@ -44,9 +44,14 @@ func (n *Node) watch() {
 		case <-n.ctx.Done():
 			return
 		case o := <-obsCh:
-			if lo, ok := o.Data.(raft.LeaderObservation); ok {
+			switch d := o.Data.(type) {
+			case raft.LeaderObservation:
 				n.metrics.leaderChanges.Add(1)
-				n.logger.Info("leader changed", "leader_id", string(lo.LeaderID), "leader_addr", string(lo.LeaderAddr))
+				n.reach.forget()
+				n.logger.Info("leader changed", "leader_id", string(d.LeaderID), "leader_addr", string(d.LeaderAddr))
+			case raft.ResumedHeartbeatObservation:
+				n.reach.answered(d.PeerID)
+				continue // no reason to reconcile
 			}
 		case <-ticker.C:
 		}
@@ -81,15 +86,8 @@ func (n *Node) reconcile() {
 			n.logger.Debug("leader barrier failed", "error", err)
 			return
 		}
-		n.memberMu.Lock()
-		defer n.memberMu.Unlock()
-		if err := n.setMetaLocked(ctx, n.id, n.cfg.APIAdvAddr); err != nil {
-			n.logger.Warn("record own metadata", "error", err)
-			return
-		}
-		if err := n.pruneMetaLocked(ctx); err != nil {
-			n.logger.Warn("prune metadata", "error", err)
-		}
+		n.reconcileMeta(ctx)
+		n.reapAuto(ctx)
 	case raft.Follower:
 		if meta, ok := n.fsm.Nodes()[n.id]; ok && meta.APIAddr == n.cfg.APIAdvAddr {
 			return
@@ -104,6 +102,20 @@ func (n *Node) reconcile() {
 				n.logger.Warn("asking the leader to record this node's API address failed; retrying", "error", err)
 			}
 		}
+	}
+}
+
+// reconcileMeta makes the leader's replicated metadata match the
+// configuration: its own API address recorded, none of non-members.
+func (n *Node) reconcileMeta(ctx context.Context) {
+	n.memberMu.Lock()
+	defer n.memberMu.Unlock()
+	if err := n.setMetaLocked(ctx, n.id, n.cfg.APIAdvAddr); err != nil {
+		n.logger.Warn("record own metadata", "error", err)
+		return
+	}
+	if err := n.pruneMetaLocked(ctx); err != nil {
+		n.logger.Warn("prune metadata", "error", err)
 	}
 }
 

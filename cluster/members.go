@@ -52,9 +52,10 @@ func (n *Node) IsVoter() bool {
 }
 
 // Remove removes node id from the cluster and forgets its metadata. On a
-// follower the request is passed to the leader. Removing a node that is not
-// a member succeeds (and forgets any metadata left of it). A removed node
-// shuts its Raft down.
+// follower the request is passed to the leader. An id that is not a member
+// is refused with api.ErrUnknownNode (404, as rqlite answers), so that a
+// typo is not taken for a removal; metadata left of a non-member is pruned
+// by the leader's reconciliation anyway. A removed node shuts its Raft down.
 func (n *Node) Remove(ctx context.Context, id string) error {
 	if id == "" {
 		return fmt.Errorf("cluster: remove: %w: missing node id", api.ErrBadRequest)
@@ -77,6 +78,16 @@ func (n *Node) remove(ctx context.Context, id string, hops int) error {
 		return err
 	}
 	defer release()
+	return n.removeLocked(ctx, servers, id)
+}
+
+// removeLocked removes member id, given the configuration in force. The
+// caller holds memberMu and is the leader.
+func (n *Node) removeLocked(ctx context.Context, servers []raft.Server, id string) error {
+	i := slices.IndexFunc(servers, func(s raft.Server) bool { return string(s.ID) == id })
+	if i < 0 {
+		return fmt.Errorf("%w: %s is not a member", api.ErrUnknownNode, id)
+	}
 	if id == n.id {
 		// The leader removes itself: forget its metadata while it still
 		// can. (Should the removal fail, reconcile records it again.)
@@ -84,19 +95,14 @@ func (n *Node) remove(ctx context.Context, id string, hops int) error {
 			return fmt.Errorf("forget own metadata: %w", err)
 		}
 	}
-	for _, s := range servers {
-		if string(s.ID) != id {
-			continue
-		}
-		if err := n.configChange(ctx, func(t time.Duration) raft.IndexFuture {
-			return n.raft.RemoveServer(s.ID, 0, t)
-		}); err != nil {
-			return err
-		}
-		n.metrics.removesHandled.Add(1)
-		n.logger.Info("removed member", "id", id, "addr", s.Address)
-		break
+	s := servers[i]
+	if err := n.configChange(ctx, func(t time.Duration) raft.IndexFuture {
+		return n.raft.RemoveServer(s.ID, 0, t)
+	}); err != nil {
+		return err
 	}
+	n.metrics.removesHandled.Add(1)
+	n.logger.Info("removed member", "id", id, "addr", s.Address)
 	if err := n.removeMetaLocked(ctx, id); err != nil {
 		// The leader prunes metadata of non-members, so this heals (e.g.
 		// when the leader removed itself and stepped down).

@@ -36,6 +36,8 @@ type metrics struct {
 	snapshotsRestored atomic.Uint64
 	snapshotsDamaged  atomic.Uint64
 	logSizeSnapshots  atomic.Uint64
+	reaped            atomic.Uint64
+	reapsFailed       atomic.Uint64
 
 	// commitSeconds is the leader's time from proposing an entry to its
 	// being applied locally (Execute and the other proposals).
@@ -75,6 +77,8 @@ func (m *metrics) counters() []counter {
 		{"startup_snapshot_restores_total", "raftlite_raft_startup_snapshot_restores_total", "Starts that restored the latest snapshot because the database was older.", &m.snapshotsRestored},
 		{"snapshots_refused_corrupt_total", "raftlite_raft_snapshots_refused_corrupt_total", "Snapshots a follower refused as corrupt (replaced by a new one).", &m.snapshotsDamaged},
 		{"snapshots_by_log_size_total", "raftlite_raft_snapshots_by_log_size_total", "Snapshots taken because the log passed SnapshotLogSize.", &m.logSizeSnapshots},
+		{"nodes_reaped_total", "raftlite_cluster_nodes_reaped_total", "Unreachable members this node removed as leader (reap timeouts or POST /reap).", &m.reaped},
+		{"nodes_reaped_failed_total", "raftlite_cluster_nodes_reaped_failed_total", "Removals of unreachable members that failed.", &m.reapsFailed},
 	}
 }
 

@@ -35,6 +35,7 @@ type Node struct {
 	fsm     StateMachine
 
 	raft      *raft.Raft
+	reach     *followerReachability // the leader's view of its followers, for logs and reaping
 	transport *raft.NetworkTransport
 	layer     *raftLayer
 	store     *raftboltdb.BoltStore
@@ -174,6 +175,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	svcLn := n.mux.listen(headerCluster, tcpAddr(n.advAddr))
 	n.mux.serve()
 
+	n.reach = newFollowerReachability(logger)
 	hlog := n.raftLogger()
 	n.startup.SetPhase(PhaseOpeningLog)
 	n.logger.Info("opening the raft log", "dir", raftDir)
@@ -205,6 +207,9 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 		Logger:  hlog.Named("transport"),
 	})
 
+	if err := n.recoverFromPeersFile(hlog, n.logs, snaps); err != nil {
+		return n, err
+	}
 	hasState, err := raft.HasExistingState(n.logs, n.store, snaps)
 	if err != nil {
 		return n, fmt.Errorf("cluster: check existing raft state: %w", err)
@@ -224,11 +229,12 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	}
 	guard := newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout)
 	check := &snapshotSendCheck{voteGuard: guard, damaged: n.replaceDamagedSnapshot}
-	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: check.AppendEntries, ctx: n.ctx, wanted: n.replicationWanted, logger: logger}}
+	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: check.AppendEntries, ctx: n.ctx, wanted: n.replicationWanted, reach: n.reach}}
 	n.raft, err = n.newRaft(rc, n.logs, snaps, trans)
 	if err != nil {
 		return n, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	n.reach.raft.Store(n.raft)
 	var state raftState = n.raft
 	guard.raft.Store(&state)
 	n.registerGauges(cfg.Metrics)
@@ -248,6 +254,8 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	go n.watchWAL()
 	n.wg.Add(1)
 	go n.watchLogSize()
+	n.wg.Add(1)
+	go n.watchAutoVacuum()
 
 	logger.Info("raft started", "raft_addr", n.advAddr, "api_addr", cfg.APIAdvAddr, "dir", raftDir, "existing_state", hasState)
 	if hasState && (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) {
@@ -286,7 +294,7 @@ func (n *Node) setFormStatus(reason string) { n.formStatus.Store(&reason) }
 // raftLogger is the hclog.Logger handed to hashicorp/raft.
 func (n *Node) raftLogger() *slogHCLog {
 	level, _ := parseRaftLogLevel(n.cfg.RaftLogLevel)
-	return newSlogHCLog(n.base.With("component", "raft"), "raft", level)
+	return newSlogHCLog(n.base.With("component", "raft"), "raft", level, n.reach)
 }
 
 // raftConfig builds hashicorp/raft's configuration.
@@ -377,8 +385,10 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
-	if n.raft != nil && n.cfg.StepDownOnClose && n.raft.State() == raft.Leader {
-		n.stepDownForClose()
+	if n.raft != nil && n.cfg.StepDownOnClose {
+		if err := n.HandOver(context.Background()); err != nil {
+			n.logger.Warn("leadership transfer before close failed", "error", err)
+		}
 	}
 	n.closed.Store(true)
 	n.stopReads()
@@ -433,31 +443,6 @@ func (n *Node) close() error {
 	}
 	n.logger.Info("closed")
 	return nil
-}
-
-// stepDownForClose hands leadership to another voter, if there is one, so a
-// planned shutdown costs a round trip rather than an election timeout.
-func (n *Node) stepDownForClose() {
-	servers, err := n.servers()
-	if err != nil {
-		return
-	}
-	others := 0
-	for _, s := range servers {
-		if s.Suffrage == raft.Voter && string(s.ID) != n.id {
-			others++
-		}
-	}
-	if others == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.ElectionTimeout+time.Second)
-	defer cancel()
-	if err := n.transferLeadership(ctx, n.raft.LeadershipTransfer); err != nil {
-		n.logger.Warn("leadership transfer before close failed", "error", err)
-		return
-	}
-	n.logger.Info("handed over leadership before close")
 }
 
 // ID returns this node's ID.

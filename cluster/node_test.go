@@ -256,6 +256,13 @@ func TestStepDownAndRemoveLeader(t *testing.T) {
 	if err := target.StepDown(ctxT(t), "nobody"); !errors.Is(err, api.ErrUnknownNode) {
 		t.Fatalf("StepDown(nobody) = %v", err)
 	}
+	// Removing a node that is no member is refused as unknown, on the
+	// leader and through a follower (the cluster service carries the code).
+	for _, via := range []*testNode{target, followers(target, nodes...)[0]} {
+		if err := via.Remove(ctxT(t), "nobody"); !errors.Is(err, api.ErrUnknownNode) && !errors.Is(err, api.ErrNotFound) {
+			t.Fatalf("Remove(nobody) via %s = %v, want unknown node", via.id, err)
+		}
+	}
 
 	// Any other voter.
 	leader = target

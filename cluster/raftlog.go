@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // hclogLevels maps hclog levels onto slog levels. Trace has no slog level; it
@@ -57,14 +59,17 @@ type slogHCLog struct {
 	name    string
 	implied []any
 	level   *atomic.Int32 // hclog.Level, shared by derived loggers
+	// reach, shared by derived loggers, takes over raft's lines about
+	// followers it cannot reach (nil: none).
+	reach *followerReachability
 }
 
 var _ hclog.Logger = (*slogHCLog)(nil)
 
-func newSlogHCLog(l *slog.Logger, name string, level hclog.Level) *slogHCLog {
+func newSlogHCLog(l *slog.Logger, name string, level hclog.Level, reach *followerReachability) *slogHCLog {
 	lv := new(atomic.Int32)
 	lv.Store(int32(level))
-	h := &slogHCLog{base: l, name: name, level: lv}
+	h := &slogHCLog{base: l, name: name, level: lv, reach: reach}
 	h.logger = h.build()
 	return h
 }
@@ -81,7 +86,7 @@ func (h *slogHCLog) build() *slog.Logger {
 }
 
 func (h *slogHCLog) derive(name string, implied []any) *slogHCLog {
-	d := &slogHCLog{base: h.base, name: name, implied: implied, level: h.level}
+	d := &slogHCLog{base: h.base, name: name, implied: implied, level: h.level, reach: h.reach}
 	d.logger = d.build()
 	return d
 }
@@ -92,10 +97,35 @@ func (h *slogHCLog) enabled(l hclog.Level) bool {
 }
 
 func (h *slogHCLog) Log(level hclog.Level, msg string, args ...any) {
+	if h.reach != nil && h.reach.observeRaftLine(msg, args) {
+		level = hclog.Debug // followerReachability logged the change of state
+	}
+	if level == hclog.Error && isBehindLogStart(msg, args) {
+		level = hclog.Info
+		msg = "follower needs entries before the start of the log; sending it a snapshot"
+	}
 	if !h.enabled(level) {
 		return
 	}
 	h.logger.Log(context.Background(), toSlogLevel(level), msg, formatArgs(args)...)
+}
+
+// isBehindLogStart recognises raft's ERROR "failed to get log" for an entry
+// that is gone: replication to a follower that needs entries from before
+// the log's start (after a compaction, or a load, which empties the log)
+// looks them up, fails, and sends the follower a snapshot instead, as
+// designed. The same line from applying committed entries is followed by a
+// panic, which says enough.
+func isBehindLogStart(msg string, args []any) bool {
+	if msg != "failed to get log" {
+		return false
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if err, ok := args[i+1].(error); ok && args[i] == "error" && errors.Is(err, raft.ErrLogNotFound) {
+			return true
+		}
+	}
+	return false
 }
 
 // formatArgs renders hclog's deferred-formatting values (hclog.Fmt), which

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"log/slog"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -38,7 +37,7 @@ type resendAppends struct {
 	send   func(raft.ServerID, raft.ServerAddress, *raft.AppendEntriesRequest, *raft.AppendEntriesResponse) error
 	ctx    context.Context // the node's: ends the resending on Close
 	wanted func(term uint64, peer raft.ServerID, addr raft.ServerAddress) bool
-	logger *slog.Logger
+	reach  *followerReachability
 }
 
 // resendPause is how long a failed AppendEntries waits before it is sent
@@ -51,7 +50,8 @@ func (r *resendAppends) AppendEntries(id raft.ServerID, target raft.ServerAddres
 		return err
 	}
 	start := time.Now()
-	r.logger.Warn("AppendEntries failed; resending until the follower answers", "peer", id, "addr", target, "error", err)
+	r.reach.failed(id, target, err.Error())
+	r.reach.logger.Debug("AppendEntries failed; resending until the follower answers", "peer", id, "addr", target, "error", err)
 	for {
 		select {
 		case <-r.ctx.Done():
@@ -62,7 +62,8 @@ func (r *resendAppends) AppendEntries(id raft.ServerID, target raft.ServerAddres
 			return err
 		}
 		if err = r.send(id, target, args, resp); err == nil {
-			r.logger.Info("follower answers again", "peer", id, "after", time.Since(start).Round(time.Millisecond))
+			r.reach.answered(id)
+			r.reach.logger.Debug("resent AppendEntries got through", "peer", id, "after", time.Since(start).Round(time.Millisecond))
 			return nil
 		}
 	}

@@ -29,7 +29,7 @@ func TestResendAppends(t *testing.T) {
 		},
 		ctx:    context.Background(),
 		wanted: func(uint64, raft.ServerID, raft.ServerAddress) bool { return wanted.Load() },
-		logger: testLogger(t),
+		reach:  newFollowerReachability(testLogger(t)),
 	}
 	entries := &raft.AppendEntriesRequest{Term: 3, PrevLogEntry: 10, PrevLogTerm: 2, Entries: []*raft.Log{{Index: 11, Term: 3}}, LeaderCommitIndex: 10}
 	if err := r.AppendEntries("f", "addr", entries, &raft.AppendEntriesResponse{}); err != nil {

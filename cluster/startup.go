@@ -11,6 +11,7 @@ import (
 // Phases of a start that Open reports through Config.Startup.
 const (
 	PhaseOpeningLog        = "opening raft log"
+	PhaseRecovering        = "recovering the cluster configuration from raft/peers.json"
 	PhaseRestoringSnapshot = "restoring the latest snapshot"
 	PhaseScanningLog       = "scanning raft log"
 	PhaseFormingCluster    = "forming or joining the cluster"

@@ -81,16 +81,19 @@ func (f *FSM) Apply(l *raft.Log) any {
 //
 // A batch ends at a checksum marker (CmdChecksum): the entries up to it are
 // committed, the checksum at its index is pinned (see checksum.go), and the
-// rest are applied as a batch of their own.
+// rest are applied as a batch of their own. A batch likewise ends at an
+// entry holding a VACUUM, which runs once the entries up to it have
+// committed (see vacuum.go).
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	var resps []any
 	start := 0
 	for i, l := range logs {
-		if !isChecksumMarker(l) {
+		marker := isChecksumMarker(l)
+		if !marker && !holdsVacuum(l) {
 			continue
 		}
 		var r *checksumResult
-		if l.Index > f.applied.Load() {
+		if marker && l.Index > f.applied.Load() {
 			r = f.checksums.expect(l.Index)
 		}
 		part := f.applyBatch(logs[start : i+1])
@@ -167,6 +170,13 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 			break
 		}
 	}
+	if f.vacuumDue {
+		if err := f.vacuum(context.Background()); err != nil {
+			// The entries are committed: their answers stand, and
+			// Open runs the VACUUM again (vacuum_pending is set).
+			f.halt(fmt.Errorf("entry %d: %w", b.last, err))
+		}
+	}
 	if f.afterCommit != nil {
 		f.afterCommit(b.last)
 	}
@@ -189,6 +199,7 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 	b.nodeOps = b.nodeOps[:0]
 	b.sess = sessionCounts{}
 	b.oldestSeen = f.oldestSeen
+	f.vacuumDue = false
 	if _, err := w.begin.ExecContext(ctx); err != nil {
 		return -1, fmt.Errorf("begin: %w", err)
 	}
@@ -247,6 +258,11 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 	}
 	if err := w.storeSessionCounts(ctx, b.sess); err != nil {
 		return -1, err
+	}
+	if f.vacuumDue {
+		if _, err := w.setVacuumPending.ExecContext(ctx); err != nil {
+			return -1, fmt.Errorf("store %s: %w", vacuumPendingKey, err)
+		}
 	}
 	if _, err := w.setApplied.ExecContext(ctx, int64(b.last)); err != nil {
 		return -1, fmt.Errorf("store applied index: %w", err)
@@ -336,6 +352,18 @@ func (f *FSM) runStatements(ctx context.Context, e entry, req *api.Request) (res
 			if _, err := w.saveStmt.ExecContext(ctx); err != nil {
 				return nil, false, fmt.Errorf("savepoint: %w", err)
 			}
+		}
+		if mode == modeUser && !req.Transaction && isVacuum(req.Statements[j].SQL) {
+			// Run after the batch commits (vacuum.go); its result is
+			// SQLite's for VACUUM, an empty one.
+			f.vacuumDue = true
+			resp.Results = append(resp.Results, api.Result{})
+			if perStmt {
+				if _, err := w.releaseStmt.ExecContext(ctx); err != nil {
+					return nil, false, fmt.Errorf("release savepoint: %w", err)
+				}
+			}
+			continue
 		}
 		w.guard.mode = mode
 		res, serr := f.runStatement(ctx, w.dbConn, &req.Statements[j])

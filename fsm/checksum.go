@@ -26,7 +26,8 @@ import (
 // WITHOUT ROWID, primary key) order. The applied index row of _raftlite_meta
 // is left out: it is the position the checksum is reported with, and it is
 // the one thing two replicas at different indexes are expected to differ
-// in. Virtual tables are skipped (their shadow tables hold their content).
+// in. So is vacuum_pending, which lives only between a batch's commit and
+// its VACUUM (vacuum.go). Virtual tables are skipped (their shadow tables hold their content).
 // Values are hashed with their storage class, so 1, 1.0, '1' and x'31'
 // differ. It is computed in a read transaction, streaming row by row: cost
 // proportional to the data, memory constant, and in WAL mode it never
@@ -303,7 +304,7 @@ func contentChecksum(ctx context.Context, q queryer) (string, error) {
 		}
 		query := "SELECT " + strings.Join(sel, ", ") + " FROM main." + quoteIdent(t.name)
 		if t.name == "_raftlite_meta" {
-			query += " WHERE key <> 'applied_index'"
+			query += " WHERE key NOT IN ('applied_index', '" + vacuumPendingKey + "')"
 		}
 		if order != "" {
 			query += " ORDER BY " + order

@@ -27,21 +27,54 @@ const busyTimeoutMS = 5000
 // and Raft replays the lost entries (see the package doc for the one rule
 // this puts on snapshot restores at start-up). FULL would fsync on every
 // batch for no gain in durability.
-var writerPragmas = []string{
-	"PRAGMA journal_mode=WAL",
-	"PRAGMA synchronous=NORMAL",
-	"PRAGMA foreign_keys=ON",
-	fmt.Sprintf("PRAGMA busy_timeout=%d", busyTimeoutMS),
-	"PRAGMA temp_store=MEMORY",
+//
+// foreign_keys is Config.ForeignKeys (-fk), off by default as in SQLite and
+// rqlite. The views that hide raftlite's tables (hide.go) come last:
+// setting temp_store drops every TEMP object.
+func writerPragmas(foreignKeys bool) []string {
+	return append([]string{
+		"PRAGMA journal_mode=WAL",
+		"PRAGMA synchronous=NORMAL",
+		foreignKeysPragma(foreignKeys),
+		fmt.Sprintf("PRAGMA busy_timeout=%d", busyTimeoutMS),
+		"PRAGMA temp_store=MEMORY",
+	}, schemaViews...)
 }
 
 // readerPragmas configure read connections. query_only makes SQLite itself
-// refuse any write, as a second line behind the read-only guard.
-var readerPragmas = []string{
-	"PRAGMA query_only=ON",
-	"PRAGMA foreign_keys=ON",
-	fmt.Sprintf("PRAGMA busy_timeout=%d", busyTimeoutMS),
-	"PRAGMA temp_store=MEMORY",
+// refuse any write, as a second line behind the read-only guard, so it
+// comes after the views. foreign_keys only reports the setting there.
+func readerPragmas(foreignKeys bool) []string {
+	p := append([]string{
+		foreignKeysPragma(foreignKeys),
+		fmt.Sprintf("PRAGMA busy_timeout=%d", busyTimeoutMS),
+		"PRAGMA temp_store=MEMORY",
+	}, schemaViews...)
+	return append(p, "PRAGMA query_only=ON")
+}
+
+func foreignKeysPragma(on bool) string {
+	if on {
+		return "PRAGMA foreign_keys=ON"
+	}
+	return "PRAGMA foreign_keys=OFF"
+}
+
+// reportedPragmas are the settings /status shows under
+// store.sqlite3.pragmas, per connection kind, as rqlite does.
+var reportedPragmas = []string{"synchronous", "journal_mode", "foreign_keys", "wal_autocheckpoint", "busy_timeout"}
+
+// readPragmas reads reportedPragmas on c, as text.
+func readPragmas(ctx context.Context, c *dbConn) (map[string]string, error) {
+	m := make(map[string]string, len(reportedPragmas))
+	for _, p := range reportedPragmas {
+		var v string
+		if err := c.conn.QueryRowContext(ctx, "PRAGMA "+p).Scan(&v); err != nil {
+			return nil, fmt.Errorf("read PRAGMA %s: %w", p, err)
+		}
+		m[p] = v
+	}
+	return m, nil
 }
 
 var ofdOnce sync.Once

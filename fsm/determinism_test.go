@@ -160,7 +160,8 @@ func TestDeterministicApply(t *testing.T) {
 	if _, ok := got["random"].(int64); !ok {
 		t.Errorf("random() = %#v", got["random"])
 	}
-	if b, ok := got["randomblob"].([]byte); !ok || len(b) != 16 {
+	// An untyped BLOB answers as a string, as in rqlite (types_rqlite.go).
+	if b, ok := got["randomblob"].(string); !ok || len(b) != 16 {
 		t.Errorf("randomblob(16) = %#v", got["randomblob"])
 	}
 
@@ -250,7 +251,6 @@ func TestNondeterministicStatementsRefused(t *testing.T) {
 		"INSERT INTO foo VALUES (datetime('2024-01-01', 'UTC'))": "time zone",
 		"UPDATE foo SET x = strftime('%H', 'now', 'localtime')":  "time zone",
 		"VACUUM INTO '" + vacuumFile + "'":                       "VACUUM",
-		"VACUUM":                                                 "VACUUM",
 		"BEGIN":                                                  "transaction control",
 		"CREATE TRIGGER tr AFTER INSERT ON foo BEGIN SELECT 1; END; INSERT INTO foo VALUES (total_changes())": "total_changes",
 	} {

@@ -28,8 +28,16 @@
 // a PRNG seeded from its Seed; they apply in DEFAULT clauses and triggers
 // too. Read connections keep SQLite's own. What cannot be made deterministic
 // is refused on the write path by the guard (ATTACH, connection PRAGMAs,
-// load_extension, total_changes, sqlite_offset) or by the overrides (the
-// 'localtime' and 'utc' modifiers). See determinism.go.
+// foreign_keys included, load_extension, total_changes, sqlite_offset) or
+// by the overrides (the 'localtime' and 'utc' modifiers). See
+// determinism.go. VACUUM runs outside the apply transaction at its
+// entry's log position on every replica (vacuum.go).
+//
+// # Values
+//
+// Query results carry rqlite's types and values: times in DATE, DATETIME
+// and TIMESTAMP columns, booleans, BLOBs of text affinity as strings. See
+// types_rqlite.go.
 //
 // # Replica checksums
 //
@@ -46,8 +54,8 @@
 // data it describes, and the session counters), _raftlite_nodes (member
 // metadata) and _raftlite_sessions (client sessions: per client_id the last
 // applied sequence number, its response and its request's digest, see
-// sessions.go). Clients can
-// read them but not change them.
+// sessions.go). Clients can neither see, read nor change them: the schema
+// they read leaves them out (hide.go).
 //
 // # Client sessions
 //

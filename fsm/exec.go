@@ -20,6 +20,33 @@ type stmtInfo struct {
 	// silent: the statement presents no action to the authorizer (VACUUM
 	// is one), so the guard cannot vouch that it only reads.
 	silent bool
+	// text is the SQL to run, hide whether the guard holds it to the
+	// views of the schema, and refused why it may not run (see userSQL).
+	text    string
+	hide    bool
+	refused error
+}
+
+// userStatement returns what preparing sql told, from the cache. c's guard
+// is in the statement's mode and is left held to the views or not, as the
+// statement needs.
+func (f *FSM) userStatement(c *dbConn, sql string) (stmtInfo, error) {
+	info, ok := f.stmtCache.get(sql)
+	if !ok {
+		info.text, info.hide, info.refused = userSQL(sql)
+		if info.refused == nil {
+			c.guard.hideSchema = info.hide
+			c.guard.reset()
+			n, err := c.columnCount(info.text)
+			if err != nil {
+				return stmtInfo{}, err
+			}
+			info.rows, info.silent = n > 0, c.guard.actions == 0
+		}
+		f.stmtCache.put(sql, info)
+	}
+	c.guard.hideSchema = info.hide
+	return info, info.refused
 }
 
 // runStatement runs one client statement on c under the guard mode the
@@ -32,15 +59,10 @@ type stmtInfo struct {
 // else the execute shape.
 func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *api.Statement) (api.Result, error) {
 	start := time.Now()
-	c.guard.reset()
-	info, ok := f.stmtCache.get(st.SQL)
-	if !ok {
-		n, err := c.columnCount(st.SQL)
-		if err != nil {
-			return api.Result{}, err
-		}
-		info = stmtInfo{rows: n > 0, silent: c.guard.actions == 0}
-		f.stmtCache.put(st.SQL, info)
+	defer func() { c.guard.hideSchema = false }()
+	info, err := f.userStatement(c, st.SQL)
+	if err != nil {
+		return api.Result{}, err
 	}
 	if info.silent && c.guard.mode == modeReadOnly {
 		c.guard.denied = errReadOnly
@@ -51,17 +73,14 @@ func (f *FSM) runStatement(ctx context.Context, c *dbConn, st *api.Statement) (a
 	c.guard.reset()
 
 	args := bindArgs(st.Params)
-	var (
-		res api.Result
-		err error
-	)
+	var res api.Result
 	switch {
-	case cacheable(st.SQL):
-		res, err = c.runPrepared(ctx, st.SQL, args, info.rows)
+	case cacheable(info.text):
+		res, err = c.runPrepared(ctx, info.text, args, info.rows)
 	case info.rows:
-		res, err = scanRows(c.conn.QueryContext(ctx, st.SQL, args...))
+		res, err = scanRows(c.conn.QueryContext(ctx, info.text, args...))
 	default:
-		res, err = c.execResult(c.conn.ExecContext(ctx, st.SQL, args...))
+		res, err = c.execResult(c.conn.ExecContext(ctx, info.text, args...))
 	}
 	if err != nil {
 		return api.Result{}, err
@@ -138,10 +157,10 @@ func (c *dbConn) execResult(r sql.Result, err error) (api.Result, error) {
 	return res, nil
 }
 
-// scanRows reads the rows a statement returned into the query shape.
-// Types are the declared column types in lower case; a column without one
-// (an expression) takes the type of its value in the first row, as rqlite
-// does, or "" when there is no row or the value is NULL.
+// scanRows reads the rows a statement returned into the query shape, with
+// rqlite's types and values (see types_rqlite.go). Types are the declared
+// column types in lower case; a column without one takes the type of its
+// value in the first row, or "" when there is no row or the value is NULL.
 func scanRows(rows *sql.Rows, err error) (api.Result, error) {
 	if err != nil {
 		return api.Result{}, err
@@ -159,8 +178,10 @@ func scanRows(rows *sql.Rows, err error) (api.Result, error) {
 	if res.Columns == nil {
 		res.Columns = []string{}
 	}
+	declTypes := make([]string, len(cols))
 	for i, ct := range cts {
-		res.Types[i] = strings.ToLower(ct.DatabaseTypeName())
+		declTypes[i] = strings.ToLower(ct.DatabaseTypeName())
+		res.Types[i] = declTypes[i]
 	}
 	dest := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
@@ -173,7 +194,7 @@ func scanRows(rows *sql.Rows, err error) (api.Result, error) {
 		}
 		row := make([]api.Value, len(dest))
 		for i, v := range dest {
-			if row[i], err = resultValue(v); err != nil {
+			if row[i], err = rqliteValue(v, declTypes[i]); err != nil {
 				return api.Result{}, fmt.Errorf("column %q: %w", cols[i], err)
 			}
 		}
@@ -190,39 +211,4 @@ func scanRows(rows *sql.Rows, err error) (api.Result, error) {
 		return api.Result{}, err
 	}
 	return res, rows.Close()
-}
-
-// resultValue converts a scanned value to a Value. The driver turns TEXT
-// and INTEGER values of DATE, DATETIME and TIMESTAMP columns into
-// time.Time; like rqlite, raftlite reports those as RFC 3339 text.
-func resultValue(v any) (api.Value, error) {
-	switch v := v.(type) {
-	case nil, int64, float64, string, []byte:
-		return v, nil
-	case time.Time:
-		return v.Format(time.RFC3339Nano), nil
-	case bool:
-		if v {
-			return int64(1), nil
-		}
-		return int64(0), nil
-	default:
-		return nil, fmt.Errorf("unexpected value type %T", v)
-	}
-}
-
-// valueType names the SQLite storage class of v, for a column without a
-// declared type.
-func valueType(v api.Value) string {
-	switch v.(type) {
-	case int64:
-		return "integer"
-	case float64:
-		return "real"
-	case string:
-		return "text"
-	case []byte:
-		return "blob"
-	}
-	return ""
 }

@@ -42,6 +42,13 @@ type Config struct {
 	// window; tests hold a batch there to check that read indexes cover
 	// what readers may have seen.
 	AfterCommit func(index uint64)
+	// ForeignKeys enforces foreign key constraints (-fk; off by default,
+	// as in SQLite and rqlite). It is a setting of the connections, not of
+	// the database file, so every node of a cluster must use the same
+	// value: a write that breaks a constraint would fail on the nodes that
+	// enforce it and apply on the others. Clients cannot change it (PRAGMA
+	// foreign_keys=... is refused, see guard.go).
+	ForeignKeys bool
 	// Metrics is where the FSM registers its Prometheus metrics (apply
 	// time per batch, batch size, snapshots, sessions; see metrics.go). Nil
 	// registers them nowhere. One FSM per registry.
@@ -71,6 +78,9 @@ type FSM struct {
 	nReader int
 	fkOn    bool
 	version string // SQLite's
+	// pragmas are the settings of the write ("rw") and read ("ro")
+	// connections that Stats reports, read once at open.
+	pragmas map[string]map[string]string
 
 	// stmtCache remembers what preparing a SQL text told, and roCache
 	// AllReadOnly's verdict per SQL text.
@@ -115,6 +125,11 @@ type FSM struct {
 	// mu.
 	restoreSynced chan struct{}
 
+	// vacuumDue is set while a batch runs when it holds a VACUUM, which
+	// runs once the batch has committed (see vacuum.go). Only the apply
+	// path uses it.
+	vacuumDue bool
+
 	// failure is set when a batch could not be committed. From then on the
 	// FSM refuses to apply or snapshot anything (see ApplyBatch).
 	failure atomic.Pointer[error]
@@ -156,6 +171,7 @@ func Open(cfg Config) (*FSM, error) {
 		waitCh:    make(chan struct{}),
 		done:      make(chan struct{}),
 
+		fkOn:        cfg.ForeignKeys,
 		sessionTTL:  cfg.SessionTTL,
 		afterCommit: cfg.AfterCommit,
 	}
@@ -201,7 +217,7 @@ func (f *FSM) openDB() (err error) {
 	f.wdb.SetMaxIdleConns(1)
 	f.wdb.SetConnMaxLifetime(0)
 	f.wdb.SetConnMaxIdleTime(0)
-	wc, err := newDBConn(ctx, f.wdb, writerPragmas, modeInternal)
+	wc, err := newDBConn(ctx, f.wdb, writerPragmas(f.fkOn), modeInternal)
 	if err != nil {
 		return fmt.Errorf("write connection: %w", err)
 	}
@@ -209,15 +225,25 @@ func (f *FSM) openDB() (err error) {
 		wc.close()
 		return fmt.Errorf("write connection: %w", err)
 	}
-	if err := wc.conn.QueryRowContext(ctx, "SELECT sqlite_version(), foreign_keys FROM pragma_foreign_keys").Scan(&f.version, &f.fkOn); err != nil {
+	if err := wc.conn.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&f.version); err != nil {
 		return fmt.Errorf("read settings: %w", err)
+	}
+	f.pragmas = map[string]map[string]string{}
+	if f.pragmas["rw"], err = readPragmas(ctx, wc); err != nil {
+		return err
 	}
 
 	f.readers = make(chan *dbConn, f.nReader)
 	for range f.nReader {
-		rc, err := newDBConn(ctx, db, readerPragmas, modeReadOnly)
+		rc, err := newDBConn(ctx, db, readerPragmas(f.fkOn), modeReadOnly)
 		if err != nil {
 			return fmt.Errorf("read connection: %w", err)
+		}
+		if f.pragmas["ro"] == nil {
+			if f.pragmas["ro"], err = readPragmas(ctx, rc); err != nil {
+				rc.close()
+				return err
+			}
 		}
 		f.readers <- rc
 	}
@@ -237,6 +263,15 @@ func (f *FSM) openDB() (err error) {
 	f.sessions.store(sc)
 	if f.oldestSeen, err = f.w.oldestSeen(ctx); err != nil {
 		return err
+	}
+	// A VACUUM whose entry committed before a crash runs now, before
+	// anything is applied after it (vacuum.go).
+	if pending, err := f.w.vacuumPending(ctx); err != nil {
+		return err
+	} else if pending {
+		if err := f.vacuum(ctx); err != nil {
+			return err
+		}
 	}
 	f.setApplied(idx)
 	f.nodesMu.Lock()
@@ -372,7 +407,7 @@ func (f *FSM) Nodes() map[string]NodeMeta {
 // beyond stat calls, so it is cheap enough for every status request.
 func (f *FSM) Stats() map[string]any {
 	f.mu.RLock()
-	fk, version := f.fkOn, f.version
+	fk, version, pragmas := f.fkOn, f.version, f.pragmas
 	f.mu.RUnlock()
 	fkText := "disabled"
 	if fk {
@@ -388,6 +423,7 @@ func (f *FSM) Stats() map[string]any {
 		"read_conns":     f.nReader,
 		"db_size":        fileSize(f.path),
 		"wal_size":       fileSize(f.path + "-wal"),
+		"pragmas":        pragmas,
 	}
 	f.nodesMu.RLock()
 	st["nodes"] = len(f.nodes)

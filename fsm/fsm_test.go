@@ -101,6 +101,38 @@ func count(t testing.TB, f *FSM, table string) int64 {
 	return res[0].Rows[0][0].(int64)
 }
 
+// internalQuery runs sql on a read connection as raftlite's own read:
+// clients cannot read raftlite's tables (hide.go).
+func internalQuery(t testing.TB, f *FSM, sql string) [][]api.Value {
+	t.Helper()
+	ctx := context.Background()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	c, err := f.acquireReader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.releaseReader(c)
+	c.guard.mode = modeInternal
+	res, err := scanRows(c.conn.QueryContext(ctx, sql))
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return res.Rows
+}
+
+// wantRefused applies each statement of refusals as an entry of its own and
+// checks that it fails with an error mentioning its value.
+func wantRefused(t testing.TB, f *FSM, s *seq, refusals map[string]string) {
+	t.Helper()
+	for q, want := range refusals {
+		got := s.exec(t, f, stmt(q))
+		if !strings.Contains(got[0].Error, want) {
+			t.Errorf("%q: error %q, want it to mention %q", q, got[0].Error, want)
+		}
+	}
+}
+
 func noErrors(t testing.TB, rs []api.Result) {
 	t.Helper()
 	for i, r := range rs {
@@ -161,7 +193,7 @@ func TestExecuteAndQueryShapes(t *testing.T) {
 		{Columns: []string{"id", "name", "age", "score", "ts"}, Types: []string{"integer", "text", "integer", "real", "datetime"}},
 		{Columns: []string{"id", "name"}, Types: []string{"integer", "text"}, Rows: [][]api.Value{{int64(3), "una"}}},
 		{LastInsertID: 3, RowsAffected: 1},
-		{Columns: []string{"foreign_keys"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(1)}}},
+		{Columns: []string{"foreign_keys"}, Types: []string{"integer"}, Rows: [][]api.Value{{int64(0)}}},
 	})
 	for i, r := range got {
 		if r.Seconds <= 0 {
@@ -204,10 +236,13 @@ func TestNullAndBlob(t *testing.T) {
 			Types:   []string{"blob", "text", "text"},
 			Rows: [][]api.Value{
 				{[]byte{0, 1, 2, 255}, nil, "null"},
-				{nil, []byte{0xca, 0xfe}, "blob"},
+				// A BLOB in a TEXT column, and one in a column without a
+				// declared type, are strings, as rqlite answers them
+				// (see types_rqlite.go).
+				{nil, "\xca\xfe", "blob"},
 			},
 		},
-		{Columns: []string{"x'00ff'", "NULL"}, Types: []string{"blob", ""}, Rows: [][]api.Value{{[]byte{0, 0xff}, nil}}},
+		{Columns: []string{"x'00ff'", "NULL"}, Types: []string{"text", ""}, Rows: [][]api.Value{{"\x00\xff", nil}}},
 	})
 }
 
@@ -465,7 +500,7 @@ func TestStatementsRefusedOnApplyPath(t *testing.T) {
 	f := newFSM(t)
 	var s seq
 	s.exec(t, f, stmt("CREATE TABLE foo (x)"))
-	for q, want := range map[string]string{
+	wantRefused(t, f, &s, map[string]string{
 		"BEGIN":       "transaction control",
 		"COMMIT":      "transaction control",
 		"SAVEPOINT a": "transaction control",
@@ -477,12 +512,7 @@ func TestStatementsRefusedOnApplyPath(t *testing.T) {
 		"ATTACH ':memory:' AS m":                    "ATTACH",
 		"PRAGMA journal_mode = DELETE":              "connection setting",
 		"PRAGMA query_only = ON":                    "connection setting",
-	} {
-		got := s.exec(t, f, stmt(q))
-		if !strings.Contains(got[0].Error, want) {
-			t.Errorf("%q: error %q, want it to mention %q", q, got[0].Error, want)
-		}
-	}
+	})
 	noErrors(t, s.exec(t, f, stmt("PRAGMA user_version = 3"), stmt("INSERT INTO foo VALUES(1)")))
 	if f.AppliedIndex() != s.next {
 		t.Fatalf("applied index %d, want %d", f.AppliedIndex(), s.next)
@@ -663,8 +693,55 @@ func TestAllReadOnly(t *testing.T) {
 func TestStats(t *testing.T) {
 	f := newFSM(t)
 	st := f.Stats()
-	if st["fk_constraints"] != "enabled" || st["path"] == "" || st["applied_index"] != uint64(0) {
+	if st["fk_constraints"] != "disabled" || st["path"] == "" || st["applied_index"] != uint64(0) {
 		t.Fatalf("stats %v", st)
+	}
+	// rqlite's store.sqlite3.pragmas: per connection kind, as text.
+	pragmas, _ := st["pragmas"].(map[string]map[string]string)
+	want := map[string]string{"foreign_keys": "0", "journal_mode": "wal", "busy_timeout": "5000", "wal_autocheckpoint": "1000"}
+	for _, conn := range []string{"rw", "ro"} {
+		for k, v := range want {
+			if pragmas[conn][k] != v {
+				t.Errorf("pragmas[%s][%s] = %q, want %q (%v)", conn, k, pragmas[conn][k], v, pragmas)
+			}
+		}
+	}
+	if pragmas["rw"]["synchronous"] != "1" {
+		t.Errorf("rw synchronous %q, want 1 (NORMAL)", pragmas["rw"]["synchronous"])
+	}
+}
+
+// TestForeignKeys: constraints are off by default, as in SQLite and
+// rqlite, and enforced with Config.ForeignKeys (-fk); a client cannot
+// switch them with PRAGMA foreign_keys, which is refused with a reason
+// rather than silently ignored inside the apply transaction.
+func TestForeignKeys(t *testing.T) {
+	schema := []api.Statement{
+		stmt("CREATE TABLE parent (id INTEGER PRIMARY KEY)"),
+		stmt("CREATE TABLE child (id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id))"),
+	}
+	for _, fk := range []bool{false, true} {
+		f, err := Open(Config{Dir: t.TempDir(), Logger: quietLogger(), ForeignKeys: fk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		var s seq
+		noErrors(t, s.exec(t, f, schema...))
+		res := s.exec(t, f, stmt("INSERT INTO child (p) VALUES (42)"))
+		if violated := strings.Contains(res[0].Error, "FOREIGN KEY constraint failed"); violated != fk {
+			t.Errorf("ForeignKeys %v: insert of a dangling reference: %+v", fk, res)
+		}
+		for _, q := range []string{"PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys=ON", "PRAGMA main.foreign_keys(1)"} {
+			res = s.exec(t, f, stmt(q))
+			if !strings.Contains(res[0].Error, "-fk") {
+				t.Errorf("%q: %+v, want it refused naming -fk", q, res)
+			}
+		}
+		read, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{stmt("PRAGMA foreign_keys")}})
+		if err != nil || len(read[0].Rows) != 1 || (read[0].Rows[0][0] == int64(1)) != fk {
+			t.Errorf("ForeignKeys %v: PRAGMA foreign_keys reads %+v %v", fk, read, err)
+		}
 	}
 }
 

@@ -27,8 +27,8 @@ const (
 // errReadOnly is rqlite's message for a write attempted as a read.
 const errReadOnly = "attempt to change database via query operation"
 
-// internalPrefix names raftlite's own tables. Clients may read them but not
-// change them.
+// internalPrefix names raftlite's own tables. Clients can neither see, read
+// nor change them (hide.go).
 const internalPrefix = "_raftlite_"
 
 // guard is the SQLite authorizer of one connection. SQLite consults it for
@@ -38,6 +38,10 @@ const internalPrefix = "_raftlite_"
 // A guard is used by one goroutine at a time, like its connection.
 type guard struct {
 	mode guardMode
+	// hideSchema holds the statement being prepared to the views of the
+	// schema tables that leave raftlite's own out (hide.go). Set by the
+	// caller per statement; reset leaves it.
+	hideSchema bool
 
 	// Filled while statements are prepared; reset clears them.
 	actions int    // actions presented
@@ -71,7 +75,7 @@ func (g *guard) authorize(action sqlite.AuthorizerActionCode, arg1, arg2, dbName
 		sqlite.AuthCreateVTable, sqlite.AuthDropVTable:
 		g.ddl = true
 	}
-	if msg := g.refusal(action, arg1, arg2, dbName); msg != "" {
+	if msg := g.refusal(action, arg1, arg2, dbName, trigger); msg != "" {
 		if g.denied == "" {
 			g.denied = msg
 		}
@@ -81,10 +85,21 @@ func (g *guard) authorize(action sqlite.AuthorizerActionCode, arg1, arg2, dbName
 }
 
 // refusal returns why action may not run in the guard's mode, or "".
-func (g *guard) refusal(action sqlite.AuthorizerActionCode, arg1, arg2, dbName string) string {
-	if action == sqlite.AuthFunction {
+// trigger is the innermost trigger or view the action comes from.
+func (g *guard) refusal(action sqlite.AuthorizerActionCode, arg1, arg2, dbName, trigger string) string {
+	switch action {
+	case sqlite.AuthFunction:
 		if msg := functionRefusal(g.mode, arg2); msg != "" {
 			return msg
+		}
+	case sqlite.AuthRead:
+		if msg := g.readRefusal(arg1, trigger); msg != "" {
+			return msg
+		}
+	case sqlite.AuthPragma:
+		// PRAGMA table_info(_raftlite_meta) and the like.
+		if isInternalName(arg2) {
+			return "no such table: " + arg2
 		}
 	}
 	if readAction(action, arg1, arg2) {
@@ -99,6 +114,9 @@ func (g *guard) refusal(action sqlite.AuthorizerActionCode, arg1, arg2, dbName s
 	case sqlite.AuthAttach, sqlite.AuthDetach:
 		return "ATTACH and DETACH are not supported"
 	case sqlite.AuthPragma:
+		if strings.EqualFold(arg1, "foreign_keys") {
+			return "PRAGMA foreign_keys cannot be set: foreign key enforcement is the nodes' -fk setting, the same on every node"
+		}
 		if !replicatedPragma(arg1) {
 			return "PRAGMA " + strings.ToLower(arg1) + " cannot be set: it is a connection setting, not replicated state"
 		}
@@ -108,12 +126,35 @@ func (g *guard) refusal(action sqlite.AuthorizerActionCode, arg1, arg2, dbName s
 	}
 	name := strings.ToLower(writeTarget(action, arg1, arg2))
 	switch {
-	case strings.HasPrefix(name, internalPrefix):
+	case strings.HasPrefix(name, internalPrefix), isIndexAction(action) && isInternalName(arg1):
 		return "table " + name + " is reserved for raftlite"
 	case name == "sqlite_dbpage":
 		return "writing database pages directly is not supported"
 	}
 	return ""
+}
+
+// readRefusal returns why a client statement may not read table, or "":
+// raftlite's tables, except the views that hide them, and, in statements
+// held to those views, the schema tables other than through them (see
+// hide.go).
+func (g *guard) readRefusal(table, trigger string) string {
+	switch {
+	case isHidingView(table):
+		return ""
+	case isInternalName(table):
+		return "no such table: " + table
+	case g.hideSchema && isSchemaTable(table) && !isHidingView(trigger):
+		return errSchemaRead.Error()
+	}
+	return ""
+}
+
+// isInternalName reports whether name is one of raftlite's tables or their
+// automatic indexes.
+func isInternalName(name string) bool {
+	name = strings.ToLower(name)
+	return strings.HasPrefix(name, internalPrefix) || strings.HasPrefix(name, "sqlite_autoindex_"+internalPrefix)
 }
 
 // functionRefusal returns why function name may not be called in mode, or
@@ -169,11 +210,9 @@ func readPragma(name, arg string) bool {
 
 // replicatedPragma reports whether setting pragma name changes the database
 // file itself, identically on every replica, rather than this connection.
-// foreign_keys is accepted because SQLite ignores it inside a transaction,
-// which is where applied statements run, so setting it is harmless.
 func replicatedPragma(name string) bool {
 	switch strings.ToLower(name) {
-	case "user_version", "application_id", "foreign_keys", "optimize", "incremental_vacuum":
+	case "user_version", "application_id", "optimize", "incremental_vacuum":
 		return true
 	}
 	return false
@@ -192,6 +231,16 @@ func writeTarget(action sqlite.AuthorizerActionCode, arg1, arg2 string) string {
 		return arg2
 	}
 	return ""
+}
+
+// isIndexAction reports whether action creates or drops an index or a
+// trigger, whose own name is arg1.
+func isIndexAction(action sqlite.AuthorizerActionCode) bool {
+	switch action {
+	case sqlite.AuthCreateIndex, sqlite.AuthDropIndex, sqlite.AuthCreateTrigger, sqlite.AuthDropTrigger:
+		return true
+	}
+	return false
 }
 
 func isSchemaTable(name string) bool {

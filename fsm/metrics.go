@@ -27,6 +27,7 @@ type metrics struct {
 	snapshotSeconds prometheus.Observer
 	snapshotBytes   prometheus.Observer
 	restoreSeconds  prometheus.Observer
+	vacuumSeconds   prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer, f *FSM) *metrics {
@@ -45,6 +46,8 @@ func newMetrics(reg prometheus.Registerer, f *FSM) *metrics {
 			"Size of each persisted snapshot stream, compressed.", prometheus.ExponentialBuckets(4096, 4, 12)),
 		restoreSeconds: histogram("raftlite_fsm_snapshot_restore_seconds",
 			"Time to restore one snapshot (received from the leader or at start).", DurationBuckets),
+		vacuumSeconds: histogram("raftlite_fsm_vacuum_seconds",
+			"Time to rebuild the database file for a VACUUM entry, WAL checkpoint included.", DurationBuckets),
 	}
 	fac.NewGaugeFunc(prometheus.GaugeOpts{Name: "raftlite_fsm_applied_index",
 		Help: "The last log index applied to the database."}, func() float64 { return float64(f.AppliedIndex()) })

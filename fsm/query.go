@@ -131,8 +131,14 @@ func readOnlyStatement(c *dbConn, sql string) (readOnly, cacheable bool) {
 	if multipleStatements(sql) {
 		return false, true
 	}
+	text, hide, err := userSQL(sql)
+	if err != nil {
+		return false, true
+	}
+	c.guard.hideSchema = hide
+	defer func() { c.guard.hideSchema = false }()
 	c.guard.reset()
-	if _, err := c.columnCount(sql); err != nil {
+	if _, err := c.columnCount(text); err != nil {
 		return false, sqliteCode(err) == sqlite3.SQLITE_AUTH
 	}
 	return c.guard.actions > 0, true

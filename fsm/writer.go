@@ -30,6 +30,7 @@ type writer struct {
 	saveEntry, releaseEntry, rollbackEntry *sql.Stmt
 	saveStmt, releaseStmt, rollbackStmt    *sql.Stmt
 	resetRowid, setApplied                 *sql.Stmt
+	setVacuumPending                       *sql.Stmt
 	setNode, removeNode                    *sql.Stmt
 	sess                                   sessionStmts
 }
@@ -60,6 +61,7 @@ func newWriter(ctx context.Context, c *dbConn) (*writer, error) {
 		{&w.rollbackStmt, "ROLLBACK TO raftlite_stmt"},
 		{&w.resetRowid, "INSERT OR REPLACE INTO temp._raftlite_rowid (rowid, x) VALUES (0, NULL)"},
 		{&w.setApplied, "UPDATE _raftlite_meta SET value = ? WHERE key = 'applied_index'"},
+		{&w.setVacuumPending, "INSERT OR REPLACE INTO _raftlite_meta (key, value) VALUES ('" + vacuumPendingKey + "', 1)"},
 		{&w.setNode, "INSERT OR REPLACE INTO _raftlite_nodes (id, api_addr) VALUES (?, ?)"},
 		{&w.removeNode, "DELETE FROM _raftlite_nodes WHERE id = ?"},
 	}
@@ -174,7 +176,7 @@ func (w *writer) close() error {
 func (w *writer) closeStmts() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.saveEntry, w.releaseEntry,
-		w.rollbackEntry, w.saveStmt, w.releaseStmt, w.rollbackStmt, w.resetRowid, w.setApplied,
+		w.rollbackEntry, w.saveStmt, w.releaseStmt, w.rollbackStmt, w.resetRowid, w.setApplied, w.setVacuumPending,
 		w.setNode, w.removeNode, w.sess.get, w.sess.put, w.sess.touch, w.sess.remove, w.sess.sweep,
 		w.sess.addMeta} {
 		if st != nil {

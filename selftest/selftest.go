@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/raftlite/raftlite/internal/cli"
 )
 
 // Exit statuses of "raftlite selftest".
@@ -76,7 +78,7 @@ func (s *Summary) Passed() bool {
 
 // Main runs "raftlite selftest" and returns its exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseFlags(args, stderr)
+	cfg, err := parseFlags(args, stdout, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitPass
@@ -100,7 +102,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return exitPass
 }
 
-func parseFlags(args []string, stderr io.Writer) (Config, error) {
+func parseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 	cfg := Config{}
 	fs := flag.NewFlagSet("selftest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -119,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed of the workload and the nemesis (0: from the clock)")
 	logLevel := fs.String("log-level", "info", "selftest log level: debug, info, warn, error")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: raftlite selftest [flags]
+		fmt.Fprint(fs.Output(), `Usage: raftlite selftest [flags]
 
 Starts a cluster of this binary's own nodes on loopback, runs concurrent
 writers (exactly-once sessions, through every node) and back-to-back reads
@@ -131,7 +133,7 @@ pass, 1 a violation, duplicate, lost write or diverging replica, 2 usage,
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {

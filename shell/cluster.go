@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,8 +147,8 @@ func (s *session) cmdCheck(ctx context.Context, _ []string) error {
 	return nil
 }
 
-// cmdRemove removes a member. The server treats an unknown id as already
-// removed, so the shell checks the id first to catch typos.
+// cmdRemove removes a member. The shell checks the id first, so that a
+// typo is answered with the members' ids (the server answers 404).
 func (s *session) cmdRemove(ctx context.Context, args []string) error {
 	nodes, err := s.c.Nodes(ctx)
 	if err != nil {
@@ -219,4 +220,49 @@ func (s *session) cmdStepDown(ctx context.Context, args []string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// cmdSnapshot has the node take a snapshot now, keeping TRAILING log
+// entries behind it when given.
+func (s *session) cmdSnapshot(ctx context.Context, args []string) error {
+	var trailing uint64
+	if len(args) == 1 {
+		n, err := strconv.ParseUint(args[0], 10, 64)
+		if err != nil {
+			return &usageError{findCommand("snapshot"), fmt.Sprintf("TRAILING must be a number of log entries, not %q", args[0])}
+		}
+		trailing = n
+	}
+	err := s.c.Snapshot(ctx, trailing)
+	s.checkFailover()
+	if err != nil {
+		return err
+	}
+	s.info("snapshot taken on %s", s.c.CurrentNode())
+	return nil
+}
+
+// cmdReap has the leader remove the members it has not reached for
+// DURATION (default 10s).
+func (s *session) cmdReap(ctx context.Context, args []string) error {
+	minDown := 10 * time.Second
+	if len(args) == 1 {
+		d, err := time.ParseDuration(args[0])
+		if err != nil || d < 0 {
+			return &usageError{findCommand("reap"), fmt.Sprintf("DURATION must be a duration such as 30s, not %q", args[0])}
+		}
+		minDown = d
+	}
+	reaped, err := s.c.Reap(ctx, minDown)
+	s.checkFailover()
+	if err != nil {
+		return err
+	}
+	if len(reaped) == 0 {
+		s.info("no member has been unreachable that long: none reaped")
+	}
+	for _, r := range reaped {
+		s.info("reaped node %s (unreachable for %s)", r.ID, r.Unreachable.Round(time.Millisecond))
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/raftlite/raftlite/api"
 	"github.com/raftlite/raftlite/client"
+	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/internal/tlsconf"
 )
 
@@ -92,8 +93,8 @@ func historyFile() string {
 }
 
 // ParseFlags reads the shell's command line. flag.ErrHelp means -h was
-// given (usage has been printed to stderr).
-func ParseFlags(args []string, stderr io.Writer) (Config, error) {
+// given (usage has been printed to stdout).
+func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 	var cfg Config
 	fs := flag.NewFlagSet("shell", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -107,7 +108,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	var tlsFlags tlsconf.ClientFlags
 	tlsFlags.Register(fs)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: raftlite shell [flags]
+		fmt.Fprint(fs.Output(), `Usage: raftlite shell [flags]
 
 An interactive SQL shell for a raftlite cluster. With standard input not a
 terminal, or with -c, it runs the statements it is given, prints only their
@@ -117,7 +118,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {

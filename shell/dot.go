@@ -28,12 +28,13 @@ var dotCommands []*dotCommand
 func init() {
 	dotCommands = []*dotCommand{
 		{name: "backup", args: "FILE", help: "save the database (an SQLite file) to FILE", minArgs: 1, maxArgs: 1, run: (*session).cmdBackup},
+		{name: "boot", args: "FILE", help: "replace the database of a single-node cluster with the SQLite file FILE, without the log", minArgs: 1, maxArgs: 1, run: (*session).cmdBoot},
 		{name: "check", help: "compare every member's database at the same log index", run: (*session).cmdCheck},
 		{name: "consistency", args: "[LEVEL]", help: "read consistency: " + levelNames(), maxArgs: 1, run: (*session).cmdConsistency},
 		{name: "dump", args: "[FILE]", help: "write the database as SQL, to FILE or the output", maxArgs: 1, run: (*session).cmdDump},
 		{name: "exit", aliases: []string{"quit"}, args: "[CODE]", help: "leave the shell (.quit too)", maxArgs: 1, run: (*session).cmdExit},
-		{name: "feedback", args: "on|off", help: "row counts and confirmations (on when interactive)", minArgs: 1, maxArgs: 1, run: (*session).cmdFeedback},
-		{name: "headers", args: "on|off", help: "column names in query results", minArgs: 1, maxArgs: 1, run: (*session).cmdHeaders},
+		{name: "feedback", args: "on|off", help: "row counts and confirmations (on when interactive)", minArgs: 1, maxArgs: 1, run: setFlag("feedback", func(s *session) *bool { return &s.feedback })},
+		{name: "headers", args: "on|off", help: "column names in query results", minArgs: 1, maxArgs: 1, run: setFlag("headers", func(s *session) *bool { return &s.headers })},
 		{name: "help", args: "[COMMAND]", help: "list the dot-commands, or describe one", maxArgs: 1, run: (*session).cmdHelp},
 		{name: "indexes", args: "[TABLE]", help: "list the indexes (of the tables matching TABLE)", maxArgs: 1, run: (*session).cmdIndexes},
 		{name: "leader", help: "show the cluster's leader", run: (*session).cmdLeader},
@@ -41,15 +42,18 @@ func init() {
 		{name: "nodes", help: "list the cluster's members", run: (*session).cmdNodes},
 		{name: "nullvalue", args: "TEXT", help: "show NULL as TEXT (default NULL; empty in csv)", minArgs: 1, maxArgs: 1, run: (*session).cmdNullValue},
 		{name: "output", args: "[FILE]", help: "send results to FILE, or back to standard output", maxArgs: 1, run: (*session).cmdOutput},
+		{name: "pager", args: "on|off", help: "page results longer than the terminal with $PAGER (on by default)", minArgs: 1, maxArgs: 1, run: setFlag("pager", func(s *session) *bool { return &s.pager })},
 		{name: "read", args: "FILE", help: "run the statements and commands in FILE", minArgs: 1, maxArgs: 1, run: (*session).cmdRead},
 		{name: "ready", help: "check that the node is ready to serve", run: (*session).cmdReady},
+		{name: "reap", args: "[DURATION]", help: "remove the members the leader has not reached for DURATION (default 10s)", maxArgs: 1, run: (*session).cmdReap},
 		{name: "remove", args: "ID", help: "remove the member ID from the cluster", minArgs: 1, maxArgs: 1, run: (*session).cmdRemove},
 		{name: "restore", args: "FILE", help: "replace the database with FILE (SQLite file or SQL dump)", minArgs: 1, maxArgs: 1, run: (*session).cmdRestore},
 		{name: "schema", args: "[TABLE]", help: "show the CREATE statements (of the tables matching TABLE)", maxArgs: 1, run: (*session).cmdSchema},
+		{name: "snapshot", args: "[TRAILING]", help: "take a snapshot of the node now (keeping TRAILING log entries)", maxArgs: 1, run: (*session).cmdSnapshot},
 		{name: "status", args: "[KEY]", help: "show the node's diagnostics, or the part under KEY", maxArgs: 1, run: (*session).cmdStatus},
 		{name: "stepdown", args: "[ID]", help: "make the leader step down (in favour of member ID)", maxArgs: 1, run: (*session).cmdStepDown},
 		{name: "tables", args: "[PATTERN]", help: "list the tables and views (matching the LIKE PATTERN)", maxArgs: 1, run: (*session).cmdTables},
-		{name: "timer", args: "on|off", help: "show how long each statement took", minArgs: 1, maxArgs: 1, run: (*session).cmdTimer},
+		{name: "timer", args: "on|off", help: "show how long each statement took", minArgs: 1, maxArgs: 1, run: setFlag("timer", func(s *session) *bool { return &s.timer })},
 	}
 	sort.Slice(dotCommands, func(i, j int) bool { return dotCommands[i].name < dotCommands[j].name })
 }
@@ -143,9 +147,12 @@ func (s *session) cmdHelp(_ context.Context, args []string) error {
 		fmt.Fprintf(s.out, "%-*s  %s\n", w, c.usage(), c.help)
 	}
 	fmt.Fprintln(s.out, `
-SQL statements end with ";" and may span lines. Reads use the read
-consistency; writes go through the Raft log exactly once, even when retried.
-TABLE and PATTERN are LIKE patterns (% and _ are wildcards).`)
+SQL statements end with ";" and may span lines; the statements of one line
+go as one request. Reads use the read consistency; writes go through the
+Raft log exactly once, even when retried. BEGIN holds the statements that
+follow until COMMIT sends them as one transaction (ROLLBACK drops them).
+TABLE and PATTERN are LIKE patterns (% and _ are wildcards). Tab completes
+keywords, tables and columns; in recalled history, ␤ is a line break.`)
 	return nil
 }
 
@@ -163,6 +170,18 @@ func (s *session) cmdExit(_ context.Context, args []string) error {
 	return nil
 }
 
+// setFlag makes the run function of the on|off setting name, which field
+// points to.
+func setFlag(name string, field func(*session) *bool) func(*session, context.Context, []string) error {
+	return func(s *session, _ context.Context, args []string) error {
+		on, err := parseBool(name, args[0])
+		if err == nil {
+			*field(s) = on
+		}
+		return err
+	}
+}
+
 func (s *session) cmdMode(_ context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprintf(s.out, "%s\n", s.mode)
@@ -174,30 +193,6 @@ func (s *session) cmdMode(_ context.Context, args []string) error {
 	}
 	s.mode = m
 	return nil
-}
-
-func (s *session) cmdHeaders(_ context.Context, args []string) error {
-	on, err := parseBool("headers", args[0])
-	if err == nil {
-		s.headers = on
-	}
-	return err
-}
-
-func (s *session) cmdTimer(_ context.Context, args []string) error {
-	on, err := parseBool("timer", args[0])
-	if err == nil {
-		s.timer = on
-	}
-	return err
-}
-
-func (s *session) cmdFeedback(_ context.Context, args []string) error {
-	on, err := parseBool("feedback", args[0])
-	if err == nil {
-		s.feedback = on
-	}
-	return err
 }
 
 func (s *session) cmdNullValue(_ context.Context, args []string) error {

@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,61 +16,125 @@ import (
 // refusedByQuery is the server's answer to a write sent to /db/query.
 const refusedByQuery = "attempt to change database via query operation"
 
-// runStatement sends one SQL statement and prints its result. Plain reads
-// go to /db/query at the session's consistency level; everything else to
-// /db/request, which runs writes through the Raft log in the client's
-// exactly-once session (a retried write is applied once) and serves reads
-// at the level.
-func (s *session) runStatement(ctx context.Context, st statement) error {
+// shownError is an error the shell has already reported to the user;
+// whoever receives it only stops.
+type shownError struct{ err error }
+
+func (e *shownError) Error() string { return e.err.Error() }
+func (e *shownError) Unwrap() error { return e.err }
+
+// runBatch sends statements as one request and prints each one's result.
+// Plain reads alone go to /db/query at the session's consistency level;
+// anything else to /db/request, which runs writes through the Raft log in
+// the client's exactly-once session (a retried write is applied once) and
+// serves reads at the level. Without transactional every statement stands
+// alone, so each failing one is reported and the others' results shown;
+// with it (COMMIT) the first failure means nothing was applied. The
+// errors come back as a *shownError.
+func (s *session) runBatch(ctx context.Context, batch []heldStatement, transactional bool) error {
+	if len(batch) == 0 {
+		return nil
+	}
 	ctx, cancel := s.interruptible(ctx)
 	defer cancel()
 	c := s.c.With(client.WithLevel(s.level))
 	if s.timer {
 		c = c.With(client.WithTimings())
 	}
-	stmt := client.SQL(st.SQL)
+	if transactional {
+		c = c.With(client.WithTransaction())
+	}
+	stmts := make([]client.Statement, len(batch))
+	reads := !transactional
+	for i, h := range batch {
+		stmts[i] = client.SQL(h.SQL)
+		reads = reads && isPlainRead(h.SQL)
+	}
 	start := time.Now()
 	var resp *client.Response
 	var err error
-	if isPlainRead(st.SQL) {
-		resp, err = c.Query(ctx, stmt)
-		if err == nil && len(resp.Results) == 1 && strings.Contains(resp.Results[0].Error, refusedByQuery) {
-			resp, err = c.Request(ctx, stmt)
+	if reads {
+		resp, err = c.Query(ctx, stmts...)
+		if err == nil && refusedAsWrite(resp) {
+			resp, err = c.Request(ctx, stmts...)
 		}
 	} else {
-		resp, err = c.Request(ctx, stmt)
+		s.forgetSchema() // the statements may change it
+		resp, err = c.Request(ctx, stmts...)
 	}
 	elapsed := time.Since(start)
 	s.checkFailover()
+	first := batch[0]
+	if err == nil && len(resp.Results) == 0 {
+		err = errors.New("the server returned no result")
+	}
 	if err != nil {
-		return err
+		return s.shown(first.in.at(first.line, err))
 	}
 	if resp.Deduplicated {
 		s.note("the write was retried after a failure; the cluster applied it once")
 	}
-	if len(resp.Results) == 0 {
-		return errors.New("the server returned no result")
+	results := resp.Results[:min(len(resp.Results), len(batch))]
+	if transactional {
+		for i, res := range results {
+			if res.Error != "" {
+				h := batch[i]
+				return s.shown(h.in.at(h.line, fmt.Errorf("the transaction was rolled back, nothing was applied: %s", res.Error)))
+			}
+		}
 	}
-	res := resp.Results[0]
-	if res.Error != "" {
-		return errors.New(res.Error)
-	}
-	if res.IsQuery() {
-		if err := render(s.out, resultSet{columns: res.Columns, rows: res.Values}, s.renderOptions()); err != nil {
+	var failed error
+	for i, res := range results {
+		h := batch[i]
+		if res.Error != "" {
+			failed = s.shown(h.in.at(h.line, errors.New(res.Error)))
+			continue
+		}
+		if err := s.printResult(h.SQL, &res); err != nil {
 			return err
 		}
-		if s.feedback && s.mode == modeTable {
-			fmt.Fprintf(s.out, "(%s)\n", plural(len(res.Values), "row"))
-		}
-	} else if s.feedback && changesRows(st.SQL) {
-		msg := plural(int(res.RowsAffected), "row") + " affected"
-		if res.LastInsertID > 0 && res.RowsAffected > 0 && firstWordIs(st.SQL, "INSERT", "REPLACE") {
-			msg += fmt.Sprintf(", last insert id %d", res.LastInsertID)
-		}
-		fmt.Fprintln(s.out, msg)
 	}
 	if s.timer {
 		fmt.Fprintf(s.out, "Run Time: %s (server %s)\n", millis(elapsed), millis(resp.Time))
+	}
+	return failed
+}
+
+// shown reports err and returns it as a *shownError.
+func (s *session) shown(err error) error {
+	s.printError(err)
+	return &shownError{err}
+}
+
+// refusedAsWrite reports whether /db/query refused a statement of resp as
+// a write.
+func refusedAsWrite(resp *client.Response) bool {
+	for _, r := range resp.Results {
+		if strings.Contains(r.Error, refusedByQuery) {
+			return true
+		}
+	}
+	return false
+}
+
+// printResult prints the rows of a query (through the pager when long), or
+// with feedback on the row count of a write.
+func (s *session) printResult(sql string, res *client.Result) error {
+	if res.IsQuery() {
+		var text bytes.Buffer
+		if err := render(&text, resultSet{columns: res.Columns, rows: res.Values}, s.renderOptions()); err != nil {
+			return err
+		}
+		if s.feedback && s.mode == modeTable {
+			fmt.Fprintf(&text, "(%s)\n", plural(len(res.Values), "row"))
+		}
+		return s.writeResult(text.Bytes())
+	} else if s.feedback && changesRows(sql) {
+		msg := plural(int(res.RowsAffected), "row") + " affected"
+		if res.LastInsertID > 0 && res.RowsAffected > 0 && firstWordIs(sql, "INSERT", "REPLACE") {
+			msg += fmt.Sprintf(", last insert id %d", res.LastInsertID)
+		}
+		fmt.Fprintln(s.out, msg)
 	}
 	return nil
 }

@@ -67,10 +67,17 @@ func TestNonInteractive(t *testing.T) {
 			wantOut: "ni\n",
 		},
 		{
-			name:       "-c with an error exits 1",
-			args:       []string{"-H", h, "-c", "SELECT * FROM nope; SELECT 1"},
+			name:       "-c with an error exits 1; the line's other statements ran",
+			args:       []string{"-H", h, "-mode", "csv", "-c", "SELECT * FROM nope; SELECT 1 AS one;"},
+			wantOut:    "one\n1\n",
 			wantErr:    "Error: no such table: nope\n",
 			wantStatus: 1,
+		},
+		{
+			name:    "a transaction without COMMIT at the end of input is rolled back",
+			stdin:   "BEGIN;\nINSERT INTO ni VALUES (99);\n",
+			args:    []string{"-H", h},
+			wantErr: "note: no COMMIT before the end of the input: the transaction was rolled back (1 statement not sent)\n",
 		},
 		{
 			name:    "stdin script, last statement without ;",
@@ -163,9 +170,9 @@ func TestNonInteractive(t *testing.T) {
 }
 
 func TestHelpFlag(t *testing.T) {
-	_, errOut, code := runBinary(t, "", "-h")
-	if code != 0 || !strings.Contains(errOut, "Usage: raftlite shell [flags]") || !strings.Contains(errOut, "-consistency") {
-		t.Errorf("status %d, stderr:\n%s", code, errOut)
+	out, errOut, code := runBinary(t, "", "-h")
+	if code != 0 || !strings.Contains(out, "Usage: raftlite shell [flags]") || !strings.Contains(out, "-consistency") || errOut != "" {
+		t.Errorf("status %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
 

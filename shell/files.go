@@ -72,6 +72,7 @@ func (s *session) cmdRestore(ctx context.Context, args []string) error {
 	if err != nil {
 		return &cmdError{"restore", err}
 	}
+	s.forgetSchema()
 	resp, err := s.c.Load(ctx, data)
 	s.checkFailover()
 	if err != nil {
@@ -123,4 +124,20 @@ func (s *session) closeOutput() {
 		s.outFile = nil
 	}
 	s.out = s.stdout
+}
+
+// cmdBoot loads the SQLite file FILE into a node that is the whole
+// cluster, without the log (rqlite's .boot).
+func (s *session) cmdBoot(ctx context.Context, args []string) error {
+	data, err := os.ReadFile(args[0])
+	if err != nil {
+		return &cmdError{"boot", err}
+	}
+	err = s.c.Boot(ctx, data)
+	s.checkFailover()
+	if err != nil {
+		return &cmdError{"boot", err}
+	}
+	s.info("Node booted successfully")
+	return nil
 }

@@ -47,9 +47,9 @@ func (in *input) at(line int, err error) error {
 }
 
 // runLine feeds one line of input: a dot-command when no statement is
-// pending, otherwise SQL, whose complete statements run at once. It returns
-// the first error; the statements after a failing one, and any unfinished
-// one, are dropped.
+// pending, otherwise SQL, whose complete statements run at once, as one
+// request (runStatements). After an error the rest of the line, and any
+// unfinished statement, are dropped.
 func (s *session) runLine(ctx context.Context, in *input, line string) error {
 	in.line++
 	if in.pending == "" {
@@ -67,16 +67,40 @@ func (s *session) runLine(ctx context.Context, in *input, line string) error {
 		in.startLine += strings.Count(in.pending[:len(in.pending)-len(rest)], "\n")
 		in.pending = rest
 	}
-	for _, st := range stmts {
-		if err := s.runStatement(ctx, st); err != nil {
-			in.pending = ""
-			return in.at(base+st.Line-1, err)
-		}
-		if s.quit {
-			break
-		}
+	if err := s.runStatements(ctx, in, base, stmts); err != nil {
+		in.pending = ""
+		return err
 	}
 	return nil
+}
+
+// runStatements runs complete statements from in, the first starting at
+// line base. Consecutive statements go as one request; BEGIN, COMMIT and
+// ROLLBACK drive the shell's transaction, which holds the statements in
+// between (tx.go). It stops at the first error.
+func (s *session) runStatements(ctx context.Context, in *input, base int, stmts []statement) error {
+	var batch []heldStatement
+	for _, st := range stmts {
+		h := heldStatement{statement: st, in: in, line: base + st.Line - 1}
+		kind := classifyTx(st.SQL)
+		switch {
+		case kind != txNone:
+			if err := s.runBatch(ctx, batch, false); err != nil {
+				return err
+			}
+			batch = nil
+			if err := s.control(ctx, kind, h); err != nil {
+				return err
+			}
+		case s.tx != nil && isPlainRead(st.SQL):
+			return in.at(h.line, errReadInTransaction)
+		case s.tx != nil:
+			s.tx.held = append(s.tx.held, h)
+		default:
+			batch = append(batch, h)
+		}
+	}
+	return s.runBatch(ctx, batch, false)
 }
 
 // finish runs what is left of in at its end: a last statement without its
@@ -89,12 +113,7 @@ func (s *session) finish(ctx context.Context, in *input) error {
 	if kind == sqlsplit.Open {
 		return in.at(in.startLine, errors.New("incomplete statement at end of input (unclosed quote, comment or trigger body)"))
 	}
-	for _, st := range stmts {
-		if err := s.runStatement(ctx, st); err != nil {
-			return in.at(in.startLine+st.Line-1, err)
-		}
-	}
-	return nil
+	return s.runStatements(ctx, in, in.startLine, stmts)
 }
 
 // runScript runs every line of r and returns the exit status: 1 at the

@@ -36,7 +36,8 @@ func (s *session) runInteractive(ctx context.Context) int {
 	defer ln.Close()
 	ln.SetCtrlCAborts(true)
 	ln.SetMultiLineMode(true)
-	ln.SetCompleter(completeDot)
+	ln.SetWordCompleter(s.complete)
+	ln.SetTabCompletionStyle(liner.TabPrints)
 	s.loadHistory(ln)
 	defer s.saveHistory(ln)
 
@@ -44,10 +45,7 @@ func (s *session) runInteractive(ctx context.Context) int {
 	in := &input{}
 	var typed []string // the lines of the entry being typed, for history
 	for !s.quit {
-		p := prompt
-		if in.pending != "" {
-			p = contPrompt
-		}
+		p := s.prompt(in.pending != "")
 		line, err := ln.Prompt(p)
 		switch {
 		case errors.Is(err, liner.ErrPromptAborted):
@@ -60,6 +58,7 @@ func (s *session) runInteractive(ctx context.Context) int {
 			s.printError(err)
 			return 1
 		}
+		line = fromHistory(line)
 		if strings.TrimSpace(line) != "" || in.pending != "" {
 			typed = append(typed, line)
 		}
@@ -74,27 +73,38 @@ func (s *session) runInteractive(ctx context.Context) int {
 	return s.exitCode
 }
 
-// historyEntry makes the lines of one entry a single history line (the
-// history file holds one entry a line): comments are dropped, and white
-// space between tokens, newlines included, becomes one space. A dot-command
-// or text that does not lex (an unclosed quote) is joined as typed.
+// prompt is the prompt for a new statement or, with more, for the next
+// line of one; it changes while a transaction is open.
+func (s *session) prompt(more bool) string {
+	switch {
+	case s.tx != nil && more:
+		return txContPrompt
+	case s.tx != nil:
+		return txPrompt
+	case more:
+		return contPrompt
+	}
+	return prompt
+}
+
+// lineBreakMark stands for a line break in a history entry. liner edits
+// one line and its history file holds one entry a line, so an entry typed
+// over several lines is kept with its line breaks as this mark (␤, the
+// symbol for newline), shown as such when recalled, and turned back into
+// line breaks when the recalled line is entered: a multi-line string
+// literal comes back byte for byte. The mark is therefore not available as
+// a literal character at the interactive prompt (char(9252) gives it).
+const lineBreakMark = "\u2424"
+
+// historyEntry makes the lines of one entry a single history line, as
+// typed apart from white space at its ends.
 func historyEntry(lines []string) string {
-	text := strings.Join(lines, "\n")
-	if strings.HasPrefix(strings.TrimSpace(text), ".") {
-		return strings.TrimSpace(strings.Join(lines, " "))
-	}
-	l, toks := tokens(text)
-	if l.open || len(toks) == 0 {
-		return strings.TrimSpace(strings.Join(lines, " "))
-	}
-	var b strings.Builder
-	for i, t := range toks {
-		if i > 0 && toks[i-1].End != t.Start {
-			b.WriteByte(' ')
-		}
-		b.WriteString(strings.ReplaceAll(l.text(t), "\n", " "))
-	}
-	return b.String()
+	return strings.ReplaceAll(strings.TrimSpace(strings.Join(lines, "\n")), "\n", lineBreakMark)
+}
+
+// fromHistory turns the marks of a recalled entry back into line breaks.
+func fromHistory(line string) string {
+	return strings.ReplaceAll(line, lineBreakMark, "\n")
 }
 
 func (s *session) loadHistory(ln *liner.State) {

@@ -2,6 +2,7 @@ package shell
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/raftlite/raftlite/api"
+	"github.com/raftlite/raftlite/client"
 )
 
 // terminal drives "raftlite shell" in a pseudo-terminal, as a person at a
@@ -95,6 +99,15 @@ func (term *terminal) send(keys string) {
 	}
 }
 
+// enter types line and Enter, and expects each of want in turn.
+func (term *terminal) enter(line string, want ...string) {
+	term.t.Helper()
+	term.send(line + "\r")
+	for _, w := range want {
+		term.expect(w)
+	}
+}
+
 // wait waits for the shell to exit and returns its status.
 func (term *terminal) wait() int {
 	term.t.Helper()
@@ -172,9 +185,10 @@ func TestInteractiveTerminal(t *testing.T) {
 	term.expect(prompt)
 
 	// Up-arrow recalls the previous entries (the error, the slow query,
-	// ...), back to the multi-line statement, joined into one line.
+	// ...), back to the multi-line statement, on one line with its line
+	// breaks marked.
 	term.send(keyUp + keyUp + keyUp + keyUp)
-	term.expect("SELECT 6 * 7 AS answer;")
+	term.expect("SELECT 6 *␤  7␤  AS answer;")
 	term.send("\r")
 	term.expect("|     42 |")
 	term.expect(prompt)
@@ -188,7 +202,7 @@ func TestInteractiveTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"SELECT 6 * 7 AS answer;", "SELECT 'fresh' AS state;", "SELECT * FROM nowhere;"} {
+	for _, want := range []string{"SELECT 6 *␤  7␤  AS answer;", "SELECT 'fresh' AS state;", "SELECT * FROM nowhere;"} {
 		if !strings.Contains(string(hist), want+"\n") {
 			t.Errorf("history file lacks %q:\n%s", want, hist)
 		}
@@ -201,7 +215,7 @@ func TestInteractiveTerminal(t *testing.T) {
 	term = startTerminal(t, home, "-H", host)
 	term.expect(prompt)
 	term.send(keyUp)
-	term.expect("SELECT 6 * 7 AS answer;")
+	term.expect("SELECT 6 *␤  7␤  AS answer;")
 	term.send("\r")
 	term.expect("|     42 |")
 	term.send(".exit\r")
@@ -226,4 +240,169 @@ func TestInteractiveBannerSkipsDeadHost(t *testing.T) {
 	term.expect("node 1 at " + c.nodes[0].url())
 	term.send(keyCtlD)
 	term.wait()
+}
+
+// freshSession empties the shared node's database and starts the shell on
+// it in a terminal, with home as $HOME, up to its first prompt.
+func freshSession(t *testing.T, home string) (*testCluster, *terminal) {
+	t.Helper()
+	c := sharedNode(t)
+	resetDatabase(t, c)
+	term := startTerminal(t, home, "-H", c.nodes[0].httpAddr)
+	term.expect(prompt)
+	return c, term
+}
+
+// queryInt runs a query that returns one integer, through a client of its
+// own, to see what the cluster holds apart from the shell.
+func queryInt(t *testing.T, c *testCluster, sql string) int64 {
+	t.Helper()
+	cl := testClient(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cl.With(client.WithLevel(api.LevelStrong)).Query(ctx, client.SQL(sql))
+	if err == nil {
+		err = resp.Err()
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	n, ok := resp.Results[0].Values[0][0].(int64)
+	if !ok {
+		t.Fatalf("%s: got %#v, want an integer", sql, resp.Results[0].Values[0][0])
+	}
+	return n
+}
+
+// TestInteractiveTransaction checks BEGIN ... COMMIT and ROLLBACK typed at
+// the prompt: nothing reaches the cluster before COMMIT, COMMIT applies the
+// held statements together, ROLLBACK discards them, and the prompt says
+// when a transaction is open.
+func TestInteractiveTransaction(t *testing.T) {
+	c, term := freshSession(t, t.TempDir())
+	term.enter("CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount INTEGER);", prompt)
+
+	term.enter("BEGIN;", "transaction open", txPrompt)
+	term.enter("INSERT INTO ledger (amount)", txContPrompt)
+	term.enter("  VALUES (10); INSERT INTO ledger (amount) VALUES (20);", txPrompt)
+	term.enter("SELECT * FROM ledger;", "Error: reads are not allowed inside BEGIN ... COMMIT", txPrompt)
+	if n := queryInt(t, c, "SELECT count(*) FROM ledger"); n != 0 {
+		t.Fatalf("%d rows in the table before COMMIT, want 0", n)
+	}
+	term.enter("COMMIT;", "committed: 2 statements applied together", prompt)
+	if n := queryInt(t, c, "SELECT sum(amount) FROM ledger"); n != 30 {
+		t.Fatalf("sum after COMMIT = %d, want 30", n)
+	}
+
+	// ROLLBACK: the DELETE typed in the transaction is never applied.
+	term.enter("BEGIN;", txPrompt)
+	term.enter("DELETE FROM ledger;", txPrompt)
+	term.enter("ROLLBACK;", "rolled back: 1 statement discarded, nothing was sent", prompt)
+	if n := queryInt(t, c, "SELECT count(*) FROM ledger"); n != 2 {
+		t.Fatalf("%d rows after ROLLBACK, want 2", n)
+	}
+	term.enter(".exit")
+	if code := term.wait(); code != 0 {
+		t.Errorf("exit status %d", code)
+	}
+}
+
+// TestInteractiveMultiLineHistory checks that a statement typed over
+// several lines, with a line break inside a string, comes back from the
+// history of a later session byte for byte.
+func TestInteractiveMultiLineHistory(t *testing.T) {
+	home := t.TempDir()
+	c, term := freshSession(t, home)
+	term.enter("CREATE TABLE notes (body TEXT);", prompt)
+	term.enter("INSERT INTO notes VALUES ('first line", contPrompt)
+	term.enter("  second line');", "1 row affected")
+	term.send(keyCtlD)
+	term.wait()
+
+	hist, err := os.ReadFile(filepath.Join(home, ".raftlite_history"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "INSERT INTO notes VALUES ('first line␤  second line');\n"; !strings.Contains(string(hist), want) {
+		t.Fatalf("history file lacks %q:\n%s", want, hist)
+	}
+
+	term = startTerminal(t, home, "-H", c.nodes[0].httpAddr)
+	term.expect(prompt)
+	term.send(keyUp)
+	term.expect("second line');")
+	term.enter("", "1 row affected")
+	term.enter(".exit")
+	term.wait()
+	if n := queryInt(t, c, "SELECT count(*) FROM notes WHERE body = 'first line' || char(10) || '  second line'"); n != 2 {
+		t.Fatalf("%d rows hold the two-line text, want 2 (the recalled entry changed the data)", n)
+	}
+}
+
+// TestInteractiveReals checks that REALs print as sqlite3 prints them.
+func TestInteractiveReals(t *testing.T) {
+	c := sharedNode(t)
+	term := startTerminal(t, t.TempDir(), "-H", c.nodes[0].httpAddr, "-mode", "csv")
+	term.expect(prompt)
+	term.enter("SELECT 175017500.0 AS a, 1e21 AS b, 1.0 / 3 AS c, 0.00001 AS d, 2.0 AS e;", "175017500.0,1.0e+21,0.333333333333333,1.0e-05,2.0")
+	term.enter(".exit")
+	term.wait()
+}
+
+// TestInteractiveCompletion checks Tab completion of keywords, table
+// names, column names and dot-commands, and that a new table is known
+// without restarting the shell.
+func TestInteractiveCompletion(t *testing.T) {
+	_, term := freshSession(t, t.TempDir())
+	term.enter("CREATE TABLE warehouse_orders (customer_name TEXT, amount REAL);", prompt)
+	term.enter("INSERT INTO warehouse_orders VALUES ('ann', 2.5);", "1 row affected")
+
+	term.send("sel\t")
+	term.expect("select")
+	term.send(" customer_n\t")
+	term.expect("select customer_name")
+	term.send(", warehouse_orders.am\t")
+	term.expect("warehouse_orders.amount")
+	term.send(" FROM wareh\t")
+	term.expect("FROM warehouse_orders")
+	term.enter(";", "| ann           |    2.5 |", prompt)
+
+	// Two candidates: the first Tab completes what they share, the
+	// second lists them.
+	term.enter("CREATE TABLE warehouse_stock (item TEXT);", prompt)
+	term.send("SELECT * FROM wareh\t")
+	term.expect("SELECT * FROM warehouse_")
+	term.send("\t")
+	term.expect("warehouse_orders")
+	term.expect("warehouse_stock")
+	term.send(keyCtlC)
+	term.expect(prompt)
+
+	term.send(".sch\t")
+	term.expect(".schema")
+	term.send(" warehouse_s\t")
+	term.expect(".schema warehouse_stock")
+	term.enter("", "CREATE TABLE warehouse_stock (item TEXT);")
+	term.enter(".exit")
+	term.wait()
+}
+
+// TestInteractivePager checks that a result longer than the terminal goes
+// through $PAGER, a short one does not, and .pager off prints it directly.
+func TestInteractivePager(t *testing.T) {
+	t.Setenv("PAGER", "sed 's/^/paged: /'")
+	_, term := freshSession(t, t.TempDir())
+	const long = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60) SELECT i AS num FROM n;"
+	term.enter(long, "paged: | num |", "paged: |  60 |", "paged: (60 rows)", prompt)
+	term.enter("SELECT 'short' AS s;", "| short |", prompt)
+	term.enter(".pager off", prompt)
+	term.enter(long, "|  60 |", "(60 rows)", prompt)
+	term.enter(".exit")
+	term.wait()
+	if strings.Contains(term.screen(), "paged: | short |") {
+		t.Errorf("a result that fits the terminal went through the pager:\n%s", term.screen())
+	}
+	if strings.Count(term.screen(), "paged: |  60 |") != 1 {
+		t.Errorf("want the long result paged once, before .pager off:\n%s", term.screen())
+	}
 }

@@ -387,7 +387,7 @@ func jsonValue(v any) []byte {
 		if math.IsInf(v, 0) || math.IsNaN(v) {
 			return []byte("null")
 		}
-		return []byte(formatFloat(v))
+		return []byte(formatReal(v, -1))
 	default:
 		return jsonString(formatValue(v))
 	}

@@ -2,6 +2,8 @@ package shell
 
 import (
 	"bytes"
+	"math"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -103,7 +105,6 @@ func TestFormatValue(t *testing.T) {
 		{int64(-5), "-5"},
 		{1.0, "1.0"},
 		{0.1, "0.1"},
-		{1e21, "1e+21"},
 		{"s", "s"},
 		{[]byte{}, "x''"},
 		{true, "true"},
@@ -118,20 +119,95 @@ func TestFormatValue(t *testing.T) {
 	}
 }
 
+// sqlite3Reals are REALs and how sqlite3 3.40.1 prints them ("%!.15g"),
+// taken from `sqlite3 :memory: "SELECT ..."`.
+var sqlite3Reals = []struct {
+	v    float64
+	want string
+}{
+	{175017500.0, "175017500.0"},
+	{1e21, "1.0e+21"},
+	{0.1, "0.1"},
+	{1.0 / 3, "0.333333333333333"},
+	{1e15, "1.0e+15"},
+	{1e14, "100000000000000.0"},
+	{123456789012345678.0, "1.23456789012346e+17"},
+	{12345678901234567.0, "1.23456789012346e+16"},
+	{0.0001, "0.0001"},
+	{0.00001, "1.0e-05"},
+	{math.Copysign(0, -1), "0.0"},
+	{1e-7, "1.0e-07"},
+	{2.5e-5, "2.5e-05"},
+	{0.30000000000000004, "0.3"},
+	{100.0, "100.0"},
+	{-1.5, "-1.5"},
+	{999999999999999.9, "1.0e+15"},
+	{math.Inf(1), "Inf"},
+	{math.Inf(-1), "-Inf"},
+}
+
+func TestFormatFloatAsSQLite3(t *testing.T) {
+	for _, tt := range sqlite3Reals {
+		if got := formatFloat(tt.v); got != tt.want {
+			t.Errorf("formatFloat(%v) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+}
+
+// TestFormatFloatMatchesLocalSQLite3 compares with the sqlite3 on this
+// machine, when there is one.
+func TestFormatFloatMatchesLocalSQLite3(t *testing.T) {
+	bin, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Skip("no sqlite3 here")
+	}
+	var exprs []string
+	for _, tt := range sqlite3Reals {
+		if !math.IsInf(tt.v, 0) {
+			exprs = append(exprs, formatReal(tt.v, -1)) // an exact REAL literal
+		}
+	}
+	out, err := exec.Command(bin, ":memory:", "SELECT "+strings.Join(exprs, ", ")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSpace(string(out)), "|")
+	for i, tt := range sqlite3Reals[:len(exprs)] {
+		if i < len(got) && got[i] != formatFloat(tt.v) {
+			t.Errorf("sqlite3 prints %s as %q, the shell as %q", exprs[i], got[i], formatFloat(tt.v))
+		}
+	}
+}
+
+func TestFormatRealForJSONIsExact(t *testing.T) {
+	for _, tt := range []struct {
+		v    float64
+		want string
+	}{{175017500.0, "175017500.0"}, {0.30000000000000004, "0.30000000000000004"}, {1e21, "1.0e+21"}, {1e-7, "1.0e-07"}, {2, "2.0"}} {
+		if got := formatReal(tt.v, -1); got != tt.want {
+			t.Errorf("formatReal(%v, -1) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+}
+
 func TestHistoryEntry(t *testing.T) {
 	tests := []struct {
 		lines []string
 		want  string
 	}{
 		{[]string{"SELECT 1;"}, "SELECT 1;"},
-		{[]string{"SELECT a,", "  b -- the b; column", "FROM t;"}, "SELECT a, b FROM t;"},
-		{[]string{"SELECT 'x", "y';"}, "SELECT 'x y';"},
-		{[]string{".mode  csv"}, ".mode  csv"},
+		{[]string{"SELECT a,", "  b -- the b; column", "FROM t;"}, "SELECT a,␤  b -- the b; column␤FROM t;"},
+		{[]string{"INSERT INTO t VALUES ('x", "", "  y  ');"}, "INSERT INTO t VALUES ('x␤␤  y  ');"},
+		{[]string{"  .mode  csv "}, ".mode  csv"},
 		{[]string{"SELECT 'open"}, "SELECT 'open"},
 	}
 	for _, tt := range tests {
-		if got := historyEntry(tt.lines); got != tt.want {
+		got := historyEntry(tt.lines)
+		if got != tt.want {
 			t.Errorf("historyEntry(%q) = %q, want %q", tt.lines, got, tt.want)
+		}
+		if back := fromHistory(got); back != strings.TrimSpace(strings.Join(tt.lines, "\n")) {
+			t.Errorf("fromHistory(%q) = %q: not the lines typed", got, back)
 		}
 	}
 }

@@ -307,14 +307,21 @@ func resetDatabase(t testing.TB, c *testCluster) {
 	}
 }
 
-// leaderOf asks the cluster which node leads.
-func leaderOf(t testing.TB, c *testCluster) string {
+// testClient is a client of the cluster, closed when the test ends.
+func testClient(t testing.TB, c *testCluster) *client.Client {
 	t.Helper()
 	cl, err := client.New(client.Config{Nodes: c.urls()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// leaderOf asks the cluster which node leads.
+func leaderOf(t testing.TB, c *testCluster) string {
+	t.Helper()
+	cl := testClient(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	n, err := cl.Leader(ctx)

@@ -18,7 +18,7 @@ import (
 // Main runs "raftlite shell" with its command-line arguments and returns the
 // process exit status: 0, 1 after an error, 2 for bad flags.
 func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cfg, err := ParseFlags(args, stderr)
+	cfg, err := ParseFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -42,6 +42,8 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout, stderr io.Wri
 		return 2
 	}
 	defer s.close()
+	// A transaction left open at the end is rolled back, as sqlite3 does.
+	defer s.discardTransaction()
 	if !cfg.HasCommand && isTerminal(stdin) && isTerminal(stdout) {
 		s.interactive = true
 		s.feedback = true
@@ -69,6 +71,7 @@ type session struct {
 	headers     bool
 	timer       bool
 	feedback    bool // row counts and confirmations
+	pager       bool // long results through $PAGER on a terminal (.pager)
 	null        string
 	nullSet     bool
 	level       api.Level
@@ -79,6 +82,8 @@ type session struct {
 	node      string    // the node that answered last
 	retries   *retryLog // the client's retries and failovers
 	readDepth int
+	tx        *transaction // open between BEGIN and COMMIT or ROLLBACK
+	schema    schemaNames  // for tab completion
 	quit      bool
 	exitCode  int
 }
@@ -117,6 +122,7 @@ func newShell(cfg Config, stdout, stderr io.Writer) (*session, error) {
 		out:     stdout,
 		mode:    cfg.Mode,
 		headers: true,
+		pager:   true,
 		null:    "NULL",
 		level:   cfg.Level,
 		retries: retries,
@@ -144,6 +150,10 @@ func (s *session) interruptible(ctx context.Context) (context.Context, context.C
 
 // printError reports err on stderr, on one line.
 func (s *session) printError(err error) {
+	var shown *shownError
+	if errors.As(err, &shown) {
+		return
+	}
 	msg := strings.ReplaceAll(strings.TrimSpace(describeError(err)), "\n", "; ")
 	fmt.Fprintf(s.stderr, "Error: %s\n", msg)
 }

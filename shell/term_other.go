@@ -4,7 +4,6 @@ package shell
 
 import (
 	"os"
-	"strconv"
 
 	"github.com/mattn/go-isatty"
 )
@@ -20,8 +19,8 @@ func terminalWidth(f *os.File) int {
 	if !isTerminal(f) {
 		return 0
 	}
-	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
-		return n
-	}
-	return 80
+	return envSize("COLUMNS", 0, 80)
 }
+
+// terminalRows is $LINES, or 24.
+func terminalRows(*os.File) int { return envSize("LINES", 0, 24) }

@@ -3,7 +3,6 @@ package sqlapi
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -110,17 +109,13 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// handleLoad serves POST /db/load: replace the whole database with the
-// uploaded SQLite file or SQL dump. The body, up to Config.MaxLoadBytes, is
+// handleLoad serves POST /db/load. The body, up to Config.MaxLoadBytes, is
 // spooled to a file in Config.TempDir, never held in memory; a follower
 // streams the spooled file to the leader. On the leader an SQLite file
-// (recognised by its header) goes to Store.Load as it is; an SQL dump is
-// first run, statement by statement, into a fresh database in a scratch
-// file beside the spool (Store.BuildFromDump), which then goes to Store.Load
-// like an uploaded file. Either way the new database reaches every node
-// through Raft's snapshot path, never the log. A dump that fails (a bad
-// statement, one a write may not run) is a 400 naming its line, and the
-// database is untouched.
+// (recognised by its header) replaces the whole database through
+// Store.Load, which reaches every node through Raft's snapshot path, never
+// the log. Anything else is SQL text, executed on top of the database as
+// rqlite does (executeSQLText).
 func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 	p.timeout = max(p.timeout, minTransferTimeout)
 	f, ok := s.spoolBody(w, r)
@@ -139,60 +134,28 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
 	defer cancel()
 	head := make([]byte, len(sqliteHeader))
 	n, _ := io.ReadFull(f, head)
-	db := f
-	if !bytes.Equal(head[:n], sqliteHeader) {
-		var err error
-		db, err = s.buildFromDump(ctx, f)
-		if err != nil {
-			s.storeFailed(w, r, p, epLoad, nil, err)
+	var err error
+	if bytes.Equal(head[:n], sqliteHeader) {
+		var src io.Reader
+		if src, err = (fileBody{f}).open(); err == nil {
+			err = s.store.Load(ctx, src)
+		}
+		if err == nil {
+			writeResponse(w, http.StatusOK, &apiResponse{}, p.encodeOpts(epLoad))
 			return
 		}
-		defer func() {
-			db.Close()
-			os.Remove(db.Name())
-			os.Remove(db.Name() + "-journal")
-		}()
-	}
-	src, err := fileBody{db}.open()
-	if err == nil {
-		err = s.store.Load(ctx, src)
-	}
-	if err != nil {
-		if errors.Is(err, api.ErrNotLeader) {
-			s.toLeaderFrom(w, r, p, epLoad, fileBody{f})
+	} else {
+		var resp *apiResponse
+		if resp, err = s.executeSQLText(ctx, f); err == nil {
+			writeResponse(w, http.StatusOK, resp, p.encodeOpts(epLoad))
 			return
 		}
-		s.storeFailed(w, r, p, epLoad, nil, err)
+	}
+	if errors.Is(err, api.ErrNotLeader) {
+		s.toLeaderFrom(w, r, p, epLoad, fileBody{f})
 		return
 	}
-	writeResponse(w, http.StatusOK, &apiResponse{}, p.encodeOpts(epLoad))
-}
-
-// buildFromDump runs the SQL dump spooled in f into a fresh SQLite
-// database in a new scratch file in TempDir and returns that file, open.
-func (s *Server) buildFromDump(ctx context.Context, f *os.File) (*os.File, error) {
-	db, err := os.CreateTemp(s.cfg.TempDir, "raftlite-dump-*.sqlite")
-	if err != nil {
-		return nil, fmt.Errorf("load: %w", err)
-	}
-	name := db.Name()
-	db.Close()
-	fail := func(err error) (*os.File, error) {
-		os.Remove(name)
-		os.Remove(name + "-journal")
-		return nil, err
-	}
-	src, err := fileBody{f}.open()
-	if err != nil {
-		return fail(fmt.Errorf("load: %w", err))
-	}
-	if err := s.store.BuildFromDump(ctx, src, name); err != nil {
-		return fail(err)
-	}
-	if db, err = os.Open(name); err != nil {
-		return fail(fmt.Errorf("load: %w", err))
-	}
-	return db, nil
+	s.storeFailed(w, r, p, epLoad, nil, err)
 }
 
 // spoolBody copies the request body, bounded by MaxLoadBytes, into a new

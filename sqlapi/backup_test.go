@@ -4,19 +4,17 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/raftlite/raftlite/api"
-	"github.com/raftlite/raftlite/internal/sqltest"
+	"github.com/raftlite/raftlite/fsm"
 )
 
 // backupStore adds Backup and Load to fakeStore.
@@ -116,39 +114,16 @@ func TestBackupAndLoad(t *testing.T) {
 		t.Fatalf("compressed backup: %q", got)
 	}
 
-	// An SQLite file goes to Load as it is; an SQL dump goes to Load as
-	// the SQLite file it builds, never through the log.
+	// An SQLite file goes to Load as it is, never through the log; SQL
+	// text is executed, through the log, and Load is not called.
 	file := append(append([]byte(nil), sqliteHeader...), 1, 2, 3)
-	if code, _, body := do(t, "POST", ts.URL+"/db/load", "application/octet-stream", string(file)); code != 200 || !bytes.Equal(store.loaded, file) {
+	if code, _, body := do(t, "POST", ts.URL+"/db/load", "application/octet-stream", string(file)); code != 200 || !bytes.Equal(store.loaded, file) || store.executedCount() != 0 {
 		t.Fatalf("load file: %d %s", code, body)
 	}
 	code, _, body = do(t, "POST", ts.URL+"/db/load", "text/plain", "CREATE TABLE t (x); INSERT INTO t VALUES(1);")
-	if code != 200 || store.executedCount() != 0 || !bytes.HasPrefix(store.loaded, sqliteHeader) {
-		t.Fatalf("load dump: %d %s (%d executed)", code, body, store.executedCount())
+	if code != 200 || store.executedCount() != 1 || !bytes.Equal(store.loaded, file) {
+		t.Fatalf("load SQL text: %d %s (%d executed)", code, body, store.executedCount())
 	}
-	if got := loadedRows(t, store.loaded, "SELECT x FROM t"); got != "1" {
-		t.Fatalf("loaded dump holds %q", got)
-	}
-}
-
-// loadedRows opens the SQLite file image b and returns the rows query
-// yields, one line each, columns separated by '|'.
-func loadedRows(t *testing.T, b []byte, query string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "loaded.db")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var lines []string
-	for _, row := range sqltest.Rows(t, db, query) {
-		lines = append(lines, strings.Join(row, "|"))
-	}
-	return strings.Join(lines, "\n")
 }
 
 // sqlite3Dump is what sqlite3's .dump writes, give or take.
@@ -168,57 +143,79 @@ CREATE VIEW names AS SELECT name FROM users;
 COMMIT;
 `
 
-func TestLoadDump(t *testing.T) {
-	store := &backupStore{fakeStore: leaderStore()}
-	_, ts := newTestServer(t, store, nil)
+// TestLoadSQLText: SQL text posted to /db/load is executed on top of the
+// database, as rqlite does, and answered with one result (rqlite's shell
+// .restore of a dump expects exactly one); a failing text changes nothing.
+func TestLoadSQLText(t *testing.T) {
+	f, err := fsm.Open(fsm.Config{Dir: t.TempDir(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	var entryLimit int
+	_, ts := newTestServer(t, &fsmStore{f: f}, func(c *Config) { c.MaxEntryBytes = 4096; entryLimit = c.MaxEntryBytes })
+	if code, _, body := do(t, "POST", ts.URL+"/db/execute", "application/json", `["CREATE TABLE keep (k)", "INSERT INTO keep VALUES ('kept')"]`); code != 200 {
+		t.Fatal(code, body)
+	}
+	query := func(q string) string {
+		t.Helper()
+		_, _, body := do(t, "GET", ts.URL+"/db/query?q="+url.QueryEscape(q), "", "")
+		return body
+	}
 
-	// The dump builds the same database sqlite3 makes of it.
+	// rqlite answers the dump with the result of the string's last write:
+	// the INSERT INTO sqlite_sequence.
 	code, _, body := do(t, "POST", ts.URL+"/db/load", "application/sql", sqlite3Dump)
-	if code != 200 || !bytes.HasPrefix(store.loaded, sqliteHeader) || store.executedCount() != 0 {
+	if code != 200 || body != `{"results":[{"last_insert_id":1,"rows_affected":1}]}` {
 		t.Fatalf("load dump: %d %s", code, body)
 	}
-	direct := filepath.Join(t.TempDir(), "direct.db")
-	db, err := sql.Open("sqlite", direct)
-	if err != nil {
-		t.Fatal(err)
+	if got := query("SELECT id, name, hex(pic) FROM users ORDER BY id"); !strings.Contains(got, `"values":[[1,"ann; -- not a comment","00FF"],[2,"bob's",""]]`) {
+		t.Errorf("users after the load: %s", got)
 	}
-	if _, err := db.Exec(sqlite3Dump); err != nil {
-		t.Fatal(err)
+	if got := query("SELECT k FROM keep"); !strings.Contains(got, `[["kept"]]`) {
+		t.Errorf("the load replaced the database: keep holds %s", got)
 	}
-	db.Close()
-	want, err := os.ReadFile(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		"SELECT id, name, hex(pic) FROM users ORDER BY id",
-		"SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name",
-		"SELECT * FROM sqlite_sequence",
-		"SELECT * FROM names",
-	} {
-		if got, w := loadedRows(t, store.loaded, q), loadedRows(t, want, q); got != w || got == "" {
-			t.Errorf("%s: got %q, want %q", q, got, w)
-		}
+	if got := query("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master ORDER BY name)"); !strings.Contains(got, `"audit,keep,names,sqlite_sequence,users,users_del,users_name"`) {
+		t.Errorf("schema after the load: %s", got)
 	}
 
-	// A dump that fails is a 400 naming the line, and Load is not called.
-	for name, tt := range map[string]struct{ dump, want string }{
-		"syntax":  {"CREATE TABLE t (x);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUE (2);\n", "line 3:"},
-		"attach":  {"BEGIN TRANSACTION;\nATTACH DATABASE 'x.db' AS x;\nCOMMIT;\n", "line 2: ATTACH and DETACH are not supported"},
-		"pragma":  {"PRAGMA journal_mode=OFF;", "line 1: PRAGMA journal_mode cannot be set"},
-		"garbage": {"\x00\x01binary junk\xff", "line 1:"},
-		"empty":   {"  \n", "no SQL statements"},
+	// A failing statement fails the text, in the result, and nothing of it
+	// is applied.
+	for name, tt := range map[string]struct{ text, want string }{
+		"syntax":   {"CREATE TABLE t (x);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUE (2);\n", "syntax error"},
+		"attach":   {"BEGIN TRANSACTION;\nCREATE TABLE t (x);\nATTACH DATABASE 'x.db' AS x;\nCOMMIT;\n", "ATTACH and DETACH are not supported"},
+		"pragma":   {"CREATE TABLE t (x); PRAGMA journal_mode=OFF;", "PRAGMA journal_mode cannot be set"},
+		"unclosed": {"CREATE TABLE t (x); INSERT INTO t VALUES ('open", "unrecognized token"},
 	} {
-		store.loaded = nil
-		code, _, body := do(t, "POST", ts.URL+"/db/load", "application/sql", tt.dump)
-		if code != 400 || !strings.Contains(body, tt.want) || store.loaded != nil {
-			t.Errorf("%s: %d %s (loaded %d bytes), want 400 with %q", name, code, body, len(store.loaded), tt.want)
+		code, _, body := do(t, "POST", ts.URL+"/db/load", "application/sql", tt.text)
+		if code != 200 || !strings.Contains(body, tt.want) || strings.Count(body, "{") != 2 {
+			t.Errorf("%s: %d %s, want one result with %q", name, code, body, tt.want)
+		}
+		if got := query("SELECT count(*) FROM t"); !strings.Contains(got, "no such table") {
+			t.Errorf("%s: table t exists after the failed load: %s", name, got)
 		}
 	}
+	if code, _, body := do(t, "POST", ts.URL+"/db/load", "application/sql", "  \n-- nothing\n"); code != 200 || body != `{"results":[]}` {
+		t.Errorf("empty text: %d %s", code, body)
+	}
 
-	// The Loader's own refusal of the built file is passed on.
-	store.loadErr = fmt.Errorf("load: %w", api.ErrBadRequest)
-	if code, _, body := do(t, "POST", ts.URL+"/db/load", "application/sql", "CREATE TABLE t (x);"); code != 400 {
-		t.Fatalf("refused load: %d %s", code, body)
+	// Text larger than one log entry goes in several.
+	var big strings.Builder
+	big.WriteString("CREATE TABLE many (n, pad);\n")
+	for i := range 200 {
+		fmt.Fprintf(&big, "INSERT INTO many VALUES (%d, '%s');\n", i, strings.Repeat("x", 100))
+	}
+	if big.Len() < 4*entryLimit {
+		t.Fatalf("text of %d bytes does not need several entries", big.Len())
+	}
+	before := f.AppliedIndex()
+	if code, _, body := do(t, "POST", ts.URL+"/db/load", "application/sql", big.String()); code != 200 || body != `{"results":[{"last_insert_id":200,"rows_affected":1}]}` {
+		t.Fatalf("large text: %d %s", code, body)
+	}
+	if entries := f.AppliedIndex() - before; entries < 4 {
+		t.Errorf("large text applied in %d entries", entries)
+	}
+	if got := query("SELECT count(*), sum(n) FROM many"); !strings.Contains(got, "[[200,19900]]") {
+		t.Errorf("many after the load: %s", got)
 	}
 }

@@ -184,8 +184,11 @@ func TestStepDownAndRemove(t *testing.T) {
 			t.Errorf("DELETE /remove %q: %d %q", body, code, resp)
 		}
 	}
-	if code, _, resp := do(t, "DELETE", p.leaderTS.URL+"/remove", "", `{"id":"unknown"}`); code != 400 {
-		t.Errorf("DELETE /remove unknown: %d %q", code, resp)
+	// An unknown id is 404 not_found, as rqlite answers, also when forwarded.
+	for _, ts := range []string{p.leaderTS.URL, p.followerTS.URL} {
+		if code, _, resp := do(t, "DELETE", ts+"/remove", "", `{"id":"unknown"}`); code != 404 || !strings.Contains(resp, `"code":"not_found"`) {
+			t.Errorf("DELETE /remove unknown: %d %q", code, resp)
+		}
 	}
 	if code, hdr, _ := do(t, "DELETE", p.followerTS.URL+"/remove?redirect", "", `{"id":"3"}`); code != 301 || hdr.Get("Location") != p.leaderTS.URL+"/remove?redirect" {
 		t.Fatalf("redirect: %d %q", code, hdr.Get("Location"))

@@ -48,7 +48,7 @@ func TestEveryErrorIsJSONWithCode(t *testing.T) {
 		{"leader unreachable", "POST", lost.URL + "/db/execute", `["X"]`, nil, 502, "forward_failed"},
 		{"stale read", "GET", lost.URL + "/db/query?q=SELECT+1&level=none&freshness=1s", "", nil, 503, "stale_read"},
 		{"remove: bad body", "DELETE", leader.URL + "/remove", `{}`, nil, 400, "bad_request"},
-		{"remove: unknown node", "DELETE", leader.URL + "/remove", `{"id":"unknown"}`, nil, 400, "bad_request"},
+		{"remove: unknown node", "DELETE", leader.URL + "/remove", `{"id":"unknown"}`, nil, 404, "not_found"},
 		{"step down: bad body", "POST", leader.URL + "/leader", `{"id":3}`, nil, 400, "bad_request"},
 		{"panic", "GET", broken.URL + "/db/query?q=SELECT+1", "", nil, 500, "internal_error"},
 	}

@@ -56,8 +56,52 @@ type fakeStore struct {
 	stepped     []string
 	// progress is what Progress reports; promoteErr, when set, is what
 	// Promote answers for a learner.
-	progress   api.Progress
-	promoteErr error
+	progress    api.Progress
+	promoteErr  error
+	trailings   []uint64
+	booted      []byte
+	unreachable []api.ReapedMember
+	reapMins    []time.Duration
+}
+
+func (f *fakeStore) Reap(ctx context.Context, minUnreachable time.Duration) ([]api.ReapedMember, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.leader {
+		return nil, api.ErrNotLeader
+	}
+	f.reapMins = append(f.reapMins, minUnreachable)
+	var reaped, kept []api.ReapedMember
+	for _, m := range f.unreachable {
+		if m.Unreachable >= minUnreachable {
+			reaped = append(reaped, m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	f.unreachable = kept
+	return append([]api.ReapedMember{}, reaped...), nil
+}
+
+func (f *fakeStore) Snapshot(ctx context.Context, trailing uint64) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.trailings = append(f.trailings, trailing)
+	return 7, nil
+}
+
+func (f *fakeStore) Boot(ctx context.Context, r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.members) > 1 {
+		return fmt.Errorf("boot: %w", api.ErrNotSingleNode)
+	}
+	f.booted = b
+	return nil
 }
 
 func (f *fakeStore) Execute(ctx context.Context, req *api.Request) (*api.Response, error) {
@@ -142,9 +186,6 @@ func (f *fakeStore) Backup(context.Context, io.Writer, api.BackupOptions) error 
 func (f *fakeStore) Load(context.Context, io.Reader) error { return errNotScripted }
 
 // The fake builds dumps and sizes entries as the real store does.
-func (f *fakeStore) BuildFromDump(ctx context.Context, dump io.Reader, path string) error {
-	return fsm.BuildFromDump(ctx, dump, path)
-}
 func (f *fakeStore) StatementsSize(stmts []api.Statement) int { return fsm.StatementsSize(stmts) }
 
 // The fake has checksum 7/cafe now and beef at marker 9, which
@@ -190,7 +231,7 @@ func (f *fakeStore) Remove(ctx context.Context, id string) error {
 		return api.ErrNotLeader
 	}
 	if id == "unknown" {
-		return errors.Join(api.ErrBadRequest, errors.New("unknown node"))
+		return fmt.Errorf("cluster: remove %s: %w", id, api.ErrUnknownNode)
 	}
 	f.removed = append(f.removed, id)
 	return nil

@@ -76,6 +76,11 @@ func (s *fsmStore) Ready() error                                    { return nil
 func (s *fsmStore) Stats() map[string]any                           { return map[string]any{"sqlite3": s.f.Stats()} }
 func (s *fsmStore) LastContact() time.Time                          { return time.Now() }
 func (s *fsmStore) ApplyProgress() (bool, time.Time)                { return true, s.f.AppliedAt() }
+func (s *fsmStore) Reap(context.Context, time.Duration) ([]api.ReapedMember, error) {
+	return nil, nil
+}
+func (s *fsmStore) Snapshot(context.Context, uint64) (uint64, error) { return s.f.AppliedIndex(), nil }
+func (s *fsmStore) Boot(context.Context, io.Reader) error            { return api.ErrNotSingleNode }
 
 func (s *fsmStore) Backup(ctx context.Context, w io.Writer, opt api.BackupOptions) error {
 	return s.f.Backup(ctx, w, opt)
@@ -87,10 +92,7 @@ func (s *fsmStore) ChecksumAt(ctx context.Context, i uint64) (string, error) {
 
 // Load and TriggerChecksum need Raft (a restore, a marker entry), which the
 // golden files do not exercise.
-func (s *fsmStore) Load(context.Context, io.Reader) error { return errNotScripted }
-func (s *fsmStore) BuildFromDump(ctx context.Context, dump io.Reader, path string) error {
-	return fsm.BuildFromDump(ctx, dump, path)
-}
+func (s *fsmStore) Load(context.Context, io.Reader) error           { return errNotScripted }
 func (s *fsmStore) StatementsSize(stmts []api.Statement) int        { return fsm.StatementsSize(stmts) }
 func (s *fsmStore) TriggerChecksum(context.Context) (uint64, error) { return 0, errNotScripted }
 

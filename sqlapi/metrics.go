@@ -32,6 +32,9 @@ const (
 	epMetrics
 	epChecksum
 	epPprof
+	epSnapshot
+	epReap
+	epBoot
 	epConsole
 	numEndpoints
 )
@@ -53,6 +56,9 @@ var endpointNames = [numEndpoints]string{
 	epMetrics:   "metrics",
 	epChecksum:  "checksum",
 	epPprof:     "pprof",
+	epSnapshot:  "snapshot",
+	epReap:      "reap",
+	epBoot:      "boot",
 	epConsole:   "console",
 }
 

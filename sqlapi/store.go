@@ -48,6 +48,17 @@ type Store interface {
 	// Progress tells how far this node's database is; /readyz reports it
 	// so that /nodes can show each member's applied index and lag.
 	Progress() api.Progress
+	// Reap removes the members the leader has not reached for at least
+	// minUnreachable (leader only; api.ErrNotLeader otherwise) and reports
+	// them.
+	Reap(ctx context.Context, minUnreachable time.Duration) ([]api.ReapedMember, error)
+	// Snapshot takes a snapshot of this node now, keeping trailing log
+	// entries behind it (0: the configured number), and returns the latest
+	// snapshot's index.
+	Snapshot(ctx context.Context, trailing uint64) (uint64, error)
+	// Boot replaces the database of a node that is the whole cluster with
+	// an SQLite file, without the log (api.ErrNotSingleNode elsewhere).
+	Boot(ctx context.Context, sqliteFile io.Reader) error
 	// WaitApplied blocks until this node has applied the log up to index.
 	WaitApplied(ctx context.Context, index uint64) error
 	// Ready returns nil when a leader is known and the store is open.
@@ -70,12 +81,9 @@ type Store interface {
 	// or with opt.SQL an SQL text dump (/db/backup).
 	Backup(ctx context.Context, w io.Writer, opt api.BackupOptions) error
 	// Load replaces the whole database with an SQLite file (leader only;
-	// api.ErrNotLeader otherwise). /db/load hands it SQL dumps too, once
-	// turned into an SQLite file.
+	// api.ErrNotLeader otherwise). /db/load executes SQL text instead,
+	// through Execute.
 	Load(ctx context.Context, sqliteFile io.Reader) error
-	// BuildFromDump builds a fresh SQLite file at path from an SQL text
-	// dump (the first step of loading a dump).
-	BuildFromDump(ctx context.Context, dump io.Reader, path string) error
 	// StatementsSize bounds what stmts add to one log entry, encoded; the
 	// write queue keeps its batches within the entry limit with it.
 	StatementsSize(stmts []api.Statement) int

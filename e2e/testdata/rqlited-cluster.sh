@@ -35,6 +35,9 @@ start_node() {
 		-raft-heartbeat-timeout 1s -raft-election-timeout 1s \
 		-raft-leader-lease-timeout 500ms -raft-commit-timeout 50ms -raft-apply-timeout 10s \
 		-raft-remove-shutdown=false \
+		-raft-reap-node-timeout 48h -raft-reap-read-only-node-timeout 30m \
+		-raft-cluster-remove-shutdown=false -raft-shutdown-stepdown \
+		-fk -auto-vacuum-int 24h \
 		-cluster-connect-timeout 30s -compress-snap-transport \
 		-write-queue-capacity 2048 -write-queue-batch-size 64 -write-queue-timeout 20ms -write-queue-tx \
 		-db-max-ro-conns 64 -auto-optimize-int 24h \

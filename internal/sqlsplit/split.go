@@ -195,3 +195,20 @@ func isTriggerHead(head []string) bool {
 	}
 	return len(h) > 0 && h[0] == "TRIGGER"
 }
+
+// IsDumpBoilerplate reports whether a statement whose first words are head
+// (as Statement.Head gives them) is one a dump wraps its content in:
+// BEGIN, COMMIT or END (of a transaction), or PRAGMA foreign_keys, as
+// sqlite3's .dump and rqlite's dumps write them.
+func IsDumpBoilerplate(head []string) bool {
+	if len(head) == 0 {
+		return false
+	}
+	switch head[0] {
+	case "BEGIN", "COMMIT", "END":
+		return true
+	case "PRAGMA":
+		return len(head) > 1 && strings.HasPrefix(head[1], "FOREIGN_KEYS")
+	}
+	return false
+}
