@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/raftlite/raftlite/client"
-	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/cluster"
+	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/shell"
 )
 
