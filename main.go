@@ -12,6 +12,7 @@
 //	raftlite restore [flags] FILE       replace the database with FILE
 //	raftlite members [flags]            list the cluster's members (-w table|json)
 //	raftlite promote [flags] ID         make the learner ID a voter
+//	raftlite healthcheck [flags]        exit 0 if a node is ready (GET /readyz)
 //	raftlite selftest [flags]           check linearizability under faults
 //	raftlite completion bash|zsh        print a shell completion script
 //	raftlite version                    print the version
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return members(args[1:], stdout, stderr)
 	case "promote":
 		return promote(args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheck(args[1:], stdout, stderr)
 	case "selftest":
 		return selftest.Main(args[1:], stdout, stderr)
 	case "completion":
@@ -86,6 +89,7 @@ Usage:
   raftlite restore [flags] FILE       replace the database on every node with FILE (SQLite file or SQL dump)
   raftlite members [flags]            list the members: address, voter or learner, leader, applied index, lag (-w table|json)
   raftlite promote [flags] ID         make the learner ID (started with -raft-non-voter) a voter
+  raftlite healthcheck [flags]        exit 0 when the node answers /readyz with 200 (the container's HEALTHCHECK)
   raftlite selftest [flags]           run a 3-node cluster under faults and check it with porcupine (-duration, -level, -html)
   raftlite completion bash|zsh        print a completion script (source <(raftlite completion bash))
   raftlite version                    print the version

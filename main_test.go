@@ -10,7 +10,7 @@ import (
 // and exits 0, so that `raftlite serve -h | less` works; a bad flag still
 // goes to stderr with status 2.
 func TestHelpGoesToStdout(t *testing.T) {
-	for _, sub := range []string{"serve", "shell", "bench", "check", "backup", "restore", "selftest", "completion"} {
+	for _, sub := range []string{"serve", "shell", "bench", "check", "backup", "restore", "selftest", "completion", "members", "promote", "healthcheck"} {
 		var stdout, stderr bytes.Buffer
 		if rc := run([]string{sub, "-h"}, &stdout, &stderr); rc != 0 {
 			t.Errorf("%s -h exited %d", sub, rc)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftlite/raftlite/client"
 	"github.com/raftlite/raftlite/cluster"
+	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/shell"
 )
 
@@ -36,13 +37,13 @@ func (f *transferFlags) newClient() (*client.Client, error) {
 // parseClusterCommand parses the flags of a membership command and checks
 // that it got exactly nargs arguments. It returns the exit status to end
 // with when the command should not run (0 after -h).
-func parseClusterCommand(name, usage string, nargs int, fs *flag.FlagSet, args []string, stderr io.Writer) (status int, ok bool) {
+func parseClusterCommand(name, usage string, nargs int, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (status int, ok bool) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usage+"\nFlags:\n")
+		fmt.Fprint(fs.Output(), usage+"\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, false
 		}
@@ -72,7 +73,7 @@ them: id, HTTP and Raft address, role, which one leads, whether its HTTP
 API answers, the index of the last log entry applied to its database and
 its lag, in entries, behind the leader's committed index. With -auth on
 the nodes, the user needs the nodes or status permission.
-`, 0, fs, args, stderr); !ok {
+`, 0, fs, args, stdout, stderr); !ok {
 		return status
 	}
 	c, err := cf.newClient()
@@ -111,7 +112,7 @@ more than %d entries or the learner does not answer (409
 learner_not_ready): wait for it to catch up ("raftlite members" shows its
 lag) and try again. With -auth on the nodes, the user needs the join
 permission.
-`, cluster.DefaultPromoteMaxLag), 1, fs, args, stderr); !ok {
+`, cluster.DefaultPromoteMaxLag), 1, fs, args, stdout, stderr); !ok {
 		return status
 	}
 	id := fs.Arg(0)

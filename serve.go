@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raftlite/raftlite/cluster"
+	"github.com/raftlite/raftlite/console"
 	"github.com/raftlite/raftlite/fsm"
 	"github.com/raftlite/raftlite/internal/cli"
 	"github.com/raftlite/raftlite/sqlapi"
@@ -171,8 +172,11 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, erro
 	if f.ops.reapTimeout < 0 || f.ops.reapReadOnlyTimeout < 0 {
 		return nil, fmt.Errorf("-raft-reap-node-timeout and -raft-reap-read-only-node-timeout must not be negative")
 	}
-	if f.bootstrapExpect > 0 && f.join == "" {
-		return nil, fmt.Errorf("-bootstrap-expect needs -join with the addresses of the other nodes")
+	if f.bootstrapExpect > 0 && f.join == "" && f.rqlited.disco == nil {
+		return nil, fmt.Errorf("-bootstrap-expect needs -join with the addresses of the other nodes, or -disco-mode")
+	}
+	if f.rqlited.disco != nil && f.bootstrapExpect < 2 {
+		return nil, fmt.Errorf("-disco-mode needs -bootstrap-expect N (at least 2): the nodes it finds bootstrap together")
 	}
 	return f, nil
 }
@@ -285,6 +289,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 		MaxLoadBytes:  f.maxLoadBytes,
 		MaxEntryBytes: f.maxEntryBytes,
 		TempDir:       loadDir,
+		Console:       console.Handler(),
 	}
 	f.rqlited.applyAPI(&acfg)
 	if f.authFile != "" {

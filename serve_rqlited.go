@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -47,6 +48,10 @@ type rqlitedFlags struct {
 	onDiskPath  string
 	allowOrigin string
 
+	discoMode, discoConfig string
+	// disco is the DNS discovery -disco-mode asks for; nil without.
+	disco *dnsDiscovery
+
 	// ignoredSet holds what ignored flags were given, filled by
 	// register's flag.Values.
 	ignoredSet map[string]string
@@ -70,6 +75,9 @@ func (r *rqlitedFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&r.queueTx, "write-queue-tx", false, "apply each queued batch in one transaction")
 	fs.StringVar(&r.onDiskPath, "on-disk-path", "", "path of the SQLite file; its directory holds the database (the file is always named "+fsm.DBFile+")")
 	fs.StringVar(&r.allowOrigin, "http-allow-origin", "", "value of the Access-Control-Allow-Origin header on every answer")
+	fs.StringVar(&r.discoMode, "disco-mode", "", "find the nodes to bootstrap with (-bootstrap-expect) by DNS: dns (the addresses of a name) or dns-srv (its SRV records); "+
+		"the lookup is repeated until the cluster forms. "+dnsResolverEnv+"=host:port sends the lookups to that DNS server")
+	fs.StringVar(&r.discoConfig, "disco-config", "", `-disco-mode's settings as JSON: {"name":"raftlite-headless","port":4002} for dns (port: the nodes' Raft port, default 4002), {"name":"raftlite.local","service":"raft"} for dns-srv`)
 
 	r.ignoredSet = map[string]string{}
 	for _, ig := range ignoredFlags {
@@ -98,11 +106,9 @@ func (r *rqlitedFlags) validate() error {
 	if r.queueCapacity < 1 || r.queueBatchSize < 1 {
 		return fmt.Errorf("-write-queue-capacity and -write-queue-batch-size must be at least 1")
 	}
-	if r.ignoredSet["disco-mode"] != "" {
-		// Ignoring it would let every node bootstrap a cluster of its own.
-		return fmt.Errorf("-disco-mode is not supported: list the nodes with -join and -bootstrap-expect")
-	}
-	return nil
+	var err error
+	r.disco, err = newDNSDiscovery(r.discoMode, r.discoConfig, os.Getenv)
+	return err
 }
 
 // applyCluster sets what these flags mean for the node.
@@ -119,6 +125,9 @@ func (r *rqlitedFlags) applyCluster(c *cluster.Config) {
 	}
 	c.CommitTimeout = r.commitTimeout
 	c.ApplyTimeout = r.applyTimeout
+	if r.disco != nil {
+		c.Discover, c.Resolver = r.disco.addrs, r.disco.resolver
+	}
 }
 
 // applyAPI sets what these flags mean for the HTTP API.
@@ -167,12 +176,12 @@ type ignoredFlag struct {
 // Reasons shared by several ignored flags.
 const (
 	whyOTLP    = "OpenTelemetry export is not supported; scrape /metrics (Prometheus)"
-	whyDisco   = "automatic discovery is not supported; use -join with -bootstrap-expect"
+	whyDisco   = "discovery through Consul or etcd is not supported; use -disco-mode dns or dns-srv, or -join with -bootstrap-expect"
 	whyProfile = "profiles are served at /debug/pprof"
 )
 
 // ignoredFlags are rqlited's flags that raftlite accepts and ignores, with
-// why. (-disco-mode is refused when set: see validate.)
+// why.
 var ignoredFlags = []ignoredFlag{
 	{name: "extensions-path", why: "SQLite extensions cannot be loaded into raftlite's pure-Go SQLite"},
 	{name: "http-verify-common-name", why: "client certificate common names are not checked"},
@@ -180,9 +189,7 @@ var ignoredFlags = []ignoredFlag{
 	{name: "join-as", why: "joining uses the Raft port, which takes no HTTP credentials"},
 	{name: "cluster-connect-timeout", why: "inter-node connections use the Raft transport's own timeouts"},
 	{name: "compress-snap-transport", bool: true, why: "snapshots are always sent compressed"},
-	{name: "disco-mode", why: "refused when set, or each node would bootstrap a cluster of its own: " + whyDisco},
 	{name: "disco-key", why: whyDisco},
-	{name: "disco-config", why: whyDisco},
 	{name: "raft-remove-shutdown", bool: true, why: "a removed node stops taking part in Raft by itself"},
 	{name: "db-max-ro-conns", why: "the read connection pool is sized by raftlite"},
 	{name: "auto-optimize-int", why: "PRAGMA optimize is not run automatically"},
@@ -262,7 +269,7 @@ var flagGroups = map[string]string{
 	"raft-apply-timeout": groupRaft, "read-lease": groupRaft, "raft-shutdown-stepdown": groupRaft,
 
 	"join": groupClust, "join-attempts": groupClust, "join-interval": groupClust, "bootstrap-expect": groupClust,
-	"bootstrap-expect-timeout": groupClust, "raft-non-voter": groupClust, "raft-reap-node-timeout": groupClust,
+	"bootstrap-expect-timeout": groupClust, "disco-mode": groupClust, "disco-config": groupClust, "raft-non-voter": groupClust, "raft-reap-node-timeout": groupClust,
 	"raft-reap-read-only-node-timeout": groupClust, "raft-cluster-remove-shutdown": groupClust,
 
 	"http-cert": groupTLS, "http-key": groupTLS, "http-ca-cert": groupTLS, "http-verify-client": groupTLS,

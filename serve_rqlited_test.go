@@ -49,8 +49,7 @@ func TestRqlitedFlagsMapped(t *testing.T) {
 }
 
 // TestRqlitedFlagsIgnored: a flag with no meaning here is accepted, with or
-// without a value as rqlited takes it, and named in one WARN line each;
-// -disco-mode is refused rather than ignored.
+// without a value as rqlited takes it, and named in one WARN line each.
 func TestRqlitedFlagsIgnored(t *testing.T) {
 	f, err := parseServeFlags([]string{"-otlp-endpoint", "collector:4317", "-compress-snap-transport", "-join-as", "bob", "data"}, io.Discard, io.Discard)
 	if err != nil {
@@ -60,9 +59,6 @@ func TestRqlitedFlagsIgnored(t *testing.T) {
 	if len(w) != 3 || !strings.HasPrefix(w[0], "flag -compress-snap-transport ignored: ") ||
 		!strings.Contains(w[1], "-join-as ignored: joining uses the Raft port") || !strings.Contains(w[2], "-otlp-endpoint ignored: ") {
 		t.Errorf("warnings %q", w)
-	}
-	if _, err := parseServeFlags([]string{"-disco-mode", "dns", "data"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-disco-mode is not supported") {
-		t.Errorf("-disco-mode: err = %v, want refused", err)
 	}
 }
 

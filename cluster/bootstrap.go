@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -32,6 +33,10 @@ type bootState struct {
 	mu    sync.Mutex
 	peers map[string]peerInfo // by node ID
 	wake  chan struct{}       // signalled when peers grows
+	// discovered are the addresses Config.Discover last found.
+	discovered []string
+	// lastDiscoverErr is when a failed discovery was last logged.
+	lastDiscoverErr time.Time
 }
 
 func (n *Node) self() peerInfo {
@@ -84,7 +89,7 @@ func (n *Node) bootstrap(cfg raft.Configuration) error {
 // reason in Ready.
 func (n *Node) bootstrapExpect(ctx context.Context, targets []string) error {
 	want := n.cfg.BootstrapExpect
-	if len(targets) == 0 {
+	if len(targets) == 0 && n.cfg.Discover == nil {
 		return fmt.Errorf("cluster: bootstrap-expect %d: no other node to notify in the join list", want)
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.BootstrapExpectTimeout)
@@ -113,7 +118,7 @@ func (n *Node) bootstrapExpect(ctx context.Context, targets []string) error {
 		}
 		var refusals []refusal
 		memberOf := "" // a target reporting the listed nodes' cluster, with this node in it
-		for _, t := range targets {
+		for _, t := range n.roundTargets(ctx, targets) {
 			resp, err := n.sendNotify(ctx, t)
 			if err != nil {
 				// A TLS refusal is a warning, repeated every refusalLogInterval
@@ -129,7 +134,7 @@ func (n *Node) bootstrapExpect(ctx context.Context, targets []string) error {
 			if !resp.Bootstrapped {
 				continue
 			}
-			if why := n.refuseCluster(resp.Servers); why != "" {
+			if why := n.refuseCluster(ctx, resp.Servers); why != "" {
 				refusals = append(refusals, refusal{via: t, why: why})
 				continue
 			}
@@ -196,10 +201,14 @@ func joinRefusals(rs []refusal) string {
 // say) has too few voters; another cluster's nodes are not all listed.
 // Addresses are compared as written, so the join list must name nodes by
 // their advertised Raft addresses.
-func (n *Node) refuseCluster(servers []configServer) string {
+func (n *Node) refuseCluster(ctx context.Context, servers []configServer) string {
 	listed := map[string]bool{n.advAddr: true}
 	for _, given := range n.cfg.Join {
 		a := joinRaftAddr(given)
+		listed[a] = true
+	}
+	discovered := n.discoveredAddrs()
+	for _, a := range discovered {
 		listed[a] = true
 	}
 	var voters, unlisted []string
@@ -209,13 +218,13 @@ func (n *Node) refuseCluster(servers []configServer) string {
 		}
 		voter := s.ID + " at " + s.RaftAddr
 		voters = append(voters, voter)
-		if !listed[s.RaftAddr] {
+		if !listed[s.RaftAddr] && !n.resolvesToListed(ctx, s.RaftAddr, listed) {
 			unlisted = append(unlisted, voter)
 		}
 	}
 	switch {
 	case len(unlisted) > 0:
-		return fmt.Sprintf("its voters %s are not in the join list %v", strings.Join(unlisted, ", "), n.cfg.Join)
+		return fmt.Sprintf("its voters %s are not in the join list %v", strings.Join(unlisted, ", "), append(slices.Clone(n.cfg.Join), discovered...))
 	case len(voters) < n.cfg.BootstrapExpect:
 		return fmt.Sprintf("it has %d voter(s) [%s], fewer than bootstrap-expect %d", len(voters), strings.Join(voters, ", "), n.cfg.BootstrapExpect)
 	}
@@ -303,4 +312,55 @@ func peerIDs(ps []peerInfo) []string {
 		ids[i] = p.ID
 	}
 	return ids
+}
+
+// roundTargets returns the addresses to notify in one round: the join
+// list's and, with Config.Discover, those it finds now. A failed lookup
+// keeps the addresses found before (DNS may lag the nodes' start) and is
+// logged at most every refusalLogInterval.
+func (n *Node) roundTargets(ctx context.Context, listed []string) []string {
+	if n.cfg.Discover == nil {
+		return listed
+	}
+	found, err := n.cfg.Discover(ctx)
+	n.boot.mu.Lock()
+	if err == nil {
+		n.boot.discovered = found
+	} else if time.Since(n.boot.lastDiscoverErr) >= refusalLogInterval {
+		n.boot.lastDiscoverErr = time.Now()
+		n.logger.Warn("discovery failed: notifying the nodes found before", "error", err, "found_before", n.boot.discovered)
+	}
+	found = n.boot.discovered
+	n.boot.mu.Unlock()
+	return n.withoutSelf(append(slices.Clone(listed), found...))
+}
+
+// discoveredAddrs returns the addresses Config.Discover last found.
+func (n *Node) discoveredAddrs() []string {
+	n.boot.mu.Lock()
+	defer n.boot.mu.Unlock()
+	return slices.Clone(n.boot.discovered)
+}
+
+// resolvesToListed reports whether the host name of addr resolves to an
+// address that, with addr's port, is listed: a voter advertising a
+// stable name (a StatefulSet pod's) that DNS discovery found by its IP.
+// Only with Config.Discover; an IP address or a failed lookup is not.
+func (n *Node) resolvesToListed(ctx context.Context, addr string, listed map[string]bool) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if n.cfg.Discover == nil || err != nil || net.ParseIP(host) != nil {
+		return false
+	}
+	resolver := n.cfg.Resolver
+	if resolver == nil {
+		resolver = net.DefaultResolver
+	}
+	ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+	defer cancel()
+	ips, err := resolver.LookupHost(ctx, host)
+	if err != nil {
+		n.logger.Debug("resolving a voter's host name failed", "addr", addr, "error", err)
+		return false
+	}
+	return slices.ContainsFunc(ips, func(ip string) bool { return listed[net.JoinHostPort(ip, port)] })
 }

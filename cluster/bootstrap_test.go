@@ -1,14 +1,19 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftlite/raftlite/internal/dnsstub"
 )
 
 // TestBootstrapExpectRefusesStrayCluster is issue 14's fault 4 in process: a
@@ -124,7 +129,51 @@ func TestRefuseCluster(t *testing.T) {
 		"an unlisted voter":          {append(listed[:2:2], voter("x", "10.9.9.9:4002")), "its voters x at 10.9.9.9:4002 are not in the join list"},
 		"no configuration reported":  {nil, "it has 0 voter(s)"},
 	} {
-		got := n.refuseCluster(tc.servers)
+		got := n.refuseCluster(context.Background(), tc.servers)
+		if (tc.refused == "") != (got == "") || !strings.Contains(got, tc.refused) {
+			t.Errorf("%s: refuseCluster = %q, want %q", name, got, tc.refused)
+		}
+	}
+}
+
+// TestRefuseClusterDiscovered: with DNS discovery, a running cluster whose
+// voters advertise stable host names (StatefulSet pods) is the
+// discovered nodes' own when the names resolve to the addresses
+// discovery found (the join list is then empty); a voter whose name
+// resolves elsewhere, or not at all, is not listed.
+func TestRefuseClusterDiscovered(t *testing.T) {
+	stub, err := dnsstub.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stub.Close()
+	for i, ip := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+		stub.SetA(fmt.Sprintf("raftlite-%d.raftlite-headless.test", i), ip)
+	}
+	stub.SetA("elsewhere.test", "127.0.0.9")
+	n := &Node{advAddr: "raftlite-3.raftlite-headless.test:4002", logger: slog.New(slog.DiscardHandler), cfg: Config{
+		BootstrapExpect: 3,
+		Discover:        func(context.Context) ([]string, error) { return nil, nil },
+		Resolver: &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, stub.Addr())
+		}},
+	}}
+	n.boot.discovered = []string{"127.0.0.1:4002", "127.0.0.2:4002", "127.0.0.3:4002"}
+	voter := func(i int) configServer {
+		return configServer{ID: strconv.Itoa(i), RaftAddr: fmt.Sprintf("raftlite-%d.raftlite-headless.test:4002", i), Voter: true}
+	}
+	named := []configServer{voter(0), voter(1), voter(2)}
+	for name, tc := range map[string]struct {
+		servers []configServer
+		refused string
+	}{
+		"the discovered nodes by name": {named, ""},
+		"a voter resolving elsewhere":  {append(named[:2:2], configServer{ID: "x", RaftAddr: "elsewhere.test:4002", Voter: true}), "x at elsewhere.test:4002 are not in the join list"},
+		"a voter DNS does not know":    {append(named[:2:2], configServer{ID: "y", RaftAddr: "unknown.test:4002", Voter: true}), "y at unknown.test:4002"},
+		"the right name, another port": {append(named[:2:2], configServer{ID: "z", RaftAddr: "raftlite-2.raftlite-headless.test:5002", Voter: true}), "z at"},
+	} {
+		got := n.refuseCluster(context.Background(), tc.servers)
 		if (tc.refused == "") != (got == "") || !strings.Contains(got, tc.refused) {
 			t.Errorf("%s: refuseCluster = %q, want %q", name, got, tc.refused)
 		}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -167,6 +168,16 @@ type Config struct {
 	BootstrapExpect int
 	// BootstrapExpectTimeout bounds that wait. Default 2m.
 	BootstrapExpectTimeout time.Duration
+	// Discover, when set, finds the join addresses anew at each round of
+	// bootstrap notifications, beside Join (which may then be empty): DNS
+	// discovery, where the nodes' addresses appear in DNS as they start.
+	// It needs BootstrapExpect. A running cluster is joined when its
+	// voters are at addresses Join lists or Discover found, by name or
+	// by the addresses Resolver finds for the name.
+	Discover func(ctx context.Context) ([]string, error)
+	// Resolver resolves the host names of a running cluster's voters for
+	// that comparison; nil: net.DefaultResolver.
+	Resolver *net.Resolver
 	// JoinAttempts and JoinInterval control the join retry loop. Defaults 5
 	// and 2s (doubling, capped at 10s).
 	JoinAttempts int
@@ -349,7 +360,10 @@ func (c Config) Validate() error {
 	if c.BootstrapExpect < 0 {
 		bad("bootstrap-expect must not be negative")
 	}
-	if c.BootstrapExpect > 1 && len(c.Join) == 0 {
+	if c.Discover != nil && c.BootstrapExpect < 2 {
+		bad("discovery needs bootstrap-expect of at least 2")
+	}
+	if c.BootstrapExpect > 1 && len(c.Join) == 0 && c.Discover == nil {
 		bad("bootstrap-expect %d needs join addresses of the other nodes", c.BootstrapExpect)
 	}
 	if c.NonVoter && (len(c.Join) == 0 || c.BootstrapExpect > 0) {

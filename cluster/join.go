@@ -15,14 +15,18 @@ import (
 )
 
 // joinTargets returns the Join addresses other than this node's own.
-func (n *Node) joinTargets() []string {
+func (n *Node) joinTargets() []string { return n.withoutSelf(n.cfg.Join) }
+
+// withoutSelf returns addrs without repeats and without this node's own
+// addresses.
+func (n *Node) withoutSelf(addrs []string) []string {
 	self := map[string]bool{n.advAddr: true, n.cfg.RaftAddr: true}
 	if n.mux != nil {
 		self[n.mux.ln.Addr().String()] = true
 	}
 	seen := make(map[string]bool)
 	var out []string
-	for _, given := range n.cfg.Join {
+	for _, given := range addrs {
 		j := joinRaftAddr(given)
 		if self[j] || seen[j] {
 			continue

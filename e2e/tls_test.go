@@ -129,6 +129,14 @@ func TestTLSCluster(t *testing.T) {
 			t.Fatalf("trusted client: HTTP %d, %v", code, err)
 		}
 	})
+	t.Run("web console", func(t *testing.T) {
+		// The same HTTPS server serves the console; its calls are paths on
+		// the page's own origin, so they go over the same TLS.
+		code, body, err := follower.call("GET", "/console/", nil, "")
+		if err != nil || code != http.StatusOK || !bytes.Contains(body, []byte("<title>raftlite console</title>")) {
+			t.Fatalf("GET /console/ over HTTPS: %d %v %.200s", code, err, body)
+		}
+	})
 	t.Run("Go client", func(t *testing.T) {
 		var nodes []string
 		for _, n := range c.nodes {

@@ -157,6 +157,9 @@ func (a *Auth) verify(u *authUser, password string) bool {
 // grants reports whether the permissions perms (the user's, with those of
 // "*") satisfy need.
 func (a *Auth) grants(perms map[string]bool, need access) bool {
+	if need.public {
+		return true
+	}
 	has := func(p string) bool { return perms[p] || perms[PermAll] || a.anonymous[p] || a.anonymous[PermAll] }
 	for _, p := range need.perms {
 		switch held := has(p); {
@@ -232,14 +235,19 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// refuse answers a refused request: 401 with WWW-Authenticate, or 429 with
-// Retry-After (whole seconds, rounded up), each with the JSON error body.
-func (d authDecision) refuse(w http.ResponseWriter) {
+// refuse answers a refused request r: 401 with WWW-Authenticate, or 429
+// with Retry-After (whole seconds, rounded up), each with the JSON error
+// body. A script's request (X-Requested-With: XMLHttpRequest, as the web
+// console sends) gets no WWW-Authenticate, so that the browser leaves the
+// login to the page rather than showing its own dialog.
+func (d authDecision) refuse(w http.ResponseWriter, r *http.Request) {
 	if d.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(int((d.retryAfter+time.Second-1)/time.Second)))
 		writeError(w, api.ErrLoginThrottled, d.msg)
 		return
 	}
-	w.Header().Set("WWW-Authenticate", `Basic realm="raftlite", charset="UTF-8"`)
+	if r.Header.Get("X-Requested-With") != "XMLHttpRequest" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="raftlite", charset="UTF-8"`)
+	}
 	writeError(w, api.ErrUnauthorized, d.msg)
 }

@@ -208,7 +208,7 @@ func TestEveryEndpointPermission(t *testing.T) {
 	}
 	a := mustParseAuth(t, string(raw))
 	a.limiter = newLoginLimiter(1000, 1000, time.Minute) // this test fails logins on purpose
-	anonymousMay := func(need access) bool { return !need.all && slices.Contains(need.perms, PermReady) }
+	anonymousMay := func(need access) bool { return need.public || (!need.all && slices.Contains(need.perms, PermReady)) }
 	callers := []principal{
 		{"anonymous", "", "", false, anonymousMay},
 		{"wrong password", "", "nope", true, anonymousMay}, // user: the holder

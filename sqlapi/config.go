@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -81,6 +82,11 @@ type Config struct {
 	// AllowOrigin, when set, is sent as Access-Control-Allow-Origin on
 	// every answer (rqlited's -http-allow-origin).
 	AllowOrigin string
+	// Console serves the web console at /console and below (package
+	// console's Handler), to anyone: its files hold no data, and the calls
+	// it makes are authorized as any other. "/" redirects a browser
+	// (Accept: text/html) there. Nil: /console is 404.
+	Console http.Handler
 }
 
 func (c Config) withDefaults() Config {

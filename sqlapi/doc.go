@@ -1,9 +1,11 @@
 // Package sqlapi is raftlite's HTTP API: the rqlite-compatible wire contract
 // of shared/API.md (/db/execute, /db/query, /db/request, /status, /nodes,
 // /leader, /readyz, /remove, /debug/vars, /metrics), raftlite's own
-// /promote (a learner becomes a voter), and rqlite's
-// operations endpoints (/snapshot and /boot, served by the node asked;
-// /reap, by the leader; see ops.go).
+// /promote (a learner becomes a voter), rqlite's operations endpoints
+// (/snapshot and /boot, served by the node asked; /reap, by the leader;
+// see ops.go), and the web console's files at /console (Config.Console,
+// package console's handler, handed in by main so that this package does
+// not import it; "/" sends a browser there).
 //
 // It owns: request parsing (query parameters and JSON bodies), response
 // encoding (the exact rqlite JSON shapes), routing of every request to the

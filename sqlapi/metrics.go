@@ -35,6 +35,7 @@ const (
 	epSnapshot
 	epReap
 	epBoot
+	epConsole
 	numEndpoints
 )
 
@@ -58,6 +59,7 @@ var endpointNames = [numEndpoints]string{
 	epSnapshot:  "snapshot",
 	epReap:      "reap",
 	epBoot:      "boot",
+	epConsole:   "console",
 }
 
 func (e endpoint) String() string { return endpointNames[e] }

@@ -33,16 +33,25 @@ var knownPerms = map[string]bool{
 	"ui": true, "cdc-hwm-update": true,
 }
 
-// access is what a request needs: one of perms, or every one with all.
+// access is what a request needs: one of perms, or every one with all;
+// nothing when public.
 type access struct {
-	perms []string
-	all   bool
+	perms  []string
+	all    bool
+	public bool
 }
 
 func anyOf(perms ...string) access { return access{perms: perms} }
 func allOf(perms ...string) access { return access{perms: perms, all: true} }
 
+// noPermission is the access of what anyone may fetch: the web console's
+// static files, which hold no data.
+var noPermission = access{public: true}
+
 func (a access) String() string {
+	if a.public {
+		return "none"
+	}
 	sep := " or "
 	if a.all {
 		sep = " and "
@@ -71,8 +80,9 @@ type accessRule struct {
 // diagnostic (status) and POST /leader transfers leadership (rqlite's
 // leader-ops); /reap removes members (remove); /promote gives a learner
 // a vote, which is what join grants over join-read-only; /db/watch reads
-// (query). join and join-read-only guard no HTTP endpoint: raftlite's
-// joins travel the Raft port.
+// (query); /console (the web console's files) needs none, as every call
+// the console makes needs its own. join and join-read-only guard no HTTP
+// endpoint: raftlite's joins travel the Raft port.
 var endpointAccess = []accessRule{
 	{"/db/execute", []string{http.MethodPost}, anyOf(PermExecute)},
 	{"/db/query", []string{http.MethodGet, http.MethodPost}, anyOf(PermQuery)},
@@ -95,6 +105,7 @@ var endpointAccess = []accessRule{
 	{"/debug/vars", []string{http.MethodGet}, anyOf(PermStatus)},
 	{pprofPrefix, []string{http.MethodGet}, anyOf(PermStatus)},
 	{"/metrics", []string{http.MethodGet}, anyOf(PermStatus)},
+	{consolePath, []string{http.MethodGet}, noPermission},
 }
 
 // accessFor returns what a request to the route at path with method

@@ -75,6 +75,7 @@ func New(cfg Config, store Store) *Server {
 		"/debug/vars":  {ep: epDebugVars, methods: get, handle: s.handleExpvar},
 		"/metrics":     {ep: epMetrics, methods: get, handle: s.handleMetrics},
 		pprofPrefix:    {ep: epPprof, methods: get, handle: handlePprof},
+		consolePath:    {ep: epConsole, methods: get, handle: func(w http.ResponseWriter, r *http.Request, _ *params) { serveConsole(s.cfg, w, r) }},
 	}
 	for path, rt := range s.routes {
 		var err error
@@ -200,7 +201,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	path := r.URL.Path
 	if path == "/" || path == "" {
-		http.Redirect(rec, r, "/status", http.StatusFound)
+		redirectRoot(s.cfg, rec, r)
 		return
 	}
 	rt := s.route(path)
@@ -225,7 +226,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			s.metrics.authFail.Inc()
 		}
-		d.refuse(rec)
+		d.refuse(rec, r)
 		return
 	}
 	p, err := parseParams(r.URL.RawQuery, s.cfg.DefaultTimeout)
@@ -245,6 +246,9 @@ func (s *Server) route(path string) *route {
 	}
 	if rt == nil && strings.HasPrefix(path, pprofPrefix+"/") {
 		rt = s.routes[pprofPrefix]
+	}
+	if rt == nil && isConsolePath(path) {
+		rt = s.routes[consolePath]
 	}
 	return rt
 }

@@ -55,6 +55,17 @@ func (s *Starting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set(versionHeader, s.cfg.Version)
+	// The console's files and the redirect to them need no node: a
+	// browser opened on a starting node sees the console, whose calls
+	// then say the node is starting.
+	switch {
+	case r.URL.Path == "/":
+		redirectRoot(s.cfg, w, r)
+		return
+	case isConsolePath(r.URL.Path) && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		serveConsole(s.cfg, w, r)
+		return
+	}
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	// /readyz and /status show the progress, to those their permission
 	// admits; the rest of the API refuses every request alike.
@@ -65,7 +76,7 @@ func (s *Starting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if progressShown {
 		if d := s.cfg.Auth.authorize(r, need, s.cfg.Logger); d.status != 0 {
-			d.refuse(w)
+			d.refuse(w, r)
 			return
 		}
 	}

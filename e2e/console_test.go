@@ -1,0 +1,271 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+)
+
+// screenshotDirEnv names a directory where TestConsoleInChromium saves its
+// screenshots (docs/ keeps the README's); unset, they go to a temporary
+// directory and are only checked to be PNG images.
+const screenshotDirEnv = "RAFTLITE_CONSOLE_SCREENSHOTS"
+
+// findChromium returns the path of a Chromium (Debian's package is
+// "chromium"; .ci/run installs it). Outside CI a machine without one
+// skips the browser tests; in CI their absence is a failure.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no chromium on PATH: .ci/run installs Debian's chromium package")
+	}
+	t.Skip("no chromium on PATH (apt-get install chromium): skipping the web console test")
+	return ""
+}
+
+// newBrowser starts a headless Chromium with a fresh profile, without the
+// background connections (updates, sync, QUIC probes) a closed network
+// refuses, and returns a tab's context.
+func newBrowser(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.WindowSize(1100, 640),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// browse runs actions in the tab within waitTimeout, failing the test with
+// what was being done.
+func browse(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// read runs one action that returns a value, within waitTimeout.
+func read[T any](t *testing.T, ctx context.Context, what string, action chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, action)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// waitPage polls the page until the JavaScript expression check, which
+// returns "" once the page shows what is waited for and else what it
+// shows instead, returns "".
+func waitPage(t *testing.T, ctx context.Context, what, check string) {
+	t.Helper()
+	waitFor(t, waitTimeout, what, func() error {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](check))
+		if err != nil {
+			return err
+		}
+		if got != "" {
+			return fmt.Errorf("the page shows %s", got)
+		}
+		return nil
+	})
+}
+
+// screenshot saves the page as name.png (see screenshotDirEnv) and checks
+// it is a PNG image.
+func screenshot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	png := read(t, ctx, "screenshot "+name, chromedp.CaptureScreenshot())
+	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Fatalf("screenshot %s is not a PNG image", name)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// membersJS returns the cluster view's rows as "id:leader:reachable:applied"
+// strings, for checks.
+const membersJS = `Array.from(document.querySelectorAll('#members tbody tr')).map(tr =>
+	[tr.dataset.id, tr.querySelector('.is-leader').textContent, tr.querySelector('.reachable').textContent,
+	 tr.querySelector('.applied').textContent].join(':'))`
+
+// TestConsoleInChromium drives the web console in a real headless Chromium
+// against the Procfile's three-node cluster of real processes, with -auth:
+// a browser at "/" lands on the console; a query the node refuses without
+// credentials brings up the login form, and after logging in its rows
+// appear, NULL and a blob shown as such; the cluster view lists the three
+// members with the leader marked and applied indexes, and after the
+// leader is killed it shows another leader and the old one unreachable;
+// a backup downloads a real SQLite file, and restoring it through the
+// upload puts the database back as it was.
+func TestConsoleInChromium(t *testing.T) {
+	chromium := findChromium(t)
+	shots := os.Getenv(screenshotDirEnv)
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	authFile := filepath.Join(t.TempDir(), "auth.json")
+	// "*" may read the cluster's state (the harness's waits use /status);
+	// SQL, backups and restores need the admin's login.
+	creds := `[{"username":"admin","password":"s3cret","perms":["all"]},{"username":"*","perms":["ready","status"]}]`
+	if err := os.WriteFile(authFile, []byte(creds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startProcfileCluster(t, "auth", authFile)
+	waitReady(t, c.nodes...)
+	leader := c.waitLeader()
+	// The page is served by a follower, which survives the leader's death.
+	follower := c.others(leader)[0]
+
+	ctx := newBrowser(t, chromium)
+	downloads := t.TempDir()
+	browse(t, ctx, "open the console",
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+				Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads,
+			})
+			return err
+		}),
+		chromedp.Navigate(follower.url("/")),
+		chromedp.WaitVisible(chromedp.ID("sql")),
+	)
+	location := read(t, ctx, "the console's address", chromedp.Location())
+	if location != follower.url("/console/") {
+		t.Fatalf("a browser at / landed on %s, want %s", location, follower.url("/console/"))
+	}
+
+	const script = `CREATE TABLE cities (id INTEGER PRIMARY KEY, name TEXT, country TEXT, flag BLOB);
+INSERT INTO cities (name, country, flag) VALUES ('Zürich', 'CH', x'cafe01'), ('Atlantis', NULL, NULL);
+SELECT * FROM cities ORDER BY id;`
+	browse(t, ctx, "run a script before logging in",
+		chromedp.SetValue(chromedp.ID("sql"), script),
+		chromedp.Click(chromedp.ID("run")),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+	)
+	browse(t, ctx, "log in",
+		chromedp.SendKeys(chromedp.ID("login-user"), "admin"),
+		chromedp.SendKeys(chromedp.ID("login-password"), "s3cret"),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#results table.rows tbody tr:nth-child(2)")),
+	)
+	cells := read(t, ctx, "read the result table", chromedp.Evaluate[[][]string](`Array.from(document.querySelectorAll('#results table.rows tbody tr')).map(tr =>
+		Array.from(tr.cells).map(td => td.className + '=' + td.textContent))`))
+	want := [][]string{
+		{"num=1", "=Zürich", "=CH", "blob=x'cafe01'"},
+		{"num=2", "=Atlantis", "null=NULL", "null=NULL"},
+	}
+	if fmt.Sprint(cells) != fmt.Sprint(want) {
+		t.Fatalf("result rows (class=text) %q, want %q", cells, want)
+	}
+	timing := read(t, ctx, "read the timing", chromedp.TextContent(chromedp.ID("timing")))
+	history := read(t, ctx, "read the history", chromedp.TextContent(chromedp.ID("history")))
+	if !strings.Contains(timing, "ms, server") || !strings.Contains(history, "CREATE TABLE cities") {
+		t.Fatalf("timing %q and history %q: want both times and the script in the history", timing, history)
+	}
+	screenshot(t, ctx, shots, "console-sql")
+
+	browse(t, ctx, "open the cluster view", chromedp.Click(chromedp.ID("tab-cluster")))
+	waitPage(t, ctx, "three members, the leader marked", fmt.Sprintf(`(() => {
+		const rows = %s;
+		const ok = rows.length === 3 && rows.every(r => /:yes:\d+$/.test(r)) && rows.some(r => r.startsWith(%q));
+		return ok ? '' : JSON.stringify(rows);
+	})()`, membersJS, leader.id+":leader:"))
+	screenshot(t, ctx, shots, "console-cluster")
+
+	leader.kill(t)
+	waitPage(t, ctx, "a new leader, the old one unreachable", fmt.Sprintf(`(() => {
+		const rows = %s;
+		const ok = rows.some(r => r.startsWith(%q)) && rows.some(r => /^[^:]+:leader:yes:/.test(r));
+		return ok ? '' : JSON.stringify(rows);
+	})()`, membersJS, leader.id+"::no:"))
+	screenshot(t, ctx, shots, "console-failover")
+	newLeader := c.waitLeader()
+	if newLeader == leader {
+		t.Fatal("the killed node is still the leader")
+	}
+
+	browse(t, ctx, "download a backup",
+		chromedp.Click(chromedp.ID("tab-backup")),
+		chromedp.Click(chromedp.ID("backup")))
+	waitPage(t, ctx, "the backup downloaded", `document.getElementById('backup-status').textContent.startsWith('downloaded') ? '' : document.getElementById('backup-status').textContent`)
+	var backupFile string
+	waitFor(t, waitTimeout, "the backup file on disk", func() error {
+		matches, _ := filepath.Glob(filepath.Join(downloads, "raftlite-backup-*.sqlite"))
+		if len(matches) != 1 {
+			return fmt.Errorf("downloads: %v", matches)
+		}
+		raw, err := os.ReadFile(matches[0])
+		if err != nil || !bytes.HasPrefix(raw, []byte("SQLite format 3\x00")) {
+			return fmt.Errorf("%s is not (yet) a SQLite file: %v", matches[0], err)
+		}
+		backupFile = matches[0]
+		return nil
+	})
+	screenshot(t, ctx, shots, "console-backup")
+
+	// A row written after the backup is gone once the backup is restored.
+	browse(t, ctx, "write after the backup",
+		chromedp.Click(chromedp.ID("tab-sql")),
+		chromedp.SetValue(chromedp.ID("sql"), "INSERT INTO cities (name) VALUES ('after the backup')"),
+		chromedp.Click(chromedp.ID("run")))
+	waitPage(t, ctx, "the insert", `document.querySelector('#results .count')?.textContent === '1 row affected, last insert id 3' ? '' : document.getElementById('results').textContent + document.getElementById('sql-error').textContent`)
+	browse(t, ctx, "restore the backup",
+		chromedp.Click(chromedp.ID("tab-backup")),
+		chromedp.SetUploadFiles(chromedp.ID("restore-file"), []string{backupFile}),
+		chromedp.Click(chromedp.ID("restore")))
+	waitPage(t, ctx, "the restore", `document.getElementById('restore-status').textContent.startsWith('restored') ? '' : document.getElementById('restore-status').textContent`)
+	browse(t, ctx, "count after the restore",
+		chromedp.Click(chromedp.ID("tab-sql")),
+		chromedp.SetValue(chromedp.ID("sql"), "SELECT count(*) AS n FROM cities"),
+		chromedp.SetValue(chromedp.ID("level"), "linearizable"))
+	// Run again at each look: a linearizable read soon after POST /db/load
+	// has answered may still return the old rows for a moment (seen here
+	// on followers and the leader; a fault of the load path, not of the
+	// console: reported in issue 20's work).
+	waitPage(t, ctx, "two rows after the restore", `(() => {
+		const td = document.querySelector('#results table.rows tbody td');
+		const shown = td && td.textContent === '2' ? '' : document.getElementById('results').textContent + document.getElementById('sql-error').textContent;
+		if (shown) document.getElementById('run').click();
+		return shown;
+	})()`)
+
+	t.Logf("screenshots in %s", shots)
+}
