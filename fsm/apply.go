@@ -49,6 +49,8 @@ type batch struct {
 	// batch goes (see sweepSessions).
 	sess       sessionCounts
 	oldestSeen int64
+	// watch is the change history's state as the batch goes.
+	watch watchState
 }
 
 // Apply applies one log entry; see ApplyBatch.
@@ -175,6 +177,7 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 	f.applyNodeOps(b.nodeOps)
 	f.sessions.add(b.sess)
 	f.oldestSeen = b.oldestSeen
+	f.watch = b.watch
 	f.metrics.observeBatch(start, len(logs))
 	return resps
 }
@@ -189,6 +192,7 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 	b.nodeOps = b.nodeOps[:0]
 	b.sess = sessionCounts{}
 	b.oldestSeen = f.oldestSeen
+	b.watch = f.watch
 	if _, err := w.begin.ExecContext(ctx); err != nil {
 		return -1, fmt.Errorf("begin: %w", err)
 	}
@@ -243,7 +247,20 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 			}
 			b.nodeOps = append(b.nodeOps, nodeOp{remove: true, meta: *cmd.Node})
 			b.resps[i] = &api.Response{Index: l.Index}
+		case CmdCompactWatch:
+			if err := f.compactChanges(ctx, l.Index, cmd.CompactIndex, &b.watch); err != nil {
+				return -1, fmt.Errorf("entry %d: %w", l.Index, err)
+			}
+			b.resps[i] = &api.Response{Index: l.Index}
 		}
+		// History is trimmed by the leader's clock and the index as the
+		// log moves on, whatever the entry is.
+		if err := f.trimChanges(ctx, l.Index, cmd.Timestamp, &b.watch); err != nil {
+			return -1, fmt.Errorf("entry %d: %w", l.Index, err)
+		}
+	}
+	if err := w.storeWatchState(ctx, &b.watch); err != nil {
+		return -1, err
 	}
 	if err := w.storeSessionCounts(ctx, b.sess); err != nil {
 		return -1, err
@@ -297,6 +314,9 @@ func (f *FSM) execute(ctx context.Context, e entry, req *api.Request, settled *a
 		if err != nil || ended {
 			return resp, ended, err
 		}
+		if err := f.storeChanges(ctx, e, &b.watch); err != nil {
+			return nil, false, err
+		}
 	}
 	if req.ClientID != "" {
 		if err := f.sessionRecord(ctx, e, req, digest, resp, known, &b.oldestSeen, &b.sess); err != nil {
@@ -330,6 +350,7 @@ func (f *FSM) runStatements(ctx context.Context, e entry, req *api.Request) (res
 	// entry; only the statements of a multi-statement request without
 	// Transaction need a savepoint each.
 	perStmt := !req.Transaction && len(req.Statements) > 1
+	w.cap.startEntry()
 	resp.Results = make([]api.Result, 0, len(req.Statements))
 	for j := range req.Statements {
 		if perStmt {
@@ -338,11 +359,17 @@ func (f *FSM) runStatements(ctx context.Context, e entry, req *api.Request) (res
 			}
 		}
 		w.guard.mode = mode
+		w.cap.arm()
 		res, serr := f.runStatement(ctx, w.dbConn, &req.Statements[j])
 		if serr != nil {
 			res = api.Result{Error: w.guard.errorText(serr)}
 		}
 		w.guard.mode = modeInternal
+		// A failure undoes the statement, or the whole entry when
+		// statements share its savepoint.
+		if err := w.statementDone(ctx, serr != nil, serr != nil && !perStmt); err != nil {
+			return nil, false, fmt.Errorf("statement %d: %w", j, err)
+		}
 		if serr != nil && environmental(serr) {
 			return nil, false, fmt.Errorf("statement %d: %w", j, serr)
 		}

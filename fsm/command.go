@@ -30,6 +30,7 @@ const (
 const (
 	hasRequest = 1 << 0
 	hasNode    = 1 << 1
+	hasIndex   = 1 << 2
 
 	flagTransaction = 1 << 0
 	flagReadOnly    = 1 << 1
@@ -43,7 +44,8 @@ var ErrBadCommand = errors.New("bad command encoding")
 //	version byte | type byte | timestamp varint | seed uvarint | presence byte
 //	[request]: flags byte | client id string | seq uvarint | n uvarint | n × statement
 //	[node]:    id string | api addr string
-//	(CmdChecksum has neither: presence 0)
+//	[index]:   compact index uvarint (CmdCompactWatch)
+//	(CmdChecksum has none: presence 0)
 //	statement: sql string | n uvarint | n × (name string | value)
 //	string:    length uvarint | bytes
 //	value:     tag byte | payload (varint int64, 8-byte LE float64 bits, or string)
@@ -64,6 +66,8 @@ func EncodeCommand(c *Command) ([]byte, error) {
 		}
 		presence = hasRequest
 	case CmdChecksum:
+	case CmdCompactWatch:
+		presence = hasIndex
 	case CmdSetNode, CmdRemoveNode:
 		if c.Node == nil {
 			return nil, fmt.Errorf("encode command: type %d without node", c.Type)
@@ -87,6 +91,9 @@ func EncodeCommand(c *Command) ([]byte, error) {
 	if presence&hasNode != 0 {
 		b = appendString(b, c.Node.ID)
 		b = appendString(b, c.Node.APIAddr)
+	}
+	if presence&hasIndex != 0 {
+		b = binary.AppendUvarint(b, c.CompactIndex)
 	}
 	return b, nil
 }
@@ -245,6 +252,8 @@ func (d *decoder) command() (*Command, error) {
 		want = hasRequest
 	case CmdSetNode, CmdRemoveNode:
 		want = hasNode
+	case CmdCompactWatch:
+		want = hasIndex
 	case CmdChecksum:
 	default:
 		return nil, fmt.Errorf("unknown command type %d", t)
@@ -266,6 +275,11 @@ func (d *decoder) command() (*Command, error) {
 			return nil, err
 		}
 		c.Node = n
+	}
+	if presence&hasIndex != 0 {
+		if c.CompactIndex, err = d.uvarint(); err != nil {
+			return nil, err
+		}
 	}
 	if d.off != len(d.b) {
 		return nil, fmt.Errorf("%d trailing bytes", len(d.b)-d.off)

@@ -24,6 +24,9 @@ const (
 	// CmdChecksum is a checksum marker: every replica takes the checksum
 	// of its database as of this entry's index (see FSM.ChecksumAt).
 	CmdChecksum CommandType = 4
+	// CmdCompactWatch trims the change history (see watch.go) up to and
+	// including CompactIndex.
+	CmdCompactWatch CommandType = 5
 )
 
 // Command is one Raft log entry's payload. The leader that proposes it fills
@@ -37,4 +40,6 @@ type Command struct {
 	Seed    uint64
 	Request *api.Request // CmdExecute
 	Node    *NodeMeta    // CmdSetNode, CmdRemoveNode (only ID is used)
+	// CompactIndex is the last index CmdCompactWatch trims.
+	CompactIndex uint64
 }

@@ -1,0 +1,210 @@
+package fsm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftlite/raftlite/api"
+)
+
+// watchAll reads every event from index from on, without waiting.
+func watchAll(t testing.TB, f *FSM, req api.WatchRequest) api.WatchPage {
+	t.Helper()
+	req.Limit = 10000
+	page, err := f.WatchChanges(context.Background(), req, 0)
+	if err != nil {
+		t.Fatalf("WatchChanges: %v", err)
+	}
+	return page
+}
+
+func eventsJSON(t testing.TB, evs []api.ChangeEvent) string {
+	t.Helper()
+	b, err := json.Marshal(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestWatchCapturesCommittedChanges(t *testing.T) {
+	f := newFSM(t)
+	var s seq
+	s.exec(t, f, stmt("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"),
+		stmt("CREATE TABLE kv (k TEXT PRIMARY KEY, v) WITHOUT ROWID"),
+		stmt("CREATE TABLE log (t_id, what)"),
+		stmt("CREATE TRIGGER t_del AFTER DELETE ON t BEGIN INSERT INTO log VALUES (old.id, 'gone'); END"))
+	insert := s.idx()
+	execAt(t, f, insert, &api.Request{Statements: []api.Statement{
+		stmt("INSERT INTO t (id, v) VALUES (1, 'a'), (2, 'b')"),
+		stmt("INSERT INTO kv VALUES ('x', 1.5)"),
+		stmt("INSERT INTO nosuch VALUES (1)"), // fails, undoes nothing else
+	}})
+	update := s.idx()
+	execAt(t, f, update, &api.Request{Statements: []api.Statement{
+		stmt("UPDATE t SET v = 'A' WHERE id = 1"),
+		stmt("UPDATE kv SET v = x'00ff' WHERE k = 'x'"),
+		stmt("INSERT OR REPLACE INTO t (id, v) VALUES (2, 'B')"),
+	}})
+	// (REPLACE deletes the old row 2, firing no delete trigger without
+	// recursive_triggers, as in SQLite.) A failing transaction records
+	// nothing.
+	failed := s.idx()
+	execAt(t, f, failed, &api.Request{Transaction: true, Statements: []api.Statement{
+		stmt("INSERT INTO t (id, v) VALUES (3, 'c')"),
+		stmt("INSERT INTO t (id, v) VALUES (3, 'dup')"),
+	}})
+	del := s.idx()
+	execAt(t, f, del, &api.Request{Statements: []api.Statement{stmt("DELETE FROM t WHERE id = 1"), stmt("DELETE FROM kv")}})
+
+	page := watchAll(t, f, api.WatchRequest{From: insert, Prev: true})
+	want := `[{"index":2,"time":"T","changes":[` +
+		`{"table":"t","op":"insert","rowid":1,"pk":{"id":1},"new":{"id":1,"v":"a"}},` +
+		`{"table":"t","op":"insert","rowid":2,"pk":{"id":2},"new":{"id":2,"v":"b"}},` +
+		`{"table":"kv","op":"insert","pk":{"k":"x"},"new":{"k":"x","v":1.5}}]},` +
+		`{"index":3,"time":"T","changes":[` +
+		`{"table":"t","op":"update","rowid":1,"pk":{"id":1},"new":{"id":1,"v":"A"},"old":{"id":1,"v":"a"}},` +
+		`{"table":"kv","op":"update","pk":{"k":"x"},"new":{"k":"x","v":"AP8="},"old":{"k":"x","v":1.5}},` +
+		`{"table":"t","op":"delete","rowid":2,"pk":{"id":2},"old":{"id":2,"v":"b"}},` +
+		`{"table":"t","op":"insert","rowid":2,"pk":{"id":2},"new":{"id":2,"v":"B"}}]},` +
+		`{"index":5,"time":"T","changes":[` +
+		`{"table":"t","op":"delete","rowid":1,"pk":{"id":1},"old":{"id":1,"v":"A"}},` +
+		`{"table":"log","op":"insert","rowid":1,"new":{"t_id":1,"what":"gone"}},` +
+		`{"table":"kv","op":"delete","pk":{"k":"x"},"old":{"k":"x","v":"AP8="}}]}]`
+	for i := range page.Events {
+		page.Events[i].Time = "T"
+	}
+	if got := eventsJSON(t, page.Events); got != want {
+		t.Fatalf("events:\n got %s\nwant %s", got, want)
+	}
+	if page.Next != del+1 {
+		t.Fatalf("next = %d, want %d", page.Next, del+1)
+	}
+
+	// Filters: table, operation, where.
+	page = watchAll(t, f, api.WatchRequest{From: insert, Tables: []string{"T"}, Ops: []string{api.OpInsert}, Where: "lower(v) = 'b'"})
+	if len(page.Events) != 2 || len(page.Events[0].Changes) != 1 || page.Events[0].Changes[0].New["v"] != "b" ||
+		page.Events[1].Changes[0].New["v"] != "B" {
+		t.Fatalf("filtered events: %s", eventsJSON(t, page.Events))
+	}
+	if _, err := f.WatchChanges(context.Background(), api.WatchRequest{From: insert, Where: "v = 1; DROP TABLE t"}, 0); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("where with two statements: %v, want bad_request", err)
+	}
+	if _, err := f.WatchChanges(context.Background(), api.WatchRequest{From: insert, Tables: []string{"t"}, Where: "(SELECT count(*) FROM (DELETE FROM t RETURNING 1))"}, 0); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("where that writes: %v, want bad_request", err)
+	}
+	if n := count(t, f, "t"); n != 1 {
+		t.Fatalf("t has %d rows, want 1", n)
+	}
+}
+
+func TestWatchWaitsForApply(t *testing.T) {
+	f := newFSM(t)
+	var s seq
+	s.exec(t, f, stmt("CREATE TABLE t (v)"))
+	got := make(chan api.WatchPage, 1)
+	go func() {
+		page, err := f.WatchChanges(context.Background(), api.WatchRequest{}, time.Minute)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- page
+	}()
+	// The watcher starts from the next index; wait until it waits.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) == 0 && time.Now().Before(deadline) {
+		s.exec(t, f, stmt("INSERT INTO t VALUES (1)"))
+		select {
+		case page := <-got:
+			if len(page.Events) != 1 || page.Events[0].Changes[0].Op != api.OpInsert {
+				t.Fatalf("page %+v", page)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatal("watcher not woken")
+}
+
+func TestWatchRetentionAndCompaction(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Open(Config{Dir: dir, Logger: quietLogger(), WatchRetention: WatchRetention{Entries: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s seq
+	s.exec(t, f, stmt("CREATE TABLE t (v)"))
+	for range 10 {
+		s.exec(t, f, stmt("INSERT INTO t VALUES (1)"))
+	}
+	// Index 11 is the last; entries=5 keeps 7..11.
+	_, err = f.WatchChanges(context.Background(), api.WatchRequest{From: 2}, 0)
+	var ce *api.CompactedError
+	if !errors.As(err, &ce) || !errors.Is(err, api.ErrCompacted) || ce.Oldest != 7 {
+		t.Fatalf("from 2: %v, want compacted with oldest 7", err)
+	}
+	if page := watchAll(t, f, api.WatchRequest{From: 7}); len(page.Events) != 5 || page.Events[0].Index != 7 {
+		t.Fatalf("from 7: %d events", len(page.Events))
+	}
+	// An explicit compaction through the log, and a restart.
+	compact := s.idx()
+	response(t, f.Apply(commandLog(t, compact, &Command{Type: CmdCompactWatch, Timestamp: time.Now().UnixNano(), CompactIndex: 9})))
+	f.Close()
+	f = openFSM(t, dir)
+	if _, err := f.WatchChanges(context.Background(), api.WatchRequest{From: 9}, 0); !errors.As(err, &ce) || ce.Oldest != 10 {
+		t.Fatalf("after compact 9: %v, want oldest 10", err)
+	}
+	if page := watchAll(t, f, api.WatchRequest{From: 10}); len(page.Events) != 2 {
+		t.Fatalf("from 10 after restart: %d events, want 2", len(page.Events))
+	}
+}
+
+func TestWatchRetentionByAgeUsesLeaderTime(t *testing.T) {
+	f, err := Open(Config{Dir: t.TempDir(), Logger: quietLogger(), WatchRetention: WatchRetention{Age: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	at := func(index uint64, ts int64, sql string) {
+		f.Apply(commandLog(t, index, &Command{Type: CmdExecute, Timestamp: ts, Request: &api.Request{Statements: []api.Statement{stmt(sql)}}}))
+	}
+	at(1, base, "CREATE TABLE t (v)")
+	at(2, base, "INSERT INTO t VALUES (1)")
+	at(3, base+int64(30*time.Minute), "INSERT INTO t VALUES (2)")
+	at(4, base+int64(90*time.Minute), "INSERT INTO t VALUES (3)")
+	var ce *api.CompactedError
+	if _, err := f.WatchChanges(context.Background(), api.WatchRequest{From: 2}, 0); !errors.As(err, &ce) || ce.Oldest != 3 {
+		t.Fatalf("from 2: %v, want compacted, oldest 3", err)
+	}
+}
+
+func TestWatchOffRecordsNothing(t *testing.T) {
+	f, err := Open(Config{Dir: t.TempDir(), Logger: quietLogger(), WatchRetention: WatchRetention{Off: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: mustEncode(t, "CREATE TABLE t (v)")})
+	f.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: mustEncode(t, "INSERT INTO t VALUES (1)")})
+	if _, err := f.WatchChanges(context.Background(), api.WatchRequest{From: 1}, 0); !errors.Is(err, ErrWatchOff) {
+		t.Fatalf("watch with capture off: %v", err)
+	}
+	if n := count(t, f, "_raftlite_changes"); n != 0 {
+		t.Fatalf("%d history rows with capture off", n)
+	}
+}
+
+func mustEncode(t testing.TB, sql string) []byte {
+	t.Helper()
+	b, err := EncodeCommand(&Command{Type: CmdExecute, Request: &api.Request{Statements: []api.Statement{stmt(sql)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
