@@ -37,6 +37,7 @@ type serveFlags struct {
 	logLevel        string
 	raftLogLevel    string
 	sessionTTL      time.Duration
+	watchRetention  fsm.WatchRetention
 	dataDir         string
 	snapThreshold   uint64
 	snapInterval    time.Duration
@@ -69,6 +70,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.raftLogLevel, "raft-log-level", cluster.DefaultRaftLogLevel, "minimum level of hashicorp/raft's own log lines: trace, debug, info, warn, error")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", fsm.DefaultSessionTTL,
 		"idle time after which a client session (client_id/seq) expires, judged by the leader's log timestamps; 0 never expires. Use the same value on every node")
+	fs.Func("watch-retention", "change history kept for GET /db/watch: off, or any of entries=N (log indexes), bytes=SIZE (KiB/MiB/GiB), age=DURATION (leader time), comma-separated (default "+fsm.DefaultWatchRetention+"). Use the same value on every node",
+		func(s string) (err error) { f.watchRetention, err = fsm.ParseWatchRetention(s); return err })
+	f.watchRetention, _ = fsm.ParseWatchRetention(fsm.DefaultWatchRetention)
 	fs.Uint64Var(&f.snapThreshold, "raft-snap", cluster.DefaultSnapshotThreshold, "number of log entries since the last snapshot that trigger a new one")
 	fs.DurationVar(&f.snapInterval, "raft-snap-int", cluster.DefaultSnapshotInterval, "how often raft checks whether a snapshot is due")
 	fs.IntVar(&f.maxEntryBytes, "raft-max-entry-bytes", cluster.DefaultMaxEntryBytes, "largest write request, encoded, that becomes one Raft log entry; larger writes get 413 entry_too_large")
@@ -257,7 +261,8 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	defer srv.Close()
 	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 
-	db, err := fsm.Open(fsm.Config{Dir: f.rqlited.dbDir(f.dataDir), Logger: logger, SessionTTL: f.sessionTTL, Metrics: registry})
+	db, err := fsm.Open(fsm.Config{Dir: f.rqlited.dbDir(f.dataDir), Logger: logger, SessionTTL: f.sessionTTL, Metrics: registry,
+		WatchRetention: f.watchRetention})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}

@@ -80,5 +80,6 @@
 //	unavailable         503     refused for a passing reason before anything was proposed: retrying is safe
 //	starting            503     the node is still starting; nothing was done: retry, or ask another node
 //	learner_not_ready   409     POST /promote: the learner lags the leader by more than the allowed entries, or did not answer; it stays a learner
+//	compacted           410     GET /db/watch: the change history before the requested index was trimmed (retention or POST /db/compact); the body's oldest_index is the oldest still available
 //	store_error         500     any other store failure
 package sqlapi

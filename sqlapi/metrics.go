@@ -32,6 +32,8 @@ const (
 	epMetrics
 	epChecksum
 	epPprof
+	epWatch
+	epCompact
 	numEndpoints
 )
 
@@ -52,6 +54,8 @@ var endpointNames = [numEndpoints]string{
 	epMetrics:   "metrics",
 	epChecksum:  "checksum",
 	epPprof:     "pprof",
+	epWatch:     "watch",
+	epCompact:   "compact",
 }
 
 func (e endpoint) String() string { return endpointNames[e] }

@@ -71,7 +71,8 @@ type accessRule struct {
 // diagnostic (status) and POST /leader transfers leadership (rqlite's
 // leader-ops); /reap removes members (remove); /promote gives a learner
 // a vote, which is what join grants over join-read-only; /db/watch reads
-// (query). join and join-read-only guard no HTTP endpoint: raftlite's
+// (query), and POST /db/compact, which trims its history through the log,
+// needs execute. join and join-read-only guard no HTTP endpoint: raftlite's
 // joins travel the Raft port.
 var endpointAccess = []accessRule{
 	{"/db/execute", []string{http.MethodPost}, anyOf(PermExecute)},
@@ -82,6 +83,7 @@ var endpointAccess = []accessRule{
 	{"/db/checksum", []string{http.MethodGet}, anyOf(PermStatus)},
 	{"/db/checksum", []string{http.MethodPost}, anyOf(PermExecute)},
 	{"/db/watch", []string{http.MethodGet}, anyOf(PermQuery)},
+	{"/db/compact", []string{http.MethodPost}, anyOf(PermExecute)},
 	{"/boot", []string{http.MethodPost}, anyOf(PermLoad)},
 	{"/snapshot", []string{http.MethodPost}, anyOf(PermSnapshot)},
 	{"/reap", []string{http.MethodPost}, anyOf(PermRemove)},

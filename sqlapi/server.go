@@ -63,6 +63,8 @@ func New(cfg Config, store Store) *Server {
 		"/db/backup":   {ep: epBackup, methods: get, handle: s.handleBackup},
 		"/db/checksum": {ep: epChecksum, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleChecksum},
 		"/db/load":     {ep: epLoad, methods: post, handle: s.handleLoad},
+		"/db/watch":    {ep: epWatch, methods: get, handle: s.handleWatch},
+		"/db/compact":  {ep: epCompact, methods: post, handle: s.handleCompact},
 		"/status":      {ep: epStatus, methods: get, handle: s.handleStatus},
 		"/nodes":       {ep: epNodes, methods: get, handle: s.handleNodes},
 		"/leader":      {ep: epLeader, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleLeader},
