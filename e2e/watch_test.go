@@ -61,12 +61,24 @@ func (w *watchLog) counts() (events, rows int) {
 // after index lastSeen with Last-Event-ID as a browser's EventSource does,
 // until the stream breaks or ctx ends.
 func streamWatch(ctx context.Context, n *node, lastSeen uint64, w *watchLog) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", n.url("/db/watch?tables=t&from=1"), nil)
+	return streamEvents(ctx, n, "/db/watch?tables=t&from=1", lastSeen, func(ev api.ChangeEvent) error {
+		w.add(ev)
+		return nil
+	})
+}
+
+// streamEvents reads the event stream at path on n, handing each event to
+// fn, until the stream breaks, fn fails or ctx ends. A lastSeen above 0 is
+// sent as Last-Event-ID.
+func streamEvents(ctx context.Context, n *node, path string, lastSeen uint64, fn func(api.ChangeEvent) error) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", n.url(path), nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Last-Event-ID", strconv.FormatUint(lastSeen, 10))
+	if lastSeen > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatUint(lastSeen, 10))
+	}
 	resp, err := http.DefaultClient.Do(req) // no timeout: the stream is long
 	if err != nil {
 		return err
@@ -93,7 +105,9 @@ func streamWatch(ctx context.Context, n *node, lastSeen uint64, w *watchLog) err
 			if strconv.FormatUint(ev.Index, 10) != id {
 				return fmt.Errorf("watch %s: event id %s for index %d", n.name, id, ev.Index)
 			}
-			w.add(ev)
+			if err := fn(ev); err != nil {
+				return err
+			}
 		}
 	}
 	return sc.Err()

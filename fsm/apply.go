@@ -367,7 +367,7 @@ func (f *FSM) runStatements(ctx context.Context, e entry, req *api.Request) (res
 		w.guard.mode = modeInternal
 		// A failure undoes the statement, or the whole entry when
 		// statements share its savepoint.
-		if err := w.statementDone(ctx, serr != nil, serr != nil && !perStmt); err != nil {
+		if err := w.statementDone(ctx, serr != nil, serr != nil && !perStmt, w.guard.ddl); err != nil {
 			return nil, false, fmt.Errorf("statement %d: %w", j, err)
 		}
 		if serr != nil && environmental(serr) {

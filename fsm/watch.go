@@ -139,16 +139,15 @@ var watchQueries = []string{
 	`DELETE FROM _raftlite_changes WHERE idx <= ?`,
 	`SELECT COALESCE(MIN(idx), 0), COALESCE((SELECT ts FROM _raftlite_changes ORDER BY idx LIMIT 1), 0) FROM _raftlite_changes`,
 	`UPDATE _raftlite_meta SET value = ? WHERE key = ?`,
-	`PRAGMA schema_version`,
 }
 
 // watchStmts are the writer's prepared statements for the history.
 type watchStmts struct {
-	insert, deleteOne, sizeUpTo, deleteUpTo, oldest, setMeta, schemaVersion *sql.Stmt
+	insert, deleteOne, sizeUpTo, deleteUpTo, oldest, setMeta *sql.Stmt
 }
 
 func (s *watchStmts) list() []**sql.Stmt {
-	return []**sql.Stmt{&s.insert, &s.deleteOne, &s.sizeUpTo, &s.deleteUpTo, &s.oldest, &s.setMeta, &s.schemaVersion}
+	return []**sql.Stmt{&s.insert, &s.deleteOne, &s.sizeUpTo, &s.deleteUpTo, &s.oldest, &s.setMeta}
 }
 
 // watchState is what the apply path knows of the history: derived from the
@@ -192,10 +191,10 @@ type capture struct {
 	// the entry's statements that succeeded.
 	stmt  []rawChange
 	entry []change
-	// tables caches tableInfo by lower-cased name for the schema version
-	// schemaVer.
-	tables    map[string]*tableInfo
-	schemaVer int64
+	// tables caches tableInfo by lower-cased name; any DDL statement
+	// empties it (only the write connection changes the schema, and a
+	// restore makes a new writer).
+	tables map[string]*tableInfo
 }
 
 // hook is the pre-update hook.
@@ -245,23 +244,20 @@ func (c *capture) arm() {
 }
 
 // statementDone stops recording; a failed statement's changes are dropped
-// (its savepoint undid them), and with entryUndone all of the entry's.
-func (w *writer) statementDone(ctx context.Context, failed, entryUndone bool) error {
+// (its savepoint undid them), and with entryUndone all of the entry's. ddl
+// says the statement changed the schema (as the guard saw it).
+func (w *writer) statementDone(ctx context.Context, failed, entryUndone, ddl bool) error {
 	c := &w.cap
 	c.armed = false
 	if entryUndone {
 		c.entry = c.entry[:0]
 	}
+	if ddl || c.tables == nil {
+		c.tables = map[string]*tableInfo{}
+	}
 	if failed || len(c.stmt) == 0 {
 		c.stmt = c.stmt[:0]
 		return nil
-	}
-	var ver int64
-	if err := w.watch.schemaVersion.QueryRowContext(ctx).Scan(&ver); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	if ver != c.schemaVer || c.tables == nil {
-		c.tables, c.schemaVer = map[string]*tableInfo{}, ver
 	}
 	for _, rc := range c.stmt {
 		key := strings.ToLower(rc.table)

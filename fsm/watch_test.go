@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -207,4 +208,34 @@ func mustEncode(t testing.TB, sql string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Column names follow the schema as each statement saw it, within one
+// entry too. Schema changes are no events: DROP TABLE deletes no rows one
+// by one (SQLite drops its pages), so it reports none.
+func TestWatchFollowsSchemaChanges(t *testing.T) {
+	f := newFSM(t)
+	var s seq
+	s.exec(t, f, stmt("CREATE TABLE t (a)"))
+	from := s.idx()
+	execAt(t, f, from, &api.Request{Statements: []api.Statement{
+		stmt("INSERT INTO t VALUES (1)"),
+		stmt("ALTER TABLE t ADD COLUMN b"),
+		stmt("INSERT INTO t VALUES (2, 'two')"),
+	}})
+	s.exec(t, f, stmt("DROP TABLE t"))
+	s.exec(t, f, stmt("CREATE TABLE t (x PRIMARY KEY, y) WITHOUT ROWID"))
+	s.exec(t, f, stmt("INSERT INTO t VALUES (3, 'three')"))
+	page := watchAll(t, f, api.WatchRequest{From: from})
+	var rows []string
+	for _, ev := range page.Events {
+		for _, ch := range ev.Changes {
+			b, _ := json.Marshal(ch.New)
+			rows = append(rows, ch.Op+string(b))
+		}
+	}
+	want := []string{`insert{"a":1}`, `insert{"a":2,"b":"two"}`, `insert{"x":3,"y":"three"}`}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Fatalf("rows %v, want %v", rows, want)
+	}
 }
