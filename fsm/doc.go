@@ -44,10 +44,12 @@
 // Tables prefixed _raftlite_ hold raftlite's own replicated state:
 // _raftlite_meta (the applied index, written in the same transaction as the
 // data it describes, and the session counters), _raftlite_nodes (member
-// metadata) and _raftlite_sessions (client sessions: per client_id the last
+// metadata), _raftlite_sessions (client sessions: per client_id the last
 // applied sequence number, its response and its request's digest, see
-// sessions.go). Clients can
-// read them but not change them.
+// sessions.go) and _raftlite_changes (the change history behind /db/watch,
+// recorded by the write connection's pre-update hook in the apply
+// transaction; see watch.go and watchread.go). Clients can read them but
+// not change them.
 //
 // # Client sessions
 //

@@ -1,7 +1,8 @@
 // Package sqlapi is raftlite's HTTP API: the rqlite-compatible wire contract
 // of shared/API.md (/db/execute, /db/query, /db/request, /status, /nodes,
 // /leader, /readyz, /remove, /debug/vars, /metrics), and raftlite's own
-// /promote (a learner becomes a voter).
+// /promote (a learner becomes a voter), /db/watch (a change feed) and
+// /db/compact.
 //
 // It owns: request parsing (query parameters and JSON bodies), response
 // encoding (the exact rqlite JSON shapes), routing of every request to the
@@ -36,6 +37,11 @@
 // (any node with level=none), and an upload is spooled to Config.TempDir and handed to the leader's
 // Store.Load, which installs it through Raft's snapshot path (an SQL dump is
 // first built into a fresh SQLite file beside the spool).
+//
+// /db/watch and /db/compact (see watch.go): any node streams its committed
+// row changes (Store.WatchChanges) as Server-Sent Events or answers a long
+// poll; a compaction is proposed on the leader (forwarded there from a
+// follower) like every log append.
 //
 // Authentication (auth.go, perms.go, logins.go): Config.Auth holds an
 // rqlite credentials file (bcrypt or plain-text passwords); endpointAccess
