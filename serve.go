@@ -301,6 +301,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 
 	api := sqlapi.New(acfg, node)
 	gate.Started(api)
+	srv.RegisterOnShutdown(api.EndWatches) // watch streams would hold srv.Shutdown up
 	logger.Info("raftlite node started", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 	formErr := make(chan error, 1)
 	go func() { formErr <- node.Form(ctx) }()

@@ -27,6 +27,10 @@ type Server struct {
 	metrics *metrics
 	queue   *writeQueue
 	routes  map[string]*route
+	// watchesEnded is closed by EndWatches: watch streams and long polls,
+	// which would otherwise hold a graceful shutdown up, end then.
+	watchesEnded chan struct{}
+	endWatches   sync.Once
 
 	mu      sync.Mutex
 	httpSrv *http.Server
@@ -52,6 +56,8 @@ func New(cfg Config, store Store) *Server {
 		log:    cfg.Logger.With("component", "sqlapi"),
 		start:  time.Now(),
 		client: newHTTPClient(cfg.ClientTLS),
+
+		watchesEnded: make(chan struct{}),
 	}
 	s.metrics = newMetrics(cfg.Metrics, cfg.Version, func() int { return s.queue.pending() })
 	s.queue = newWriteQueue(s, cfg.QueueCapacity, cfg.QueueBatchSize, cfg.QueueTimeout)
@@ -106,9 +112,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	return srv.Serve(ln)
 }
 
-// Shutdown stops Serve gracefully (if it was used), then stops the write
-// queue, applying what it holds, both within ctx.
+// Shutdown ends the watches (EndWatches), stops Serve gracefully (if it
+// was used), then stops the write queue, applying what it holds, both
+// within ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.EndWatches()
 	s.mu.Lock()
 	s.closed = true
 	srv := s.httpSrv

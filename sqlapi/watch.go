@@ -83,6 +83,25 @@ func splitList(s string) []string {
 	return out
 }
 
+// EndWatches ends every watch stream and long poll, now and from now on.
+// A graceful shutdown of an http.Server that serves the API, which waits
+// for handlers to return, needs it first (http.Server.RegisterOnShutdown);
+// Shutdown calls it.
+func (s *Server) EndWatches() { s.endWatches.Do(func() { close(s.watchesEnded) }) }
+
+// watchContext is r's context, ended by EndWatches too.
+func (s *Server) watchContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	go func() {
+		select {
+		case <-s.watchesEnded:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // handleWatch serves GET /db/watch: without ?wait, a Server-Sent Events
 // stream (one event per log index holding changes, its id the index);
 // with ?wait=D, one JSON page {"events":[...],"next":N}, answered as soon
@@ -93,11 +112,13 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, _ *params) 
 		writeError(w, api.ErrBadRequest, err.Error())
 		return
 	}
+	ctx, cancel := s.watchContext(r)
+	defer cancel()
 	if q.sse {
-		s.streamWatch(w, r, q)
+		s.streamWatch(ctx, w, q)
 		return
 	}
-	page, err := s.store.WatchChanges(r.Context(), q.req, q.wait)
+	page, err := s.store.WatchChanges(ctx, q.req, q.wait)
 	if err != nil {
 		writeWatchError(w, err)
 		return
@@ -126,13 +147,12 @@ func writeWatchError(w http.ResponseWriter, err error) {
 // streamWatch serves the event stream. The first page is read before the
 // headers go out, so that a bad filter or a compacted index is answered
 // with its status; later failures end the stream with an "error" event.
-func (s *Server) streamWatch(w http.ResponseWriter, r *http.Request, q *watchQuery) {
+func (s *Server) streamWatch(ctx context.Context, w http.ResponseWriter, q *watchQuery) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		writeError(w, api.ErrInternal, "streaming is not supported by this connection")
 		return
 	}
-	ctx := r.Context()
 	page, err := s.store.WatchChanges(ctx, q.req, 0)
 	if err != nil {
 		writeWatchError(w, err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -114,3 +115,33 @@ func TestWatchServerSentEvents(t *testing.T) {
 }
 
 func itoa(i uint64) string { return strconv.FormatUint(i, 10) }
+
+// Shutdown ends open watch streams instead of waiting for them: a stream
+// never ends by itself.
+func TestShutdownEndsWatchStreams(t *testing.T) {
+	f, err := fsm.Open(fsm.Config{Dir: t.TempDir(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Config{Addr: ln.Addr().String(), AdvAddr: "http://" + ln.Addr().String(), Logger: quietLogger()}, &fsmStore{f: f})
+	go func() { _ = srv.Serve(ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/db/watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("watch: %d", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a watcher connected: %v (after %v)", err, time.Since(start))
+	}
+}
