@@ -172,10 +172,21 @@ type rawChange struct {
 
 // tableInfo is what a change needs of its table's schema.
 type tableInfo struct {
-	columns   []string
-	pk        []int // positions of the declared primary key columns, in key order
-	rowidLess bool  // WITHOUT ROWID
+	// columns are the names of the columns a change reports, and pos
+	// their positions among the hook's values: every column but the
+	// virtual generated ones, which are computed, not stored (the hook has
+	// no value for them).
+	columns []string
+	pos     []int
+	// pk holds the declared primary key columns (indexes into columns),
+	// in key order.
+	pk        []int
+	rowidLess bool // WITHOUT ROWID
 }
+
+// hiddenVirtualGenerated is pragma_table_xinfo's "hidden" value of a
+// virtual generated column.
+const hiddenVirtualGenerated = 2
 
 // change is a recorded row change, with its table's schema.
 type change struct {
@@ -191,6 +202,9 @@ type capture struct {
 	// the entry's statements that succeeded.
 	stmt  []rawChange
 	entry []change
+	// err is why the hook could not read a row (out of memory), for
+	// statementDone to report: a change must not be recorded wrong.
+	err error
 	// tables caches tableInfo by lower-cased name; any DDL statement
 	// empties it (only the write connection changes the schema, and a
 	// restore makes a new writer).
@@ -204,15 +218,19 @@ func (c *capture) hook(d sqlite.SQLitePreUpdateData) {
 	}
 	rc := rawChange{table: d.TableName, op: d.Op}
 	n := d.Count()
+	var err error
 	if d.Op != sqlite3.SQLITE_INSERT {
 		rc.old, rc.oldR = make([]any, n), true
-		_ = d.Old(rc.old...)
+		err = d.Old(rc.old...)
 		rc.rowid = d.OldRowID
 	}
-	if d.Op != sqlite3.SQLITE_DELETE {
+	if d.Op != sqlite3.SQLITE_DELETE && err == nil {
 		rc.new, rc.newR = make([]any, n), true
-		_ = d.New(rc.new...)
+		err = d.New(rc.new...)
 		rc.rowid = d.NewRowID
+	}
+	if err != nil && c.err == nil {
+		c.err = fmt.Errorf("read changed row of %s: %w", d.TableName, err)
 	}
 	c.stmt = append(c.stmt, rc)
 }
@@ -249,6 +267,10 @@ func (c *capture) arm() {
 func (w *writer) statementDone(ctx context.Context, failed, entryUndone, ddl bool) error {
 	c := &w.cap
 	c.armed = false
+	if err := c.err; err != nil {
+		c.err = nil
+		return fmt.Errorf("change capture: %w", err)
+	}
 	if entryUndone {
 		c.entry = c.entry[:0]
 	}
@@ -278,24 +300,28 @@ func (w *writer) statementDone(ctx context.Context, failed, entryUndone, ddl boo
 // tableInfo reads a table's columns (in the order the hook reports
 // values), primary key and kind.
 func (w *writer) tableInfo(ctx context.Context, table string) (*tableInfo, error) {
-	rows, err := w.conn.QueryContext(ctx, `SELECT name, pk FROM pragma_table_xinfo(?) ORDER BY cid`, table)
+	rows, err := w.conn.QueryContext(ctx, `SELECT name, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid`, table)
 	if err != nil {
 		return nil, fmt.Errorf("columns of %q: %w", table, err)
 	}
 	defer rows.Close()
 	info := &tableInfo{}
 	var pkOrder []int
-	for rows.Next() {
+	for pos := 0; rows.Next(); pos++ {
 		var name string
-		var pk int
-		if err := rows.Scan(&name, &pk); err != nil {
+		var pk, hidden int
+		if err := rows.Scan(&name, &pk, &hidden); err != nil {
 			return nil, fmt.Errorf("columns of %q: %w", table, err)
+		}
+		if hidden == hiddenVirtualGenerated {
+			continue
 		}
 		if pk > 0 {
 			info.pk = append(info.pk, len(info.columns))
 			pkOrder = append(pkOrder, pk)
 		}
 		info.columns = append(info.columns, name)
+		info.pos = append(info.pos, pos)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("columns of %q: %w", table, err)
@@ -357,13 +383,8 @@ func encodeChanges(changes []change) ([]byte, error) {
 		if flags&changeHasRowid != 0 {
 			b = binary.AppendVarint(b, rc.rowid)
 		}
-		ncol := max(len(rc.old), len(rc.new))
-		b = binary.AppendUvarint(b, uint64(ncol))
-		for i := range ncol {
-			name := ""
-			if i < len(info.columns) {
-				name = info.columns[i]
-			}
+		b = binary.AppendUvarint(b, uint64(len(info.columns)))
+		for _, name := range info.columns {
 			b = appendString(b, name)
 		}
 		b = binary.AppendUvarint(b, uint64(len(info.pk)))
@@ -371,7 +392,14 @@ func encodeChanges(changes []change) ([]byte, error) {
 			b = binary.AppendUvarint(b, uint64(p))
 		}
 		for _, row := range [][]any{rc.old, rc.new} {
-			for _, v := range row {
+			if row == nil {
+				continue
+			}
+			for _, p := range info.pos {
+				var v any
+				if p < len(row) {
+					v = row[p]
+				}
 				var err error
 				if b, err = appendValue(b, v); err != nil {
 					return nil, fmt.Errorf("table %s: %w", rc.table, err)

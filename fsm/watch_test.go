@@ -284,3 +284,43 @@ func TestWatchHistoryTravelsInSnapshots(t *testing.T) {
 		t.Fatalf("checksums differ after the restore: %s %s", sa, sb)
 	}
 }
+
+// Virtual generated columns are computed, not stored: the hook has no
+// value for them, so changes leave them out (they once showed a
+// neighbour's value); stored generated columns are reported.
+func TestWatchSkipsVirtualColumns(t *testing.T) {
+	f := newFSM(t)
+	var s seq
+	s.exec(t, f, stmt("CREATE TABLE g (a INTEGER, b INTEGER GENERATED ALWAYS AS (a*2) VIRTUAL, c TEXT, d AS (a+1) STORED, PRIMARY KEY (c, a))"))
+	from := s.idx()
+	execAt(t, f, from, &api.Request{Statements: []api.Statement{stmt("INSERT INTO g (a, c) VALUES (3, 'x')")}})
+	s.exec(t, f, stmt("UPDATE g SET a = 4"))
+	page := watchAll(t, f, api.WatchRequest{From: from, Prev: true})
+	for i := range page.Events {
+		page.Events[i].Time = "T"
+	}
+	want := `[{"index":2,"time":"T","changes":[{"table":"g","op":"insert","rowid":1,"pk":{"a":3,"c":"x"},"new":{"a":3,"c":"x","d":4}}]},` +
+		`{"index":3,"time":"T","changes":[{"table":"g","op":"update","rowid":1,"pk":{"a":4,"c":"x"},"new":{"a":4,"c":"x","d":5},"old":{"a":3,"c":"x","d":4}}]}]`
+	if got := eventsJSON(t, page.Events); got != want {
+		t.Fatalf("events:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestParseWatchRetention(t *testing.T) {
+	for in, want := range map[string]WatchRetention{
+		"off":                      {Off: true},
+		DefaultWatchRetention:      {Bytes: 256 << 20, Age: 24 * time.Hour},
+		"entries=1000,bytes=10KiB": {Entries: 1000, Bytes: 10 << 10},
+		"age=90m, bytes=2GiB":      {Age: 90 * time.Minute, Bytes: 2 << 30},
+		"bytes=12345":              {Bytes: 12345},
+	} {
+		if got, err := ParseWatchRetention(in); err != nil || got != want {
+			t.Errorf("%q: %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "entries", "entries=-1", "bytes=1TB", "age=-1h", "size=1", "on"} {
+		if _, err := ParseWatchRetention(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
