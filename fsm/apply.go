@@ -178,6 +178,7 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 	f.sessions.add(b.sess)
 	f.oldestSeen = b.oldestSeen
 	f.watch = b.watch
+	f.publishWatch()
 	f.metrics.observeBatch(start, len(logs))
 	return resps
 }

@@ -107,6 +107,8 @@ type FSM struct {
 	// as of the last committed batch (apply path, Restore and Open only).
 	retention WatchRetention
 	watch     watchState
+	// watchSeen is a copy of watch for Stats, published with each batch.
+	watchSeen atomic.Pointer[watchState]
 
 	// det is the entry the write connection's time and random functions
 	// evaluate against, and writeDrv the driver that installs them (see
@@ -250,6 +252,7 @@ func (f *FSM) openDB() (err error) {
 	if f.watch, err = f.w.loadWatchState(ctx); err != nil {
 		return err
 	}
+	f.publishWatch()
 	f.setApplied(idx)
 	f.nodesMu.Lock()
 	f.nodes = nodes
@@ -412,6 +415,7 @@ func (f *FSM) Stats() map[string]any {
 	if err := f.Err(); err != nil {
 		st["error"] = err.Error()
 	}
+	st["watch"] = f.watchStats()
 	return st
 }
 

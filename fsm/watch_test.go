@@ -165,6 +165,9 @@ func TestWatchRetentionAndCompaction(t *testing.T) {
 	if page := watchAll(t, f, api.WatchRequest{From: 10}); len(page.Events) != 2 {
 		t.Fatalf("from 10 after restart: %d events, want 2", len(page.Events))
 	}
+	if st := f.Stats()["watch"].(map[string]any); st["oldest_index"] != uint64(10) || st["bytes"].(int64) <= 0 {
+		t.Fatalf("status after restart: %v", st)
+	}
 }
 
 func TestWatchRetentionByAgeUsesLeaderTime(t *testing.T) {

@@ -147,6 +147,28 @@ func (f *FSM) readChanges(ctx context.Context, req *api.WatchRequest) (api.Watch
 	return page, nil
 }
 
+// publishWatch makes the history's state as of the last committed batch
+// visible to Stats.
+func (f *FSM) publishWatch() {
+	st := f.watch
+	f.watchSeen.Store(&st)
+}
+
+// watchStats is the "watch" object of Stats: whether capture is on, the
+// retention, the oldest index still available and the history's size.
+func (f *FSM) watchStats() map[string]any {
+	out := map[string]any{"capture": !f.retention.Off}
+	if !f.retention.Off {
+		r := f.retention
+		out["retention"] = map[string]any{"entries": r.Entries, "bytes": r.Bytes, "age": r.Age.String()}
+	}
+	if st := f.watchSeen.Load(); st != nil {
+		out["oldest_index"] = st.compacted + 1
+		out["bytes"] = st.bytes
+	}
+	return out
+}
+
 // changeFilter applies a request's filters to history rows and turns them
 // into events.
 type changeFilter struct {
