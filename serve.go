@@ -40,6 +40,7 @@ type serveFlags struct {
 	logFormat       string
 	raftLogLevel    string
 	sessionTTL      time.Duration
+	watchRetention  fsm.WatchRetention
 	dataDir         string
 	snapThreshold   uint64
 	snapInterval    time.Duration
@@ -116,6 +117,9 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, erro
 	fs.StringVar(&f.raftLogLevel, "raft-log-level", cluster.DefaultRaftLogLevel, "minimum level of hashicorp/raft's own log lines: trace, debug, info, warn, error")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", fsm.DefaultSessionTTL,
 		"idle time after which a client session (client_id/seq) expires, judged by the leader's log timestamps; 0 never expires. Use the same value on every node")
+	fs.Func("watch-retention", "change history kept for GET /db/watch: off, or any of entries=N (log indexes), bytes=SIZE (KiB/MiB/GiB), age=DURATION (leader time), comma-separated (default "+fsm.DefaultWatchRetention+"). Use the same value on every node",
+		func(s string) (err error) { f.watchRetention, err = fsm.ParseWatchRetention(s); return err })
+	f.watchRetention, _ = fsm.ParseWatchRetention(fsm.DefaultWatchRetention)
 	fs.Uint64Var(&f.snapThreshold, "raft-snap", cluster.DefaultSnapshotThreshold, "number of log entries since the last snapshot that trigger a new one")
 	fs.DurationVar(&f.snapInterval, "raft-snap-int", cluster.DefaultSnapshotInterval, "how often raft checks whether a snapshot is due")
 	fs.IntVar(&f.maxEntryBytes, "raft-max-entry-bytes", cluster.DefaultMaxEntryBytes, "largest Raft log entry in bytes; larger writes go in parts of this size, applied whole at the last (over 1024 parts: 413 entry_too_large)")
@@ -323,7 +327,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 	logger.Info("raftlite node starting", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 
 	db, err := fsm.Open(fsm.Config{Dir: f.rqlited.dbDir(f.dataDir), Logger: logger, SessionTTL: f.sessionTTL,
-		ForeignKeys: f.foreignKeys, Metrics: registry})
+		ForeignKeys: f.foreignKeys, WatchRetention: f.watchRetention, Metrics: registry})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -367,6 +371,7 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 
 	api := sqlapi.New(acfg, node)
 	gate.Started(api)
+	srv.RegisterOnShutdown(api.EndWatches) // watch streams would hold srv.Shutdown up
 	logger.Info("raftlite node started", "node_id", f.nodeID, "http", httpLn.Addr().String(), "raft", f.raftAddr, "data", f.dataDir, "version", version)
 	formErr := make(chan error, 1)
 	go func() { formErr <- node.Form(ctx) }()

@@ -256,7 +256,7 @@ var groupOrder = []string{groupNode, groupHTTP, groupRaft, groupClust, groupTLS,
 // slots in where an rqlited user looks for it.
 var flagGroups = map[string]string{
 	"node-id": groupNode, "version": groupNode, "log-level": groupNode, "log-format": groupNode, "on-disk-path": groupNode,
-	"session-ttl": groupNode, "fk": groupNode, "auto-vacuum-int": groupNode,
+	"session-ttl": groupNode, "watch-retention": groupNode, "fk": groupNode, "auto-vacuum-int": groupNode,
 
 	"http-addr": groupHTTP, "http-adv-addr": groupHTTP, "auth": groupHTTP, "http-allow-origin": groupHTTP,
 	"load-max-bytes": groupHTTP, "write-queue-capacity": groupHTTP, "write-queue-batch-size": groupHTTP,

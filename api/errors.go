@@ -108,6 +108,8 @@ var (
 		"the node is still starting; nothing was done: retry, or ask another node")
 	ErrLearnerNotReady = outcome(http.StatusConflict, "learner_not_ready", "learner not caught up",
 		"POST /promote: the learner lags the leader by more than the allowed entries, or did not answer; it stays a learner")
+	ErrCompacted = outcome(http.StatusGone, "compacted", "required index has been compacted",
+		"GET /db/watch: the change history before the requested index was trimmed (retention or POST /db/compact); the body's oldest_index is the oldest still available")
 	ErrStore = outcome(http.StatusInternalServerError, "store_error", "store error",
 		"any other store failure")
 )

@@ -16,7 +16,9 @@
 //   - read-your-writes: the Client remembers the highest Raft index its writes
 //     reached and sends it as min_index on reads, so a read served by any node
 //     (even at level none on a lagging follower) sees the Client's own writes;
-//   - the cluster calls: Leader, Nodes, Status, Ready, Remove and StepDown.
+//   - the cluster calls: Leader, Nodes, Status, Ready, Remove and StepDown;
+//   - Watch, a change feed (/db/watch) that long-polls any node and, when one
+//     fails, resumes on the next after the last index it delivered.
 //
 // # Sessions and concurrency
 //

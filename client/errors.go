@@ -37,6 +37,9 @@ type APIError struct {
 	Message string
 	// Code is the machine-readable "code" field, when the server sent one.
 	Code string
+	// OldestIndex is, for code "compacted" (Watch asked for history that
+	// was trimmed), the oldest index still available.
+	OldestIndex uint64
 }
 
 func (e *APIError) Error() string {

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // outcome is what one attempt tells the retry loop.
@@ -212,6 +214,9 @@ func classify(rq *request, rep *reply) (outcome, error) {
 		}
 	}
 	apiErr := &APIError{Node: rep.node, Status: rep.status, Message: msg, Code: code}
+	if code == api.ErrCompacted.Code {
+		apiErr.OldestIndex = oldestIndex(rep.body)
+	}
 	switch {
 	case isSessionError(apiErr):
 		return outcomeFatal, apiErr

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/raftlite/raftlite/api"
@@ -13,20 +12,26 @@ import (
 // its index once it is applied here: every replica takes the checksum of its
 // database as of that index, for ChecksumAt. Leader only, like Execute.
 func (n *Node) TriggerChecksum(ctx context.Context) (uint64, error) {
-	res, err := n.propose(ctx, &fsm.Command{Type: fsm.CmdChecksum})
+	return n.proposeMarker(ctx, &fsm.Command{Type: fsm.CmdChecksum}, "checksum")
+}
+
+// proposeMarker proposes cmd, a command whose response carries only its
+// index, and returns that index once the entry is applied here.
+func (n *Node) proposeMarker(ctx context.Context, cmd *fsm.Command, what string) (uint64, error) {
+	res, err := n.propose(ctx, cmd)
 	if err != nil {
 		return 0, err
 	}
 	switch v := res.(type) {
 	case *api.Response:
 		if v == nil {
-			return 0, errors.New("cluster: checksum: FSM returned a nil response")
+			return 0, fmt.Errorf("cluster: %s: FSM returned a nil response", what)
 		}
 		return v.Index, nil
 	case error:
-		return 0, fmt.Errorf("cluster: checksum: FSM: %w", v)
+		return 0, fmt.Errorf("cluster: %s: FSM: %w", what, v)
 	default:
-		return 0, fmt.Errorf("cluster: checksum: unexpected FSM response type %T", res)
+		return 0, fmt.Errorf("cluster: %s: unexpected FSM response type %T", what, res)
 	}
 }
 

@@ -199,6 +199,9 @@ func (m *memFSM) log() []string {
 
 func (m *memFSM) AllReadOnly(context.Context, *api.Request) (bool, error) { return false, nil }
 func (m *memFSM) PrepareLoad(context.Context, string) error               { return errMemUnsupported }
+func (m *memFSM) WatchChanges(context.Context, api.WatchRequest, time.Duration) (api.WatchPage, error) {
+	return api.WatchPage{}, errMemUnsupported
+}
 func (m *memFSM) Backup(context.Context, io.Writer, api.BackupOptions) error {
 	return errMemUnsupported
 }

@@ -64,6 +64,10 @@ type StateMachine interface {
 	// /status.
 	Stats() map[string]any
 	SessionStats() map[string]any
+
+	// WatchChanges reads the change history (/db/watch; see package
+	// fsm, watch.go), waiting up to wait for a change to come.
+	WatchChanges(ctx context.Context, req api.WatchRequest, wait time.Duration) (api.WatchPage, error)
 }
 
 // The product's state machine is checked here, at compile time.

@@ -461,7 +461,7 @@ func (n *node) logTail(lines int) string {
 
 // cluster is a set of nodes sharing a data root and an HTTP client.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	nodes []*node
 	hc    *http.Client
@@ -469,7 +469,7 @@ type cluster struct {
 
 // newCluster makes an empty cluster whose processes are killed when the test
 // ends, with every node's log tail printed if the test failed.
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	c := &cluster{
 		t:   t,
@@ -496,7 +496,7 @@ func newCluster(t *testing.T) *cluster {
 
 // startProcfileCluster starts every process of the repository's Procfile,
 // with extra flags given as name, value pairs (see withFlags).
-func startProcfileCluster(t *testing.T, flags ...string) *cluster {
+func startProcfileCluster(t testing.TB, flags ...string) *cluster {
 	t.Helper()
 	c := addProcfileNodes(t, flags...)
 	for _, n := range c.nodes {
@@ -508,7 +508,7 @@ func startProcfileCluster(t *testing.T, flags ...string) *cluster {
 // addProcfileNodes makes a cluster of the Procfile's processes, with extra
 // flags given as name, value pairs, without starting them: a test can
 // prepare their data directories first.
-func addProcfileNodes(t *testing.T, flags ...string) *cluster {
+func addProcfileNodes(t testing.TB, flags ...string) *cluster {
 	t.Helper()
 	c := newCluster(t)
 	for _, e := range rewriteEntries(t, readProcfile(t), filepath.Join(c.dir, "data")) {

@@ -49,6 +49,8 @@ type batch struct {
 	// batch goes (see sweepSessions).
 	sess       sessionCounts
 	oldestSeen int64
+	// watch is the change history's state as the batch goes.
+	watch watchState
 }
 
 // Apply applies one log entry; see ApplyBatch.
@@ -187,6 +189,8 @@ func (f *FSM) applyBatch(logs []*raft.Log) []any {
 	f.applyNodeOps(b.nodeOps)
 	f.sessions.add(b.sess)
 	f.oldestSeen = b.oldestSeen
+	f.watch = b.watch
+	f.publishWatch()
 	f.metrics.observeBatch(start, len(logs))
 	return resps
 }
@@ -202,6 +206,7 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 	b.sess = sessionCounts{}
 	b.oldestSeen = f.oldestSeen
 	f.vacuumDue = false
+	b.watch = f.watch
 	if _, err := w.begin.ExecContext(ctx); err != nil {
 		return -1, fmt.Errorf("begin: %w", err)
 	}
@@ -229,6 +234,9 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 		if err := f.sweepSessions(ctx, cmd.Timestamp, &b.oldestSeen, &b.sess); err != nil {
 			return -1, fmt.Errorf("entry %d: %w", l.Index, err)
 		}
+		// The entry's row changes are recorded for /db/watch as its
+		// requests run, and stored once, in one history row.
+		f.w.cap.startEntry()
 		ended, err := f.applyCommand(ctx, b, i, cmd)
 		if err != nil {
 			return -1, fmt.Errorf("entry %d: %w", l.Index, err)
@@ -236,6 +244,17 @@ func (f *FSM) runBatch(b *batch) (lost int, err error) {
 		if ended {
 			return i, nil
 		}
+		if err := f.storeChanges(ctx, entry{Index: l.Index, Timestamp: cmd.Timestamp}, &b.watch); err != nil {
+			return -1, fmt.Errorf("entry %d: %w", l.Index, err)
+		}
+		// History is trimmed by the leader's clock and the index as the
+		// log moves on, whatever the entry is.
+		if err := f.trimChanges(ctx, l.Index, cmd.Timestamp, &b.watch); err != nil {
+			return -1, fmt.Errorf("entry %d: %w", l.Index, err)
+		}
+	}
+	if err := w.storeWatchState(ctx, &b.watch); err != nil {
+		return -1, err
 	}
 	if err := w.storeSessionCounts(ctx, b.sess); err != nil {
 		return -1, err
@@ -318,6 +337,11 @@ func (f *FSM) applyCommand(ctx context.Context, b *batch, i int, cmd *Command) (
 			return false, fmt.Errorf("remove node %q: %w", cmd.Node.ID, err)
 		}
 		b.nodeOps = append(b.nodeOps, nodeOp{remove: true, meta: *cmd.Node})
+		b.resps[i] = &api.Response{Index: index}
+	case CmdCompactWatch:
+		if err := f.compactChanges(ctx, index, cmd.CompactIndex, &b.watch); err != nil {
+			return false, err
+		}
 		b.resps[i] = &api.Response{Index: index}
 	}
 	return false, nil
@@ -404,6 +428,7 @@ func (f *FSM) runStatements(ctx context.Context, e entry, req *api.Request) (res
 	// entry; only the statements of a multi-statement request without
 	// Transaction need a savepoint each.
 	perStmt := !req.Transaction && len(req.Statements) > 1
+	w.cap.startRequest()
 	resp.Results = make([]api.Result, 0, len(req.Statements))
 	for j := range req.Statements {
 		if perStmt {
@@ -424,11 +449,17 @@ func (f *FSM) runStatements(ctx context.Context, e entry, req *api.Request) (res
 			continue
 		}
 		w.guard.mode = mode
+		w.cap.arm()
 		res, serr := f.runStatement(ctx, w.dbConn, &req.Statements[j])
 		if serr != nil {
 			res = api.Result{Error: w.guard.errorText(serr)}
 		}
 		w.guard.mode = modeInternal
+		// A failure undoes the statement, or the whole entry when
+		// statements share its savepoint.
+		if err := w.statementDone(ctx, serr != nil, serr != nil && !perStmt, w.guard.ddl); err != nil {
+			return nil, false, fmt.Errorf("statement %d: %w", j, err)
+		}
 		if serr != nil && environmental(serr) {
 			return nil, false, fmt.Errorf("statement %d: %w", j, serr)
 		}

@@ -33,6 +33,7 @@ const (
 	hasNode     = 1 << 1
 	hasRequests = 1 << 2
 	hasChunk    = 1 << 3
+	hasIndex    = 1 << 4
 
 	flagTransaction = 1 << 0
 	flagReadOnly    = 1 << 1
@@ -48,6 +49,7 @@ var ErrBadCommand = errors.New("bad command encoding")
 //	[node]:    id string | api addr string
 //	[requests] (CmdBatch): n uvarint | n × request as above
 //	[chunk]    (CmdChunk): id uvarint | part uvarint | total uvarint | data string
+//	[index]:   compact index uvarint (CmdCompactWatch)
 //	(CmdChecksum has none: presence 0)
 //	statement: sql string | n uvarint | n × (name string | value)
 //	string:    length uvarint | bytes
@@ -69,6 +71,8 @@ func EncodeCommand(c *Command) ([]byte, error) {
 		}
 		presence = hasRequest
 	case CmdChecksum:
+	case CmdCompactWatch:
+		presence = hasIndex
 	case CmdSetNode, CmdRemoveNode:
 		if c.Node == nil {
 			return nil, fmt.Errorf("encode command: type %d without node", c.Type)
@@ -118,6 +122,9 @@ func EncodeCommand(c *Command) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(c.Chunk.Total))
 		b = binary.AppendUvarint(b, uint64(len(c.Chunk.Data)))
 		b = append(b, c.Chunk.Data...)
+	}
+	if presence&hasIndex != 0 {
+		b = binary.AppendUvarint(b, c.CompactIndex)
 	}
 	return b, nil
 }
@@ -288,6 +295,8 @@ func (d *decoder) command() (*Command, error) {
 		want = hasRequest
 	case CmdSetNode, CmdRemoveNode:
 		want = hasNode
+	case CmdCompactWatch:
+		want = hasIndex
 	case CmdChecksum:
 	case CmdBatch:
 		want = hasRequests
@@ -331,6 +340,11 @@ func (d *decoder) command() (*Command, error) {
 	}
 	if presence&hasChunk != 0 {
 		if c.Chunk, err = d.chunk(); err != nil {
+			return nil, err
+		}
+	}
+	if presence&hasIndex != 0 {
+		if c.CompactIndex, err = d.uvarint(); err != nil {
 			return nil, err
 		}
 	}

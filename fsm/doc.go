@@ -52,12 +52,14 @@
 // Tables prefixed _raftlite_ hold raftlite's own replicated state:
 // _raftlite_meta (the applied index, written in the same transaction as the
 // data it describes, and the session counters), _raftlite_nodes (member
-// metadata) and _raftlite_sessions (client sessions: per client_id the last
+// metadata), _raftlite_sessions (client sessions: per client_id the last
 // applied sequence number, its response and its request's digest, see
-// sessions.go) and _raftlite_chunks (the parts of a write too large for
-// one log entry until its last part applies it, see chunks.go). Clients can
-// neither see, read nor change them: the schema they read leaves them out
-// (hide.go).
+// sessions.go), _raftlite_chunks (the parts of a write too large for
+// one log entry until its last part applies it, see chunks.go) and
+// _raftlite_changes (the change history behind /db/watch, recorded by the
+// write connection's pre-update hook in the apply transaction; see
+// watch.go and watchread.go). Clients can neither see, read nor change
+// them: the schema they read leaves them out (hide.go).
 //
 // # Client sessions
 //

@@ -53,6 +53,10 @@ type Config struct {
 	// time per batch, batch size, snapshots, sessions; see metrics.go). Nil
 	// registers them nowhere. One FSM per registry.
 	Metrics prometheus.Registerer
+	// WatchRetention says how much change history to keep for /db/watch
+	// (see watch.go); its zero value keeps everything. Every node of a
+	// cluster must use the same value.
+	WatchRetention WatchRetention
 }
 
 // FSM is the replicated state machine: a SQLite database to which committed
@@ -109,6 +113,12 @@ type FSM struct {
 	// table, as of the last committed batch. Only the apply path and
 	// Restore (Raft's FSM goroutine) and Open use it.
 	oldestSeen int64
+	// retention is Config.WatchRetention, and watch the history's state
+	// as of the last committed batch (apply path, Restore and Open only).
+	retention WatchRetention
+	watch     watchState
+	// watchSeen is a copy of watch for Stats, published with each batch.
+	watchSeen atomic.Pointer[watchState]
 
 	// det is the entry the write connection's time and random functions
 	// evaluate against, and writeDrv the driver that installs them (see
@@ -174,6 +184,7 @@ func Open(cfg Config) (*FSM, error) {
 		fkOn:        cfg.ForeignKeys,
 		sessionTTL:  cfg.SessionTTL,
 		afterCommit: cfg.AfterCommit,
+		retention:   cfg.WatchRetention,
 	}
 	f.metrics = newMetrics(cfg.Metrics, f)
 	f.checksums.init()
@@ -221,7 +232,7 @@ func (f *FSM) openDB() (err error) {
 	if err != nil {
 		return fmt.Errorf("write connection: %w", err)
 	}
-	if f.w, err = newWriter(ctx, wc); err != nil {
+	if f.w, err = newWriter(ctx, wc, !f.retention.Off); err != nil {
 		wc.close()
 		return fmt.Errorf("write connection: %w", err)
 	}
@@ -273,6 +284,10 @@ func (f *FSM) openDB() (err error) {
 			return err
 		}
 	}
+	if f.watch, err = f.w.loadWatchState(ctx); err != nil {
+		return err
+	}
+	f.publishWatch()
 	f.setApplied(idx)
 	f.nodesMu.Lock()
 	f.nodes = nodes
@@ -436,6 +451,7 @@ func (f *FSM) Stats() map[string]any {
 	if err := f.Err(); err != nil {
 		st["error"] = err.Error()
 	}
+	st["watch"] = f.watchStats()
 	return st
 }
 

@@ -912,12 +912,20 @@ func TestClosed(t *testing.T) {
 // batches of 1 are what a lone client produces, 64 what concurrent ones do.
 func BenchmarkApplyBatchInsert(b *testing.B) {
 	for _, batchSize := range []int{1, 64} {
-		b.Run(fmt.Sprintf("batch=%d", batchSize), func(b *testing.B) { benchmarkApplyBatch(b, batchSize) })
+		for _, capture := range []bool{false, true} {
+			b.Run(fmt.Sprintf("batch=%d/capture=%v", batchSize, capture), func(b *testing.B) {
+				f, err := Open(Config{Dir: b.TempDir(), Logger: quietLogger(), WatchRetention: WatchRetention{Off: !capture}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { f.Close() })
+				benchmarkApplyBatch(b, f, batchSize)
+			})
+		}
 	}
 }
 
-func benchmarkApplyBatch(b *testing.B, batchSize int) {
-	f := newFSM(b)
+func benchmarkApplyBatch(b *testing.B, f *FSM, batchSize int) {
 	execAt(b, f, 1, &api.Request{Statements: []api.Statement{stmt("CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")}})
 	next := uint64(2)
 	logs := make([]*raft.Log, batchSize)

@@ -35,6 +35,9 @@ const (
 	// which applies the whole command in the same transaction (see
 	// chunks.go).
 	CmdChunk CommandType = 6
+	// CmdCompactWatch trims the change history (see watch.go) up to and
+	// including CompactIndex.
+	CmdCompactWatch CommandType = 7
 )
 
 // Chunk is one part of a command split over several log entries: Data is
@@ -64,4 +67,6 @@ type Command struct {
 	Requests []*api.Request // CmdBatch
 	Chunk    *Chunk         // CmdChunk
 	Node     *NodeMeta      // CmdSetNode, CmdRemoveNode (only ID is used)
+	// CompactIndex is the last index CmdCompactWatch trims.
+	CompactIndex uint64
 }

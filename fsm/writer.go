@@ -19,7 +19,7 @@ var schema = append([]string{
 	`CREATE TABLE IF NOT EXISTS _raftlite_meta (key TEXT PRIMARY KEY, value)`,
 	`CREATE TABLE IF NOT EXISTS _raftlite_nodes (id TEXT PRIMARY KEY, api_addr TEXT NOT NULL)`,
 	`INSERT OR IGNORE INTO _raftlite_meta (key, value) VALUES ('applied_index', 0)`,
-}, append(sessionSchema, chunkSchema...)...)
+}, append(append(sessionSchema, chunkSchema...), watchSchema...)...)
 
 // writer is the write connection with the statements the apply path runs
 // for itself, prepared once. Its guard is in modeInternal except while a
@@ -34,9 +34,14 @@ type writer struct {
 	setNode, removeNode                    *sql.Stmt
 	sess                                   sessionStmts
 	chunks                                 chunkStmts
+	watch                                  watchStmts
+	// cap records client statements' row changes (see watch.go).
+	cap capture
 }
 
-func newWriter(ctx context.Context, c *dbConn) (*writer, error) {
+// newWriter prepares the apply path's statements on c and, with capture,
+// installs the change capture hook.
+func newWriter(ctx context.Context, c *dbConn, capture bool) (*writer, error) {
 	if err := ensureSchema(ctx, c); err != nil {
 		return nil, err
 	}
@@ -47,6 +52,10 @@ func newWriter(ctx context.Context, c *dbConn) (*writer, error) {
 		return nil, fmt.Errorf("create rowid table: %w", err)
 	}
 	w := &writer{dbConn: c}
+	w.cap.on = capture
+	if err := w.cap.register(ctx, c.conn); err != nil {
+		return nil, fmt.Errorf("change capture: %w", err)
+	}
 	stmts := []struct {
 		dst   **sql.Stmt
 		query string
@@ -77,6 +86,12 @@ func newWriter(ctx context.Context, c *dbConn) (*writer, error) {
 			dst   **sql.Stmt
 			query string
 		}{dst, chunkQueries[i]})
+	}
+	for i, dst := range w.watch.list() {
+		stmts = append(stmts, struct {
+			dst   **sql.Stmt
+			query string
+		}{dst, watchQueries[i]})
 	}
 	for _, s := range stmts {
 		st, err := c.conn.PrepareContext(ctx, s.query)
@@ -182,6 +197,11 @@ func (w *writer) close() error {
 
 func (w *writer) closeStmts() error {
 	var errs []error
+	for _, dst := range w.watch.list() {
+		if *dst != nil {
+			errs = append(errs, (*dst).Close())
+		}
+	}
 	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.saveEntry, w.releaseEntry,
 		w.rollbackEntry, w.saveStmt, w.releaseStmt, w.rollbackStmt, w.resetRowid, w.setApplied, w.setVacuumPending,
 		w.setNode, w.removeNode, w.sess.get, w.sess.put, w.sess.touch, w.sess.remove, w.sess.sweep,

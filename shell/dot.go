@@ -53,6 +53,7 @@ func init() {
 		{name: "status", args: "[KEY]", help: "show the node's diagnostics, or the part under KEY", maxArgs: 1, run: (*session).cmdStatus},
 		{name: "stepdown", args: "[ID]", help: "make the leader step down (in favour of member ID)", maxArgs: 1, run: (*session).cmdStepDown},
 		{name: "tables", args: "[PATTERN]", help: "list the tables and views (matching the LIKE PATTERN)", maxArgs: 1, run: (*session).cmdTables},
+		{name: "watch", args: "NAME [from INDEX]", help: "print the committed changes of table NAME as they come (from log INDEX on), until Ctrl-C", minArgs: 1, maxArgs: 3, run: (*session).cmdWatch},
 		{name: "timer", args: "on|off", help: "show how long each statement took", minArgs: 1, maxArgs: 1, run: setFlag("timer", func(s *session) *bool { return &s.timer })},
 	}
 	sort.Slice(dotCommands, func(i, j int) bool { return dotCommands[i].name < dotCommands[j].name })

@@ -1,7 +1,8 @@
 // Package sqlapi is raftlite's HTTP API: the rqlite-compatible wire contract
 // of shared/API.md (/db/execute, /db/query, /db/request, /status, /nodes,
 // /leader, /readyz, /remove, /debug/vars, /metrics), raftlite's own
-// /promote (a learner becomes a voter), rqlite's operations endpoints
+// /promote (a learner becomes a voter), /db/watch (a change feed) and
+// /db/compact, rqlite's operations endpoints
 // (/snapshot and /boot, served by the node asked; /reap, by the leader;
 // see ops.go), and the web console's files at /console (Config.Console,
 // package console's handler, handed in by main so that this package does
@@ -40,6 +41,11 @@
 // (any node with level=none), and an upload is spooled to Config.TempDir and handed to the leader's
 // Store.Load, which installs it through Raft's snapshot path (an SQL dump is
 // first built into a fresh SQLite file beside the spool).
+//
+// /db/watch and /db/compact (see watch.go): any node streams its committed
+// row changes (Store.WatchChanges) as Server-Sent Events or answers a long
+// poll; a compaction is proposed on the leader (forwarded there from a
+// follower) like every log append.
 //
 // Authentication (auth.go, perms.go, logins.go): Config.Auth holds an
 // rqlite credentials file (bcrypt or plain-text passwords); endpointAccess
@@ -84,5 +90,6 @@
 //	unavailable         503     refused for a passing reason before anything was proposed: retrying is safe
 //	starting            503     the node is still starting; nothing was done: retry, or ask another node
 //	learner_not_ready   409     POST /promote: the learner lags the leader by more than the allowed entries, or did not answer; it stays a learner
+//	compacted           410     GET /db/watch: the change history before the requested index was trimmed (retention or POST /db/compact); the body's oldest_index is the oldest still available
 //	store_error         500     any other store failure
 package sqlapi

@@ -385,3 +385,9 @@ func do(t *testing.T, method, url, contentType, body string, hdr ...string) (int
 	}
 	return resp.StatusCode, resp.Header, string(b)
 }
+
+// Watching is tested against real nodes (e2e/watch_test.go).
+func (f *fakeStore) WatchChanges(context.Context, api.WatchRequest, time.Duration) (api.WatchPage, error) {
+	return api.WatchPage{}, errNotScripted
+}
+func (f *fakeStore) CompactWatch(context.Context, uint64) (uint64, error) { return 0, errNotScripted }

@@ -34,9 +34,14 @@ type fsmStore struct {
 }
 
 func (s *fsmStore) Execute(ctx context.Context, req *api.Request) (*api.Response, error) {
+	return s.apply(&fsm.Command{Type: fsm.CmdExecute, Timestamp: time.Now().UnixNano(), Seed: 1, Request: req})
+}
+
+// apply applies cmd as the next log entry.
+func (s *fsmStore) apply(cmd *fsm.Command) (*api.Response, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	data, err := fsm.EncodeCommand(&fsm.Command{Type: fsm.CmdExecute, Timestamp: time.Now().UnixNano(), Seed: 1, Request: req})
+	data, err := fsm.EncodeCommand(cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +100,18 @@ func (s *fsmStore) ChecksumAt(ctx context.Context, i uint64) (string, error) {
 func (s *fsmStore) Load(context.Context, io.Reader) error           { return errNotScripted }
 func (s *fsmStore) StatementsSize(stmts []api.Statement) int        { return fsm.StatementsSize(stmts) }
 func (s *fsmStore) TriggerChecksum(context.Context) (uint64, error) { return 0, errNotScripted }
+
+func (s *fsmStore) WatchChanges(ctx context.Context, req api.WatchRequest, wait time.Duration) (api.WatchPage, error) {
+	return s.f.WatchChanges(ctx, req, wait)
+}
+
+func (s *fsmStore) CompactWatch(_ context.Context, index uint64) (uint64, error) {
+	r, err := s.apply(&fsm.Command{Type: fsm.CmdCompactWatch, Timestamp: time.Now().UnixNano(), CompactIndex: index})
+	if err != nil {
+		return 0, err
+	}
+	return r.Index, nil
+}
 
 // goldenStep is one request of a golden file and the answer it must get.
 type goldenStep struct {

@@ -36,6 +36,8 @@ const (
 	epReap
 	epBoot
 	epConsole
+	epWatch
+	epCompact
 	numEndpoints
 )
 
@@ -60,6 +62,8 @@ var endpointNames = [numEndpoints]string{
 	epReap:      "reap",
 	epBoot:      "boot",
 	epConsole:   "console",
+	epWatch:     "watch",
+	epCompact:   "compact",
 }
 
 func (e endpoint) String() string { return endpointNames[e] }

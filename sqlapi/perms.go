@@ -80,7 +80,8 @@ type accessRule struct {
 // diagnostic (status) and POST /leader transfers leadership (rqlite's
 // leader-ops); /reap removes members (remove); /promote gives a learner
 // a vote, which is what join grants over join-read-only; /db/watch reads
-// (query); /console (the web console's files) needs none, as every call
+// (query), POST /db/compact, which trims its history through the log,
+// needs execute; /console (the web console's files) needs none, as every call
 // the console makes needs its own. join and join-read-only guard no HTTP
 // endpoint: raftlite's joins travel the Raft port.
 var endpointAccess = []accessRule{
@@ -92,6 +93,7 @@ var endpointAccess = []accessRule{
 	{"/db/checksum", []string{http.MethodGet}, anyOf(PermStatus)},
 	{"/db/checksum", []string{http.MethodPost}, anyOf(PermExecute)},
 	{"/db/watch", []string{http.MethodGet}, anyOf(PermQuery)},
+	{"/db/compact", []string{http.MethodPost}, anyOf(PermExecute)},
 	{"/boot", []string{http.MethodPost}, anyOf(PermLoad)},
 	{"/snapshot", []string{http.MethodPost}, anyOf(PermSnapshot)},
 	{"/reap", []string{http.MethodPost}, anyOf(PermRemove)},

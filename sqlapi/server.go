@@ -27,6 +27,10 @@ type Server struct {
 	metrics *metrics
 	queue   *writeQueue
 	routes  map[string]*route
+	// watchesEnded is closed by EndWatches: watch streams and long polls,
+	// which would otherwise hold a graceful shutdown up, end then.
+	watchesEnded chan struct{}
+	endWatches   sync.Once
 
 	mu      sync.Mutex
 	httpSrv *http.Server
@@ -52,6 +56,8 @@ func New(cfg Config, store Store) *Server {
 		log:    cfg.Logger.With("component", "sqlapi"),
 		start:  time.Now(),
 		client: newHTTPClient(cfg.ClientTLS),
+
+		watchesEnded: make(chan struct{}),
 	}
 	s.metrics = newMetrics(cfg.Metrics, cfg.Version, func() int { return s.queue.pending() })
 	s.queue = newWriteQueue(s, cfg.QueueCapacity, cfg.QueueBatchSize, cfg.QueueTimeout)
@@ -63,6 +69,8 @@ func New(cfg Config, store Store) *Server {
 		"/db/backup":   {ep: epBackup, methods: get, handle: s.handleBackup},
 		"/db/checksum": {ep: epChecksum, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleChecksum},
 		"/db/load":     {ep: epLoad, methods: post, handle: s.handleLoad},
+		"/db/watch":    {ep: epWatch, methods: get, handle: s.handleWatch},
+		"/db/compact":  {ep: epCompact, methods: post, handle: s.handleCompact},
 		"/status":      {ep: epStatus, methods: get, handle: s.handleStatus},
 		"/nodes":       {ep: epNodes, methods: get, handle: s.handleNodes},
 		"/leader":      {ep: epLeader, methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, handle: s.handleLeader},
@@ -108,9 +116,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	return srv.Serve(ln)
 }
 
-// Shutdown stops Serve gracefully (if it was used), then stops the write
-// queue, applying what it holds, both within ctx.
+// Shutdown ends the watches (EndWatches), stops Serve gracefully (if it
+// was used), then stops the write queue, applying what it holds, both
+// within ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.EndWatches()
 	s.mu.Lock()
 	s.closed = true
 	srv := s.httpSrv

@@ -98,4 +98,14 @@ type Store interface {
 	// TriggerChecksum proposes a checksum marker and returns its index
 	// (leader only: api.ErrNotLeader otherwise).
 	TriggerChecksum(ctx context.Context) (uint64, error)
+
+	// WatchChanges returns a page of this node's committed row changes
+	// from req.From on that pass req's filters, waiting up to wait for
+	// one to come (/db/watch). An index whose history was trimmed fails
+	// with an *api.CompactedError (api.ErrCompacted).
+	WatchChanges(ctx context.Context, req api.WatchRequest, wait time.Duration) (api.WatchPage, error)
+	// CompactWatch proposes trimming the change history up to and
+	// including index and returns the entry's index (leader only:
+	// api.ErrNotLeader otherwise).
+	CompactWatch(ctx context.Context, index uint64) (uint64, error)
 }
