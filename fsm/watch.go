@@ -67,7 +67,7 @@ type WatchRetention struct {
 }
 
 // DefaultWatchRetention is -watch-retention's default.
-const DefaultWatchRetention = "bytes=256MiB,age=24h"
+const DefaultWatchRetention = "bytes=64MiB,age=24h"
 
 // ParseWatchRetention parses -watch-retention: "off", or a comma-separated
 // list of entries=N, bytes=SIZE (with an optional KiB, MiB or GiB suffix)

@@ -312,7 +312,7 @@ func TestWatchSkipsVirtualColumns(t *testing.T) {
 func TestParseWatchRetention(t *testing.T) {
 	for in, want := range map[string]WatchRetention{
 		"off":                      {Off: true},
-		DefaultWatchRetention:      {Bytes: 256 << 20, Age: 24 * time.Hour},
+		DefaultWatchRetention:      {Bytes: 64 << 20, Age: 24 * time.Hour},
 		"entries=1000,bytes=10KiB": {Entries: 1000, Bytes: 10 << 10},
 		"age=90m, bytes=2GiB":      {Age: 90 * time.Minute, Bytes: 2 << 30},
 		"bytes=12345":              {Bytes: 12345},
