@@ -68,6 +68,10 @@ type writeResult struct {
 // execute proposes req with the writes waiting alongside it and returns
 // its own response.
 func (p *proposer) execute(ctx context.Context, req *api.Request) (*api.Response, error) {
+	if err := ctx.Err(); err != nil {
+		// Not queued: nothing can have been proposed.
+		return nil, fmt.Errorf("%w: %w", api.ErrEnqueueTimeout, err)
+	}
 	w := &pendingWrite{req: req, size: fsm.RequestSize(req), since: time.Now(), done: make(chan writeResult, 1)}
 	p.mu.Lock()
 	p.waiting = append(p.waiting, w)

@@ -85,7 +85,9 @@ func newTransport(o Options) *http.Transport {
 		TLSHandshakeTimeout:   TLSHandshakeTimeout,
 		ExpectContinueTimeout: ExpectContinueTimeout,
 		DisableCompression:    true,
-		TLSClientConfig:       o.TLS,
+		// A copy: net/http sets up HTTP/2 by changing the Transport's
+		// tls.Config, and callers share theirs between clients.
+		TLSClientConfig: o.TLS.Clone(),
 	}
 	if o.ProxyFromEnvironment {
 		t.Proxy = http.ProxyFromEnvironment
