@@ -134,7 +134,19 @@ func (w *walLogStore) recover() error {
 	if err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
-	if epoch, ok := parseWALHeader(data); ok {
+	epoch, ok := parseWALHeader(data)
+	if !ok && len(data) > 0 {
+		// A new file, or one whose header a crash tore while a new epoch
+		// started (reset), when every record was in BoltDB. Its records
+		// are void, but their epochs are unknown: counting the epochs
+		// from 1 again would revive the old ones, so they are erased.
+		w.logger.Warn("raft write-ahead file has no valid header; starting it afresh", "bytes", len(data))
+		if err := w.f.Truncate(0); err != nil {
+			return fmt.Errorf("erase: %w", err)
+		}
+		data = nil
+	}
+	if ok {
 		w.epoch = epoch
 		logs, err := replayWAL(data, epoch)
 		if err != nil {
@@ -149,6 +161,7 @@ func (w *walLogStore) recover() error {
 				"first", logs[0].Index, "last", logs[len(logs)-1].Index)
 		}
 	}
+	// (preallocate's fsync also makes an erasure's new size durable.)
 	if err := w.preallocate(int64(len(data))); err != nil {
 		return err
 	}
@@ -217,7 +230,13 @@ func recordCRC(header, payload []byte) uint32 {
 
 // reset starts a new epoch: the file's records become void. Every one of
 // them must be in BoltDB already.
+//
+// Until the header is synced, the file counts as full, so that after a
+// failure the next append starts a new epoch first: a record of the new
+// epoch written where the old epoch's records stop would be replayed by
+// neither header, the one on disk or the one that failed.
 func (w *walLogStore) reset() error {
+	w.off = walReuseBytes
 	w.epoch++
 	var h [walHeaderBytes]byte
 	copy(h[:8], walMagic[:])
