@@ -309,3 +309,40 @@ func TestWALStoreBadHeaderNeverReplaysOldRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestWALStoreIgnoresRecordsInsideOldRecords: the bytes after the current
+// epoch's last record are an older pass's, and in those are entries' data,
+// which clients choose. Data shaped as a record of the epoch that comes
+// next is not replayed: the next epoch cannot be foreseen.
+func TestWALStoreIgnoresRecordsInsideOldRecords(t *testing.T) {
+	f := openWALFixture(t, t.TempDir())
+	forgedLog := &raft.Log{Index: 999, Term: 99, Type: raft.LogCommand, Data: []byte("forged")}
+	forged := encodeWALRecord([]*raft.Log{forgedLog})
+	sealWALRecord(forged, f.wal.epoch+1) // what a counter would make next
+	const prefix = 200
+	carrier := walTestLogs(1, 1, prefix)[0]
+	carrier.Data = append(carrier.Data, forged...)
+	at := f.wal.off + int64(bytes.Index(encodeWALRecord([]*raft.Log{carrier}), forged)) // forged's offset in the file
+	if err := f.wal.StoreLogs([]*raft.Log{carrier}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.wal.DeleteRange(1, 1); err != nil { // a new epoch, from the start of the file
+		t.Fatal(err)
+	}
+	// An entry whose record ends where the forged one starts.
+	size := int(at - walHeaderBytes)
+	for size > 0 && int64(walHeaderBytes+len(encodeWALRecord(walTestLogs(1, 1, size)))) > at {
+		size--
+	}
+	if int64(walHeaderBytes+len(encodeWALRecord(walTestLogs(1, 1, size)))) != at {
+		t.Fatalf("no entry size makes a record of %d bytes", at-walHeaderBytes)
+	}
+	if err := f.wal.StoreLogs(walTestLogs(1, 1, size)); err != nil {
+		t.Fatal(err)
+	}
+	crashed := f.crashCopy(t)
+	f.close(t)
+	g := openWALFixture(t, crashed)
+	defer g.close(t)
+	checkWALLogs(t, g.wal, 1, 1, size)
+}
