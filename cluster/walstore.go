@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,10 +34,11 @@ import (
 // What each sync protects:
 //   - the record's fdatasync in StoreLogs: the entries raft is told are
 //     stored (a follower's answer, the leader's own vote towards commit);
-//   - the header's fdatasync in reset: the new epoch. Records carry the
-//     epoch they were written in and only those of the header's epoch are
-//     replayed, so space is reused only after everything written there is
-//     in BoltDB, and no new record is written before the header says so;
+//   - the header's fdatasync in reset: the new epoch (random, see
+//     nextWALEpoch). Records carry the epoch they were written in and only
+//     those of the header's epoch are replayed, so space is reused only
+//     after everything written there is in BoltDB, and no new record is
+//     written before the header says so;
 //   - BoltDB's own two per flush: the entries in their lasting home; only
 //     after that may their records be overwritten.
 //
@@ -134,7 +136,19 @@ func (w *walLogStore) recover() error {
 	if err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
-	if epoch, ok := parseWALHeader(data); ok {
+	epoch, ok := parseWALHeader(data)
+	if !ok && len(data) > 0 {
+		// A new file, or one whose header a crash tore while a new epoch
+		// started (reset), when every record was in BoltDB. Its records
+		// are void, but their epochs are unknown: counting the epochs
+		// from 1 again would revive the old ones, so they are erased.
+		w.logger.Warn("raft write-ahead file has no valid header; starting it afresh", "bytes", len(data))
+		if err := w.f.Truncate(0); err != nil {
+			return fmt.Errorf("erase: %w", err)
+		}
+		data = nil
+	}
+	if ok {
 		w.epoch = epoch
 		logs, err := replayWAL(data, epoch)
 		if err != nil {
@@ -149,6 +163,7 @@ func (w *walLogStore) recover() error {
 				"first", logs[0].Index, "last", logs[len(logs)-1].Index)
 		}
 	}
+	// (preallocate's fsync also makes an erasure's new size durable.)
 	if err := w.preallocate(int64(len(data))); err != nil {
 		return err
 	}
@@ -217,8 +232,14 @@ func recordCRC(header, payload []byte) uint32 {
 
 // reset starts a new epoch: the file's records become void. Every one of
 // them must be in BoltDB already.
+//
+// Until the header is synced, the file counts as full, so that after a
+// failure the next append starts a new epoch first: a record of the new
+// epoch written where the old epoch's records stop would be replayed by
+// neither header, the one on disk or the one that failed.
 func (w *walLogStore) reset() error {
-	w.epoch++
+	w.off = walReuseBytes
+	w.epoch = nextWALEpoch(w.epoch)
 	var h [walHeaderBytes]byte
 	copy(h[:8], walMagic[:])
 	binary.LittleEndian.PutUint64(h[8:16], w.epoch)
@@ -232,6 +253,21 @@ func (w *walLogStore) reset() error {
 	w.syncs(syncAppend, 1)
 	w.off = walHeaderBytes
 	return nil
+}
+
+// nextWALEpoch returns a random epoch other than prev (and 0). Replay
+// stops at the first record not of the header's epoch, where an older
+// pass's bytes begin; among those are entries' data, which clients choose,
+// so a counter would let data shaped as a record of the coming epoch be
+// replayed as entries after a crash.
+func nextWALEpoch(prev uint64) uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:]) // never fails (crypto/rand)
+		if e := binary.LittleEndian.Uint64(b[:]); e != prev && e != 0 {
+			return e
+		}
+	}
 }
 
 // encodeWALRecord encodes logs as one record, to be sealed.

@@ -53,13 +53,7 @@ func (f *walFixture) crashCopy(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
 	for _, name := range []string{"raft.db", walFile} {
-		b, err := os.ReadFile(filepath.Join(f.dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		copyStoreFile(t, f.dir, dst, name)
 	}
 	return dst
 }
@@ -232,4 +226,123 @@ func TestWALRecordDecodeRejectsGarbage(t *testing.T) {
 	if logs, err := decodeWALRecord(payload); err != nil || len(logs) != 2 {
 		t.Fatal(fmt.Sprint(logs, err))
 	}
+}
+
+// copyStoreFile copies one of the store's files from dir into dst, as it
+// is now.
+func copyStoreFile(t *testing.T, dir, dst, name string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWALStoreFailedEpochStartKeepsLaterAppends: when a DeleteRange cannot
+// write the new epoch's header (an I/O error; raft logs a failed compaction
+// and goes on), the appends acknowledged after it still survive a crash.
+// The header on disk then names the old epoch, so a record of the new one
+// written where the old epoch's records stop would never be replayed.
+func TestWALStoreFailedEpochStartKeepsLaterAppends(t *testing.T) {
+	f := openWALFixture(t, t.TempDir())
+	if err := f.wal.StoreLogs(walTestLogs(1, 3, 100)); err != nil {
+		t.Fatal(err)
+	}
+	rw := f.wal.f
+	ro, err := os.Open(rw.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.wal.f = ro // the header's write fails
+	if err := f.wal.DeleteRange(1, 1); err == nil {
+		t.Fatal("DeleteRange with an unwritable header succeeded")
+	}
+	f.wal.f = rw
+	ro.Close()
+	// BoltDB holds 1-3 (DeleteRange flushed them); nothing waits in memory,
+	// so its file as it is now is what a crash after the next append leaves.
+	crashed := f.crashCopy(t)
+	if err := f.wal.StoreLogs(walTestLogs(4, 5, 100)); err != nil {
+		t.Fatal(err)
+	}
+	copyStoreFile(t, f.dir, crashed, walFile)
+	f.close(t)
+	g := openWALFixture(t, crashed)
+	defer g.close(t)
+	checkWALLogs(t, g.wal, 1, 5, 100)
+}
+
+// TestWALStoreBadHeaderNeverReplaysOldRecords: a header that does not
+// parse (torn by a crash while a new epoch started, when every record was
+// in BoltDB) must not let the file's old records come back. Starting the
+// epochs over from 1 would make the first pass's records, for entries
+// deleted since, records of the current epoch again.
+func TestWALStoreBadHeaderNeverReplaysOldRecords(t *testing.T) {
+	dir := t.TempDir()
+	f := openWALFixture(t, dir)
+	for i := uint64(1); i <= 3; i++ {
+		if err := f.wal.StoreLogs(walTestLogs(i, i, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.wal.DeleteRange(1, 3); err != nil { // a follower's truncated tail
+		t.Fatal(err)
+	}
+	f.close(t)
+	wal, err := os.OpenFile(filepath.Join(dir, walFile), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wal.WriteAt([]byte{0xa5}, 9); err != nil { // the epoch, torn
+		t.Fatal(err)
+	}
+	wal.Close()
+	for range 2 {
+		g := openWALFixture(t, dir)
+		last, err := g.wal.LastIndex()
+		g.close(t)
+		if err != nil || last != 0 {
+			t.Fatalf("LastIndex after reopening = %d, %v; want 0: deleted entries came back", last, err)
+		}
+	}
+}
+
+// TestWALStoreIgnoresRecordsInsideOldRecords: the bytes after the current
+// epoch's last record are an older pass's, and in those are entries' data,
+// which clients choose. Data shaped as a record of the epoch that comes
+// next is not replayed: the next epoch cannot be foreseen.
+func TestWALStoreIgnoresRecordsInsideOldRecords(t *testing.T) {
+	f := openWALFixture(t, t.TempDir())
+	forgedLog := &raft.Log{Index: 999, Term: 99, Type: raft.LogCommand, Data: []byte("forged")}
+	forged := encodeWALRecord([]*raft.Log{forgedLog})
+	sealWALRecord(forged, f.wal.epoch+1) // what a counter would make next
+	const prefix = 200
+	carrier := walTestLogs(1, 1, prefix)[0]
+	carrier.Data = append(carrier.Data, forged...)
+	at := f.wal.off + int64(bytes.Index(encodeWALRecord([]*raft.Log{carrier}), forged)) // forged's offset in the file
+	if err := f.wal.StoreLogs([]*raft.Log{carrier}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.wal.DeleteRange(1, 1); err != nil { // a new epoch, from the start of the file
+		t.Fatal(err)
+	}
+	// An entry whose record ends where the forged one starts.
+	size := int(at - walHeaderBytes)
+	for size > 0 && int64(walHeaderBytes+len(encodeWALRecord(walTestLogs(1, 1, size)))) > at {
+		size--
+	}
+	if int64(walHeaderBytes+len(encodeWALRecord(walTestLogs(1, 1, size)))) != at {
+		t.Fatalf("no entry size makes a record of %d bytes", at-walHeaderBytes)
+	}
+	if err := f.wal.StoreLogs(walTestLogs(1, 1, size)); err != nil {
+		t.Fatal(err)
+	}
+	crashed := f.crashCopy(t)
+	f.close(t)
+	g := openWALFixture(t, crashed)
+	defer g.close(t)
+	checkWALLogs(t, g.wal, 1, 1, size)
 }
