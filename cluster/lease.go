@@ -140,7 +140,8 @@ func (n *Node) leaseReadIndex() (uint64, bool) {
 		return 0, false
 	}
 	index, err := n.coveringIndex()
-	if err != nil {
+	if err != nil || index > n.raft.CommitIndex() {
+		// A load not committed yet: a round waits for it (awaitCommitted).
 		return 0, false
 	}
 	if left < n.leaseDuration()/2 {

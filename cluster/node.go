@@ -611,8 +611,21 @@ func (n *Node) markRaftDown() {
 
 // Query reads the local copy of the database (no consistency check; callers
 // check leadership, a read index or freshness first as their level needs).
+// On the leader it answers only once what it read is committed, which
+// during a load it may not be yet (see awaitCommitted); it fails with
+// api.ErrNotLeader if the node is deposed before (the HTTP layer then sends
+// the read to the new leader).
 func (n *Node) Query(ctx context.Context, req *api.Request) ([]api.Result, error) {
-	return n.fsm.Query(ctx, req)
+	term, leader := n.raft.CurrentTerm(), n.IsLeader()
+	res, err := n.fsm.Query(ctx, req)
+	if err != nil || !leader {
+		return res, err
+	}
+	deposed := func() bool { return n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term }
+	if _, err := n.awaitCommitted(ctx, deposed, func() (uint64, error) { return n.fsm.AppliedIndex(), nil }); err != nil {
+		return nil, fmt.Errorf("cluster: query: %w", err)
+	}
+	return res, nil
 }
 
 // AllReadOnly reports whether every statement of req is read-only.

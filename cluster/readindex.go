@@ -35,7 +35,8 @@ import (
 //     after it must see it too. The leader's own applied index would not
 //     do: a batch is visible to readers once its SQLite transaction has
 //     committed, a moment before its index is published, and a follower
-//     may apply an entry before the leader's FSM does.
+//     may apply an entry before the leader's FSM does. While a load runs
+//     ahead of the commit index the round waits for it (awaitCommitted).
 //  3. It sends the other voters a heartbeat of term T, after step 2, and
 //     needs a quorum (itself included) to accept it; a voter accepts only
 //     while its own term is T. A leader of a later term can only have
@@ -208,9 +209,11 @@ func (n *Node) leaderRound() (uint64, error) {
 			return 0, api.ErrNotLeader
 		}
 	}
-	index, err := n.coveringIndex()
+	ctx, cancel := context.WithDeadline(n.ctx, deadline)
+	index, err := n.awaitCommitted(ctx, deposed, n.coveringIndex)
+	cancel()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("cluster: read index: %w", err)
 	}
 	epoch, sent := n.lease.epochNow(), time.Now()
 	if err := n.confirmTerm(term, deadline, deposed); err != nil {
@@ -247,6 +250,41 @@ func (n *Node) coveringIndex() (uint64, error) {
 		}
 	}
 	return applied, nil
+}
+
+// awaitCommitted returns index() once it is at or below raft's commit
+// index, polling every readRoundPoll. On the leader it is at all times but
+// one: raft's user restore (Load) replaces the leader's database, and so
+// moves its applied index, before a quorum holds the load, which is
+// committed only when the no-op raft appends after it is. A failover in
+// between could still lose the load, so neither a read index nor a read of
+// the leader's database may show it before then. awaitCommitted gives up
+// with api.ErrNotLeader once deposed reports true, with ctx's error when
+// ctx ends and with api.ErrClosed when the node closes.
+func (n *Node) awaitCommitted(ctx context.Context, deposed func() bool, index func() (uint64, error)) (uint64, error) {
+	var t *time.Timer
+	for {
+		i, err := index()
+		if err != nil || i <= n.raft.CommitIndex() {
+			return i, err
+		}
+		if deposed() {
+			return 0, api.ErrNotLeader
+		}
+		if t == nil {
+			t = time.NewTimer(readRoundPoll)
+			defer t.Stop()
+		} else {
+			t.Reset(readRoundPoll)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("waiting for a load to commit: %w", ctx.Err())
+		case <-n.ctx.Done():
+			return 0, api.ErrClosed
+		}
+	}
 }
 
 // followerRound asks the leader for a read index, or computes it when this

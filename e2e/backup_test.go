@@ -456,3 +456,70 @@ func seedRows(t *testing.T, c *cluster, leader *node, n int) {
 	}
 	waitIdentical(t, n, c.nodes...)
 }
+
+// TestLoadVisibleAfterAck restores backups of the cluster through a
+// follower, with all three nodes up and then with the leader killed, and
+// reads right after each 200: the leader at every level and the follower
+// that relayed the load at linearizable and strong must already see the
+// loaded rows. With one node down the relaying follower is the quorum the
+// load waited for, so its level=none reads see it too; with all up the
+// other follower may have been that quorum (as for any write a follower
+// relays, level=none makes no promise there).
+func TestLoadVisibleAfterAck(t *testing.T) {
+	dir := t.TempDir()
+	c := startProcfileCluster(t)
+	leader := c.waitLeader()
+	waitReady(t, c.nodes...)
+	seedRows(t, c, leader, 20)
+	via := c.others(leader)[0]
+	check := func(stage string, want int, viaNone bool) {
+		t.Helper()
+		type read struct {
+			n     *node
+			level string
+		}
+		reads := []read{{leader, "linearizable"}, {leader, "strong"}, {leader, "none"}, {via, "linearizable"}, {via, "strong"}}
+		if viaNone {
+			reads = append(reads, read{via, "none"})
+		}
+		for _, r := range reads {
+			got, err := r.n.count(r.level)
+			if err != nil || got != want {
+				t.Errorf("%s: %s (leader %v) level=%s right after the load's 200: %d rows, %v; want %d",
+					stage, r.n.name, r.n == leader, r.level, got, err, want)
+			}
+		}
+	}
+	next := 21
+	for _, down := range []bool{false, true} {
+		if down {
+			// The leader dies: a new one, in a new term, serves the loads.
+			dead := leader
+			dead.kill(t)
+			leader = c.waitLeader()
+			waitReady(t, leader)
+			via = c.others(leader, dead)[0]
+		}
+		for round := range 3 {
+			stage := fmt.Sprintf("leader killed %v, round %d", down, round)
+			want, err := leader.count("strong")
+			if err != nil {
+				t.Fatal(err)
+			}
+			backup, err := os.ReadFile(backupTo(t, leader, "/db/backup", dir, "backup.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A row written after the backup, gone once it is loaded.
+			if err := insertRow([]*node{leader}, next, waitTimeout); err != nil {
+				t.Fatal(err)
+			}
+			next++
+			code, body, err := via.call("POST", "/db/load", bytes.NewReader(backup), "application/octet-stream")
+			if err != nil || code != 200 || bytes.Contains(body, []byte(`"error"`)) {
+				t.Fatalf("%s: load: %d %v %s", stage, code, err, body)
+			}
+			check(stage, want, down)
+		}
+	}
+}
