@@ -385,6 +385,8 @@ func runNode(ctx context.Context, f *serveFlags, logger *slog.Logger) error {
 			logger.Info("shutting down")
 			f.ops.stopGracefully(node, logger)
 			done = true
+		case err := <-node.Halted():
+			runErr, done = fmt.Errorf("node halted: %w", err), true
 		case err := <-serveErr:
 			runErr, done = fmt.Errorf("HTTP server: %w", err), true
 		case err := <-formErr:

@@ -133,8 +133,25 @@ func (n *Node) install(ctx context.Context, r io.Reader, what string) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
+	raftDir := filepath.Join(n.cfg.Dir, "raft")
+	if err := markLoadPending(raftDir, index); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	if err := n.raft.Restore(meta, stream, timeout); err != nil {
+		if snapshotStored(n.snaps, index) {
+			// Installed here, perhaps not committed: see loadpending.go.
+			err = fmt.Errorf("%s at index %d installed on this node but maybe not committed by the cluster: %w", what, index, err)
+			n.halt(err)
+			return fmt.Errorf("%w: %v", api.ErrLeadershipLost, err)
+		}
+		if cerr := clearLoadPending(raftDir); cerr != nil {
+			n.logger.Warn("load failed before anything was installed", "operation", what, "error", cerr)
+		}
 		return fmt.Errorf("%s: %w", what, mapError(err))
+	}
+	if err := clearLoadPending(raftDir); err != nil {
+		// The next start would discard the committed load here.
+		n.logger.Error("database installed, but its load-pending marker stays", "operation", what, "error", err)
 	}
 	if got := n.fsm.AppliedIndex(); got != index {
 		n.logger.Error("database installed at an unexpected index", "operation", what, "want", index, "fsm_applied", got)

@@ -259,3 +259,59 @@ func TestLoadNotReadBeforeCommitted(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadNotCommittedBeforeLeaderStops stops a leader whose load has been
+// installed on it but not committed (both followers are down, so raft's
+// no-op after the user restore cannot commit). The followers come back
+// without it, elect a leader at the lower index and take writes; the old
+// leader, restarted from its data, must never serve the load and must end
+// up with what the cluster committed.
+func TestLoadNotCommittedBeforeLeaderStops(t *testing.T) {
+	file, loaded := uploadFile(t)
+
+	nodes := startCluster(t, 3, nil)
+	leader := waitLeader(t, nodes...)
+	waitMeta(t, nodes...)
+	createTable(t, leader)
+	waitSame(t, insertRows(t, leader, 0, 10), nodes...)
+	fs := followers(leader, nodes...)
+	for _, f := range fs {
+		f.stop()
+	}
+	loadErr := leader.Load(ctxT(t), bytes.NewReader(file))
+	if leader.AppliedIndex() <= loadIndexGap {
+		t.Fatalf("the load was not installed on the leader before it stepped down (load: %v)", loadErr)
+	}
+	leader.stop()
+
+	for i, f := range fs {
+		fs[i] = f.restart()
+	}
+	newLeader := waitLeader(t, fs...)
+	idx := insertRows(t, newLeader, 10, 5)
+	waitSame(t, idx, fs...)
+	want := rows(t, newLeader)
+
+	old := leader.restart()
+	waitFor(t, 30*time.Second, "the old leader to hold the cluster's rows", func() bool {
+		res, err := old.Query(ctxT(t), &api.Request{Statements: []api.Statement{stmt("SELECT id, v FROM foo ORDER BY id")}})
+		if err != nil || len(res) != 1 || res[0].Error != "" {
+			return false // the database is being rebuilt
+		}
+		if reflect.DeepEqual(res[0].Rows, loaded) {
+			t.Fatalf("the restarted old leader serves the load the cluster never committed (applied index %d, cluster at %d)", old.AppliedIndex(), idx)
+		}
+		return reflect.DeepEqual(res[0].Rows, want)
+	})
+	waitSame(t, insertRows(t, newLeader, 20, 1), append(fs, old)...)
+
+	if !errors.Is(loadErr, api.ErrLeadershipLost) {
+		t.Errorf("load whose outcome is unknown: %v, want %v", loadErr, api.ErrLeadershipLost)
+	}
+	select {
+	case err := <-leader.Halted():
+		t.Logf("the old leader halted: %v", err)
+	default:
+		t.Error("the old leader did not halt after its load failed once installed")
+	}
+}

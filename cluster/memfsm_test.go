@@ -143,6 +143,16 @@ func (m *memFSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
+// Discard empties the state, as a restart does.
+func (m *memFSM) Discard() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.state = memState{Nodes: map[string]fsm.NodeMeta{}}
+	close(m.changed)
+	m.changed = make(chan struct{})
+	return nil
+}
+
 // PrepareRestore has nothing to prepare: Restore decodes the snapshot.
 func (m *memFSM) PrepareRestore(r io.Reader) error {
 	_, err := io.Copy(io.Discard, r)

@@ -55,6 +55,8 @@ type Node struct {
 	raftDownOnce sync.Once
 	closeOnce    sync.Once
 	closeErr     error
+	// halted receives why the node stopped itself (see Halted).
+	halted chan error
 
 	// memberMu serialises the leader's membership and metadata changes, so
 	// that a check of the configuration and the change that follows it are
@@ -155,6 +157,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	n.proposer.n = n
 	n.initReads()
 	n.raftDown = make(chan struct{})
+	n.halted = make(chan error, 1)
 	n.boot.peers = make(map[string]peerInfo)
 	n.boot.wake = make(chan struct{}, 1)
 	defer func() {
@@ -218,6 +221,9 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 		Logger:  hlog.Named("transport"),
 	})
 
+	if err := n.repairPendingLoad(raftDir, n.logs, snaps); err != nil {
+		return n, err
+	}
 	if err := n.recoverFromPeersFile(hlog, n.logs, snaps); err != nil {
 		return n, err
 	}
@@ -403,7 +409,7 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
-	if n.raft != nil && n.cfg.StepDownOnClose {
+	if n.raft != nil && n.cfg.StepDownOnClose && len(n.halted) == 0 {
 		if err := n.HandOver(context.Background()); err != nil {
 			n.logger.Warn("leadership transfer before close failed", "error", err)
 		}
@@ -466,6 +472,26 @@ func (n *Node) close() error {
 	}
 	n.logger.Info("closed")
 	return nil
+}
+
+// Halted receives, once, the error for which the node stopped itself: its
+// state may differ from what the cluster committed (see loadpending.go),
+// and a restart repairs it. The process should exit non-zero so that its
+// supervisor restarts it.
+func (n *Node) Halted() <-chan error { return n.halted }
+
+// halt stops the node for err (see Halted), without handing leadership
+// over: a leader holding state the cluster never committed must not make
+// another node catch up with it.
+func (n *Node) halt(err error) {
+	n.logger.Error("stopping the node: restart it to repair its state", "error", err)
+	select {
+	case n.halted <- err:
+	default:
+	}
+	if cerr := n.Close(); cerr != nil {
+		n.logger.Warn("close after halt", "error", cerr)
+	}
 }
 
 // ID returns this node's ID.

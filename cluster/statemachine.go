@@ -33,6 +33,9 @@ type StateMachine interface {
 	// Err is non-nil once the state machine has halted: it could not
 	// keep what it applied (disk full, I/O error) and applies nothing more.
 	Err() error
+	// Discard empties the state (applied index 0), durably; called at
+	// start-up only, before Raft runs (see loadpending.go).
+	Discard() error
 	// Nodes is the replicated member metadata (CmdSetNode, CmdRemoveNode).
 	Nodes() map[string]fsm.NodeMeta
 

@@ -102,17 +102,48 @@ func discardUnsynced(path string, logger *slog.Logger) error {
 	}
 	logger.Warn("the database restored from a snapshot may not have reached the disk before the node stopped: "+
 		"removing it, to restore the snapshot again", "path", path)
-	for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
-		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("discard unsynced database: %w", err)
-		}
-	}
 	// The removal must be durable before the marker's is.
-	if err := snapshot.SyncDir(filepath.Dir(path)); err != nil {
+	if err := removeDatabase(path); err != nil {
 		return fmt.Errorf("discard unsynced database: %w", err)
 	}
 	if err := os.Remove(marker); err != nil {
 		return fmt.Errorf("discard unsynced database: %w", err)
 	}
 	return nil
+}
+
+// Discard empties the database, durably: it closes it, removes its files
+// and opens a new, empty one, whose applied index is 0, so that Raft
+// rebuilds it from its newest snapshot and log. The cluster package calls
+// it at start-up, before Raft runs, when the database may hold a load that
+// the cluster never committed (see cluster's load-pending marker).
+func (f *FSM) Discard() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	f.waitRestoreSynced()
+	if err := f.closeDB(); err != nil {
+		return fmt.Errorf("discard database: %w", err)
+	}
+	if err := removeDatabase(f.path); err != nil {
+		return fmt.Errorf("discard database: %w", err)
+	}
+	if err := f.openDB(); err != nil {
+		return fmt.Errorf("discard database: reopen %s: %w", f.path, err)
+	}
+	f.logger.Warn("database discarded, to be rebuilt from the raft snapshot and log", "path", f.path)
+	return nil
+}
+
+// removeDatabase removes the database at path with its journal, WAL and
+// shared-memory files, durably.
+func removeDatabase(path string) error {
+	for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return snapshot.SyncDir(filepath.Dir(path))
 }
