@@ -83,7 +83,9 @@
 // behind it, with a correspondingly older applied index. Likewise a
 // database restored from a snapshot is synced after it is put to use; a
 // start-up that finds it marked unsynced discards it, so that its applied
-// index is 0 and the snapshot is restored again (see unsynced.go). Raft replays the
+// index is 0 and the snapshot is restored again (see unsynced.go); Discard empties
+// the database the same way when the cluster package finds, at start-up, that it may
+// hold a load the cluster never committed. Raft replays the
 // log from its own last applied index, which at start-up is the index of
 // its newest snapshot; ApplyBatch skips entries the database already holds.
 // Hence the one rule for the cluster package: Raft may skip restoring its
