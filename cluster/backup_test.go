@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -70,6 +72,7 @@ func TestLoadThroughUserSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	index := leader.AppliedIndex()
+	assertNoLoadPending(t, leader)
 	if got := leader.raft.Stats()["last_snapshot_index"]; got != strconv.FormatUint(index, 10) {
 		t.Errorf("fsm applied index %d, raft snapshot index %s", index, got)
 	}
@@ -304,6 +307,7 @@ func TestLoadNotCommittedBeforeLeaderStops(t *testing.T) {
 		return reflect.DeepEqual(res[0].Rows, want)
 	})
 	waitSame(t, insertRows(t, newLeader, 20, 1), append(fs, old)...)
+	assertNoLoadPending(t, old)
 
 	if !errors.Is(loadErr, api.ErrLeadershipLost) {
 		t.Errorf("load whose outcome is unknown: %v, want %v", loadErr, api.ErrLeadershipLost)
@@ -313,5 +317,13 @@ func TestLoadNotCommittedBeforeLeaderStops(t *testing.T) {
 		t.Logf("the old leader halted: %v", err)
 	default:
 		t.Error("the old leader did not halt after its load failed once installed")
+	}
+}
+
+// assertNoLoadPending fails unless n's load-pending marker is gone.
+func assertNoLoadPending(t *testing.T, n *testNode) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(n.cfg.Dir, "raft", loadPendingFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s: load-pending marker: %v, want none", n.id, err)
 	}
 }
