@@ -1,11 +1,14 @@
 package fsm
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/raftlite/raftlite/api"
 )
 
 // TestRestoreSyncsInBackground: a Restore returns with the restored
@@ -77,5 +80,38 @@ func TestRestoreSyncsInBackground(t *testing.T) {
 	}
 	if got := dump(t, dst); !reflect.DeepEqual(got, want) {
 		t.Fatalf("database restored again: %v", got)
+	}
+}
+
+// TestDiscard: Discard leaves an empty database at applied index 0, also
+// after a restart, that the same entries apply to again.
+func TestDiscard(t *testing.T) {
+	dir := t.TempDir()
+	f := openFSM(t, dir)
+	var s seq
+	create := stmt("CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT)")
+	s.exec(t, f, create, stmt("INSERT INTO foo(name) VALUES('a')"))
+	if err := f.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.AppliedIndex(); got != 0 {
+		t.Fatalf("applied index after Discard = %d, want 0", got)
+	}
+	res, err := f.Query(context.Background(), &api.Request{Statements: []api.Statement{stmt("SELECT name FROM sqlite_schema")}})
+	if err != nil || len(res) != 1 || res[0].Error != "" || len(res[0].Rows) != 0 {
+		t.Fatalf("schema after Discard: %+v, %v", res, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f = openFSM(t, dir)
+	defer f.Close()
+	if got := f.AppliedIndex(); got != 0 {
+		t.Fatalf("applied index after Discard and a restart = %d, want 0", got)
+	}
+	s = seq{}
+	s.exec(t, f, create)
+	if got := f.AppliedIndex(); got == 0 {
+		t.Fatal("nothing applied after Discard")
 	}
 }
