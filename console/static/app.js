@@ -602,7 +602,11 @@ async function followTable(table) {
   }
 }
 
-const liveError = (msg) => { $('live-error').textContent = msg; };
+// liveError shows why the view stopped following its table.
+const liveError = (msg) => {
+  $('live-error').textContent = msg;
+  if (msg) $('live-status').textContent = 'stopped';
+};
 
 function startLive() {
   const table = $('live-table').value;
