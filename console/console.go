@@ -1,5 +1,6 @@
 // Package console is raftlite's web console: a SQL editor, the cluster's
-// members and backup and restore, as static files (HTML, CSS and plain
+// members, a live view of a table through the change feed (/db/watch) and
+// backup and restore, as static files (HTML, CSS and plain
 // JavaScript, no build step and nothing fetched from elsewhere) embedded
 // in the binary. The browser talks to the node's own HTTP API with the
 // user's credentials, so the console can do exactly what the API lets that

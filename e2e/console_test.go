@@ -5,7 +5,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -127,6 +130,55 @@ const membersJS = `Array.from(document.querySelectorAll('#members tbody tr')).ma
 	[tr.dataset.id, tr.querySelector('.is-leader').textContent, tr.querySelector('.reachable').textContent,
 	 tr.querySelector('.applied').textContent].join(':'))`
 
+// liveViewJS returns a JavaScript check for waitPage: "" when cond holds
+// of the live view's rows (each "v1|v2|...", joined by ";"), its changes
+// (each "op:key:new values", newest first, joined by ";") and its status,
+// else all three.
+func liveViewJS(cond string) string {
+	return `(() => {
+		const texts = (sel, sep) => Array.from(document.querySelectorAll(sel)).map(tr => Array.from(tr.cells).map(td => td.textContent).join(sep));
+		const rows = texts('#live-rows tbody tr', '|').join(';');
+		const changes = texts('#live-changes tbody tr', '\t').map(c => c.split('\t').slice(2).join(':')).join(';');
+		const status = document.getElementById('live-status').textContent + document.getElementById('live-error').textContent;
+		return (` + cond + `) ? '' : JSON.stringify({rows, changes, status});
+	})()`
+}
+
+// asAdmin does one request to n with the console test's admin credentials.
+func asAdmin(n *node, method, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequest(method, n.url(path), bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.SetBasicAuth("admin", "s3cret")
+	req.Header.Set("Content-Type", "application/json")
+	return n.do(req)
+}
+
+// adminExecute writes statements through n's /db/execute as the admin,
+// failing the test on any error, and returns the entry's log index.
+func adminExecute(t *testing.T, n *node, stmts ...string) uint64 {
+	t.Helper()
+	body, err := json.Marshal(stmts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, raw, err := asAdmin(n, "POST", "/db/execute?raft_index", body)
+	var r response
+	if err == nil && code == http.StatusOK {
+		err = json.Unmarshal(raw, &r)
+	}
+	for _, res := range r.Results {
+		if res.Error != "" && err == nil {
+			err = fmt.Errorf("statement error: %s", res.Error)
+		}
+	}
+	if err != nil || code != http.StatusOK || r.RaftIndex == 0 {
+		t.Fatalf("execute %q on %s: %d %s %v", stmts, n.name, code, raw, err)
+	}
+	return r.RaftIndex
+}
+
 // TestConsoleInChromium drives the web console in a real headless Chromium
 // against the Procfile's three-node cluster of real processes, with -auth:
 // a browser at "/" lands on the console; a query the node refuses without
@@ -201,6 +253,60 @@ SELECT * FROM cities ORDER BY id;`
 		t.Fatalf("timing %q and history %q: want both times and the script in the history", timing, history)
 	}
 	screenshot(t, ctx, shots, "console-sql")
+
+	// The live view follows a table through the change feed of the node
+	// serving the page; rows written through the API appear as they
+	// commit. (Its own table: the backup below counts the cities.)
+	adminExecute(t, leader, `CREATE TABLE visits (id INTEGER PRIMARY KEY, city TEXT, guests INTEGER)`,
+		`INSERT INTO visits (city, guests) VALUES ('Zürich', 2), ('Atlantis', NULL)`)
+	browse(t, ctx, "open the live view", chromedp.Click(chromedp.ID("tab-live")))
+	// The page lists the tables its node has applied, which may be behind
+	// the leader for a moment: reload until the new table is there.
+	waitPage(t, ctx, "visits in the table picker", liveViewJS(`document.querySelector('#live-table option[value="visits"]') ||
+		document.getElementById('live-reload').click()`))
+	read(t, ctx, "choose visits", chromedp.Evaluate[bool](`(() => {
+		const picker = document.getElementById('live-table');
+		picker.value = 'visits';
+		return picker.dispatchEvent(new Event('change'));
+	})()`))
+	waitPage(t, ctx, "the rows of visits, live", liveViewJS(`rows === '1|Zürich|2;2|Atlantis|NULL' && status.startsWith('live from index')`))
+	adminExecute(t, leader, `DELETE FROM visits WHERE city = 'Zürich'`)
+	adminExecute(t, leader, `INSERT INTO visits (city, guests) VALUES ('Oslo', 5)`, `UPDATE visits SET guests = 1 WHERE city = 'Atlantis'`)
+	waitPage(t, ctx, "the changes, live", liveViewJS(`rows === '2|Atlantis|1;3|Oslo|5' && changes === 'update:id=2:id=2, city=Atlantis, guests=1;insert:id=3:id=3, city=Oslo, guests=5;delete:id=1:'`))
+	screenshot(t, ctx, shots, "console-live")
+
+	// Cut the page off the feed: it retries from the index it reached.
+	// The history of the rows written meanwhile is compacted, so its next
+	// poll is answered 410; it reads the rows again and goes on.
+	setWatchBlocked := func(blocked bool) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+				return err
+			}
+			_, err := chromedp.Call(ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{
+				URLPatterns: []*network.BlockPattern{{URLPattern: "*://*:*/db/watch*", Block: blocked}},
+			})
+			return err
+		})
+	}
+	browse(t, ctx, "block the feed", setWatchBlocked(true))
+	// The poll in flight (sent before the block) ends with this change;
+	// the next one is refused.
+	adminExecute(t, leader, `INSERT INTO visits (city) VALUES ('Lost city')`)
+	waitPage(t, ctx, "the page resuming after a failed poll", liveViewJS(`status.startsWith('connection lost')`))
+	last := adminExecute(t, leader, `INSERT INTO visits (city) VALUES ('Lisbon')`)
+	if code, body, err := asAdmin(leader, "POST", fmt.Sprintf("/db/compact?index=%d", last), nil); err != nil || code != http.StatusOK {
+		t.Fatalf("compact the history up to %d: %d %s %v", last, code, body, err)
+	}
+	waitFor(t, waitTimeout, "the compaction on "+follower.name, func() error {
+		code, body, err := asAdmin(follower, "GET", fmt.Sprintf("/db/watch?wait=0&from=%d", last), nil)
+		if err != nil || code != http.StatusGone {
+			return fmt.Errorf("GET /db/watch?from=%d: %d %s %v", last, code, body, err)
+		}
+		return nil
+	})
+	browse(t, ctx, "unblock the feed", setWatchBlocked(false))
+	waitPage(t, ctx, "the rows read again after the compaction", liveViewJS(`rows.endsWith(';4|Lost city|NULL;5|Lisbon|NULL') && status.includes('was compacted, rows read again; live')`))
 
 	browse(t, ctx, "open the cluster view", chromedp.Click(chromedp.ID("tab-cluster")))
 	waitPage(t, ctx, "three members, the leader marked", fmt.Sprintf(`(() => {

@@ -793,6 +793,11 @@ func (n *node) call(method, path string, body io.Reader, contentType string) (in
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return n.do(req)
+}
+
+// do sends req with the node's client and returns the status code and body.
+func (n *node) do(req *http.Request) (int, []byte, error) {
 	resp, err := n.hc.Do(req)
 	if err != nil {
 		return 0, nil, err

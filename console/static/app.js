@@ -45,12 +45,36 @@ async function api(path, options = {}) {
 async function apiJSON(path, options) {
   const resp = await api(path, options);
   const body = await resp.json().catch(() => null);
-  if (!resp.ok) {
-    const msg = body && body.error ? body.error : resp.status + ' ' + resp.statusText;
-    const code = body && body.code ? ' (' + body.code + ')' : '';
-    throw new Error(msg + code);
-  }
+  if (!resp.ok) throw apiError(resp, body);
   return body;
+}
+
+// apiError is the Error of an answer that is not 200: the API's message
+// and code, else the HTTP status.
+function apiError(resp, body) {
+  const msg = body && body.error ? body.error : resp.status + ' ' + resp.statusText;
+  const code = body && body.code ? ' (' + body.code + ')' : '';
+  return new Error(msg + code);
+}
+
+// postStatements sends statements (strings, or arrays of SQL and
+// parameters) as one JSON request and returns the answer's body.
+function postStatements(url, statements) {
+  return apiJSON(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(statements),
+  });
+}
+
+// querySQL runs statements as one request to /db/query at a consistency
+// level and returns their results; a statement's error is an Error.
+async function querySQL(level, statements) {
+  const body = await postStatements('/db/query?level=' + level, statements);
+  const results = body.results || [];
+  const failed = results.find((r) => r.error);
+  if (failed) throw new Error(failed.error);
+  return results;
 }
 
 // ---- login
@@ -126,6 +150,7 @@ function showView(name) {
     view.hidden = view.id !== 'view-' + name;
   }
   if (name === 'cluster') refreshCluster();
+  if (name === 'live') openLive(); else stopLive();
 }
 
 for (const tab of document.querySelectorAll('.tab')) {
@@ -202,11 +227,7 @@ async function runSQL() {
   $('timing').textContent = 'running…';
   const started = performance.now();
   try {
-    const body = await apiJSON(url, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(statements),
-    });
+    const body = await postStatements(url, statements);
     const elapsed = performance.now() - started;
     const server = typeof body.time === 'number' ? ', server ' + (body.time * 1000).toFixed(3) + ' ms' : '';
     $('timing').textContent = elapsed.toFixed(1) + ' ms' + server + ' (' + level + ')';
@@ -371,6 +392,240 @@ async function refreshCluster() {
 setInterval(() => {
   if (currentView === 'cluster' && $('live').checked && $('login').hidden) refreshCluster();
 }, REFRESH_MS);
+
+// ---- live table (the change feed, GET /db/watch)
+
+const LIVE_MAX_ROWS = 1000;
+const LIVE_MAX_CHANGES = 50;
+const LIVE_RETRY_MS = 2000;
+
+// live is the table being followed. Each start or stop of the view counts
+// in gen: a loop whose gen is no longer current ends, and controller
+// aborts its request in flight.
+const live = {
+  gen: 0,
+  controller: null,
+  columns: [], // shown, in the table's order
+  keyColumns: [], // the declared primary key, in key order; none: the rowid is the key
+  rows: new Map(), // key -> values (in columns' order)
+  truncated: false,
+  changed: new Set(), // keys of the rows the last change touched
+};
+
+function quoteIdent(name) {
+  return '"' + name.replace(/"/g, '""') + '"';
+}
+
+function stopLive() {
+  live.gen++;
+  if (live.controller) live.controller.abort();
+  live.controller = null;
+}
+
+// listTables fills the table picker with the database's tables (not
+// SQLite's nor raftlite's own), keeping the choice when it still exists.
+async function listTables() {
+  const [res] = await querySQL('none', [`SELECT name FROM sqlite_schema WHERE type = 'table'
+    AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_raftlite\\_%' ESCAPE '\\' ORDER BY name`]);
+  const select = $('live-table');
+  const chosen = select.value;
+  const option = (value, text) => {
+    const o = el('option', '', text);
+    o.value = value;
+    return o;
+  };
+  select.replaceChildren(option('', '(choose)'));
+  for (const [name] of res.values || []) select.append(option(name, name));
+  select.value = (res.values || []).some(([name]) => name === chosen) ? chosen : '';
+}
+
+// loadRows reads the table's columns, primary key and rows from this node
+// (level none: the rows this node's feed continues from).
+async function loadRows(table) {
+  // Virtual generated columns (hidden 2) are computed, not stored: the
+  // feed has no value for them.
+  const [info] = await querySQL('none', [['SELECT name, pk FROM pragma_table_xinfo(?) WHERE hidden IN (0, 3) ORDER BY cid', table]]);
+  const cols = info.values || [];
+  if (cols.length === 0) throw new Error('no table ' + table);
+  live.columns = cols.map(([name]) => name);
+  live.keyColumns = cols.filter(([, pk]) => pk > 0).sort((a, b) => a[1] - b[1]).map(([name]) => name);
+  const byRowid = live.keyColumns.length === 0;
+  const order = byRowid ? '_rowid_' : live.keyColumns.map(quoteIdent).join(', ');
+  const [res] = await querySQL('none', [`SELECT ${byRowid ? '_rowid_, ' : ''}${live.columns.map(quoteIdent).join(', ')}
+    FROM ${quoteIdent(table)} ORDER BY ${order} LIMIT ${LIVE_MAX_ROWS + 1}`]);
+  const values = res.values || [];
+  live.truncated = values.length > LIVE_MAX_ROWS;
+  live.rows = new Map();
+  for (const row of values.slice(0, LIVE_MAX_ROWS)) {
+    const vals = byRowid ? row.slice(1) : row;
+    const key = byRowid ? String(row[0]) : JSON.stringify(live.keyColumns.map((c) => vals[live.columns.indexOf(c)]));
+    live.rows.set(key, vals);
+  }
+  live.changed = new Set();
+}
+
+// rowKey is the key of a row of the feed: its primary key's values, or
+// its rowid when the table declares no primary key.
+function rowKey(row, rowid) {
+  return live.keyColumns.length === 0 ? String(rowid) : JSON.stringify(live.keyColumns.map((c) => row[c]));
+}
+
+function showValue(v) {
+  return v === null || v === undefined ? 'NULL' : String(v);
+}
+
+// showRow shows a row of the feed (an object) as "column=value, ...", in
+// the table's column order.
+function showRow(row) {
+  if (!row) return '';
+  return live.columns.filter((c) => c in row).map((c) => c + '=' + showValue(row[c])).join(', ');
+}
+
+// applyEvent brings the rows to the state after one log entry, and adds
+// its changes to the list, newest first.
+function applyEvent(ev) {
+  const list = $('live-changes').querySelector('tbody');
+  for (const ch of ev.changes) {
+    const key = rowKey(ch.op === 'delete' ? ch.pk : ch.new, ch.rowid);
+    if (ch.op === 'delete') {
+      live.rows.delete(key);
+    } else {
+      // An update that changed the primary key moves the row (the feed
+      // is asked for the old row: ?prev).
+      if (ch.op === 'update' && ch.old && live.keyColumns.length > 0) {
+        const oldKey = rowKey(ch.old);
+        if (oldKey !== key) live.rows.delete(oldKey);
+      }
+      live.rows.set(key, live.columns.map((c) => (ch.new[c] === undefined ? null : ch.new[c])));
+      live.changed.add(key);
+    }
+    const tr = el('tr');
+    tr.append(
+      el('td', 'num', String(ev.index)),
+      el('td', '', new Date(ev.time).toLocaleTimeString()),
+      el('td', 'op op-' + ch.op, ch.op),
+      el('td', 'key', ch.pk ? showRow(ch.pk) : 'rowid=' + ch.rowid),
+      el('td', 'new', showRow(ch.new)),
+    );
+    list.prepend(tr);
+  }
+  while (list.rows.length > LIVE_MAX_CHANGES) list.lastChild.remove();
+}
+
+function renderLiveRows() {
+  const table = $('live-rows');
+  const head = el('tr');
+  for (const c of live.columns) head.append(el('th', live.keyColumns.includes(c) ? 'key' : '', c));
+  table.tHead.replaceChildren(head);
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  for (const [key, vals] of live.rows) {
+    const tr = el('tr', live.changed.has(key) ? 'changed' : '');
+    tr.dataset.key = key;
+    for (const v of vals) tr.append(cell(v));
+    body.append(tr);
+  }
+  const n = live.rows.size;
+  $('live-count').textContent = n + (n === 1 ? ' row' : ' rows') + (live.truncated ? ' (the table had more than ' + LIVE_MAX_ROWS + ' when read; only those are shown)' : '');
+}
+
+// followTable shows the table's rows and keeps them current through the
+// change feed, as long polls (fetch can send the credentials, which an
+// EventSource cannot). After a failed poll it asks again from the same
+// index, so no change is missed or repeated; when that index's history
+// was compacted (410) it reads the rows again and goes on from there.
+async function followTable(table) {
+  stopLive();
+  const gen = live.gen;
+  const controller = new AbortController();
+  live.controller = controller;
+  const signal = controller.signal;
+  const current = () => live.gen === gen;
+  const pause = () => new Promise((resolve) => {
+    const timer = setTimeout(resolve, LIVE_RETRY_MS);
+    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+  const status = (text) => { $('live-status').textContent = text; };
+  const feed = '/db/watch?prev&limit=100&tables=' + encodeURIComponent(table);
+  $('live-changes').querySelector('tbody').replaceChildren();
+  let note = '';
+  while (current()) {
+    let from;
+    try {
+      // The feed's next index is read before the rows: its changes
+      // replayed onto rows read at that index or later end in the same
+      // rows, so none is lost between the two reads.
+      from = (await apiJSON(feed + '&wait=0', { signal })).next;
+      await loadRows(table);
+    } catch (err) {
+      if (!current()) return;
+      if (!(err instanceof TypeError)) throw err; // not a network failure
+      status('cannot reach the node (' + err.message + '), trying again');
+      await pause();
+      continue;
+    }
+    if (!current()) return;
+    renderLiveRows();
+    status(note + 'live from index ' + from);
+    for (;;) {
+      let resp;
+      let body = null;
+      try {
+        resp = await api(feed + '&wait=30s&from=' + from, { signal });
+        body = await resp.json();
+      } catch (err) {
+        if (!current()) return;
+        if (err instanceof AuthError) throw err;
+        status('connection lost (' + err.message + '), resuming from index ' + from);
+        await pause();
+        continue;
+      }
+      if (!current()) return;
+      if (resp.status === 410 && body.code === 'compacted') {
+        note = 'history before index ' + body.oldest_index + ' was compacted, rows read again; ';
+        break;
+      }
+      if (!resp.ok) {
+        if (resp.status < 500) throw apiError(resp, body);
+        status('the node answered ' + resp.status + ', resuming from index ' + from);
+        await pause();
+        continue;
+      }
+      if (body.events.length > 0) {
+        live.changed = new Set();
+        for (const ev of body.events) applyEvent(ev);
+        renderLiveRows();
+      }
+      from = body.next;
+      status(note + 'live, up to index ' + (from - 1));
+    }
+  }
+}
+
+// liveError shows why the view stopped following its table.
+const liveError = (msg) => {
+  $('live-error').textContent = msg;
+  if (msg) $('live-status').textContent = 'stopped';
+};
+
+function startLive() {
+  const table = $('live-table').value;
+  if (!table) {
+    stopLive();
+    return;
+  }
+  guarded(() => followTable(table), liveError);
+}
+
+function openLive() {
+  guarded(async () => {
+    await listTables();
+    startLive();
+  }, liveError);
+}
+
+$('live-table').addEventListener('change', startLive);
+$('live-reload').addEventListener('click', openLive);
 
 // ---- backup and restore
 
