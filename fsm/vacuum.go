@@ -54,6 +54,9 @@ const vacuumPendingKey = "vacuum_pending"
 // isVacuum reports whether sql is a plain VACUUM of the main database: the
 // word VACUUM, optionally the schema name main, and an optional ';'.
 func isVacuum(sql string) bool {
+	if !containsFold(sql, "vacuum") {
+		return false // almost every statement, without tokenizing it
+	}
 	toks, open := sqlsplit.Tokens(sql)
 	if open {
 		return false
@@ -134,7 +137,7 @@ func requestHoldsVacuum(req *api.Request) bool {
 }
 
 // containsFold reports whether b holds word (lower-case ASCII) in any case.
-func containsFold(b []byte, word string) bool {
+func containsFold[T string | []byte](b T, word string) bool {
 	for i := 0; i+len(word) <= len(b); i++ {
 		j := 0
 		for j < len(word) && b[i+j]|0x20 == word[j] {

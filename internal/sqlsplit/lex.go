@@ -202,7 +202,9 @@ func (l *lexer) tokenText(t Token) []byte {
 // Tokens returns the tokens of sql, white space and comments left out. open
 // is set when sql ends inside a quote or a block comment.
 func Tokens(sql string) (toks []Token, open bool) {
-	l := newLexer(strings.NewReader(sql), true)
+	// A buffer the size of the text, not newLexer's 64 KiB: statements
+	// are tokenized on the write path, one by one.
+	l := newLexer(bufio.NewReaderSize(strings.NewReader(sql), min(max(len(sql), 16), 64<<10)), true)
 	for {
 		t, ok := l.next()
 		if !ok {
