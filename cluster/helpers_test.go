@@ -108,6 +108,23 @@ func (h *commitHold) afterCommit(index uint64) {
 	<-release
 }
 
+// awaitHeld waits for the armed hold to stop a batch and returns its
+// index and a release that may be called more than once (and is, at the
+// test's end).
+func (h *commitHold) awaitHeld(t *testing.T) (uint64, func()) {
+	t.Helper()
+	var index uint64
+	select {
+	case index = <-h.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the FSM never reached the held batch")
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { close(h.release) }) }
+	t.Cleanup(release)
+	return index, release
+}
+
 // group is the set of nodes of one test cluster, so that helpers can find
 // the current leader again after an election.
 type group struct {

@@ -3,7 +3,6 @@ package cluster
 import (
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -68,15 +67,8 @@ func TestPromoteLearner(t *testing.T) {
 	// Hold the learner's database after its next commit: the leader's
 	// writes go on and the learner's applied index stays behind.
 	learner.hold.arm()
-	var releaseOnce sync.Once
-	release := func() { releaseOnce.Do(func() { close(learner.hold.release) }) }
-	t.Cleanup(release)
 	insertRow(t, leader, 5)
-	select {
-	case <-learner.hold.held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the learner's FSM did not reach the held commit")
-	}
+	_, release := learner.hold.awaitHeld(t)
 	insertRows(t, leader, 5, maxLag+3)
 	_, err = leader.Promote(ctxT(t), "learner")
 	if !errors.Is(err, api.ErrLearnerNotReady) || !strings.Contains(err.Error(), "behind") {

@@ -155,6 +155,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics.register(cfg.Metrics)
 	n.proposer.n = n
+	n.proposer.committed = make(chan struct{}, 1)
 	n.initReads()
 	n.raftDown = make(chan struct{})
 	n.halted = make(chan error, 1)
@@ -204,6 +205,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	if err != nil {
 		return n, fmt.Errorf("cluster: %w", err)
 	}
+	n.wal.failed = func(err error) { go n.halt(fmt.Errorf("cluster: raft log: %w", err)) }
 	n.logs = newMeteredLogStore(newLogCache(n.wal, logCacheSize, logCacheBytes), cfg.SnapshotLogSize, &n.metrics)
 	// Holding the log store's lock, this is the only process using the
 	// directory: no snapshot is being written.
@@ -246,7 +248,7 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 	}
 	guard := newVoteGuard(n.ctx, n.transport, n.cfg.HeartbeatTimeout)
 	check := &snapshotSendCheck{voteGuard: guard, damaged: n.replaceDamagedSnapshot}
-	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: n.metrics.timedAppend(check.AppendEntries), ctx: n.ctx, wanted: n.replicationWanted, reach: n.reach}}
+	trans := noPipeline{&resendAppends{snapshotSendCheck: check, send: n.metrics.timedAppend(n.wal.clampCommit(check.AppendEntries)), ctx: n.ctx, wanted: n.replicationWanted, reach: n.reach}}
 	n.raft, err = n.newRaft(rc, n.logs, snaps, trans)
 	if err != nil {
 		return n, fmt.Errorf("cluster: start raft: %w", err)
@@ -261,6 +263,8 @@ func Start(cfg Config, f StateMachine, logger *slog.Logger) (n *Node, err error)
 		return roleFollower
 	}
 	n.logs.role.Store(&role)
+	leading := func() bool { return n.raft.State() == raft.Leader }
+	n.wal.leading.Store(&leading)
 	n.registerGauges(cfg.Metrics)
 	n.startReplay()
 

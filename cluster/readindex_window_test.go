@@ -29,22 +29,12 @@ func TestReadIndexCoversStatesReadersSaw(t *testing.T) {
 				_, err := tryExec(leader, stmt("UPDATE foo SET v = 2 WHERE id = 1"))
 				written <- err
 			}()
-			var index uint64
+			index, release := leader.hold.awaitHeld(t)
 			select {
-			case index = <-leader.hold.held:
 			case err := <-written:
-				t.Fatalf("write returned before the leader's FSM held it: %v", err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("the leader's FSM never reached the held batch")
+				t.Fatalf("write returned before the leader's FSM released it: %v", err)
+			default:
 			}
-			released := false
-			release := func() {
-				if !released {
-					released = true
-					close(leader.hold.release)
-				}
-			}
-			defer release()
 
 			f := followers(leader, nodes...)[0]
 			waitFor(t, 10*time.Second, "the follower to apply the held entry", func() bool { return f.AppliedIndex() >= index })

@@ -128,7 +128,7 @@ func (n *Node) newRaft(rc *raft.Config, logs *meteredLogStore, snaps raft.Snapsh
 		return true
 	})
 	start := time.Now()
-	r, err := raft.NewRaft(rc, n.fsm, logs, n.store, snaps, trans)
+	r, err := raft.NewRaft(rc, gatedFSM{StateMachine: n.fsm, wal: n.wal, halt: n.halt, committed: n.proposer.entriesCommitted}, logs, n.store, snaps, trans)
 	close(stop)
 	logs.scan.Store(nil)
 	if err != nil {

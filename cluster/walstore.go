@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -42,6 +43,10 @@ import (
 //   - BoltDB's own two per flush: the entries in their lasting home; only
 //     after that may their records be overwritten.
 //
+// On the leader an append of commands does not wait for its sync (see
+// "The leader's append" below); elsewhere, and for every other kind of
+// entry, StoreLogs returns once the record is synced.
+//
 // Entries in the file but not yet known to be in BoltDB are kept in memory
 // (mem) and served from there. Open replays the file's records into BoltDB
 // before raft starts, so raft only ever sees a complete log. DeleteRange
@@ -54,6 +59,13 @@ type walLogStore struct {
 	logger *slog.Logger
 	syncs  func(kind string, n int)
 
+	// leading, once set, reports whether this node leads (see
+	// deferSync); failed is told of a failed background sync.
+	leading atomic.Pointer[func() bool]
+	failed  func(error)
+	// syncDeferred is syncLoop's sync: dataSync (a fault in tests).
+	syncDeferred func(*os.File) error
+
 	// wmu serialises the writers: StoreLogs, DeleteRange, Close.
 	wmu   sync.Mutex
 	epoch uint64
@@ -64,10 +76,19 @@ type walLogStore struct {
 	mu       sync.Mutex
 	mem      []*raft.Log // in the file, not yet known to be in BoltDB; consecutive indexes
 	memBytes int64
+	// written is the last index appended; durable the last one known to be
+	// on the disk, with every one before it. A sync counts for the entries
+	// written before it began only if no tail was deleted meanwhile (gen).
+	written, durable uint64
+	gen              uint64
+	syncErr          error         // a background sync failed: sticky
+	advanced         chan struct{} // closed, and replaced, when durable advances or syncErr is set
 
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	wake     chan struct{}
+	syncWake chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	syncDone chan struct{}
 }
 
 const (
@@ -115,8 +136,9 @@ func openWALLogStore(path string, bolt raft.LogStore, logger *slog.Logger, syncs
 	if err != nil {
 		return nil, fmt.Errorf("open raft write-ahead file: %w", err)
 	}
-	w := &walLogStore{bolt: bolt, f: f, logger: logger, syncs: syncs,
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &walLogStore{bolt: bolt, f: f, logger: logger, syncs: syncs, failed: func(error) {}, syncDeferred: dataSync,
+		advanced: make(chan struct{}), wake: make(chan struct{}, 1), syncWake: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}), syncDone: make(chan struct{})}
 	if err := w.recover(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("raft write-ahead file %s: %w", path, err)
@@ -125,7 +147,16 @@ func openWALLogStore(path string, bolt raft.LogStore, logger *slog.Logger, syncs
 		f.Close()
 		return nil, fmt.Errorf("sync raft directory: %w", err)
 	}
+	// Everything the log holds now is on the disk: the replay went
+	// through BoltDB, which syncs.
+	last, err := bolt.LastIndex()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("raft log store: last index: %w", err)
+	}
+	w.written, w.durable = last, last
 	go w.flushLoop()
+	go w.syncLoop()
 	return w, nil
 }
 
@@ -424,6 +455,10 @@ func (w *walLogStore) StoreLogs(logs []*raft.Log) error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	w.mu.Lock()
+	if err := w.syncErr; err != nil {
+		w.mu.Unlock()
+		return err
+	}
 	follows := len(w.mem) == 0 || logs[0].Index == w.mem[len(w.mem)-1].Index+1
 	tooMuch := w.memBytes > walMaxMemBytes
 	w.mu.Unlock()
@@ -447,31 +482,182 @@ func (w *walLogStore) StoreLogs(logs []*raft.Log) error {
 	if _, err := w.f.WriteAt(rec, w.off); err != nil {
 		return fmt.Errorf("write raft write-ahead file: %w", err)
 	}
-	if err := dataSync(w.f); err != nil {
-		return fmt.Errorf("sync raft write-ahead file: %w", err)
+	deferred := w.deferSync(logs)
+	if !deferred {
+		if err := dataSync(w.f); err != nil {
+			return fmt.Errorf("sync raft write-ahead file: %w", err)
+		}
+		w.syncs(syncAppend, 1)
 	}
-	w.syncs(syncAppend, 1)
 	w.off += int64(len(rec))
 	var n int64
 	for _, l := range logs {
 		n += entryBytes(l)
 	}
+	last := logs[len(logs)-1].Index
 	w.mu.Lock()
 	w.mem = append(w.mem, logs...)
 	w.memBytes += n
+	w.written = last
+	if !deferred {
+		// The sync covered every earlier write too.
+		w.advance(last)
+	}
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	notify(w.wake)
+	if deferred {
+		notify(w.syncWake)
 	}
 	return nil
 }
 
+// notify signals ch (capacity 1) without blocking.
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// The leader's append.
+//
+// Raft's leader appends a batch to its own log and only then sends it to
+// the followers, so a round waited for two syncs in series: the leader's,
+// then the followers'. Here the leader's append of commands returns once
+// the record is written, and syncLoop syncs it while the followers store
+// it (Raft thesis, 10.2.1: the leader may write its log in parallel with
+// replicating). Raft counts the leader towards a commit as soon as
+// StoreLogs returns; what makes that safe is that nothing acts on a commit
+// the leader's own disk does not hold yet:
+//   - the state machine applies an entry only once it is durable here
+//     (gatedFSM, node.go), so no client hears of it before;
+//   - the commit index the leader sends its followers is at most its
+//     durable index (clampCommit), so no follower applies it before;
+//   - configuration changes, no-ops and barriers are synced before
+//     StoreLogs returns, as before: raft acts on their commit itself.
+// A commit both hold is held by a majority on disk: the followers answer
+// only after their own synced append. If the leader crashes first, its
+// unsynced entries are as uncommitted as entries it never sent.
+
+// deferSync reports whether an append of logs may return before its sync:
+// only on the leader (raft's State, read on the goroutine that both calls
+// StoreLogs and changes the state, so it is exact here) and only for
+// commands.
+func (w *walLogStore) deferSync(logs []*raft.Log) bool {
+	leading := w.leading.Load()
+	if leading == nil || !(*leading)() {
+		return false
+	}
+	for _, l := range logs {
+		if l.Type != raft.LogCommand {
+			return false
+		}
+	}
+	return true
+}
+
+// advance records that every entry up to index is on the disk. The caller
+// holds mu.
+func (w *walLogStore) advance(index uint64) {
+	w.durable = index
+	close(w.advanced)
+	w.advanced = make(chan struct{})
+}
+
+// syncLoop syncs deferred appends, many at a time, until Close or a
+// failed sync.
+func (w *walLogStore) syncLoop() {
+	defer close(w.syncDone)
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.syncWake:
+		}
+		for {
+			w.mu.Lock()
+			target, gen, done := w.written, w.gen, w.durable >= w.written
+			w.mu.Unlock()
+			if done {
+				break
+			}
+			err := w.syncDeferred(w.f)
+			w.mu.Lock()
+			if err != nil {
+				w.syncErr = fmt.Errorf("sync raft write-ahead file: %w", err)
+				close(w.advanced)
+				w.advanced = make(chan struct{})
+				err = w.syncErr
+				w.mu.Unlock()
+				// After a failed fsync the kernel may have dropped the
+				// pages: what was written is lost for good.
+				w.failed(err)
+				return
+			}
+			if gen == w.gen && target > w.durable {
+				w.advance(target)
+			}
+			w.mu.Unlock()
+			w.syncs(syncAppend, 1)
+		}
+	}
+}
+
+// DurableIndex is the last index known to be on the disk, with every one
+// before it.
+func (w *walLogStore) DurableIndex() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.durable
+}
+
+// WaitDurable blocks until the entry at index is on the disk. It fails
+// once a background sync has failed (nothing more becomes durable) and
+// once the store closes.
+func (w *walLogStore) WaitDurable(index uint64) error {
+	for {
+		w.mu.Lock()
+		durable, err, ch := w.durable, w.syncErr, w.advanced
+		w.mu.Unlock()
+		switch {
+		case durable >= index:
+			return nil
+		case err != nil:
+			return err
+		}
+		select {
+		case <-ch:
+		case <-w.stop:
+			return fmt.Errorf("raft log entry %d: %w", index, raft.ErrLogNotFound)
+		}
+	}
+}
+
+// clampCommit wraps an AppendEntries so that the commit index it tells a
+// follower is one this node's disk holds (see "The leader's append").
+func (w *walLogStore) clampCommit(send appendFunc) appendFunc {
+	return func(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+		if d := w.DurableIndex(); args.LeaderCommitIndex > d {
+			args.LeaderCommitIndex = d
+		}
+		return send(id, target, args, resp)
+	}
+}
+
 // DeleteRange flushes everything to BoltDB, voids the file's records and
 // then deletes in BoltDB, so that no replay brings deleted entries back.
-func (w *walLogStore) DeleteRange(min, max uint64) error {
+func (w *walLogStore) DeleteRange(first, last uint64) error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
+	w.mu.Lock()
+	if last >= w.written && first <= w.written {
+		// A tail: what is appended next at these indexes is another entry,
+		// which a sync begun now does not cover.
+		w.gen++
+		w.written = first - 1
+		w.durable = min(w.durable, first-1)
+	}
+	w.mu.Unlock()
 	if err := w.flushAll(); err != nil {
 		return err
 	}
@@ -479,7 +665,7 @@ func (w *walLogStore) DeleteRange(min, max uint64) error {
 		return err
 	}
 	w.syncs(syncFlush, boltSyncsPerTxn)
-	return w.bolt.DeleteRange(min, max)
+	return w.bolt.DeleteRange(first, last)
 }
 
 // flushAll writes every waiting entry to BoltDB. The caller holds wmu, so
@@ -557,6 +743,7 @@ func (w *walLogStore) flushLoop() {
 func (w *walLogStore) Close() error {
 	close(w.stop)
 	<-w.done
+	<-w.syncDone
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	return errors.Join(w.flushAll(), w.f.Close())

@@ -346,3 +346,142 @@ func TestWALStoreIgnoresRecordsInsideOldRecords(t *testing.T) {
 	defer g.close(t)
 	checkWALLogs(t, g.wal, 1, 1, size)
 }
+
+// leadingFixture is a write-ahead store that believes it leads, whose
+// background syncs wait for release (and then fail with fail, if set).
+type leadingFixture struct {
+	*walFixture
+	release chan struct{}
+	fail    error
+	failed  chan error
+}
+
+func openLeadingFixture(t *testing.T) *leadingFixture {
+	t.Helper()
+	f := &leadingFixture{walFixture: openWALFixture(t, t.TempDir()), release: make(chan struct{}, 100), failed: make(chan error, 1)}
+	t.Cleanup(func() { f.close(t) })
+	leading := func() bool { return true }
+	f.wal.leading.Store(&leading)
+	f.wal.failed = func(err error) { f.failed <- err }
+	f.wal.syncDeferred = func(file *os.File) error {
+		<-f.release
+		if f.fail != nil {
+			return f.fail
+		}
+		return dataSync(file)
+	}
+	return f
+}
+
+// TestWALStoreLeaderAppendSyncsBehind: on the leader an append of commands
+// returns before its sync, the durable index follows the sync, and the
+// commit index it lets out is at most that; other entries (configuration,
+// no-ops) are synced before StoreLogs returns, and so is everything on a
+// follower.
+func TestWALStoreLeaderAppendSyncsBehind(t *testing.T) {
+	f := openLeadingFixture(t)
+	if err := f.wal.StoreLogs(walTestLogs(1, 5, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.wal.DurableIndex(); d != 0 {
+		t.Fatalf("durable index %d before the sync; want 0", d)
+	}
+	checkWALLogs(t, f.wal, 1, 5, 10) // served before it is durable
+
+	var sent *raft.AppendEntriesRequest
+	send := f.wal.clampCommit(func(_ raft.ServerID, _ raft.ServerAddress, args *raft.AppendEntriesRequest, _ *raft.AppendEntriesResponse) error {
+		sent = args
+		return nil
+	})
+	if err := send("2", "addr", &raft.AppendEntriesRequest{LeaderCommitIndex: 5}, &raft.AppendEntriesResponse{}); err != nil || sent.LeaderCommitIndex != 0 {
+		t.Fatalf("commit index sent before the sync = %d, %v; want 0", sent.LeaderCommitIndex, err)
+	}
+
+	applied := make(chan error, 1)
+	go func() { applied <- f.wal.WaitDurable(5) }()
+	select {
+	case err := <-applied:
+		t.Fatalf("WaitDurable(5) returned %v before the sync", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	f.release <- struct{}{}
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+	if err := send("2", "addr", &raft.AppendEntriesRequest{LeaderCommitIndex: 5}, &raft.AppendEntriesResponse{}); err != nil || sent.LeaderCommitIndex != 5 {
+		t.Fatalf("commit index sent after the sync = %d, %v; want 5", sent.LeaderCommitIndex, err)
+	}
+
+	conf := walTestLogs(6, 6, 10)
+	conf[0].Type = raft.LogConfiguration
+	if err := f.wal.StoreLogs(conf); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.wal.DurableIndex(); d != 6 {
+		t.Fatalf("durable index %d after a configuration entry; want 6 at once", d)
+	}
+	following := func() bool { return false }
+	f.wal.leading.Store(&following)
+	if err := f.wal.StoreLogs(walTestLogs(7, 8, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.wal.DurableIndex(); d != 8 {
+		t.Fatalf("durable index %d after a follower's append; want 8 at once", d)
+	}
+}
+
+// TestWALStoreDeletedTailIsNotDurable: a sync that began before a tail
+// was deleted does not make the entries appended at those indexes since
+// durable.
+func TestWALStoreDeletedTailIsNotDurable(t *testing.T) {
+	f := openLeadingFixture(t)
+	if err := f.wal.StoreLogs(walTestLogs(1, 5, 10)); err != nil {
+		t.Fatal(err)
+	}
+	f.release <- struct{}{}
+	if err := f.wal.WaitDurable(5); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.wal.StoreLogs(walTestLogs(6, 8, 10)); err != nil {
+		t.Fatal(err)
+	}
+	// syncLoop now waits in a sync of 6-8; the tail goes, and 6-7 come again.
+	if err := f.wal.DeleteRange(6, 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.wal.StoreLogs(walTestLogs(6, 7, 10)); err != nil {
+		t.Fatal(err)
+	}
+	f.release <- struct{}{} // ends the sync begun before the delete
+	f.release <- struct{}{} // and lets the next one through
+	if err := f.wal.WaitDurable(7); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.wal.DurableIndex(); d != 7 {
+		t.Fatalf("durable index %d; want 7 (8 was deleted)", d)
+	}
+}
+
+// TestWALStoreFailedBackgroundSync: a failed background sync is final:
+// nothing more becomes durable, waiters and later appends get the error,
+// and the store reports it.
+func TestWALStoreFailedBackgroundSync(t *testing.T) {
+	f := openLeadingFixture(t)
+	f.fail = errors.New("injected EIO")
+	if err := f.wal.StoreLogs(walTestLogs(1, 3, 10)); err != nil {
+		t.Fatal(err)
+	}
+	f.release <- struct{}{}
+	if err := f.wal.WaitDurable(3); err == nil || !errors.Is(err, f.fail) {
+		t.Fatalf("WaitDurable after a failed sync: %v; want the sync's error", err)
+	}
+	if err := <-f.failed; !errors.Is(err, f.fail) {
+		t.Fatalf("failed told %v", err)
+	}
+	if err := f.wal.StoreLogs(walTestLogs(4, 4, 10)); !errors.Is(err, f.fail) {
+		t.Fatalf("StoreLogs after a failed sync: %v; want the sync's error", err)
+	}
+	if d := f.wal.DurableIndex(); d != 0 {
+		t.Fatalf("durable index %d after a failed sync; want 0", d)
+	}
+}
