@@ -495,6 +495,7 @@ func runOnce(ctx context.Context, cfg *Config, w Workload, samples *sampler) (Ru
 	if haveBefore {
 		if after, ok := scrapeMembers(ctx, cfg); ok {
 			rr.Rounds = roundsBetween(before, after)
+			rr.MembersCPU = cpuBetween(before, after)
 		}
 	}
 	var all []time.Duration

@@ -115,12 +115,16 @@ func writeResults(w io.Writer, results []Summary, repeat int) error {
 		nameW = max(nameW, len(names[i]))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-*s\tclients\tops/s\trows/s\tp50\tp90\tp99\tp99.9\tmax\terrors\tvs fsync\tvs sqlite\tentries/rnd\treqs/entry\tfsyncs/rnd\t\n", nameW, "workload")
+	fmt.Fprintf(tw, "%-*s\tclients\tops/s\trows/s\tp50\tp90\tp99\tp99.9\tmax\terrors\tvs fsync\tvs sqlite\tentries/rnd\treqs/entry\tfsyncs/rnd\tcpu/op\t\n", nameW, "workload")
 	for i, s := range results {
-		fmt.Fprintf(tw, "%-*s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n",
+		cpu := "-"
+		if s.CPUPerOp > 0 {
+			cpu = fmtDur(s.CPUPerOp)
+		}
+		fmt.Fprintf(tw, "%-*s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n",
 			nameW, names[i], s.Clients, fmtRate(s.OpsPerSec), fmtRate(s.RowsPerS),
 			fmtDur(s.P50), fmtDur(s.P90), fmtDur(s.P99), fmtDur(s.P999), fmtDur(s.Max),
-			s.Errors, fmtRatio(s.FsyncRatio), fmtRatio(s.SQLiteRatio), fmtRounds(s.Rounds))
+			s.Errors, fmtRatio(s.FsyncRatio), fmtRatio(s.SQLiteRatio), fmtRounds(s.Rounds), cpu)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -182,6 +186,8 @@ func writeFloor(w io.Writer, r *Report) error {
 		fmt.Fprintln(w, "vs sqlite: rows/s ÷ raw SQLite synchronous=OFF txn rate (writes), ops/s ÷ raw point-SELECT rate (reads).")
 		fmt.Fprintln(w, "entries/rnd: log entries per leader log append (a round); reqs/entry: write requests per entry;")
 		fmt.Fprintln(w, "fsyncs/rnd: the log stores' fdatasyncs on all members per round (from the nodes' /metrics).")
+		fmt.Fprintln(w, "cpu/op: the members' CPU time per request, summed over the members (process_cpu_seconds_total);")
+		fmt.Fprintln(w, "  the cores the members may use, divided by it, bound ops/s whatever the disk.")
 	}
 	return nil
 }

@@ -156,6 +156,12 @@ func roundsBetween(before, after sample) *Rounds {
 	return r
 }
 
+// cpuBetween is the CPU time the members used between two samples.
+func cpuBetween(before, after sample) time.Duration {
+	const key = "process_cpu_seconds_total"
+	return time.Duration((after[key] - before[key]) * float64(time.Second))
+}
+
 // medianRounds takes the per-figure median of the runs' Rounds (nil ones
 // skipped).
 func medianRounds(runs []RunResult) *Rounds {

@@ -99,6 +99,9 @@ type RunResult struct {
 	// Rounds is what the nodes' metrics say about the window (nil for a
 	// target without them).
 	Rounds *Rounds `json:"rounds,omitempty"`
+	// MembersCPU is the CPU time the members used in the window, summed
+	// (process_cpu_seconds_total; 0 for a target without it).
+	MembersCPU time.Duration `json:"members_cpu_ns,omitempty"`
 }
 
 // Summary is the median, metric by metric, of a workload's runs.
@@ -122,6 +125,10 @@ type Summary struct {
 	SQLiteRatio float64 `json:"sqlite_ratio,omitempty"`
 	// Rounds holds the medians of the runs' Rounds (nil: none measured).
 	Rounds *Rounds `json:"rounds,omitempty"`
+	// CPUPerOp is the median over the runs of the members' CPU time per
+	// successful request (0: not measured). The machine's cores divided by
+	// it bound the ops/s the members can serve, whatever the disk.
+	CPUPerOp time.Duration `json:"cpu_per_op_ns,omitempty"`
 	// ErrorSamples are a few distinct error messages, for diagnosis.
 	ErrorSamples []string    `json:"error_samples,omitempty"`
 	Each         []RunResult `json:"each"`
@@ -131,8 +138,11 @@ type Summary struct {
 func summarizeRuns(name string, clients int, runs []RunResult) Summary {
 	s := Summary{Workload: name, Clients: clients, Runs: len(runs), Each: runs}
 	var ops, rows []float64
-	var p50, p90, p99, p999, mx []time.Duration
+	var p50, p90, p99, p999, mx, cpu []time.Duration
 	for _, r := range runs {
+		if r.MembersCPU > 0 && r.Ops > 0 {
+			cpu = append(cpu, r.MembersCPU/time.Duration(r.Ops))
+		}
 		ops = append(ops, r.OpsPerSec)
 		rows = append(rows, r.RowsPerS)
 		p50 = append(p50, r.P50)
@@ -150,5 +160,8 @@ func summarizeRuns(name string, clients int, runs []RunResult) Summary {
 	s.P999 = medianDuration(p999)
 	s.Max = medianDuration(mx)
 	s.Rounds = medianRounds(runs)
+	if len(cpu) > 0 {
+		s.CPUPerOp = medianDuration(cpu)
+	}
 	return s
 }
