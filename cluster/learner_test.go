@@ -18,6 +18,9 @@ func startLearner(t *testing.T, id string, leader *testNode, maxLag uint64) *tes
 	cfg.PromoteMaxLag = maxLag
 	learner := start(t, cfg, leader.logger)
 	leader.g.add(learner)
+	// The join returns once the leader has committed it, which may be
+	// before the learner has heard from the leader at all.
+	waitFor(t, 10*time.Second, "the learner to know its leader", func() bool { return learner.LeaderID() == leader.ID() })
 	return learner
 }
 
