@@ -133,6 +133,10 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, p *params, ep end
 	}
 	ctx, cancel := requestContext(r, p)
 	defer cancel()
+	if err := s.queue.awaitQueued(ctx); err != nil {
+		s.storeFailed(w, r, p, ep, body, err)
+		return
+	}
 	resp, err := s.store.Execute(ctx, req)
 	if err != nil {
 		s.storeFailed(w, r, p, ep, body, err)

@@ -32,6 +32,13 @@ import (
 // on transient failures (no leader, leadership lost, timeouts) under the
 // queue's own client session (client_id/seq), so a retry after an
 // ambiguous failure is not applied twice.
+//
+// A write without ?queue that reaches the leader waits for the queued
+// writes that node accepted before it (awaitQueued), which close their
+// batch at once: a client that queues writes and then writes without the
+// queue sees them applied in the order it sent them. (Otherwise a queued
+// DROP TABLE accepted before a CREATE TABLE of the same name could apply
+// after it; gorqlite's own test suite does exactly that.)
 
 var (
 	errQueueClosed   = errors.New("write queue is shut down")
@@ -56,6 +63,14 @@ type writeQueue struct {
 
 	nextSeq atomic.Int64 // last sequence number handed out
 	lastSeq atomic.Int64 // highest sequence number applied
+
+	// settled is the sequence number of the last request whose batch is
+	// done with, applied or failed for good; settledCh is closed and
+	// replaced whenever it moves. hurry (capacity 1) closes the open batch.
+	settledMu sync.Mutex
+	settled   int64
+	settledCh chan struct{}
+	hurry     chan struct{}
 
 	ctx      context.Context // canceled when Shutdown's deadline passes
 	cancel   context.CancelFunc
@@ -91,9 +106,12 @@ func newWriteQueue(s *Server, capacity, batchSize int, timeout time.Duration) *w
 		cancel:    cancel,
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+		settledCh: make(chan struct{}),
+		hurry:     make(chan struct{}, 1),
 	}
 	// Sequence numbers grow across restarts, as rqlite's do.
 	q.nextSeq.Store(time.Now().UnixNano())
+	q.settled = q.nextSeq.Load()
 	q.newSession()
 	go q.run()
 	return q
@@ -183,6 +201,8 @@ func (q *writeQueue) run() {
 				size += it.size
 			case <-timer.C:
 				break collect
+			case <-q.hurry:
+				break collect
 			case <-q.stop:
 				break collect
 			}
@@ -255,6 +275,37 @@ func (q *writeQueue) flush(batch []*queuedWrite) {
 	for _, it := range batch {
 		if it.done != nil {
 			it.done <- err
+		}
+	}
+	q.settledMu.Lock()
+	q.settled = max(q.settled, maxSeq)
+	close(q.settledCh)
+	q.settledCh = make(chan struct{})
+	q.settledMu.Unlock()
+}
+
+// awaitQueued waits until every write the queue accepted before the call
+// has been applied (or has failed for good), hurrying their batches. It
+// fails only when ctx ends.
+func (q *writeQueue) awaitQueued(ctx context.Context) error {
+	target := q.nextSeq.Load()
+	for {
+		q.settledMu.Lock()
+		settled, ch := q.settled, q.settledCh
+		q.settledMu.Unlock()
+		if settled >= target {
+			return nil
+		}
+		select {
+		case q.hurry <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ch:
+		case <-q.done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for the queued writes before it: %w", api.ErrEnqueueTimeout, ctx.Err())
 		}
 	}
 }

@@ -254,3 +254,35 @@ func TestQueueKeepsBatchesWithinEntryLimit(t *testing.T) {
 		t.Fatalf("queued request over the limit: %d %s, want 413 entry_too_large", code, body)
 	}
 }
+
+// TestWriteAfterQueuedWritesAppliesAfterThem: a write without ?queue waits
+// for the writes the queue accepted before it, which do not wait out the
+// queue's timeout, and is applied after them.
+func TestWriteAfterQueuedWritesAppliesAfterThem(t *testing.T) {
+	store := leaderStore()
+	_, ts := newTestServer(t, store, func(c *Config) { c.QueueTimeout = time.Minute })
+	for _, sql := range []string{"DROP TABLE t", "INSERT INTO u VALUES(1)"} {
+		if code, _, body := do(t, "POST", ts.URL+"/db/execute?queue", "", `["`+sql+`"]`); code != 200 {
+			t.Fatalf("queued %s: %d %s", sql, code, body)
+		}
+	}
+	start := time.Now()
+	if code, _, body := do(t, "POST", ts.URL+"/db/execute", "", `["CREATE TABLE t (x)"]`); code != 200 {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	if waited := time.Since(start); waited > 30*time.Second {
+		t.Fatalf("the write waited %v, the queue's timeout", waited)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	var order []string
+	for _, req := range store.executed {
+		for _, st := range req.Statements {
+			order = append(order, st.SQL)
+		}
+	}
+	want := []string{"DROP TABLE t", "INSERT INTO u VALUES(1)", "CREATE TABLE t (x)"}
+	if strings.Join(order, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("applied %q; want %q", order, want)
+	}
+}
