@@ -45,6 +45,16 @@ func (g gatedFSM) ApplyBatch(logs []*raft.Log) []any {
 	return g.StateMachine.ApplyBatch(logs)
 }
 
+// Snapshot refuses once the log's sync has failed: raft counts the
+// batches answered with the error as applied, so a snapshot labelled with
+// raft's index would hold a database that lacks them.
+func (g gatedFSM) Snapshot() (raft.FSMSnapshot, error) {
+	if err := g.wal.Err(); err != nil {
+		return nil, fmt.Errorf("cluster: snapshot: %w", err)
+	}
+	return g.StateMachine.Snapshot()
+}
+
 // wait blocks until index is durable. If it never will be (the log's sync
 // failed), nothing more may be applied: the node halts, and the entries
 // are answered with the error, unapplied, as a halted state machine

@@ -549,6 +549,16 @@ func (n *Node) canPropose() error {
 // (in parts if it encodes to more than MaxEntryBytes) and waits for it to
 // be applied locally, returning the FSM's response.
 func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
+	return n.proposeThen(ctx, cmd, func() {})
+}
+
+// proposeThen is propose, calling handed once the entry is in raft's
+// queue (for a command proposed in parts, once the last part is), or
+// proposing has failed.
+func (n *Node) proposeThen(ctx context.Context, cmd *fsm.Command, handed func()) (any, error) {
+	var once sync.Once
+	handedOnce := func() { once.Do(handed) }
+	defer handedOnce()
 	if err := n.canPropose(); err != nil {
 		return nil, err
 	}
@@ -567,7 +577,9 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (any, error) {
 		return n.proposeChunked(ctx, cmd.Timestamp, data)
 	}
 	proposed := time.Now()
-	res, err := n.apply(ctx, data)
+	f := n.applyAsync(ctx, data)
+	handedOnce()
+	res, err := n.applied(ctx, f)
 	if err != nil {
 		return nil, err
 	}

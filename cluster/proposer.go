@@ -19,9 +19,9 @@ import (
 // they may share. With writes proposed as they arrive, 32 clients made
 // rounds of about four to nine entries, and the disk's syncs, not the
 // clients, set the pace. Here at most maxProposalsInFlight entries of
-// writes are proposed and not yet applied at a time; writes that arrive
-// meanwhile wait and go together as one entry (fsm.CmdBatch) once it is
-// applied. A lone write waits for nothing.
+// writes are proposed and not yet committed at a time (see there); writes
+// that arrive meanwhile wait and go together as one entry (fsm.CmdBatch)
+// once it is committed. A lone write waits for nothing.
 //
 // Each write keeps what it had in an entry of its own: the FSM applies the
 // requests of a batch one after the other, each in its own savepoint with
@@ -50,8 +50,11 @@ type proposer struct {
 // entry is then replicated while the leader applies this one (about a
 // quarter of a round at 32 clients). The commit is signalled by the state
 // machine raft drives being handed entries (gatedFSM), which raft does
-// only for committed ones; a signal of another entry committed first can
-// only end the wait early.
+// only for committed ones; a signal of another entry (a part of a large
+// write, a node or checksum entry) can end the wait early, so that two
+// entries of writes are in flight for a while. Entries still reach raft in
+// the order their batches were taken: the next batch is taken only once
+// this one's entry is in raft's queue.
 const maxProposalsInFlight = 1
 
 // pendingWrite is one write waiting for its entry.
@@ -144,25 +147,29 @@ func (p *proposer) take() []*pendingWrite {
 }
 
 // propose proposes batch as one entry, whose writes are answered once it
-// is applied, and returns once it is committed (or answered).
+// is applied, and returns once it is committed (or answered). It returns
+// no earlier than the entry is in raft's queue, so entries reach the log
+// in the order their batches were taken.
 func (p *proposer) propose(batch []*pendingWrite) {
 	select {
 	case <-p.committed: // an earlier entry's
 	default:
 	}
-	answered := make(chan struct{})
+	answered, handed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(answered)
-		p.proposeAndAnswer(batch)
+		p.proposeAndAnswer(batch, func() { close(handed) })
 	}()
+	<-handed
 	select {
 	case <-answered:
 	case <-p.committed:
 	}
 }
 
-// proposeAndAnswer proposes batch as one entry and answers each write.
-func (p *proposer) proposeAndAnswer(batch []*pendingWrite) {
+// proposeAndAnswer proposes batch as one entry and answers each write;
+// handed is called once the entry is in raft's queue (see proposeThen).
+func (p *proposer) proposeAndAnswer(batch []*pendingWrite, handed func()) {
 	m := &p.n.metrics
 	now := time.Now()
 	for _, w := range batch {
@@ -180,7 +187,7 @@ func (p *proposer) proposeAndAnswer(batch []*pendingWrite) {
 	// bounded by ApplyTimeout and by Close.
 	ctx, cancel := context.WithTimeout(p.n.ctx, p.n.cfg.ApplyTimeout)
 	defer cancel()
-	res, err := p.n.propose(ctx, cmd)
+	res, err := p.n.proposeThen(ctx, cmd, handed)
 	for i, w := range batch {
 		resp, err := responseFor(res, err, i, len(batch))
 		w.done <- writeResult{resp: resp, err: err}

@@ -81,7 +81,7 @@ type walLogStore struct {
 	// written before it began only if no tail was deleted meanwhile (gen).
 	written, durable uint64
 	gen              uint64
-	syncErr          error         // a background sync failed: sticky
+	syncErr          error         // a sync of the file failed: final (syncFailed)
 	advanced         chan struct{} // closed, and replaced, when durable advances or syncErr is set
 
 	wake     chan struct{}
@@ -288,7 +288,7 @@ func (w *walLogStore) reset() error {
 		return fmt.Errorf("write header: %w", err)
 	}
 	if err := dataSync(w.f); err != nil {
-		return fmt.Errorf("sync header: %w", err)
+		return w.syncFailed(fmt.Errorf("sync raft write-ahead file header: %w", err))
 	}
 	w.syncs(syncAppend, 1)
 	w.off = walHeaderBytes
@@ -494,7 +494,7 @@ func (w *walLogStore) StoreLogs(logs []*raft.Log) error {
 	deferred := w.deferSync(logs)
 	if !deferred {
 		if err := dataSync(w.f); err != nil {
-			return fmt.Errorf("sync raft write-ahead file: %w", err)
+			return w.syncFailed(fmt.Errorf("sync raft write-ahead file: %w", err))
 		}
 		w.syncs(syncAppend, 1)
 	}
@@ -569,12 +569,37 @@ func (w *walLogStore) deferSync(logs []*raft.Log) bool {
 	return true
 }
 
-// advance records that every entry up to index is on the disk. The caller
-// holds mu.
+// advance records that every entry up to index is on the disk, unless a
+// sync has failed. The caller holds mu.
 func (w *walLogStore) advance(index uint64) {
+	if w.syncErr != nil {
+		return
+	}
 	w.durable = index
 	close(w.advanced)
 	w.advanced = make(chan struct{})
+}
+
+// syncFailed makes a failed sync of the file final and returns err (the
+// first such error). Whichever sync sees it, the kernel reports a failed
+// writeback once per open file and may have dropped the pages: records
+// written before it, deferred ones included, may be lost, and a later sync
+// that succeeds says nothing of them. So nothing becomes durable any more,
+// appends fail, and the node is told to halt (failed, once).
+func (w *walLogStore) syncFailed(err error) error {
+	w.mu.Lock()
+	first := w.syncErr == nil
+	if first {
+		w.syncErr = err
+		close(w.advanced)
+		w.advanced = make(chan struct{})
+	}
+	err = w.syncErr
+	w.mu.Unlock()
+	if first {
+		w.failed(err)
+	}
+	return err
 }
 
 // syncLoop syncs deferred appends, many at a time, until Close or a
@@ -594,19 +619,11 @@ func (w *walLogStore) syncLoop() {
 			if done {
 				break
 			}
-			err := w.syncDeferred(w.f)
-			w.mu.Lock()
-			if err != nil {
-				w.syncErr = fmt.Errorf("sync raft write-ahead file: %w", err)
-				close(w.advanced)
-				w.advanced = make(chan struct{})
-				err = w.syncErr
-				w.mu.Unlock()
-				// After a failed fsync the kernel may have dropped the
-				// pages: what was written is lost for good.
-				w.failed(err)
+			if err := w.syncDeferred(w.f); err != nil {
+				w.syncFailed(fmt.Errorf("sync raft write-ahead file: %w", err))
 				return
 			}
+			w.mu.Lock()
 			if gen == w.gen && target > w.durable {
 				w.advance(target)
 			}
@@ -614,6 +631,13 @@ func (w *walLogStore) syncLoop() {
 			w.syncs(syncAppend, 1)
 		}
 	}
+}
+
+// Err is the failed sync that stopped the store, if any.
+func (w *walLogStore) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.syncErr
 }
 
 // DurableIndex is the last index known to be on the disk, with every one
@@ -625,18 +649,18 @@ func (w *walLogStore) DurableIndex() uint64 {
 }
 
 // WaitDurable blocks until the entry at index is on the disk. It fails
-// once a background sync has failed (nothing more becomes durable) and
-// once the store closes.
+// once a sync of the file has failed (even for an entry counted durable
+// before: see syncFailed) and once the store closes.
 func (w *walLogStore) WaitDurable(index uint64) error {
 	for {
 		w.mu.Lock()
 		durable, err, ch := w.durable, w.syncErr, w.advanced
 		w.mu.Unlock()
 		switch {
-		case durable >= index:
-			return nil
 		case err != nil:
 			return err
+		case durable >= index:
+			return nil
 		}
 		select {
 		case <-ch:

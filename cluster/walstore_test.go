@@ -484,4 +484,9 @@ func TestWALStoreFailedBackgroundSync(t *testing.T) {
 	if d := f.wal.DurableIndex(); d != 0 {
 		t.Fatalf("durable index %d after a failed sync; want 0", d)
 	}
+	// Even an entry counted durable before: the failed writeback may have
+	// been its pages.
+	if err := f.wal.WaitDurable(0); !errors.Is(err, f.fail) {
+		t.Fatalf("WaitDurable(0) after a failed sync: %v; want the sync's error", err)
+	}
 }
