@@ -25,4 +25,11 @@
 // Index trap: hashicorp/raft's AppliedIndex is the index raft has handed to
 // the FSM goroutine, not what the database holds. Every read and wait in this
 // package uses the state machine's own applied index (StateMachine.AppliedIndex).
+//
+// Commit trap: on the leader, raft's commit index may count the leader's
+// own copy of an entry before it is synced (the leader's append does not
+// wait for its sync; see "The leader's append" in walstore.go). Nothing may
+// act on raft's commit index alone: the state machine raft drives applies
+// only durable entries (gatedFSM), the commit index sent to followers is
+// capped at the durable index, and reads wait for the applied index.
 package cluster
