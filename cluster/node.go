@@ -55,8 +55,10 @@ type Node struct {
 	raftDownOnce sync.Once
 	closeOnce    sync.Once
 	closeErr     error
-	// halted receives why the node stopped itself (see Halted).
-	halted chan error
+	// halted receives why the node stopped itself (see Halted); halting
+	// is set first, for Close (the caller may have drained halted).
+	halted  chan error
+	halting atomic.Bool
 
 	// memberMu serialises the leader's membership and metadata changes, so
 	// that a check of the configuration and the change that follows it are
@@ -413,7 +415,7 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
-	if n.raft != nil && n.cfg.StepDownOnClose && len(n.halted) == 0 {
+	if n.raft != nil && n.cfg.StepDownOnClose && !n.halting.Load() {
 		if err := n.HandOver(context.Background()); err != nil {
 			n.logger.Warn("leadership transfer before close failed", "error", err)
 		}
@@ -489,6 +491,7 @@ func (n *Node) Halted() <-chan error { return n.halted }
 // another node catch up with it.
 func (n *Node) halt(err error) {
 	n.logger.Error("stopping the node: restart it to repair its state", "error", err)
+	n.halting.Store(true)
 	select {
 	case n.halted <- err:
 	default:
