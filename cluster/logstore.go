@@ -24,7 +24,7 @@ import (
 //
 // It also counts the entries and bytes read while Open scans the log, to
 // report the start's progress, and measures every append: the entries it
-// writes and its time, the BoltDB fsync included (raftlite_raft_append_entries,
+// writes and its time, a follower's sync included (raftlite_raft_append_entries,
 // raftlite_raft_store_logs_seconds).
 type meteredLogStore struct {
 	raft.LogStore

@@ -119,9 +119,9 @@ func (m *metrics) register(reg prometheus.Registerer) {
 		Help:    "Log entries written by each append to the log store, by role (on the leader: entries per replication round).",
 		Buckets: fsm.CountBuckets}, []string{"role"})
 	m.storeLogsSeconds = f.NewHistogramVec(prometheus.HistogramOpts{Name: "raftlite_raft_store_logs_seconds",
-		Help: "Time of each append to the log store, its fsyncs included, by role.", Buckets: fsm.DurationBuckets}, []string{"role"})
+		Help: "Time of each append to the log store, by role: a follower's includes its fdatasync, the leader's not (it syncs while the followers store the entries).", Buckets: fsm.DurationBuckets}, []string{"role"})
 	m.logSyncs = f.NewCounterVec(prometheus.CounterOpts{Name: "raftlite_raft_log_syncs_total",
-		Help: "fdatasync calls of the log store, by kind: append (the write-ahead file, waited for by raft) and flush (BoltDB's two per write transaction, in the background)."},
+		Help: "fdatasync calls of the log store, by kind: append (the write-ahead file's; a follower's append waits for it, the leader's runs beside replication) and flush (BoltDB's two per write transaction, in the background)."},
 		[]string{"kind"})
 	m.replicateSeconds = f.NewHistogram(prometheus.HistogramOpts{Name: "raftlite_raft_replicate_seconds",
 		Help:    "Time of each AppendEntries RPC carrying entries, on the leader: network, the follower's decoding and log append.",
