@@ -64,9 +64,14 @@ type writeQueue struct {
 	nextSeq atomic.Int64 // last sequence number handed out
 	lastSeq atomic.Int64 // highest sequence number applied
 
-	// settled is the sequence number of the last request whose batch is
-	// done with, applied or failed for good; settledCh is closed and
-	// replaced whenever it moves. hurry (capacity 1) closes the open batch.
+	// accepted counts the requests put in the queue, settled those whose
+	// batch is done with (applied or failed for good); the queue is FIFO
+	// with one runner, so settled >= n means the first n are. settledCh is
+	// closed and replaced whenever settled moves; hurry (capacity 1)
+	// closes the open batch. (Sequence numbers cannot serve: one is handed
+	// out before its request is queued, and a request refused on a full
+	// queue never settles its number.)
+	accepted  atomic.Int64
 	settledMu sync.Mutex
 	settled   int64
 	settledCh chan struct{}
@@ -111,7 +116,6 @@ func newWriteQueue(s *Server, capacity, batchSize int, timeout time.Duration) *w
 	}
 	// Sequence numbers grow across restarts, as rqlite's do.
 	q.nextSeq.Store(time.Now().UnixNano())
-	q.settled = q.nextSeq.Load()
 	q.newSession()
 	go q.run()
 	return q
@@ -142,6 +146,7 @@ func (q *writeQueue) enqueue(ctx context.Context, stmts []api.Statement, wait bo
 	}
 	select {
 	case q.ch <- it:
+		q.accepted.Add(1)
 		q.s.metrics.queued.Inc()
 		return it.seq, it.done, nil
 	case <-q.stop:
@@ -278,7 +283,7 @@ func (q *writeQueue) flush(batch []*queuedWrite) {
 		}
 	}
 	q.settledMu.Lock()
-	q.settled = max(q.settled, maxSeq)
+	q.settled += int64(len(batch))
 	close(q.settledCh)
 	q.settledCh = make(chan struct{})
 	q.settledMu.Unlock()
@@ -288,7 +293,7 @@ func (q *writeQueue) flush(batch []*queuedWrite) {
 // has been applied (or has failed for good), hurrying their batches. It
 // fails only when ctx ends.
 func (q *writeQueue) awaitQueued(ctx context.Context) error {
-	target := q.nextSeq.Load()
+	target := q.accepted.Load()
 	for {
 		q.settledMu.Lock()
 		settled, ch := q.settled, q.settledCh

@@ -286,3 +286,49 @@ func TestWriteAfterQueuedWritesAppliesAfterThem(t *testing.T) {
 		t.Fatalf("applied %q; want %q", order, want)
 	}
 }
+
+// TestWriteAfterRefusedQueuedWriteDoesNotWait: a queued request refused on
+// a full queue (it never entered the queue) leaves nothing for a later
+// write to wait for.
+func TestWriteAfterRefusedQueuedWriteDoesNotWait(t *testing.T) {
+	store := leaderStore()
+	release, applying := make(chan struct{}), make(chan struct{}, 10)
+	var once sync.Once
+	store.execFn = func(ctx context.Context, req *api.Request) (*api.Response, error) {
+		if strings.HasPrefix(req.ClientID, "queue-") {
+			applying <- struct{}{}
+			<-release
+		}
+		return &api.Response{Results: make([]api.Result, len(req.Statements))}, nil
+	}
+	_, ts := newTestServer(t, store, func(c *Config) { c.QueueCapacity = 1; c.QueueTimeout = 10 * time.Millisecond })
+	defer once.Do(func() { close(release) })
+	queue := func() (int, string) {
+		code, _, body := do(t, "POST", ts.URL+"/db/execute?queue&timeout=100ms", "", `["INSERT INTO t VALUES(1)"]`)
+		return code, body
+	}
+	// The runner holds the first batch (its apply waits for release), the
+	// second request fills the queue, and the third is refused.
+	if code, body := queue(); code != 200 {
+		t.Fatalf("queued: %d %s", code, body)
+	}
+	select {
+	case <-applying:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first queued batch was never applied")
+	}
+	if code, body := queue(); code != 200 {
+		t.Fatalf("queued: %d %s", code, body)
+	}
+	if code, body := queue(); code != 503 || !strings.Contains(body, "queue_full") {
+		t.Fatalf("queued on a full queue: %d %s, want 503 queue_full", code, body)
+	}
+	once.Do(func() { close(release) })
+	start := time.Now()
+	if code, _, body := do(t, "POST", ts.URL+"/db/execute?timeout=5s", "", `["CREATE TABLE t (x)"]`); code != 200 {
+		t.Fatalf("write after the refused queued one: %d %s", code, body)
+	}
+	if waited := time.Since(start); waited > 3*time.Second {
+		t.Fatalf("the write waited %v for a queued request that was never queued", waited)
+	}
+}
