@@ -352,18 +352,21 @@ func TestWALStoreIgnoresRecordsInsideOldRecords(t *testing.T) {
 type leadingFixture struct {
 	*walFixture
 	release chan struct{}
+	entered chan struct{} // a background sync has begun
 	fail    error
 	failed  chan error
 }
 
 func openLeadingFixture(t *testing.T) *leadingFixture {
 	t.Helper()
-	f := &leadingFixture{walFixture: openWALFixture(t, t.TempDir()), release: make(chan struct{}, 100), failed: make(chan error, 1)}
+	f := &leadingFixture{walFixture: openWALFixture(t, t.TempDir()), release: make(chan struct{}, 100),
+		entered: make(chan struct{}, 100), failed: make(chan error, 1)}
 	t.Cleanup(func() { f.close(t) })
 	leading := func() bool { return true }
 	f.wal.leading.Store(&leading)
 	f.wal.failed = func(err error) { f.failed <- err }
 	f.wal.syncDeferred = func(file *os.File) error {
+		f.entered <- struct{}{}
 		<-f.release
 		if f.fail != nil {
 			return f.fail
@@ -445,7 +448,10 @@ func TestWALStoreDeletedTailIsNotDurable(t *testing.T) {
 	if err := f.wal.StoreLogs(walTestLogs(6, 8, 10)); err != nil {
 		t.Fatal(err)
 	}
-	// syncLoop now waits in a sync of 6-8; the tail goes, and 6-7 come again.
+	// Once syncLoop waits in a sync of 6-8, the tail goes, and 6-7 come
+	// again.
+	<-f.entered // the sync of 1-5
+	<-f.entered
 	if err := f.wal.DeleteRange(6, 8); err != nil {
 		t.Fatal(err)
 	}
