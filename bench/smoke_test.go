@@ -187,6 +187,9 @@ func TestCompareAgainstSecondCluster(t *testing.T) {
 			if r := s.Rounds; r == nil || r.EntriesPerRound < 1 || r.FsyncsPerRound <= 0 || r.RequestsPerEntry < 1 {
 				t.Errorf("%s %s: rounds %+v, want entries, requests and fsyncs per round", name, s.Workload, r)
 			}
+			if s.CPUPerOp <= 0 {
+				t.Errorf("%s %s: no cpu/op from the members' process_cpu_seconds_total", name, s.Workload)
+			}
 		}
 	}
 	var table bytes.Buffer
