@@ -72,8 +72,8 @@ type writeQueue struct {
 	// out before its request is queued, and a request refused on a full
 	// queue never settles its number.)
 	accepted  atomic.Int64
+	settled   atomic.Int64 // written under settledMu, with settledCh
 	settledMu sync.Mutex
-	settled   int64
 	settledCh chan struct{}
 	hurry     chan struct{}
 
@@ -283,7 +283,7 @@ func (q *writeQueue) flush(batch []*queuedWrite) {
 		}
 	}
 	q.settledMu.Lock()
-	q.settled += int64(len(batch))
+	q.settled.Add(int64(len(batch)))
 	close(q.settledCh)
 	q.settledCh = make(chan struct{})
 	q.settledMu.Unlock()
@@ -294,9 +294,12 @@ func (q *writeQueue) flush(batch []*queuedWrite) {
 // fails only when ctx ends.
 func (q *writeQueue) awaitQueued(ctx context.Context) error {
 	target := q.accepted.Load()
+	if q.settled.Load() >= target {
+		return nil // the usual case: nothing queued
+	}
 	for {
 		q.settledMu.Lock()
-		settled, ch := q.settled, q.settledCh
+		settled, ch := q.settled.Load(), q.settledCh
 		q.settledMu.Unlock()
 		if settled >= target {
 			return nil
